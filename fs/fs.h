@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/* The FUSE low-level adapter: thin handlers over the lock table, and the
+ * thread that tells the kernel about names the daemon removed itself. */
+#ifndef LOCKFS_FS_H
+#define LOCKFS_FS_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <stdint.h>
+
+#include "locktable.h"
+
+/* What every handler reaches through fuse_req_userdata(). */
+struct lockfs_ctx {
+        struct locktable *table;
+        char host[256];
+};
+
+extern const struct fuse_lowlevel_ops lockfs_ops;
+
+struct notifier;
+
+/* Start the notification thread for session se. Returns 0 or -errno. */
+int notifier_start(struct fuse_session *se, struct notifier **ret);
+/* Drain and stop it; NULL is a no-op. */
+void notifier_stop(struct notifier *n);
+/* lt_removed_fn: queue "name in parent (inode ino) is gone" for the kernel
+ * (fuse_lowlevel_notify_delete), sent from the notifier thread, never from
+ * a request handler and never under the table lock. */
+void notifier_removed(void *notifier, uint64_t parent, uint64_t ino, const char *name);
+
+#endif

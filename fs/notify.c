@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: MIT */
+/* Kernel cache invalidation for removals the daemon makes on its own
+ * (holder death, TTL): a queue and one thread that calls
+ * fuse_lowlevel_notify_delete, so the name vanishes for every observer and
+ * a watch on the file gets IN_DELETE_SELF. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fs.h"
+#include "log.h"
+
+struct pending {
+        struct pending *next;
+        uint64_t parent;
+        uint64_t ino;
+        char name[];
+};
+
+struct notifier {
+        struct fuse_session *se;
+        pthread_mutex_t mu;
+        pthread_cond_t cond;
+        struct pending *head, *tail;
+        bool stopping;
+        pthread_t thread;
+};
+
+static void *notifier_main(void *arg) {
+        struct notifier *n = arg;
+        pthread_mutex_lock(&n->mu);
+        for (;;) {
+                while (!n->head && !n->stopping)
+                        pthread_cond_wait(&n->cond, &n->mu);
+                if (!n->head)
+                        break;
+                struct pending *p = n->head;
+                n->head = p->next;
+                if (!n->head)
+                        n->tail = NULL;
+                pthread_mutex_unlock(&n->mu);
+                int r = fuse_lowlevel_notify_delete(n->se, p->parent, p->ino, p->name,
+                                                    strlen(p->name));
+                if (r < 0 && r != -ENOENT && r != -ENOTCONN)
+                        log_debug("notify_delete %s: %s", p->name, strerror(-r));
+                free(p);
+                pthread_mutex_lock(&n->mu);
+        }
+        pthread_mutex_unlock(&n->mu);
+        return NULL;
+}
+
+int notifier_start(struct fuse_session *se, struct notifier **ret) {
+        struct notifier *n = calloc(1, sizeof(*n));
+        if (!n)
+                return -ENOMEM;
+        n->se = se;
+        pthread_mutex_init(&n->mu, NULL);
+        pthread_cond_init(&n->cond, NULL);
+        int e = pthread_create(&n->thread, NULL, notifier_main, n);
+        if (e) {
+                pthread_cond_destroy(&n->cond);
+                pthread_mutex_destroy(&n->mu);
+                free(n);
+                return -e;
+        }
+        *ret = n;
+        return 0;
+}
+
+void notifier_stop(struct notifier *n) {
+        if (!n)
+                return;
+        pthread_mutex_lock(&n->mu);
+        n->stopping = true;
+        /* Nothing is listening once we stop: drop what is queued. */
+        while (n->head) {
+                struct pending *p = n->head;
+                n->head = p->next;
+                free(p);
+        }
+        n->tail = NULL;
+        pthread_cond_signal(&n->cond);
+        pthread_mutex_unlock(&n->mu);
+        pthread_join(n->thread, NULL);
+        pthread_cond_destroy(&n->cond);
+        pthread_mutex_destroy(&n->mu);
+        free(n);
+}
+
+void notifier_removed(void *arg, uint64_t parent, uint64_t ino, const char *name) {
+        struct notifier *n = arg;
+        size_t len = strlen(name);
+        struct pending *p = malloc(sizeof(*p) + len + 1);
+        if (!p) {
+                log_msg(LOG_ERR, "out of memory: kernel not told that %s is gone", name);
+                return;
+        }
+        p->next = NULL;
+        p->parent = parent;
+        p->ino = ino;
+        memcpy(p->name, name, len + 1);
+        pthread_mutex_lock(&n->mu);
+        if (n->stopping) {
+                free(p);
+        } else {
+                if (n->tail)
+                        n->tail->next = p;
+                else
+                        n->head = p;
+                n->tail = p;
+                pthread_cond_signal(&n->cond);
+        }
+        pthread_mutex_unlock(&n->mu);
+}

@@ -1,0 +1,460 @@
+/* SPDX-License-Identifier: MIT */
+/* FUSE low-level handlers: identify the caller, call the lock table, map
+ * its -errno to a reply. Lock and .lockfs files are served with direct_io
+ * from a snapshot rendered at open, so every reader sees one complete,
+ * fresh JSON document. Entry and attribute timeouts are 0: the kernel asks
+ * again every time, so a released lock is gone for every observer. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs.h"
+#include "log.h"
+#include "status.h"
+
+enum file_type { FILE_LOCK, FILE_META, FILE_DIR };
+
+/* What fi->fh points to. */
+struct file {
+        enum file_type type;
+        struct lt_handle lock;   /* FILE_LOCK */
+        char *buf;               /* FILE_LOCK, FILE_META: the snapshot */
+        size_t len;
+        struct lt_dirent *ents;  /* FILE_DIR */
+        size_t n_ents;
+};
+
+static struct lockfs_ctx *ctx_of(fuse_req_t req) {
+        return fuse_req_userdata(req);
+}
+
+static struct file *file_of(const struct fuse_file_info *fi) {
+        return fi ? (struct file *)(uintptr_t)fi->fh : NULL;
+}
+
+static void file_free(struct file *f) {
+        if (!f)
+                return;
+        free(f->buf);
+        lt_dirents_free(f->ents, f->n_ents);
+        free(f);
+}
+
+/* Identify the process behind req; replies the error itself on failure. */
+static int caller_of(fuse_req_t req, struct caller *c) {
+        const struct fuse_ctx *fc = fuse_req_ctx(req);
+        int r = holder_identify(fc->pid, fc->uid, fc->gid, c);
+        if (r < 0)
+                fuse_reply_err(req, -r);
+        return r;
+}
+
+static void ms_to_ts(int64_t ms, struct timespec *ts) {
+        ts->tv_sec = ms / 1000;
+        ts->tv_nsec = (ms % 1000) * 1000000;
+}
+
+static void attr_to_stat(const struct lt_attr *a, struct stat *st) {
+        memset(st, 0, sizeof(*st));
+        st->st_ino = a->ino;
+        st->st_mode = a->mode;
+        st->st_nlink = a->nlink;
+        st->st_uid = a->uid;
+        st->st_gid = a->gid;
+        st->st_size = 0; /* rendered per open: size unknown (SPEC R4.5) */
+        st->st_blksize = 4096;
+        ms_to_ts(a->mtime_ms, &st->st_mtim);
+        ms_to_ts(a->mtime_ms, &st->st_atim);
+        ms_to_ts(a->ctime_ms, &st->st_ctim);
+}
+
+static void reply_entry(fuse_req_t req, const struct lt_attr *a) {
+        struct fuse_entry_param e = { .ino = a->ino, .generation = 1 };
+        attr_to_stat(a, &e.attr);
+        fuse_reply_entry(req, &e);
+}
+
+/* ---- rendering -------------------------------------------------------------- */
+
+static int render_lock(struct lockfs_ctx *ctx, uint64_t ino, struct file *f) {
+        struct lock_view v;
+        int r = locktable_view(ctx->table, ino, &v);
+        if (r < 0)
+                return r;
+        f->buf = status_render(&v, lt_now_wall_ms(), ctx->host, &f->len);
+        lock_view_clear(&v);
+        return f->buf ? 0 : -ENOMEM;
+}
+
+static int render_meta(struct lockfs_ctx *ctx, uint64_t ino, struct file *f) {
+        if (ino == LT_INO_META_METRICS) {
+                struct lock_metrics m;
+                locktable_metrics(ctx->table, &m);
+                f->buf = status_render_metrics(&m, &f->len);
+        } else {
+                struct lock_view *v;
+                size_t n;
+                int r = locktable_views(ctx->table, &v, &n);
+                if (r < 0)
+                        return r;
+                f->buf = status_render_array(v, n, lt_now_wall_ms(), ctx->host, &f->len);
+                lock_views_free(v, n);
+        }
+        return f->buf ? 0 : -ENOMEM;
+}
+
+/* ---- handlers ------------------------------------------------------------- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn) {
+        (void)userdata;
+        /* O_TRUNC stays in OPEN's flags (one request; ignorable for contenders). */
+        if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+                conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+        conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+        struct lt_attr a;
+        int r = locktable_lookup(ctx_of(req)->table, parent, name, &a);
+        if (r < 0)
+                fuse_reply_err(req, -r);
+        else
+                reply_entry(req, &a);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+        locktable_forget(ctx_of(req)->table, ino, nlookup);
+        fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets) {
+        for (size_t i = 0; i < count; i++)
+                locktable_forget(ctx_of(req)->table, forgets[i].ino, forgets[i].nlookup);
+        fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+        (void)fi;
+        struct lt_attr a;
+        struct stat st;
+        int r = locktable_getattr(ctx_of(req)->table, ino, &a);
+        if (r < 0) {
+                fuse_reply_err(req, -r);
+                return;
+        }
+        attr_to_stat(&a, &st);
+        fuse_reply_attr(req, &st, 0);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi) {
+        struct caller c;
+        if (caller_of(req, &c) < 0)
+                return;
+        unsigned what = 0;
+        if (to_set & FUSE_SET_ATTR_SIZE)
+                what |= LT_SET_SIZE;
+        if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
+                      FUSE_SET_ATTR_MTIME_NOW))
+                what |= LT_SET_TIMES;
+        if (to_set & FUSE_SET_ATTR_MODE)
+                what |= LT_SET_MODE;
+        if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+                what |= LT_SET_OWNER;
+        struct file *f = file_of(fi);
+        const struct lt_handle *h = f && f->type == FILE_LOCK ? &f->lock : NULL;
+        struct lt_attr a;
+        int r = locktable_setattr(ctx_of(req)->table, ino, h, &c, what, attr->st_size, &a);
+        if (r < 0) {
+                fuse_reply_err(req, -r);
+                return;
+        }
+        struct stat st;
+        attr_to_stat(&a, &st);
+        fuse_reply_attr(req, &st, 0);
+}
+
+static void reply_open_file(fuse_req_t req, struct fuse_file_info *fi, struct file *f,
+                            const struct lt_attr *created) {
+        fi->fh = (uintptr_t)f;
+        fi->direct_io = 1;
+        fi->keep_cache = 0;
+        if (created) {
+                struct fuse_entry_param e = { .ino = created->ino, .generation = 1 };
+                attr_to_stat(created, &e.attr);
+                if (fuse_reply_create(req, &e, fi) == -ENOENT)
+                        file_free(f); /* the caller was interrupted */
+        } else if (fuse_reply_open(req, fi) == -ENOENT) {
+                file_free(f);
+        }
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+        struct lockfs_ctx *ctx = ctx_of(req);
+        struct file *f = calloc(1, sizeof(*f));
+        int r = f ? 0 : -ENOMEM;
+        if (r == 0 && (ino == LT_INO_META_LOCKS || ino == LT_INO_META_METRICS)) {
+                f->type = FILE_META;
+                r = (fi->flags & O_ACCMODE) != O_RDONLY ? -EACCES : render_meta(ctx, ino, f);
+        } else if (r == 0) {
+                struct caller c;
+                if (caller_of(req, &c) < 0) {
+                        free(f);
+                        return;
+                }
+                f->type = FILE_LOCK;
+                r = locktable_open(ctx->table, ino, &c, fi->flags, &f->lock);
+                if (r == 0)
+                        r = render_lock(ctx, ino, f);
+                if (r == -ENOENT)
+                        r = -ESTALE; /* released since: make the kernel look again */
+        }
+        if (r < 0) {
+                file_free(f);
+                fuse_reply_err(req, -r);
+                return;
+        }
+        reply_open_file(req, fi, f, NULL);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi) {
+        if (!S_ISREG(mode) && (mode & S_IFMT)) {
+                fuse_reply_err(req, EPERM);
+                return;
+        }
+        struct lockfs_ctx *ctx = ctx_of(req);
+        struct caller c;
+        if (caller_of(req, &c) < 0)
+                return;
+        struct file *f = calloc(1, sizeof(*f));
+        struct lt_attr a;
+        int r = f ? 0 : -ENOMEM;
+        if (r == 0) {
+                f->type = FILE_LOCK;
+                r = locktable_create(ctx->table, parent, name, &c, fi->flags, &a, &f->lock);
+        }
+        if (r == 0 && render_lock(ctx, a.ino, f) < 0)
+                f->buf = NULL; /* released at once: read shows nothing */
+        if (r < 0) {
+                file_free(f);
+                fuse_reply_err(req, -r);
+                return;
+        }
+        log_debug("create %s by pid %d: %s", name, (int)c.self.pid,
+                  f->lock.kind == LT_HANDLE_CONTENDER ? "contender" : "holder");
+        reply_open_file(req, fi, f, &a);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                     dev_t rdev) {
+        (void)rdev;
+        if (!S_ISREG(mode)) {
+                fuse_reply_err(req, EPERM);
+                return;
+        }
+        struct caller c;
+        if (caller_of(req, &c) < 0)
+                return;
+        struct lt_attr a;
+        struct lt_handle h;
+        int r = locktable_create(ctx_of(req)->table, parent, name, &c, O_CREAT | O_EXCL | O_WRONLY,
+                                 &a, &h);
+        if (r < 0)
+                fuse_reply_err(req, -r);
+        else
+                reply_entry(req, &a);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi) {
+        (void)ino;
+        struct file *f = file_of(fi);
+        if (!f->buf || off < 0 || (size_t)off >= f->len) {
+                fuse_reply_buf(req, NULL, 0);
+                return;
+        }
+        size_t n = f->len - (size_t)off;
+        fuse_reply_buf(req, f->buf + off, n < size ? n : size);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi) {
+        (void)ino;
+        struct file *f = file_of(fi);
+        if (f->type != FILE_LOCK) {
+                fuse_reply_err(req, EACCES);
+                return;
+        }
+        struct caller c;
+        if (caller_of(req, &c) < 0)
+                return;
+        ssize_t r = locktable_write(ctx_of(req)->table, &f->lock, &c, off, buf, size);
+        if (r < 0)
+                fuse_reply_err(req, (int)-r);
+        else
+                fuse_reply_write(req, (size_t)r);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+        (void)ino;
+        (void)fi;
+        fuse_reply_err(req, 0);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+        (void)ino;
+        file_free(file_of(fi));
+        fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
+        (void)ino;
+        (void)datasync;
+        (void)fi;
+        fuse_reply_err(req, 0);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
+        struct caller c;
+        if (caller_of(req, &c) < 0)
+                return;
+        struct lock_view forced;
+        int r = locktable_unlink(ctx_of(req)->table, parent, name, &c, &forced);
+        if (r == 0 && forced.path) {
+                log_msg(LOG_NOTICE, "force-unlock of %s (fence %llu, held by pid %d %s) by pid %d uid %u",
+                        forced.path, (unsigned long long)forced.fence, (int)forced.pid,
+                        forced.comm, (int)c.self.pid, (unsigned)c.uid);
+                lock_view_clear(&forced);
+        }
+        fuse_reply_err(req, -r);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags) {
+        struct caller c;
+        if (caller_of(req, &c) < 0)
+                return;
+        fuse_reply_err(req, -locktable_rename(ctx_of(req)->table, parent, name, newparent,
+                                              newname, flags, &c));
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
+        (void)mode;
+        const struct fuse_ctx *fc = fuse_req_ctx(req);
+        struct caller c = { .uid = fc->uid, .gid = fc->gid };
+        struct lt_attr a;
+        int r = locktable_mkdir(ctx_of(req)->table, parent, name, &c, &a);
+        if (r < 0)
+                fuse_reply_err(req, -r);
+        else
+                reply_entry(req, &a);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
+        fuse_reply_err(req, -locktable_rmdir(ctx_of(req)->table, parent, name));
+}
+
+/* Symlinks and hard links are not locks (SPEC R1.5). */
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name) {
+        (void)link;
+        (void)parent;
+        (void)name;
+        fuse_reply_err(req, EPERM);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
+        (void)ino;
+        (void)newparent;
+        (void)newname;
+        fuse_reply_err(req, EPERM);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+        struct file *f = calloc(1, sizeof(*f));
+        if (!f) {
+                fuse_reply_err(req, ENOMEM);
+                return;
+        }
+        f->type = FILE_DIR;
+        int r = locktable_readdir(ctx_of(req)->table, ino, &f->ents, &f->n_ents);
+        if (r < 0) {
+                free(f);
+                fuse_reply_err(req, -r);
+                return;
+        }
+        fi->fh = (uintptr_t)f;
+        if (fuse_reply_open(req, fi) == -ENOENT)
+                file_free(f);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi) {
+        (void)ino;
+        struct file *f = file_of(fi);
+        char *buf = malloc(size);
+        if (!buf) {
+                fuse_reply_err(req, ENOMEM);
+                return;
+        }
+        size_t used = 0;
+        for (size_t i = off < 0 ? 0 : (size_t)off; i < f->n_ents; i++) {
+                struct stat st = { .st_ino = f->ents[i].ino };
+                st.st_mode = f->ents[i].kind == LT_DIR ? S_IFDIR : S_IFREG;
+                size_t need = fuse_add_direntry(req, buf + used, size - used, f->ents[i].name,
+                                                &st, (off_t)(i + 1));
+                if (need > size - used)
+                        break;
+                used += need;
+        }
+        fuse_reply_buf(req, buf, used);
+        free(buf);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+        (void)ino;
+        file_free(file_of(fi));
+        fuse_reply_err(req, 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino) {
+        (void)ino;
+        struct lock_metrics m;
+        locktable_metrics(ctx_of(req)->table, &m);
+        struct statvfs sv = {
+                .f_bsize = 4096,
+                .f_frsize = 4096,
+                .f_files = m.held + m.directories,
+                .f_namemax = LT_NAME_MAX,
+        };
+        fuse_reply_statfs(req, &sv);
+}
+
+const struct fuse_lowlevel_ops lockfs_ops = {
+        .init         = op_init,
+        .lookup       = op_lookup,
+        .forget       = op_forget,
+        .forget_multi = op_forget_multi,
+        .getattr      = op_getattr,
+        .setattr      = op_setattr,
+        .mknod        = op_mknod,
+        .mkdir        = op_mkdir,
+        .unlink       = op_unlink,
+        .rmdir        = op_rmdir,
+        .symlink      = op_symlink,
+        .rename       = op_rename,
+        .link         = op_link,
+        .open         = op_open,
+        .read         = op_read,
+        .write        = op_write,
+        .flush        = op_flush,
+        .release      = op_release,
+        .fsync        = op_fsync,
+        .opendir      = op_opendir,
+        .readdir      = op_readdir,
+        .releasedir   = op_releasedir,
+        .statfs       = op_statfs,
+        .create       = op_create,
+};

@@ -1,0 +1,1255 @@
+/* SPDX-License-Identifier: MIT */
+/* The lock table: namespaces, locks, holders, TTL deadlines and fences,
+ * behind one mutex. See locktable.h for the contract of each call. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "heap.h"
+#include "htab.h"
+#include "locktable.h"
+#include "log.h"
+#include "status.h"
+
+/* A process holding one or more locks; one pidfd watched per process. */
+struct holder {
+        struct hlink by_pid;     /* t->holders, hash of the pid */
+        struct proc_id proc;
+        uid_t uid;
+        gid_t gid;
+        char comm[HOLDER_COMM_MAX];
+        char cmdline[HOLDER_CMDLINE_MAX];
+        int pidfd;
+        unsigned refs;           /* locks held */
+        struct node *locks;      /* list through node->hl_next */
+};
+
+struct node {
+        struct hlink by_ino;     /* t->inodes: every node the kernel may know */
+        struct hlink by_name;    /* t->names: linked nodes, by (parent, name) */
+        uint64_t ino;
+        enum lt_kind kind;
+        bool linked;             /* in the tree; false once released/removed */
+        struct node *parent;
+        char *name;
+        uint64_t nlookup;        /* kernel references (LOOKUP minus FORGET) */
+        uid_t uid;               /* dir creator; lock holder or detached creator */
+        gid_t gid;
+        int64_t ctime_ms;
+        /* directories */
+        size_t n_children;
+        /* locks */
+        uint64_t fence;
+        struct holder *holder;   /* NULL when detached */
+        struct node *hl_prev, *hl_next;   /* holder's locks */
+        struct node *all_prev, *all_next; /* every held lock */
+        enum lock_how how;
+        bool liveness_known;
+        int64_t acquired_ms;     /* wall clock */
+        int64_t renewed_ms;      /* wall clock */
+        uint32_t ttl_s;
+        struct heap_entry deadline; /* monotonic ms */
+        pid_t claim_ignored_pid;
+        char *content;
+        size_t content_len;
+        size_t content_cap;
+};
+
+enum release_cause { CAUSE_UNLINK, CAUSE_EXIT, CAUSE_TTL, CAUSE_ROOT, CAUSE_DETACHED };
+
+/* A name removed by the daemon itself, to report outside the lock. */
+struct removal {
+        uint64_t parent;
+        uint64_t ino;
+        char *name;
+};
+
+struct removals {
+        struct removal *v;
+        size_t n;
+        size_t cap;
+};
+
+struct locktable {
+        pthread_mutex_t mu;
+        struct locktable_config cfg;
+        struct store *store;
+        struct htab inodes;
+        struct htab names;
+        struct htab holders;
+        struct node *root;
+        struct node *all_locks;
+        uint64_t next_ino;
+        uint64_t n_nodes;        /* locks + directories, root excluded */
+        struct heap deadlines;
+        int64_t armed_key;
+        int epfd;
+        int timerfd;
+        struct lock_metrics m;
+};
+
+#define TIMER_TAG UINT64_MAX
+
+int64_t lt_now_wall_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t lt_now_mono_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void lock_view_clear(struct lock_view *v) {
+        if (!v)
+                return;
+        free(v->path);
+        free(v->content);
+        v->path = NULL;
+        v->content = NULL;
+}
+
+void lock_views_free(struct lock_view *v, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                lock_view_clear(&v[i]);
+        free(v);
+}
+
+void lt_dirents_free(struct lt_dirent *d, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                free(d[i].name);
+        free(d);
+}
+
+/* ---- nodes and names ---------------------------------------------------- */
+
+static uint64_t name_hash(uint64_t parent, const char *name) {
+        return htab_hash_bytes(htab_hash_u64(parent), name, strlen(name));
+}
+
+#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+
+static struct node *node_by_ino(struct locktable *t, uint64_t ino) {
+        uint64_t h = htab_hash_u64(ino);
+        for (struct hlink *l = htab_chain(&t->inodes, h); l; l = l->next) {
+                struct node *n = container_of(l, struct node, by_ino);
+                if (n->ino == ino)
+                        return n;
+        }
+        return NULL;
+}
+
+static struct node *child_get(struct locktable *t, const struct node *dir, const char *name) {
+        uint64_t h = name_hash(dir->ino, name);
+        for (struct hlink *l = htab_chain(&t->names, h); l; l = l->next) {
+                if (l->hash != h)
+                        continue;
+                struct node *n = container_of(l, struct node, by_name);
+                if (n->parent == dir && strcmp(n->name, name) == 0)
+                        return n;
+        }
+        return NULL;
+}
+
+static void node_link(struct locktable *t, struct node *dir, struct node *n) {
+        n->parent = dir;
+        n->linked = true;
+        dir->n_children++;
+        htab_insert(&t->names, &n->by_name, name_hash(dir->ino, n->name));
+}
+
+static void node_unlink(struct locktable *t, struct node *n) {
+        htab_remove(&t->names, &n->by_name);
+        n->parent->n_children--;
+        n->parent = NULL;
+        n->linked = false;
+}
+
+static void node_free(struct locktable *t, struct node *n) {
+        htab_remove(&t->inodes, &n->by_ino);
+        free(n->name);
+        free(n->content);
+        free(n);
+}
+
+/* Free n when it is out of the tree and the kernel forgot it. */
+static void node_maybe_free(struct locktable *t, struct node *n) {
+        if (!n->linked && n->nlookup == 0 && n != t->root)
+                node_free(t, n);
+}
+
+static struct node *node_new(struct locktable *t, enum lt_kind kind, const char *name) {
+        struct node *n = calloc(1, sizeof(*n));
+        if (!n)
+                return NULL;
+        n->name = strdup(name);
+        if (!n->name) {
+                free(n);
+                return NULL;
+        }
+        n->kind = kind;
+        n->ino = t->next_ino++;
+        n->ctime_ms = lt_now_wall_ms();
+        heap_entry_init(&n->deadline);
+        htab_insert(&t->inodes, &n->by_ino, htab_hash_u64(n->ino));
+        return n;
+}
+
+static unsigned node_depth(const struct node *n) {
+        unsigned d = 0;
+        for (; n && n->parent; n = n->parent)
+                d++;
+        return d;
+}
+
+/* "/a/b/name" of a linked node; NULL on allocation failure. */
+static char *node_path(const struct node *n) {
+        size_t len = 0;
+        for (const struct node *p = n; p->parent; p = p->parent)
+                len += strlen(p->name) + 1;
+        char *s = malloc(len ? len + 1 : 2);
+        if (!s)
+                return NULL;
+        if (!len)
+                return strcpy(s, "/");
+        s[len] = '\0';
+        for (const struct node *p = n; p->parent; p = p->parent) {
+                size_t l = strlen(p->name);
+                len -= l;
+                memcpy(s + len, p->name, l);
+                s[--len] = '/';
+        }
+        return s;
+}
+
+static bool name_is_meta(const struct node *dir, const char *name) {
+        return dir->ino == LT_INO_ROOT && strcmp(name, LT_META_DIR_NAME) == 0;
+}
+
+/* The directory parent, or -ENOENT/-ENOTDIR/-EACCES (inside .lockfs). */
+static int dir_get(struct locktable *t, uint64_t ino, struct node **ret) {
+        if (ino == LT_INO_META_DIR)
+                return -EACCES;
+        if (ino == LT_INO_META_LOCKS || ino == LT_INO_META_METRICS)
+                return -ENOTDIR;
+        struct node *d = node_by_ino(t, ino);
+        if (!d || (!d->linked && d != t->root))
+                return -ENOENT;
+        if (d->kind != LT_DIR)
+                return -ENOTDIR;
+        *ret = d;
+        return 0;
+}
+
+static int name_check(const char *name) {
+        size_t len = strlen(name);
+        if (len == 0)
+                return -ENOENT;
+        if (len > LT_NAME_MAX)
+                return -ENAMETOOLONG;
+        return 0;
+}
+
+/* Checks for a new node named name in dir: -ENAMETOOLONG, -ENOSPC. */
+static int room_check(struct locktable *t, const struct node *dir, const char *name) {
+        int r = name_check(name);
+        if (r < 0)
+                return r;
+        if (t->cfg.max_depth && node_depth(dir) + 1 > t->cfg.max_depth)
+                return -ENAMETOOLONG;
+        if (t->cfg.max_locks && t->n_nodes >= t->cfg.max_locks)
+                return -ENOSPC;
+        return 0;
+}
+
+static void fill_attr(const struct node *n, struct lt_attr *a) {
+        bool live = n->linked || n->ino == LT_INO_ROOT;
+        *a = (struct lt_attr){
+                .ino = n->ino,
+                .kind = n->kind,
+                .uid = n->uid,
+                .gid = n->gid,
+                .ctime_ms = n->ctime_ms,
+        };
+        if (n->kind == LT_DIR) {
+                a->mode = S_IFDIR | 01777;
+                a->nlink = live ? 2 : 0;
+                a->mtime_ms = n->ctime_ms;
+        } else {
+                a->mode = S_IFREG | 0644;
+                a->nlink = live ? 1 : 0;
+                a->mtime_ms = n->renewed_ms;
+        }
+}
+
+static void fill_meta_attr(uint64_t ino, struct lt_attr *a) {
+        *a = (struct lt_attr){ .ino = ino, .mtime_ms = lt_now_wall_ms() };
+        a->ctime_ms = a->mtime_ms;
+        if (ino == LT_INO_META_DIR) {
+                a->kind = LT_DIR;
+                a->mode = S_IFDIR | 0555;
+                a->nlink = 2;
+        } else {
+                a->kind = LT_META_FILE;
+                a->mode = S_IFREG | 0444;
+                a->nlink = 1;
+        }
+}
+
+/* ---- holders ------------------------------------------------------------ */
+
+static uint64_t holder_key(const struct proc_id *p) {
+        return ((uint64_t)p->start_time << 22) | (uint64_t)(p->pid & 0x3fffff);
+}
+
+static struct holder *holder_find(struct locktable *t, const struct proc_id *p) {
+        uint64_t h = htab_hash_u64((uint64_t)p->pid);
+        for (struct hlink *l = htab_chain(&t->holders, h); l; l = l->next) {
+                struct holder *ho = container_of(l, struct holder, by_pid);
+                if (ho->proc.pid == p->pid && ho->proc.start_time == p->start_time)
+                        return ho;
+        }
+        return NULL;
+}
+
+/* A counted reference to the holder record of process c->self, created
+ * (pidfd opened and watched) on first use. -ESRCH when it is gone. */
+static int holder_ref(struct locktable *t, const struct caller *c, struct holder **ret) {
+        struct holder *h = holder_find(t, &c->self);
+        if (h) {
+                h->refs++;
+                *ret = h;
+                return 0;
+        }
+        int fd = holder_pidfd_open(&c->self);
+        if (fd < 0)
+                return fd;
+        h = calloc(1, sizeof(*h));
+        if (!h) {
+                close(fd);
+                return -ENOMEM;
+        }
+        h->proc = c->self;
+        h->uid = c->uid;
+        h->gid = c->gid;
+        memcpy(h->comm, c->comm, sizeof(h->comm));
+        memcpy(h->cmdline, c->cmdline, sizeof(h->cmdline));
+        h->pidfd = fd;
+        h->refs = 1;
+        struct epoll_event ev = { .events = EPOLLIN, .data.u64 = holder_key(&h->proc) };
+        if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+                int r = -errno;
+                close(fd);
+                free(h);
+                return r;
+        }
+        htab_insert(&t->holders, &h->by_pid, htab_hash_u64((uint64_t)h->proc.pid));
+        *ret = h;
+        return 0;
+}
+
+static void holder_unref(struct locktable *t, struct holder *h) {
+        if (--h->refs > 0)
+                return;
+        epoll_ctl(t->epfd, EPOLL_CTL_DEL, h->pidfd, NULL);
+        close(h->pidfd);
+        htab_remove(&t->holders, &h->by_pid);
+        free(h);
+}
+
+static void lock_attach_holder(struct node *n, struct holder *h) {
+        n->holder = h;
+        n->uid = h->uid;
+        n->gid = h->gid;
+        n->hl_prev = NULL;
+        n->hl_next = h->locks;
+        if (h->locks)
+                h->locks->hl_prev = n;
+        h->locks = n;
+}
+
+static void lock_detach_holder(struct locktable *t, struct node *n) {
+        struct holder *h = n->holder;
+        if (!h)
+                return;
+        if (n->hl_prev)
+                n->hl_prev->hl_next = n->hl_next;
+        else
+                h->locks = n->hl_next;
+        if (n->hl_next)
+                n->hl_next->hl_prev = n->hl_prev;
+        n->hl_prev = n->hl_next = NULL;
+        n->holder = NULL;
+        holder_unref(t, h);
+}
+
+/* True when c may act as the holder of lock n: the holder process or a
+ * descendant, or for a detached lock its creator's uid. */
+static bool is_holder(const struct node *n, const struct caller *c) {
+        if (n->holder)
+                return caller_is_or_descends_from(c, &n->holder->proc);
+        return c->uid == n->uid;
+}
+
+/* ---- deadlines ------------------------------------------------------------ */
+
+static void timer_arm(struct locktable *t) {
+        struct heap_entry *top = heap_top(&t->deadlines);
+        int64_t key = top ? top->key : 0;
+        if (key == t->armed_key)
+                return;
+        struct itimerspec its = { 0 };
+        if (key) {
+                its.it_value.tv_sec = key / 1000;
+                its.it_value.tv_nsec = (key % 1000) * 1000000;
+        }
+        if (timerfd_settime(t->timerfd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
+                t->armed_key = key;
+}
+
+/* Restart n's TTL from now (renewal); a TTL of 0 unqueues it. */
+static void lock_renew(struct locktable *t, struct node *n) {
+        n->renewed_ms = lt_now_wall_ms();
+        if (n->ttl_s == 0) {
+                heap_remove(&t->deadlines, &n->deadline);
+        } else {
+                int64_t key = lt_now_mono_ms() + (int64_t)n->ttl_s * 1000;
+                if (n->deadline.index == HEAP_NOT_QUEUED) {
+                        if (heap_push(&t->deadlines, &n->deadline, key) < 0)
+                                log_debug("deadline heap full: %s keeps no TTL", n->name);
+                } else {
+                        heap_rekey(&t->deadlines, &n->deadline, key);
+                }
+        }
+        timer_arm(t);
+}
+
+/* ---- views and the store ------------------------------------------------- */
+
+/* Fill v from lock n; content copied only when with_content. */
+static int lock_view_fill(const struct node *n, struct lock_view *v, bool with_content) {
+        *v = (struct lock_view){
+                .ino = n->ino,
+                .fence = n->fence,
+                .how = n->how,
+                .detached = n->holder == NULL,
+                .liveness_known = n->liveness_known,
+                .uid = n->uid,
+                .gid = n->gid,
+                .acquired_at_ms = n->acquired_ms,
+                .renewed_at_ms = n->renewed_ms,
+                .ttl_s = n->ttl_s,
+                .expires_at_ms = n->renewed_ms + (int64_t)n->ttl_s * 1000,
+                .claim_ignored_pid = n->claim_ignored_pid,
+        };
+        if (n->holder) {
+                v->pid = n->holder->proc.pid;
+                memcpy(v->comm, n->holder->comm, sizeof(v->comm));
+                memcpy(v->cmdline, n->holder->cmdline, sizeof(v->cmdline));
+        }
+        v->path = node_path(n);
+        if (!v->path)
+                return -ENOMEM;
+        if (with_content && n->content_len) {
+                v->content = malloc(n->content_len);
+                if (!v->content) {
+                        lock_view_clear(v);
+                        return -ENOMEM;
+                }
+                memcpy(v->content, n->content, n->content_len);
+                v->content_len = n->content_len;
+        }
+        return 0;
+}
+
+/* Tell the store that lock n changed; failures are logged, not fatal. */
+static void store_update_lock(struct locktable *t, const struct node *n) {
+        struct lock_view v;
+        if (lock_view_fill(n, &v, true) < 0)
+                return;
+        int r = t->store->ops->update(t->store, &v);
+        if (r < 0)
+                log_debug("store update of %s failed: %s", v.path, strerror(-r));
+        lock_view_clear(&v);
+}
+
+/* ---- acquisition and release ---------------------------------------------- */
+
+/* Create lock name in dir for caller c. */
+static int lock_acquire(struct locktable *t, struct node *dir, const char *name,
+                        const struct caller *c, struct node **ret) {
+        int r = room_check(t, dir, name);
+        if (r < 0)
+                return r;
+        struct node *n = node_new(t, LT_LOCK, name);
+        if (!n)
+                return -ENOMEM;
+        n->acquired_ms = n->renewed_ms = n->ctime_ms;
+        n->ttl_s = t->cfg.default_ttl_s;
+        n->uid = c->uid;
+        n->gid = c->gid;
+        if (c->self.pid) {
+                struct holder *h;
+                r = holder_ref(t, c, &h);
+                if (r < 0) {
+                        node_free(t, n);
+                        return r;
+                }
+                lock_attach_holder(n, h);
+                n->how = LOCK_HOW_CREATOR;
+                n->liveness_known = true;
+        } else {
+                n->how = LOCK_HOW_DETACHED;
+        }
+        node_link(t, dir, n);
+        struct lock_view v;
+        r = lock_view_fill(n, &v, false);
+        if (r == 0) {
+                r = t->store->ops->acquire(t->store, &v, &n->fence);
+                lock_view_clear(&v);
+        }
+        if (r < 0) {
+                node_unlink(t, n);
+                lock_detach_holder(t, n);
+                node_free(t, n);
+                return r;
+        }
+        n->all_next = t->all_locks;
+        if (t->all_locks)
+                t->all_locks->all_prev = n;
+        t->all_locks = n;
+        t->n_nodes++;
+        t->m.acquired++;
+        t->m.held++;
+        lock_renew(t, n);
+        *ret = n;
+        return 0;
+}
+
+/* Release lock n for cause; if report, queue its name for the kernel. */
+static void lock_release(struct locktable *t, struct node *n, enum release_cause cause,
+                         struct removals *report) {
+        if (report && report->n == report->cap) {
+                size_t cap = report->cap ? report->cap * 2 : 16;
+                struct removal *v = realloc(report->v, cap * sizeof(*v));
+                if (v) {
+                        report->v = v;
+                        report->cap = cap;
+                }
+        }
+        if (report && report->n < report->cap) {
+                char *name = strdup(n->name);
+                if (name)
+                        report->v[report->n++] = (struct removal){ n->parent->ino, n->ino, name };
+        }
+        char *path = node_path(n);
+        if (path) {
+                t->store->ops->release(t->store, path, n->fence);
+                free(path);
+        }
+        lock_detach_holder(t, n);
+        heap_remove(&t->deadlines, &n->deadline);
+        if (n->all_prev)
+                n->all_prev->all_next = n->all_next;
+        else
+                t->all_locks = n->all_next;
+        if (n->all_next)
+                n->all_next->all_prev = n->all_prev;
+        n->all_prev = n->all_next = NULL;
+        node_unlink(t, n);
+        free(n->content);
+        n->content = NULL;
+        n->content_len = n->content_cap = 0;
+        t->n_nodes--;
+        t->m.held--;
+        switch (cause) {
+        case CAUSE_UNLINK: t->m.released_unlink++; break;
+        case CAUSE_EXIT: t->m.released_exit++; break;
+        case CAUSE_TTL: t->m.released_ttl++; break;
+        case CAUSE_ROOT: t->m.released_root++; break;
+        case CAUSE_DETACHED: t->m.released_detached++; break;
+        }
+        node_maybe_free(t, n);
+}
+
+/* ---- public: setup --------------------------------------------------------- */
+
+int locktable_new(const struct locktable_config *cfg, struct store *s, struct locktable **ret) {
+        struct locktable *t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        t->cfg = *cfg;
+        t->store = s;
+        t->next_ino = LT_INO_FIRST;
+        t->epfd = t->timerfd = -1;
+        pthread_mutex_init(&t->mu, NULL);
+        int r = -ENOMEM;
+        if (htab_init(&t->inodes) < 0 || htab_init(&t->names) < 0 || htab_init(&t->holders) < 0)
+                goto fail;
+        t->epfd = epoll_create1(EPOLL_CLOEXEC);
+        t->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (t->epfd < 0 || t->timerfd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TIMER_TAG };
+        if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->timerfd, &ev) < 0) {
+                r = -errno;
+                goto fail;
+        }
+        t->root = calloc(1, sizeof(*t->root));
+        if (!t->root || !(t->root->name = strdup("")))
+                goto fail;
+        t->root->ino = LT_INO_ROOT;
+        t->root->kind = LT_DIR;
+        t->root->ctime_ms = lt_now_wall_ms();
+        heap_entry_init(&t->root->deadline);
+        htab_insert(&t->inodes, &t->root->by_ino, htab_hash_u64(LT_INO_ROOT));
+        *ret = t;
+        return 0;
+fail:
+        locktable_free(t);
+        return r;
+}
+
+void locktable_free(struct locktable *t) {
+        if (!t)
+                return;
+        while (t->all_locks)
+                lock_release(t, t->all_locks, CAUSE_UNLINK, NULL);
+        if (t->inodes.buckets) {
+                for (size_t i = 0; i <= t->inodes.mask; i++) {
+                        struct hlink *l = t->inodes.buckets[i];
+                        while (l) {
+                                struct hlink *next = l->next;
+                                struct node *n = container_of(l, struct node, by_ino);
+                                free(n->name);
+                                free(n->content);
+                                free(n);
+                                l = next;
+                        }
+                }
+        } else if (t->root) {
+                free(t->root->name);
+                free(t->root);
+        }
+        htab_free(&t->inodes);
+        htab_free(&t->names);
+        htab_free(&t->holders);
+        heap_free(&t->deadlines);
+        if (t->epfd >= 0)
+                close(t->epfd);
+        if (t->timerfd >= 0)
+                close(t->timerfd);
+        pthread_mutex_destroy(&t->mu);
+        free(t);
+}
+
+/* ---- public: lookup and attributes ----------------------------------------- */
+
+int locktable_lookup(struct locktable *t, uint64_t parent, const char *name, struct lt_attr *ret) {
+        if (parent == LT_INO_META_DIR) {
+                if (strcmp(name, "locks.json") == 0)
+                        fill_meta_attr(LT_INO_META_LOCKS, ret);
+                else if (strcmp(name, "metrics") == 0)
+                        fill_meta_attr(LT_INO_META_METRICS, ret);
+                else
+                        return name_check(name) < 0 ? name_check(name) : -ENOENT;
+                return 0;
+        }
+        int r = name_check(name);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&t->mu);
+        struct node *dir, *n = NULL;
+        r = dir_get(t, parent, &dir);
+        if (r == 0 && name_is_meta(dir, name)) {
+                fill_meta_attr(LT_INO_META_DIR, ret);
+        } else if (r == 0) {
+                n = child_get(t, dir, name);
+                if (n) {
+                        n->nlookup++;
+                        fill_attr(n, ret);
+                } else {
+                        r = -ENOENT;
+                }
+        }
+        pthread_mutex_unlock(&t->mu);
+        return r;
+}
+
+void locktable_forget(struct locktable *t, uint64_t ino, uint64_t count) {
+        if (ino < LT_INO_FIRST)
+                return;
+        pthread_mutex_lock(&t->mu);
+        struct node *n = node_by_ino(t, ino);
+        if (n) {
+                n->nlookup = count > n->nlookup ? 0 : n->nlookup - count;
+                node_maybe_free(t, n);
+        }
+        pthread_mutex_unlock(&t->mu);
+}
+
+int locktable_getattr(struct locktable *t, uint64_t ino, struct lt_attr *ret) {
+        if (ino == LT_INO_META_DIR || ino == LT_INO_META_LOCKS || ino == LT_INO_META_METRICS) {
+                fill_meta_attr(ino, ret);
+                return 0;
+        }
+        pthread_mutex_lock(&t->mu);
+        struct node *n = node_by_ino(t, ino);
+        if (n)
+                fill_attr(n, ret);
+        pthread_mutex_unlock(&t->mu);
+        return n ? 0 : -ENOENT;
+}
+
+/* ---- public: open, create, write, setattr ---------------------------------- */
+
+/* Decide the handle an open of live lock n gives c (SPEC R2.2). */
+static void lock_open(struct locktable *t, struct node *n, const struct caller *c, int flags,
+                      struct lt_handle *h) {
+        *h = (struct lt_handle){ .ino = n->ino, .fence = n->fence,
+                                 .append = (flags & O_APPEND) != 0 };
+        if ((flags & O_ACCMODE) == O_RDONLY) {
+                h->kind = LT_HANDLE_READER;
+        } else if (is_holder(n, c)) {
+                h->kind = LT_HANDLE_HOLDER;
+                if (flags & O_TRUNC) {
+                        n->content_len = 0;
+                        lock_renew(t, n);
+                        store_update_lock(t, n);
+                }
+        } else {
+                h->kind = LT_HANDLE_CONTENDER;
+        }
+}
+
+int locktable_create(struct locktable *t, uint64_t parent, const char *name,
+                     const struct caller *c, int flags,
+                     struct lt_attr *ret_attr, struct lt_handle *ret_handle) {
+        int r = name_check(name);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&t->mu);
+        struct node *dir, *n = NULL;
+        r = dir_get(t, parent, &dir);
+        if (r < 0)
+                goto out;
+        if (name_is_meta(dir, name)) {
+                r = -EEXIST;
+                goto out;
+        }
+        n = child_get(t, dir, name);
+        if (n && n->kind == LT_DIR) {
+                r = (flags & O_EXCL) ? -EEXIST : -EISDIR;
+        } else if (n && (flags & O_EXCL)) {
+                t->m.contended++;
+                r = -EEXIST;
+        } else if (n) {
+                lock_open(t, n, c, flags, ret_handle);
+        } else {
+                r = lock_acquire(t, dir, name, c, &n);
+                if (r == 0)
+                        lock_open(t, n, c, flags & ~O_TRUNC, ret_handle);
+        }
+        if (r == 0) {
+                n->nlookup++;
+                fill_attr(n, ret_attr);
+        }
+out:
+        pthread_mutex_unlock(&t->mu);
+        return r;
+}
+
+int locktable_open(struct locktable *t, uint64_t ino, const struct caller *c, int flags,
+                   struct lt_handle *ret) {
+        pthread_mutex_lock(&t->mu);
+        struct node *n = node_by_ino(t, ino);
+        int r = 0;
+        if (!n || !n->linked)
+                r = -ESTALE;
+        else if (n->kind == LT_DIR)
+                r = -EISDIR;
+        else
+                lock_open(t, n, c, flags, ret);
+        pthread_mutex_unlock(&t->mu);
+        return r;
+}
+
+/* Live lock behind handle h whose acquisition is still h's, or NULL. */
+static struct node *handle_lock(struct locktable *t, const struct lt_handle *h) {
+        struct node *n = node_by_ino(t, h->ino);
+        if (!n || !n->linked || n->kind != LT_LOCK || n->fence != h->fence)
+                return NULL;
+        return n;
+}
+
+static int content_resize(struct node *n, size_t len) {
+        if (len > n->content_cap) {
+                size_t cap = n->content_cap ? n->content_cap : 64;
+                while (cap < len)
+                        cap *= 2;
+                char *p = realloc(n->content, cap);
+                if (!p)
+                        return -ENOMEM;
+                n->content = p;
+                n->content_cap = cap;
+        }
+        if (len > n->content_len)
+                memset(n->content + n->content_len, 0, len - n->content_len);
+        n->content_len = len;
+        return 0;
+}
+
+/* Make the process claimed in n's content the holder when it is the writer
+ * c or one of its ancestors (SPEC R3.3, R3.3a). */
+static void lock_apply_claim(struct locktable *t, struct node *n, const struct caller *c,
+                             pid_t pid) {
+        if (pid == 0) {
+                lock_detach_holder(t, n);
+                n->how = LOCK_HOW_DETACHED;
+                return;
+        }
+        if (n->holder && n->holder->proc.pid == pid)
+                return;
+        struct proc_id who;
+        struct caller *claimed = NULL;
+        struct holder *h;
+        if (!caller_find_lineage(c, pid, &who))
+                goto ignore;
+        if (who.pid == c->self.pid) {
+                if (holder_ref(t, c, &h) < 0)
+                        goto ignore;
+        } else {
+                claimed = malloc(sizeof(*claimed));
+                if (!claimed || holder_identify_process(pid, claimed) < 0 ||
+                    claimed->self.start_time != who.start_time || holder_ref(t, claimed, &h) < 0)
+                        goto ignore;
+        }
+        free(claimed);
+        lock_detach_holder(t, n);
+        lock_attach_holder(n, h);
+        n->how = LOCK_HOW_CLAIM;
+        n->liveness_known = true;
+        n->claim_ignored_pid = 0;
+        return;
+ignore:
+        free(claimed);
+        n->claim_ignored_pid = pid;
+}
+
+ssize_t locktable_write(struct locktable *t, const struct lt_handle *h, const struct caller *c,
+                        off_t off, const void *buf, size_t size) {
+        pthread_mutex_lock(&t->mu);
+        struct node *n = handle_lock(t, h);
+        ssize_t r;
+        if (!n || h->kind != LT_HANDLE_HOLDER) {
+                t->m.contended++;
+                r = -EEXIST;
+                goto out;
+        }
+        if (h->append)
+                off = (off_t)n->content_len;
+        if (off < 0 || (uint64_t)off + size > t->cfg.max_content) {
+                r = -EFBIG;
+                goto out;
+        }
+        size_t end = (size_t)off + size;
+        size_t old_len = n->content_len;
+        r = content_resize(n, end > old_len ? end : old_len);
+        if (r < 0)
+                goto out;
+        memcpy(n->content + off, buf, size);
+        struct content_claim claim = status_parse_claim(n->content, n->content_len);
+        if (claim.has_pid)
+                lock_apply_claim(t, n, c, claim.pid);
+        if (claim.has_ttl)
+                n->ttl_s = claim.ttl_s;
+        lock_renew(t, n);
+        store_update_lock(t, n);
+        r = (ssize_t)size;
+out:
+        pthread_mutex_unlock(&t->mu);
+        return r;
+}
+
+int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle *h,
+                      const struct caller *c, unsigned what, off_t size, struct lt_attr *ret) {
+        if (ino == LT_INO_META_DIR || ino == LT_INO_META_LOCKS || ino == LT_INO_META_METRICS)
+                return -EACCES;
+        pthread_mutex_lock(&t->mu);
+        struct node *n = node_by_ino(t, ino);
+        int r = 0;
+        if (!n || (!n->linked && n != t->root)) {
+                r = -ENOENT;
+                goto out;
+        }
+        if (n->kind == LT_DIR) {
+                r = (what & (LT_SET_SIZE)) ? -EISDIR : 0;
+                goto out;
+        }
+        bool holder = h ? (h->kind == LT_HANDLE_HOLDER && handle_lock(t, h) == n)
+                        : is_holder(n, c);
+        if (!holder && h && h->kind == LT_HANDLE_READER)
+                holder = is_holder(n, c);
+        if (!holder) {
+                if (what & LT_SET_SIZE)
+                        t->m.contended++;
+                r = (what & LT_SET_SIZE) ? -EEXIST : -EPERM;
+                goto out;
+        }
+        if (what & LT_SET_SIZE) {
+                if (size < 0 || (uint64_t)size > t->cfg.max_content) {
+                        r = -EFBIG;
+                        goto out;
+                }
+                r = content_resize(n, (size_t)size);
+                if (r < 0)
+                        goto out;
+        }
+        if (what & (LT_SET_SIZE | LT_SET_TIMES)) {
+                lock_renew(t, n);
+                store_update_lock(t, n);
+        }
+out:
+        if (r == 0)
+                fill_attr(n, ret);
+        pthread_mutex_unlock(&t->mu);
+        return r;
+}
+
+/* ---- public: unlink, rename, directories ------------------------------------ */
+
+int locktable_unlink(struct locktable *t, uint64_t parent, const char *name,
+                     const struct caller *c, struct lock_view *ret_forced) {
+        memset(ret_forced, 0, sizeof(*ret_forced));
+        int r = name_check(name);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&t->mu);
+        struct node *dir, *n;
+        r = dir_get(t, parent, &dir);
+        if (r < 0)
+                goto out;
+        if (name_is_meta(dir, name)) {
+                r = -EACCES;
+                goto out;
+        }
+        n = child_get(t, dir, name);
+        if (!n) {
+                r = -ENOENT;
+        } else if (n->kind == LT_DIR) {
+                r = -EISDIR;
+        } else if (is_holder(n, c)) {
+                lock_release(t, n, n->holder ? CAUSE_UNLINK : CAUSE_DETACHED, NULL);
+        } else if (c->uid == 0) {
+                if (lock_view_fill(n, ret_forced, false) < 0)
+                        ret_forced->path = NULL;
+                lock_release(t, n, CAUSE_ROOT, NULL);
+        } else {
+                r = -EPERM;
+        }
+out:
+        pthread_mutex_unlock(&t->mu);
+        return r;
+}
+
+static bool dir_contains(const struct node *dir, const struct node *n) {
+        for (; n; n = n->parent)
+                if (n == dir)
+                        return true;
+        return false;
+}
+
+int locktable_rename(struct locktable *t, uint64_t parent, const char *name,
+                     uint64_t newparent, const char *newname, unsigned flags,
+                     const struct caller *c) {
+        if (flags & ~(unsigned)RENAME_NOREPLACE)
+                return -EINVAL;
+        int r = name_check(name);
+        if (r == 0)
+                r = name_check(newname);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&t->mu);
+        struct node *dir, *newdir, *n;
+        r = dir_get(t, parent, &dir);
+        if (r == 0)
+                r = dir_get(t, newparent, &newdir);
+        if (r < 0)
+                goto out;
+        if (name_is_meta(dir, name) || name_is_meta(newdir, newname)) {
+                r = -EACCES;
+                goto out;
+        }
+        n = child_get(t, dir, name);
+        if (!n) {
+                r = -ENOENT;
+                goto out;
+        }
+        struct node *target = child_get(t, newdir, newname);
+        if (target == n)
+                goto out;
+        if (target) {
+                if (target->kind == LT_LOCK)
+                        t->m.contended++;
+                r = -EEXIST;
+                goto out;
+        }
+        if (n->kind == LT_LOCK && !is_holder(n, c)) {
+                r = -EPERM;
+                goto out;
+        }
+        if (n->kind == LT_DIR && dir_contains(n, newdir)) {
+                r = -EINVAL;
+                goto out;
+        }
+        if (t->cfg.max_depth && node_depth(newdir) + 1 > t->cfg.max_depth) {
+                r = -ENAMETOOLONG;
+                goto out;
+        }
+        char *copy = strdup(newname);
+        if (!copy) {
+                r = -ENOMEM;
+                goto out;
+        }
+        node_unlink(t, n);
+        free(n->name);
+        n->name = copy;
+        node_link(t, newdir, n);
+        if (n->kind == LT_LOCK)
+                store_update_lock(t, n);
+out:
+        pthread_mutex_unlock(&t->mu);
+        return r;
+}
+
+int locktable_mkdir(struct locktable *t, uint64_t parent, const char *name,
+                    const struct caller *c, struct lt_attr *ret) {
+        int r = name_check(name);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&t->mu);
+        struct node *dir, *n;
+        r = dir_get(t, parent, &dir);
+        if (r < 0)
+                goto out;
+        if (name_is_meta(dir, name) || child_get(t, dir, name)) {
+                r = -EEXIST;
+                goto out;
+        }
+        r = room_check(t, dir, name);
+        if (r < 0)
+                goto out;
+        n = node_new(t, LT_DIR, name);
+        if (!n) {
+                r = -ENOMEM;
+                goto out;
+        }
+        n->uid = c->uid;
+        n->gid = c->gid;
+        node_link(t, dir, n);
+        n->nlookup++;
+        t->n_nodes++;
+        t->m.directories++;
+        fill_attr(n, ret);
+out:
+        pthread_mutex_unlock(&t->mu);
+        return r;
+}
+
+int locktable_rmdir(struct locktable *t, uint64_t parent, const char *name) {
+        int r = name_check(name);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&t->mu);
+        struct node *dir, *n;
+        r = dir_get(t, parent, &dir);
+        if (r < 0)
+                goto out;
+        if (name_is_meta(dir, name)) {
+                r = -EACCES;
+                goto out;
+        }
+        n = child_get(t, dir, name);
+        if (!n)
+                r = -ENOENT;
+        else if (n->kind != LT_DIR)
+                r = -ENOTDIR;
+        else if (n->n_children)
+                r = -ENOTEMPTY;
+        if (r < 0)
+                goto out;
+        node_unlink(t, n);
+        t->n_nodes--;
+        t->m.directories--;
+        node_maybe_free(t, n);
+out:
+        pthread_mutex_unlock(&t->mu);
+        return r;
+}
+
+/* ---- public: listings, views, metrics ---------------------------------------- */
+
+static int dirents_add(struct lt_dirent **v, size_t *n, size_t *cap, uint64_t ino,
+                       enum lt_kind kind, const char *name) {
+        if (*n == *cap) {
+                size_t c = *cap ? *cap * 2 : 16;
+                struct lt_dirent *p = realloc(*v, c * sizeof(*p));
+                if (!p)
+                        return -ENOMEM;
+                *v = p;
+                *cap = c;
+        }
+        char *copy = strdup(name);
+        if (!copy)
+                return -ENOMEM;
+        (*v)[(*n)++] = (struct lt_dirent){ ino, kind, copy };
+        return 0;
+}
+
+int locktable_readdir(struct locktable *t, uint64_t ino, struct lt_dirent **ret, size_t *ret_n) {
+        struct lt_dirent *v = NULL;
+        size_t n = 0, cap = 0;
+        int r;
+        if (ino == LT_INO_META_DIR) {
+                if ((r = dirents_add(&v, &n, &cap, LT_INO_META_DIR, LT_DIR, ".")) < 0 ||
+                    (r = dirents_add(&v, &n, &cap, LT_INO_ROOT, LT_DIR, "..")) < 0 ||
+                    (r = dirents_add(&v, &n, &cap, LT_INO_META_LOCKS, LT_META_FILE, "locks.json")) < 0 ||
+                    (r = dirents_add(&v, &n, &cap, LT_INO_META_METRICS, LT_META_FILE, "metrics")) < 0)
+                        goto fail;
+                goto done;
+        }
+        pthread_mutex_lock(&t->mu);
+        struct node *dir;
+        r = dir_get(t, ino, &dir);
+        if (r == 0)
+                r = dirents_add(&v, &n, &cap, dir->ino, LT_DIR, ".");
+        if (r == 0)
+                r = dirents_add(&v, &n, &cap, dir->parent ? dir->parent->ino : dir->ino, LT_DIR, "..");
+        if (r == 0 && dir == t->root)
+                r = dirents_add(&v, &n, &cap, LT_INO_META_DIR, LT_DIR, LT_META_DIR_NAME);
+        /* Children: walk the name table's chains; directories are small
+         * enough in practice, and a listing is rare next to lookups. */
+        for (size_t b = 0; r == 0 && b <= t->names.mask; b++) {
+                for (struct hlink *l = t->names.buckets[b]; l && r == 0; l = l->next) {
+                        struct node *c = container_of(l, struct node, by_name);
+                        if (c->parent == dir)
+                                r = dirents_add(&v, &n, &cap, c->ino, c->kind, c->name);
+                }
+        }
+        pthread_mutex_unlock(&t->mu);
+        if (r < 0)
+                goto fail;
+done:
+        *ret = v;
+        *ret_n = n;
+        return 0;
+fail:
+        lt_dirents_free(v, n);
+        return r;
+}
+
+int locktable_view(struct locktable *t, uint64_t ino, struct lock_view *ret) {
+        pthread_mutex_lock(&t->mu);
+        struct node *n = node_by_ino(t, ino);
+        int r = (n && n->linked && n->kind == LT_LOCK) ? lock_view_fill(n, ret, true) : -ENOENT;
+        pthread_mutex_unlock(&t->mu);
+        return r;
+}
+
+int locktable_views(struct locktable *t, struct lock_view **ret, size_t *ret_n) {
+        pthread_mutex_lock(&t->mu);
+        size_t count = t->m.held, n = 0;
+        struct lock_view *v = calloc(count ? count : 1, sizeof(*v));
+        int r = v ? 0 : -ENOMEM;
+        for (struct node *l = t->all_locks; l && r == 0; l = l->all_next) {
+                r = lock_view_fill(l, &v[n], true);
+                if (r == 0)
+                        n++;
+        }
+        pthread_mutex_unlock(&t->mu);
+        if (r < 0) {
+                lock_views_free(v, n);
+                return r;
+        }
+        *ret = v;
+        *ret_n = n;
+        return 0;
+}
+
+void locktable_metrics(struct locktable *t, struct lock_metrics *ret) {
+        pthread_mutex_lock(&t->mu);
+        *ret = t->m;
+        pthread_mutex_unlock(&t->mu);
+}
+
+/* ---- public: reaper ---------------------------------------------------------- */
+
+int locktable_reaper_fd(struct locktable *t) {
+        return t->epfd;
+}
+
+/* Release every lock of the holder whose key fired. */
+static int reap_holder(struct locktable *t, uint64_t key, struct removals *out) {
+        struct proc_id p = { .pid = (pid_t)(key & 0x3fffff), .start_time = key >> 22 };
+        struct holder *h = holder_find(t, &p);
+        if (!h)
+                return 0;
+        int released = 0;
+        /* The last release frees h: count first, never touch h after. */
+        unsigned left = h->refs;
+        while (left--) {
+                lock_release(t, h->locks, CAUSE_EXIT, out);
+                released++;
+        }
+        return released;
+}
+
+static int reap_deadlines(struct locktable *t, struct removals *out) {
+        uint64_t ticks;
+        while (read(t->timerfd, &ticks, sizeof(ticks)) > 0)
+                ;
+        int released = 0;
+        int64_t now = lt_now_mono_ms();
+        struct heap_entry *e;
+        while ((e = heap_top(&t->deadlines)) && e->key <= now) {
+                lock_release(t, container_of(e, struct node, deadline), CAUSE_TTL, out);
+                released++;
+        }
+        t->armed_key = -1;
+        timer_arm(t);
+        return released;
+}
+
+int locktable_reap(struct locktable *t, lt_removed_fn fn, void *ctx) {
+        struct epoll_event ev[64];
+        int n = epoll_wait(t->epfd, ev, 64, 0);
+        if (n <= 0)
+                return n < 0 && errno != EINTR ? -errno : 0;
+        struct removals out = { 0 };
+        int released = 0;
+        pthread_mutex_lock(&t->mu);
+        for (int i = 0; i < n; i++)
+                released += ev[i].data.u64 == TIMER_TAG ? reap_deadlines(t, &out)
+                                                        : reap_holder(t, ev[i].data.u64, &out);
+        pthread_mutex_unlock(&t->mu);
+        for (size_t i = 0; i < out.n; i++) {
+                if (fn)
+                        fn(ctx, out.v[i].parent, out.v[i].ino, out.v[i].name);
+                free(out.v[i].name);
+        }
+        free(out.v);
+        return released;
+}

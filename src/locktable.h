@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+/* The lock table: a tree of directories (namespaces) and locks, keyed by
+ * inode number and by (parent, name). Acquire, release, renew and expire;
+ * holder registry with one pidfd per live holder process; TTL deadline
+ * heap; fence counter through the store. One mutex serializes every
+ * change, so no interleaving of requests can create two holders; nothing
+ * slow (no /proc read of the caller, no kernel call-back) runs under it.
+ * All functions return 0 (or a count) or a negative errno. */
+#ifndef LOCKFS_LOCKTABLE_H
+#define LOCKFS_LOCKTABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "holder.h"
+#include "lockview.h"
+#include "store.h"
+
+/* Fixed inode numbers; every other node gets a fresh number from a 64-bit
+ * counter starting at LT_INO_FIRST, never reused. */
+enum {
+        LT_INO_ROOT = 1,
+        LT_INO_META_DIR = 2,    /* /.lockfs */
+        LT_INO_META_LOCKS = 3,  /* /.lockfs/locks.json */
+        LT_INO_META_METRICS = 4,/* /.lockfs/metrics */
+        LT_INO_FIRST = 16,
+};
+
+#define LT_META_DIR_NAME ".lockfs"
+#define LT_NAME_MAX 255
+
+struct locktable_config {
+        uint32_t default_ttl_s; /* mount-wide TTL, 0 = none */
+        uint64_t max_locks;     /* locks + directories; 0 = unlimited */
+        size_t max_content;     /* bytes a holder may write */
+        unsigned max_depth;     /* path components; 0 = unlimited */
+};
+
+enum lt_kind { LT_DIR, LT_LOCK, LT_META_FILE };
+
+struct lt_attr {
+        uint64_t ino;
+        enum lt_kind kind;
+        mode_t mode;            /* with file type bits */
+        uid_t uid;
+        gid_t gid;
+        unsigned nlink;         /* 0 once a lock or directory is gone */
+        int64_t mtime_ms;       /* wall clock: last renewal (locks) */
+        int64_t ctime_ms;
+};
+
+/* What an open of a lock gave: see SPEC R2.2. */
+enum lt_handle_kind {
+        LT_HANDLE_READER,    /* read-only: status only */
+        LT_HANDLE_HOLDER,    /* may write, truncate, renew */
+        LT_HANDLE_CONTENDER, /* write-open of a lock held by another: writes get -EEXIST */
+};
+
+struct lt_handle {
+        enum lt_handle_kind kind;
+        uint64_t ino;
+        uint64_t fence;      /* the acquisition this handle belongs to */
+        bool append;         /* O_APPEND: every write goes to the end */
+};
+
+/* A name the daemon removed by itself (holder death, TTL): the kernel must
+ * be told. Delivered by locktable_reap() outside the table lock. */
+typedef void (*lt_removed_fn)(void *ctx, uint64_t parent, uint64_t ino, const char *name);
+
+struct locktable;
+
+/* Create a table using store s (the table does not own s). */
+int locktable_new(const struct locktable_config *cfg, struct store *s, struct locktable **ret);
+/* Free everything; no other thread may use t. NULL is a no-op. */
+void locktable_free(struct locktable *t);
+
+/* Resolve name in parent; counts one kernel lookup on success (see
+ * locktable_forget). -ENOENT, -ENOTDIR, -ENAMETOOLONG. */
+int locktable_lookup(struct locktable *t, uint64_t parent, const char *name, struct lt_attr *ret);
+/* The kernel dropped n lookups of ino. */
+void locktable_forget(struct locktable *t, uint64_t ino, uint64_t n);
+/* Attributes of ino, also of a lock already gone (nlink 0) while the kernel
+ * still knows it. -ENOENT for unknown numbers. */
+int locktable_getattr(struct locktable *t, uint64_t ino, struct lt_attr *ret);
+
+/* CREATE (open with O_CREAT). A free name is acquired for c and gives a
+ * holder handle. A held name: -EEXIST with O_EXCL; otherwise the same as
+ * locktable_open(). Counts one lookup. -EACCES inside .lockfs, -ENOSPC past
+ * max_locks, -ENAMETOOLONG, -EISDIR/-EEXIST on a directory. */
+int locktable_create(struct locktable *t, uint64_t parent, const char *name,
+                     const struct caller *c, int flags,
+                     struct lt_attr *ret_attr, struct lt_handle *ret_handle);
+
+/* OPEN of an existing lock. Read-only opens give a reader; write opens give
+ * a holder handle to the holder or its descendants (O_TRUNC then clears the
+ * content and renews) and a contender handle to anyone else (O_TRUNC
+ * ignored). -ESTALE when the lock is gone: the kernel then looks the name
+ * up again, so an O_CREAT caller racing a release creates instead of
+ * seeing ENOENT (SPEC R2.3). */
+int locktable_open(struct locktable *t, uint64_t ino, const struct caller *c, int flags,
+                   struct lt_handle *ret_handle);
+
+/* WRITE through handle h at off. Returns the bytes written, -EEXIST for a
+ * contender or a handle whose acquisition is over, -EFBIG past
+ * max_content (content unchanged). Renews the TTL and applies a holder
+ * claim or per-lock TTL found in the new content (SPEC R3.3, R5.3). */
+ssize_t locktable_write(struct locktable *t, const struct lt_handle *h, const struct caller *c,
+                        off_t off, const void *buf, size_t size);
+
+/* SETATTR. h may be NULL (path-based call). Holder (handle or process):
+ * size truncates the content, times renew, mode/owner are accepted and
+ * ignored. Others: -EEXIST for size, -EPERM for the rest. */
+#define LT_SET_SIZE  0x1
+#define LT_SET_TIMES 0x2
+#define LT_SET_MODE  0x4
+#define LT_SET_OWNER 0x8
+int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle *h,
+                      const struct caller *c, unsigned what, off_t size, struct lt_attr *ret);
+
+/* UNLINK: the holder or a descendant releases; for a detached lock its
+ * creator's uid may; root always may: a force-unlock, for which *ret_forced
+ * receives the lock as it was (ret_forced->path non-NULL; clear it with
+ * lock_view_clear). -EPERM otherwise, -EISDIR for a directory, -EACCES for
+ * .lockfs. */
+int locktable_unlink(struct locktable *t, uint64_t parent, const char *name,
+                     const struct caller *c, struct lock_view *ret_forced);
+
+/* RENAME of a lock by its holder to a free name (holder and fence move with
+ * it) or of a directory to a free name. -EEXIST when the target exists,
+ * -EPERM for a non-holder, -EINVAL for unsupported flags. */
+int locktable_rename(struct locktable *t, uint64_t parent, const char *name,
+                     uint64_t newparent, const char *newname, unsigned flags,
+                     const struct caller *c);
+
+/* MKDIR / RMDIR of namespaces. mkdir counts one lookup. */
+int locktable_mkdir(struct locktable *t, uint64_t parent, const char *name,
+                    const struct caller *c, struct lt_attr *ret);
+int locktable_rmdir(struct locktable *t, uint64_t parent, const char *name);
+
+/* A directory listing, taken at once (served later by offset). */
+struct lt_dirent {
+        uint64_t ino;
+        enum lt_kind kind;
+        char *name;
+};
+int locktable_readdir(struct locktable *t, uint64_t ino, struct lt_dirent **ret, size_t *ret_n);
+void lt_dirents_free(struct lt_dirent *d, size_t n);
+
+/* Copy of one live lock (-ENOENT when gone) or of all held locks. Free with
+ * lock_view_clear() / lock_views_free(). */
+int locktable_view(struct locktable *t, uint64_t ino, struct lock_view *ret);
+int locktable_views(struct locktable *t, struct lock_view **ret, size_t *ret_n);
+void lock_views_free(struct lock_view *v, size_t n);
+void locktable_metrics(struct locktable *t, struct lock_metrics *ret);
+
+/* The reaper's side: an epoll fd that becomes readable when a holder dies
+ * or a TTL deadline passes; locktable_reap() handles what is due without
+ * blocking and reports each removed name through fn (outside the lock).
+ * Returns the number of locks released. */
+int locktable_reaper_fd(struct locktable *t);
+int locktable_reap(struct locktable *t, lt_removed_fn fn, void *ctx);
+
+/* Clocks, in ms (wall and monotonic). */
+int64_t lt_now_wall_ms(void);
+int64_t lt_now_mono_ms(void);
+
+#endif

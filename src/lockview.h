@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/* A copy of one lock's state, taken under the table lock and rendered
+ * outside it. Plain data shared by locktable (producer) and status
+ * (renderer). */
+#ifndef LOCKFS_LOCKVIEW_H
+#define LOCKFS_LOCKVIEW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "holder.h"
+
+/* How the current holder was established (SPEC R4.3). */
+enum lock_how {
+        LOCK_HOW_CREATOR,  /* the process that created the name */
+        LOCK_HOW_CLAIM,    /* named by a pid claim in the content (R3.3) */
+        LOCK_HOW_FLOCK,    /* granted through flock(2) (later) */
+        LOCK_HOW_DETACHED, /* no process holds it: content "0" or pid unknown */
+};
+
+struct lock_view {
+        char *path;              /* "/dir/name", malloc'd */
+        uint64_t ino;
+        uint64_t fence;
+        enum lock_how how;
+        bool detached;           /* no holder process (R3.3a, R3.5) */
+        bool liveness_known;     /* false when the creator's pid was not visible */
+        pid_t pid;               /* holder pid; 0 when detached */
+        uid_t uid;               /* holder's (or detached creator's) uid/gid */
+        gid_t gid;
+        char comm[HOLDER_COMM_MAX];
+        char cmdline[HOLDER_CMDLINE_MAX];
+        int64_t acquired_at_ms;  /* wall clock, ms since the epoch */
+        int64_t renewed_at_ms;   /* wall clock of the last renewal */
+        uint32_t ttl_s;          /* 0 = no TTL */
+        int64_t expires_at_ms;   /* wall clock; meaningless when ttl_s == 0 */
+        pid_t claim_ignored_pid; /* last claim that named a foreign pid, or 0 */
+        char *content;           /* what the holder wrote, malloc'd (may be NULL) */
+        size_t content_len;
+};
+
+/* Free what v owns (path, content); v itself is not freed. NULL is a no-op. */
+void lock_view_clear(struct lock_view *v);
+
+/* Daemon-wide counters for .lockfs/metrics (SPEC R6.1). */
+struct lock_metrics {
+        uint64_t acquired;          /* successful acquisitions */
+        uint64_t contended;         /* EEXIST answers: exclusive creates and writes */
+        uint64_t released_unlink;   /* unlinked by holder */
+        uint64_t released_exit;     /* holder process died */
+        uint64_t released_ttl;      /* TTL ran out (= expired) */
+        uint64_t released_root;     /* force-unlocked by root */
+        uint64_t released_detached; /* detached lock unlinked by its creator uid */
+        uint64_t held;              /* locks held now */
+        uint64_t directories;       /* namespaces (directories) now */
+        uint64_t waiters;           /* flock waiters parked now */
+};
+
+#endif

@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/* Parse the daemon's command line and -o option lists. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "options.h"
+
+static int parse_u64(const char *s, uint64_t max, uint64_t *ret) {
+        if (!s || !*s || *s == '-' || *s == '+')
+                return -EINVAL;
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno || *end || v > max)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+/* Apply one "key" or "key=value" item of a -o list. */
+static int apply_option(struct lockfs_options *o, const char *item, char *err, size_t errlen) {
+        const char *eq = strchr(item, '=');
+        size_t klen = eq ? (size_t)(eq - item) : strlen(item);
+        const char *val = eq ? eq + 1 : NULL;
+        uint64_t v;
+
+#define KEY(k) (klen == strlen(k) && strncmp(item, k, klen) == 0)
+        if (KEY("allow_other") && !val) {
+                o->allow_other = true;
+        } else if (KEY("debug") && !val) {
+                o->debug = true;
+        } else if (KEY("ttl")) {
+                if (parse_u64(val, UINT32_MAX, &v) < 0)
+                        goto bad_value;
+                o->ttl_s = (uint32_t)v;
+        } else if (KEY("max_locks")) {
+                if (parse_u64(val, UINT64_MAX, &v) < 0)
+                        goto bad_value;
+                o->max_locks = v;
+        } else if (KEY("max_content")) {
+                if (parse_u64(val, LOCKFS_MAX_CONTENT_LIMIT, &v) < 0 || v == 0)
+                        goto bad_value;
+                o->max_content = (size_t)v;
+        } else if (KEY("max_depth")) {
+                if (parse_u64(val, 4096, &v) < 0)
+                        goto bad_value;
+                o->max_depth = (unsigned)v;
+        } else {
+                snprintf(err, errlen, "unknown option '%s'", item);
+                return -EINVAL;
+        }
+#undef KEY
+        return 0;
+
+bad_value:
+        snprintf(err, errlen, "bad value in option '%s'", item);
+        return -EINVAL;
+}
+
+static int apply_option_list(struct lockfs_options *o, const char *list, char *err, size_t errlen) {
+        char *copy = strdup(list);
+        if (!copy) {
+                snprintf(err, errlen, "out of memory");
+                return -ENOMEM;
+        }
+        int r = 0;
+        char *save = NULL;
+        for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+                r = apply_option(o, item, err, errlen);
+                if (r < 0)
+                        break;
+        }
+        free(copy);
+        return r;
+}
+
+int options_parse(int argc, char **argv, struct lockfs_options *o, char *err, size_t errlen) {
+        *o = (struct lockfs_options){
+                .ttl_s = LOCKFS_DEFAULT_TTL_S,
+                .max_locks = LOCKFS_DEFAULT_MAX_LOCKS,
+                .max_content = LOCKFS_DEFAULT_MAX_CONTENT,
+                .max_depth = LOCKFS_DEFAULT_MAX_DEPTH,
+        };
+        err[0] = '\0';
+        for (int i = 1; i < argc; i++) {
+                const char *a = argv[i];
+                int r = 0;
+                if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+                        o->show_help = true;
+                } else if (!strcmp(a, "-V") || !strcmp(a, "--version")) {
+                        o->show_version = true;
+                } else if (!strcmp(a, "-f")) {
+                        o->foreground = true;
+                } else if (!strcmp(a, "-d")) {
+                        o->debug = o->foreground = true;
+                } else if (!strcmp(a, "-o")) {
+                        if (++i >= argc) {
+                                snprintf(err, errlen, "-o needs an option list");
+                                return -EINVAL;
+                        }
+                        r = apply_option_list(o, argv[i], err, errlen);
+                } else if (!strncmp(a, "-o", 2)) {
+                        r = apply_option_list(o, a + 2, err, errlen);
+                } else if (a[0] == '-') {
+                        snprintf(err, errlen, "unknown argument '%s'", a);
+                        return -EINVAL;
+                } else if (o->mountpoint) {
+                        snprintf(err, errlen, "more than one mount point ('%s')", a);
+                        return -EINVAL;
+                } else {
+                        o->mountpoint = a;
+                }
+                if (r < 0)
+                        return r;
+        }
+        if (o->debug)
+                o->foreground = true;
+        if (!o->mountpoint && !o->show_help && !o->show_version) {
+                snprintf(err, errlen, "no mount point given");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+void options_usage(FILE *f, const char *prog) {
+        fprintf(f,
+                "usage: %s [-f] [-d] [-o opt,[opt...]] MOUNTPOINT\n"
+                "\n"
+                "Serve a lock directory: every regular file in it is a lock.\n"
+                "\n"
+                "  -f                   stay in the foreground, log to stderr\n"
+                "  -d, -o debug         debug log (implies -f)\n"
+                "  -h, --help           this text\n"
+                "  -V, --version        print the version\n"
+                "\n"
+                "options (-o):\n"
+                "  ttl=SECONDS          default lock TTL, 0 = none (default %d)\n"
+                "  max_locks=N          locks plus directories, 0 = no limit (default %d)\n"
+                "  max_content=BYTES    content a holder may write (default %d)\n"
+                "  max_depth=N          path components, 0 = no limit (default %d)\n"
+                "  allow_other          let users other than root use the mount\n",
+                prog, LOCKFS_DEFAULT_TTL_S, LOCKFS_DEFAULT_MAX_LOCKS, LOCKFS_DEFAULT_MAX_CONTENT,
+                LOCKFS_DEFAULT_MAX_DEPTH);
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/* Command line of the lockfs daemon: `lockfs [-f] [-d] [-o opt,...] MOUNTPOINT`.
+ * Parsed without FUSE so it can be unit-tested. */
+#ifndef LOCKFS_OPTIONS_H
+#define LOCKFS_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define LOCKFS_DEFAULT_TTL_S 3600
+#define LOCKFS_DEFAULT_MAX_LOCKS 1000000
+#define LOCKFS_DEFAULT_MAX_CONTENT 65536
+#define LOCKFS_DEFAULT_MAX_DEPTH 32
+#define LOCKFS_MAX_CONTENT_LIMIT (16u << 20)
+
+struct lockfs_options {
+        const char *mountpoint;   /* points into argv */
+        bool foreground;          /* -f (also implied by -d) */
+        bool debug;               /* -d or -o debug */
+        bool allow_other;         /* -o allow_other */
+        bool show_help;           /* -h, --help */
+        bool show_version;        /* -V, --version */
+        uint32_t ttl_s;           /* -o ttl=, 0 = none */
+        uint64_t max_locks;       /* -o max_locks=, 0 = unlimited */
+        size_t max_content;       /* -o max_content=, 1 .. 16 MiB */
+        unsigned max_depth;       /* -o max_depth=, 0 = unlimited */
+};
+
+/* Parse argv into *ret (defaults first). Returns 0, or -EINVAL with a
+ * one-line reason in err. --help/--version set their flag and return 0
+ * without requiring a mount point. */
+int options_parse(int argc, char **argv, struct lockfs_options *ret, char *err, size_t errlen);
+
+/* Print the usage text (options and defaults) to f. */
+void options_usage(FILE *f, const char *prog);
+
+#endif

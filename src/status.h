@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/* Render a lock's live JSON status and the metrics page; parse what a
+ * holder wrote (pid claims, per-lock TTL). */
+#ifndef LOCKFS_STATUS_H
+#define LOCKFS_STATUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lockview.h"
+
+/* What the content written by a holder asks for (SPEC R3.3, R5.3). */
+struct content_claim {
+        bool has_pid;     /* a decimal pid (whitespace allowed) or JSON "pid" */
+        pid_t pid;        /* the claimed pid; 0 = detached (R3.3a) */
+        bool has_ttl;     /* a JSON object with a numeric "ttl_s" >= 0 */
+        uint32_t ttl_s;
+};
+
+/* Parse len bytes of holder content (not NUL-terminated). Never fails:
+ * content that asks nothing gives an all-false claim. A JSON pid must be an
+ * integer in [0, INT32_MAX]; a decimal pid may be padded with spaces,
+ * tabs or newlines on either side (HDB/UUCP style). */
+struct content_claim status_parse_claim(const char *content, size_t len);
+
+/* Render one lock as a JSON object followed by "\n" (SPEC R4.1-R4.4):
+ * the holder's object fields at top level (or its text as "content"),
+ * "pid" and "created_at" forced to the truth, and a "lockfs" object with
+ * the daemon's facts. now_ms is the wall clock in ms; host is this
+ * machine's name. Returns a malloc'd NUL-terminated string and its length
+ * in *ret_len, or NULL on allocation failure. */
+char *status_render(const struct lock_view *v, int64_t now_ms, const char *host,
+                    size_t *ret_len);
+
+/* Render n locks as a JSON array of the same objects, followed by "\n". */
+char *status_render_array(const struct lock_view *v, size_t n, int64_t now_ms,
+                          const char *host, size_t *ret_len);
+
+/* Render counters in the Prometheus text exposition format. */
+char *status_render_metrics(const struct lock_metrics *m, size_t *ret_len);
+
+/* Format ms since the epoch as ISO-8601 UTC with milliseconds,
+ * "2026-11-26T17:53:33.123Z", into buf (at least 32 bytes). */
+void status_format_time(int64_t ms, char *buf, size_t len);
+
+#endif
