@@ -17,8 +17,10 @@
 
 /* What one read of /proc/PID/stat tells: all fields from one snapshot. */
 struct proc_stat {
-        pid_t ppid;
-        uint64_t start_time;
+        char state;           /* field 3: R, S, D, Z, X... */
+        pid_t ppid;           /* field 4 */
+        uint64_t num_threads; /* field 20 */
+        uint64_t start_time;  /* field 22 */
         char comm[HOLDER_COMM_MAX];
 };
 
@@ -106,10 +108,15 @@ static int parse_stat(const char *buf, size_t n, struct proc_stat *ret) {
                 if (tok == p)
                         break;
                 field++;
-                if (field == 4) {
+                if (field == 3) {
+                        ret->state = *tok;
+                } else if (field == 4) {
                         if (!parse_u64(tok, p, &v) || v > INT32_MAX)
                                 return -EIO;
                         ret->ppid = (pid_t)v;
+                } else if (field == 20) {
+                        if (!parse_u64(tok, p, &ret->num_threads))
+                                return -EIO;
                 } else if (field == 22) {
                         if (!parse_u64(tok, p, &ret->start_time))
                                 return -EIO;
@@ -352,20 +359,33 @@ int holder_pidfd_open(const struct proc_id *p) {
         return fd;
 }
 
-/* A zombie is not alive. /proc's state letter cannot tell that: a thread
- * group whose leader called pthread_exit() shows 'Z' while other threads
- * run. A pidfd polls readable exactly when the whole group has exited.
- * When liveness cannot be checked (EMFILE, ENOMEM) the answer is "alive":
+/* True when the group of st has exited but is not reaped yet: the
+ * leader is a zombie and no other thread is left. The leader's state alone
+ * cannot tell, as a group whose leader called pthread_exit() shows 'Z'
+ * while its other threads run. */
+static bool stat_group_exited(const struct proc_stat *st) {
+        return (st->state == 'Z' || st->state == 'X') && st->num_threads <= 1;
+}
+
+/* A zombie is not alive. A pidfd polls readable exactly when the whole
+ * group has exited; without one (ENOSYS under valgrind 3.19, EMFILE) /proc
+ * is asked instead. When nothing can be checked the answer is "alive":
  * calling a live holder dead would admit a second holder. */
 bool holder_alive(const struct proc_id *p) {
+        struct proc_stat st;
         struct pollfd pfd;
-        int fd = holder_pidfd_open(p);
-        int r;
+        int fd, r;
 
+        if (!p || p->pid <= 0)
+                return false;
+        r = read_stat(p->pid, &st);
+        if (r == -ESRCH || (r == 0 && st.start_time != p->start_time))
+                return false;
+        fd = holder_pidfd_open(p);
         if (fd == -ESRCH)
                 return false;
         if (fd < 0)
-                return true;
+                return r < 0 || !stat_group_exited(&st);
         pfd.fd = fd;
         pfd.events = POLLIN;
         pfd.revents = 0;

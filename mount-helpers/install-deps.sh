@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Install the Debian 12 packages lockfs needs to build, run and test,
+# skipping the update when everything is present already.
+set -euo pipefail
+packages=(gcc meson ninja-build pkg-config fuse3 libfuse3-dev libcjson-dev libcmocka-dev
+          python3 nodejs jq inotify-tools util-linux valgrind)
+missing=()
+for p in "${packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq "${missing[@]}"
+fi

@@ -1,0 +1,249 @@
+# SPDX-License-Identifier: MIT
+"""Shared set-up for integration tests: mount a real lockfs in a temporary
+directory, always unmount it, and small helpers to hold locks from other
+processes. Stdlib only.
+
+Environment: LOCKFS_BIN (the daemon), LOCKFS_RACE_CLIENT (C race client),
+LOCKFS_WRAPPER (optional command prefix, e.g. valgrind, for the daemon).
+"""
+import errno
+import os
+import pwd
+import select
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+LOCKFS_BIN = os.environ.get("LOCKFS_BIN", "build/lockfs")
+RACE_CLIENT = os.environ.get("LOCKFS_RACE_CLIENT", "build/tests/race_client")
+WRAPPER = shlex.split(os.environ.get("LOCKFS_WRAPPER", ""))
+TEST_USER = "lockfs-test"
+TEST_USER2 = "lockfs-test2"
+READY_TIMEOUT = 60 if WRAPPER else 10
+
+
+class Mount:
+    """A lockfs daemon in the foreground serving a temporary mount point.
+
+    start() returns once the daemon logged that it serves the mount (an
+    event, not a sleep); stop() unmounts, waits for the daemon and returns
+    its exit status. Use as a context manager or via LockfsTestCase."""
+
+    def __init__(self, opts="", args=()):
+        self.opts = opts
+        self.args = list(args)
+        self.dir = tempfile.mkdtemp(prefix="lockfs-it-")
+        os.chmod(self.dir, 0o755)
+        self.mnt = os.path.join(self.dir, "mnt")
+        os.mkdir(self.mnt)
+        self.proc = None
+        self.log_lines = []
+        self._reader = None
+
+    def start(self):
+        cmd = WRAPPER + [LOCKFS_BIN, "-f"] + self.args
+        if self.opts:
+            cmd += ["-o", self.opts]
+        cmd.append(self.mnt)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        deadline = time.monotonic() + READY_TIMEOUT
+        buf = b""
+        fd = self.proc.stderr.fileno()
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._abort("daemon did not report serving in time")
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                self._abort("daemon exited before serving")
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                text = line.decode(errors="replace")
+                self.log_lines.append(text)
+                if "serving " in text:
+                    self._reader = threading.Thread(target=self._drain, args=(buf,),
+                                                    daemon=True)
+                    self._reader.start()
+                    return self
+
+    def _drain(self, rest):
+        if rest:
+            self.log_lines.append(rest.decode(errors="replace"))
+        for line in self.proc.stderr:
+            self.log_lines.append(line.decode(errors="replace").rstrip("\n"))
+
+    def _abort(self, why):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        rest = self.proc.stderr.read().decode(errors="replace")
+        self.cleanup_dir()
+        raise RuntimeError(f"{why}: {' '.join(self.log_lines)} {rest}")
+
+    def log(self):
+        return "\n".join(self.log_lines)
+
+    def path(self, *names):
+        return os.path.join(self.mnt, *names)
+
+    def is_mounted(self):
+        with open("/proc/self/mounts") as f:
+            return any(line.split()[1] == self.mnt for line in f)
+
+    def stop(self):
+        """Unmount (lazily if busy), wait for the daemon; return its status."""
+        if self.proc is None:
+            return None
+        if self.is_mounted():
+            r = subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True)
+            if r.returncode != 0:
+                subprocess.run(["fusermount3", "-uz", self.mnt], capture_output=True)
+        try:
+            rc = self.proc.wait(timeout=60 if WRAPPER else 20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        if self._reader:
+            self._reader.join(timeout=5)
+        self.proc = None
+        self.cleanup_dir()
+        return rc
+
+    def cleanup_dir(self):
+        if not self.is_mounted():
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class LockfsTestCase(unittest.TestCase):
+    """Each test gets a fresh mount in self.m (options from MOUNT_OPTS),
+    unmounted even when the test fails; a daemon that exits non-zero (a
+    crash, or a leak under valgrind) fails the test."""
+
+    MOUNT_OPTS = ""
+
+    def setUp(self):
+        self.m = Mount(self.MOUNT_OPTS).start()
+        self.addCleanup(self._unmount)
+
+    def _unmount(self):
+        rc = self.m.stop()
+        if rc != 0:
+            self.fail(f"daemon exited with {rc}; log:\n{self.m.log()}")
+
+    def p(self, *names):
+        return self.m.path(*names)
+
+
+def ensure_user(name=TEST_USER):
+    """Create an unprivileged test user if missing; return (uid, gid)."""
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell",
+                        "/usr/sbin/nologin", name], check=True)
+        pw = pwd.getpwnam(name)
+    return pw.pw_uid, pw.pw_gid
+
+
+def as_user(cmd, name=TEST_USER):
+    """Prefix argv cmd so that it runs as the unprivileged user name."""
+    uid, gid = ensure_user(name)
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"] + cmd
+
+
+HOLD_SCRIPT = r"""
+import os, sys
+path, content, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if mode == "excl" else os.O_TRUNC)
+try:
+    fd = os.open(path, flags, 0o644)
+    if content:
+        os.write(fd, content.replace("{pid}", str(os.getpid())).encode())
+    os.close(fd)
+except OSError as e:
+    print("ERR", e.errno, flush=True)
+    sys.exit(1)
+print("OK", os.getpid(), flush=True)
+sys.stdin.read()          # hold until the test closes our stdin
+if len(sys.argv) > 4 and sys.argv[4] == "unlink":
+    os.unlink(path)
+"""
+
+
+class Holder:
+    """A separate process that takes path (exclusive create by default),
+    writes content ("{pid}" is replaced by its pid), then holds the lock
+    until release() or kill(). Construction waits for its report."""
+
+    def __init__(self, path, content="{pid}\n", mode="excl", user=None, unlink=False):
+        cmd = [sys.executable, "-c", HOLD_SCRIPT, path, content, mode]
+        if unlink:
+            cmd.append("unlink")
+        if user:
+            cmd = as_user(cmd, user)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        line = self.proc.stdout.readline().split()
+        if not line:
+            self.proc.wait()
+            raise RuntimeError("holder died before reporting")
+        self.ok = line[0] == "OK"
+        self.errno = None if self.ok else int(line[1])
+        self.pid = int(line[1]) if self.ok else None
+
+    def release(self):
+        """Let the holder exit normally (closing stdin); wait for it."""
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+        return self.proc.wait(timeout=20)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        return self.proc.wait(timeout=20)
+
+
+def wait_until(pred, timeout=5.0, what="condition"):
+    """Poll pred until true; for states with no event to await. Fails
+    loudly after timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def errno_of(fn, *args, **kw):
+    """Run fn; return the OSError errno it raised, or 0."""
+    try:
+        fn(*args, **kw)
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+def main():
+    unittest.main(verbosity=2)
+
+
+__all__ = ["Mount", "LockfsTestCase", "Holder", "ensure_user", "as_user", "wait_until",
+           "errno_of", "main", "errno", "RACE_CLIENT", "LOCKFS_BIN", "TEST_USER",
+           "TEST_USER2"]

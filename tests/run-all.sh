@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# The whole test suite, as CI runs it: install packages, build, run the unit
+# and integration tests; rebuild with ASan+UBSan and run the unit tests and
+# the race/take/release integration tests against the sanitized daemon; run
+# integration tests with the daemon under valgrind (a leak fails them).
+# Ends with one line "tests: N passed, M failed"; exits non-zero on failure.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mount-helpers/install-deps.sh || { echo "package installation failed" >&2; exit 1; }
+
+passed=0
+failed=0
+status=0
+
+# Count results of the last `meson test` run in build dir $1.
+count_results() {
+        local log="$1/meson-logs/testlog.json" p f
+        [ -f "$log" ] || return
+        p=$(grep -c '"result": "OK"' "$log")
+        f=$(grep -vc '"result": "\(OK\|SKIP\)"' "$log")
+        passed=$((passed + p))
+        failed=$((failed + f))
+}
+
+# setup DIR [meson options...]: configure (or reconfigure) and build.
+setup() {
+        local dir=$1
+        shift
+        if [ -d "$dir" ]; then
+                meson setup --reconfigure "$dir" "$@" >/dev/null || return 1
+        else
+                meson setup "$dir" "$@" >/dev/null || return 1
+        fi
+        ninja -C "$dir" >/dev/null || { ninja -C "$dir"; return 1; }
+}
+
+# run_tests DIR [meson test args...]
+run_tests() {
+        local dir=$1
+        shift
+        rm -f "$dir/meson-logs/testlog.json"
+        meson test -C "$dir" --print-errorlogs "$@" || status=1
+        count_results "$dir"
+}
+
+echo "== build and test (debugoptimized)"
+if setup build-test; then
+        run_tests build-test
+else
+        echo "build failed"; failed=$((failed + 1)); status=1
+fi
+
+echo "== ASan + UBSan"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=87
+if setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug; then
+        run_tests build-asan --suite unit race take release holder
+else
+        echo "ASan build failed"; failed=$((failed + 1)); status=1
+fi
+unset ASAN_OPTIONS UBSAN_OPTIONS
+
+echo "== daemon under valgrind (leaks fail)"
+export LOCKFS_WRAPPER="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99"
+if [ -d build-test ]; then
+        run_tests build-test take status namespace release
+fi
+unset LOCKFS_WRAPPER
+
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] || status=1
+exit $status

@@ -1,0 +1,534 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for the lock table, with real processes as holders. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "locktable.h"
+#include "store.h"
+
+struct fixture {
+        struct store *store;
+        struct locktable *t;
+        struct caller self;   /* this test process, as root */
+        struct caller other;  /* an unrelated process, uid 1000 */
+        pid_t other_pid;
+        int other_pipe;       /* closing it ends the child */
+};
+
+/* A child that lives until fd (its stdin pipe) is closed. */
+static pid_t spawn_sleeper(int *ret_fd) {
+        int p[2];
+        if (pipe(p) < 0)
+                return -1;
+        pid_t pid = fork();
+        if (pid == 0) {
+                char c;
+                close(p[1]);
+                while (read(p[0], &c, 1) > 0)
+                        ;
+                _exit(0);
+        }
+        close(p[0]);
+        *ret_fd = p[1];
+        return pid;
+}
+
+static void end_child(pid_t pid, int fd) {
+        close(fd);
+        waitpid(pid, NULL, 0);
+}
+
+/* A process that is no descendant of ours (double fork: reparented), alive
+ * until fd is closed. Returns its pid, read back through a pipe. */
+static pid_t spawn_stranger(int *ret_fd) {
+        int p[2], report[2];
+        if (pipe(p) < 0 || pipe(report) < 0)
+                return -1;
+        pid_t mid = fork();
+        if (mid == 0) {
+                if (fork() == 0) {
+                        char c;
+                        pid_t me = getpid();
+                        close(p[1]);
+                        close(report[0]);
+                        if (write(report[1], &me, sizeof(me)) != sizeof(me))
+                                _exit(1);
+                        close(report[1]);
+                        while (read(p[0], &c, 1) > 0)
+                                ;
+                        _exit(0);
+                }
+                _exit(0);
+        }
+        close(p[0]);
+        close(report[1]);
+        waitpid(mid, NULL, 0);
+        pid_t pid = -1;
+        if (read(report[0], &pid, sizeof(pid)) != sizeof(pid))
+                pid = -1;
+        close(report[0]);
+        *ret_fd = p[1];
+        return pid;
+}
+
+static int setup_cfg(void **state, const struct locktable_config *cfg) {
+        struct fixture *f = calloc(1, sizeof(*f));
+        assert_int_equal(store_mem_new(&f->store), 0);
+        assert_int_equal(locktable_new(cfg, f->store, &f->t), 0);
+        assert_int_equal(holder_identify(getpid(), 0, 0, &f->self), 0);
+        f->other_pid = spawn_stranger(&f->other_pipe);
+        assert_true(f->other_pid > 0);
+        assert_int_equal(holder_identify(f->other_pid, 1000, 1000, &f->other), 0);
+        *state = f;
+        return 0;
+}
+
+static int setup(void **state) {
+        struct locktable_config cfg = { .default_ttl_s = 0, .max_locks = 100,
+                                        .max_content = 64, .max_depth = 4 };
+        return setup_cfg(state, &cfg);
+}
+
+static int teardown(void **state) {
+        struct fixture *f = *state;
+        locktable_free(f->t);
+        store_free(f->store);
+        close(f->other_pipe); /* not our child: it exits and is reaped by init */
+        free(f);
+        return 0;
+}
+
+static int take(struct fixture *f, const char *name, const struct caller *c, int flags,
+                struct lt_attr *a, struct lt_handle *h) {
+        return locktable_create(f->t, LT_INO_ROOT, name, c, flags | O_CREAT, a, h);
+}
+
+static void test_create_takes_a_free_name_once(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a, a2;
+        struct lt_handle h, h2;
+        assert_int_equal(take(f, "state.lock", &f->self, O_WRONLY | O_EXCL, &a, &h), 0);
+        assert_int_equal(h.kind, LT_HANDLE_HOLDER);
+        assert_int_equal(h.fence, 1);
+        assert_true(a.ino >= LT_INO_FIRST);
+        assert_int_equal(a.nlink, 1);
+        /* exclusive create of a held name: EEXIST, also for the holder */
+        assert_int_equal(take(f, "state.lock", &f->other, O_WRONLY | O_EXCL, &a2, &h2), -EEXIST);
+        assert_int_equal(take(f, "state.lock", &f->self, O_WRONLY | O_EXCL, &a2, &h2), -EEXIST);
+        /* non-exclusive: a contender handle for others, a holder handle for the holder */
+        assert_int_equal(take(f, "state.lock", &f->other, O_WRONLY | O_TRUNC, &a2, &h2), 0);
+        assert_int_equal(h2.kind, LT_HANDLE_CONTENDER);
+        assert_int_equal(a2.ino, a.ino);
+        assert_int_equal(take(f, "state.lock", &f->self, O_WRONLY, &a2, &h2), 0);
+        assert_int_equal(h2.kind, LT_HANDLE_HOLDER);
+        assert_int_equal(take(f, "state.lock", &f->other, O_RDONLY, &a2, &h2), 0);
+        assert_int_equal(h2.kind, LT_HANDLE_READER);
+}
+
+static void test_contender_cannot_write_or_truncate(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a;
+        struct lt_handle h, hc;
+        struct lock_view v;
+        assert_int_equal(take(f, "x", &f->self, O_WRONLY | O_EXCL, &a, &h), 0);
+        assert_int_equal(locktable_write(f->t, &h, &f->self, 0, "mine", 4), 4);
+        assert_int_equal(locktable_open(f->t, a.ino, &f->other, O_WRONLY | O_TRUNC, &hc), 0);
+        assert_int_equal(hc.kind, LT_HANDLE_CONTENDER);
+        assert_int_equal(locktable_write(f->t, &hc, &f->other, 0, "theirs", 6), -EEXIST);
+        assert_int_equal(locktable_setattr(f->t, a.ino, &hc, &f->other, LT_SET_SIZE, 0, &a), -EEXIST);
+        assert_int_equal(locktable_setattr(f->t, a.ino, NULL, &f->other, LT_SET_TIMES, 0, &a), -EPERM);
+        assert_int_equal(locktable_setattr(f->t, a.ino, NULL, &f->other, LT_SET_MODE, 0, &a), -EPERM);
+        assert_int_equal(locktable_view(f->t, a.ino, &v), 0);
+        assert_int_equal(v.content_len, 4);
+        assert_memory_equal(v.content, "mine", 4);
+        assert_int_equal(v.pid, getpid());
+        lock_view_clear(&v);
+        struct lock_metrics m;
+        locktable_metrics(f->t, &m);
+        assert_int_equal(m.contended, 2);
+}
+
+static void test_holder_write_truncate_and_size_limit(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a;
+        struct lt_handle h;
+        struct lock_view v;
+        char big[65] = { 0 };
+        assert_int_equal(take(f, "x", &f->self, O_WRONLY, &a, &h), 0);
+        assert_int_equal(locktable_write(f->t, &h, &f->self, 0, "hello", 5), 5);
+        assert_int_equal(locktable_write(f->t, &h, &f->self, 0, big, sizeof(big)), -EFBIG);
+        assert_int_equal(locktable_write(f->t, &h, &f->self, 60, "abcde", 5), -EFBIG);
+        assert_int_equal(locktable_view(f->t, a.ino, &v), 0);
+        assert_int_equal(v.content_len, 5); /* unchanged by the refused writes */
+        lock_view_clear(&v);
+        assert_int_equal(locktable_setattr(f->t, a.ino, &h, &f->self, LT_SET_SIZE, 2, &a), 0);
+        struct lt_handle h2;
+        assert_int_equal(locktable_open(f->t, a.ino, &f->self, O_WRONLY | O_APPEND, &h2), 0);
+        assert_int_equal(locktable_write(f->t, &h2, &f->self, 0, "!", 1), 1);
+        assert_int_equal(locktable_view(f->t, a.ino, &v), 0);
+        assert_int_equal(v.content_len, 3);
+        assert_memory_equal(v.content, "he!", 3);
+        lock_view_clear(&v);
+        assert_int_equal(locktable_open(f->t, a.ino, &f->self, O_WRONLY | O_TRUNC, &h2), 0);
+        assert_int_equal(locktable_view(f->t, a.ino, &v), 0);
+        assert_int_equal(v.content_len, 0);
+        lock_view_clear(&v);
+}
+
+static void test_fences_strictly_increase(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a;
+        struct lt_handle h;
+        struct lock_view forced;
+        uint64_t last = 0;
+        for (int i = 0; i < 20; i++) {
+                const char *name = i % 2 ? "a" : "b";
+                assert_int_equal(take(f, name, &f->self, O_WRONLY | O_EXCL, &a, &h), 0);
+                assert_true(h.fence > last);
+                last = h.fence;
+                assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, name, &f->self, &forced), 0);
+                assert_null(forced.path);
+        }
+}
+
+static void test_unlink_rules(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a;
+        struct lt_handle h;
+        struct lock_view forced;
+        assert_int_equal(take(f, "x", &f->self, O_WRONLY, &a, &h), 0);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "x", &f->other, &forced), -EPERM);
+        struct caller same_uid_other = f->other;
+        same_uid_other.uid = 0; /* root, not the holder: a force-unlock */
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "x", &same_uid_other, &forced), 0);
+        assert_non_null(forced.path);
+        assert_string_equal(forced.path, "/x");
+        assert_int_equal(forced.pid, getpid());
+        lock_view_clear(&forced);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "x", &a), -ENOENT);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "x", &f->self, &forced), -ENOENT);
+        struct lock_metrics m;
+        locktable_metrics(f->t, &m);
+        assert_int_equal(m.released_root, 1);
+        assert_int_equal(m.held, 0);
+}
+
+/* Wait (poll, no sleep) until the reaper fd fires, then reap. */
+static int reap_wait(struct locktable *t, int timeout_ms, lt_removed_fn fn, void *ctx) {
+        struct pollfd p = { .fd = locktable_reaper_fd(t), .events = POLLIN };
+        if (poll(&p, 1, timeout_ms) != 1)
+                return -ETIMEDOUT;
+        return locktable_reap(t, fn, ctx);
+}
+
+struct removed_log {
+        int n;
+        char name[64];
+        uint64_t ino;
+};
+
+static void note_removed(void *ctx, uint64_t parent, uint64_t ino, const char *name) {
+        struct removed_log *l = ctx;
+        assert_int_equal(parent, LT_INO_ROOT);
+        l->n++;
+        l->ino = ino;
+        snprintf(l->name, sizeof(l->name), "%s", name);
+}
+
+static void test_holder_death_releases_all_its_locks(void **state) {
+        struct fixture *f = *state;
+        int fd = -1;
+        pid_t pid = spawn_sleeper(&fd);
+        struct caller c;
+        assert_int_equal(holder_identify(pid, 0, 0, &c), 0);
+        struct lt_attr a;
+        struct lt_handle h;
+        assert_int_equal(take(f, "d1", &c, O_WRONLY, &a, &h), 0);
+        assert_int_equal(take(f, "d2", &c, O_WRONLY, &a, &h), 0);
+        assert_int_equal(take(f, "mine", &f->self, O_WRONLY, &a, &h), 0);
+        end_child(pid, fd);
+        struct removed_log log = { 0 };
+        int released = 0;
+        while (released < 2) {
+                int r = reap_wait(f->t, 5000, note_removed, &log);
+                assert_true(r >= 0);
+                released += r;
+        }
+        assert_int_equal(log.n, 2);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "d1", &a), -ENOENT);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "d2", &a), -ENOENT);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "mine", &a), 0);
+        struct lock_metrics m;
+        locktable_metrics(f->t, &m);
+        assert_int_equal(m.released_exit, 2);
+        assert_int_equal(m.held, 1);
+        /* the name is free again at once */
+        assert_int_equal(take(f, "d1", &f->self, O_WRONLY | O_EXCL, &a, &h), 0);
+}
+
+static void test_ttl_expiry_and_renewal(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a;
+        struct lt_handle h, h2;
+        assert_int_equal(take(f, "short", &f->self, O_WRONLY, &a, &h), 0);
+        const char *json = "{\"ttl_s\": 1}";
+        assert_int_equal(locktable_write(f->t, &h, &f->self, 0, json, strlen(json)),
+                         (ssize_t)strlen(json));
+        assert_int_equal(take(f, "long", &f->self, O_WRONLY, &a, &h2), 0);
+        struct lock_view v;
+        assert_int_equal(locktable_view(f->t, h.ino, &v), 0);
+        assert_int_equal(v.ttl_s, 1);
+        assert_int_equal(v.expires_at_ms, v.renewed_at_ms + 1000);
+        lock_view_clear(&v);
+        int64_t start = lt_now_mono_ms();
+        struct removed_log log = { 0 };
+        assert_int_equal(reap_wait(f->t, 5000, note_removed, &log), 1);
+        int64_t waited = lt_now_mono_ms() - start;
+        assert_true(waited >= 900 && waited < 1500);
+        assert_string_equal(log.name, "short");
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "long", &a), 0);
+        struct lock_metrics m;
+        locktable_metrics(f->t, &m);
+        assert_int_equal(m.released_ttl, 1);
+}
+
+static void test_renewal_postpones_expiry(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a;
+        struct lt_handle h;
+        assert_int_equal(take(f, "r", &f->self, O_WRONLY, &a, &h), 0);
+        const char *json = "{\"ttl_s\": 1}";
+        assert_int_equal(locktable_write(f->t, &h, &f->self, 0, json, strlen(json)),
+                         (ssize_t)strlen(json));
+        int64_t start = lt_now_mono_ms();
+        /* renew after ~600 ms: the first deadline (start + 1 s) must pass quietly */
+        struct pollfd p = { .fd = locktable_reaper_fd(f->t), .events = POLLIN };
+        assert_int_equal(poll(&p, 1, 600), 0);
+        assert_int_equal(locktable_setattr(f->t, a.ino, NULL, &f->self, LT_SET_TIMES, 0, &a), 0);
+        struct removed_log log = { 0 };
+        int r;
+        while ((r = reap_wait(f->t, 5000, note_removed, &log)) == 0)
+                ;
+        assert_int_equal(r, 1);
+        assert_true(lt_now_mono_ms() - start >= 1500);
+}
+
+static void test_claims(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a;
+        struct lt_handle h;
+        struct lock_view v;
+        char buf[32];
+        /* the writer claims its parent (the test runner): the parent holds */
+        assert_int_equal(take(f, "c", &f->self, O_WRONLY, &a, &h), 0);
+        int n = snprintf(buf, sizeof(buf), "  %d\n", (int)getppid());
+        assert_int_equal(locktable_write(f->t, &h, &f->self, 0, buf, n), n);
+        assert_int_equal(locktable_view(f->t, a.ino, &v), 0);
+        assert_int_equal(v.pid, getppid());
+        assert_int_equal(v.how, LOCK_HOW_CLAIM);
+        lock_view_clear(&v);
+        /* a claim naming an unrelated process is ignored and noted */
+        assert_int_equal(take(f, "c2", &f->self, O_WRONLY, &a, &h), 0);
+        n = snprintf(buf, sizeof(buf), "{\"pid\": %d}", (int)f->other_pid);
+        assert_int_equal(locktable_write(f->t, &h, &f->self, 0, buf, n), n);
+        assert_int_equal(locktable_view(f->t, a.ino, &v), 0);
+        assert_int_equal(v.pid, getpid());
+        assert_int_equal(v.how, LOCK_HOW_CREATOR);
+        assert_int_equal(v.claim_ignored_pid, f->other_pid);
+        lock_view_clear(&v);
+        /* "0" detaches: no holder; the creator's uid may still unlink it */
+        assert_int_equal(take(f, "c3", &f->other, O_WRONLY, &a, &h), 0);
+        assert_int_equal(locktable_write(f->t, &h, &f->other, 0, "0\n", 2), 2);
+        assert_int_equal(locktable_view(f->t, a.ino, &v), 0);
+        assert_true(v.detached);
+        assert_int_equal(v.how, LOCK_HOW_DETACHED);
+        assert_int_equal(v.uid, 1000);
+        lock_view_clear(&v);
+        struct caller stranger = f->self;
+        stranger.uid = 1001;
+        struct lock_view forced;
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "c3", &stranger, &forced), -EPERM);
+        struct caller same_uid = f->self;
+        same_uid.uid = 1000;
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "c3", &same_uid, &forced), 0);
+        assert_null(forced.path);
+}
+
+static void test_unknown_pid_is_detached(void **state) {
+        struct fixture *f = *state;
+        struct caller ghost;
+        assert_int_equal(holder_identify(0, 1000, 1000, &ghost), 0);
+        struct lt_attr a;
+        struct lt_handle h;
+        struct lock_view v;
+        assert_int_equal(take(f, "ns", &ghost, O_WRONLY, &a, &h), 0);
+        assert_int_equal(h.kind, LT_HANDLE_HOLDER);
+        assert_int_equal(locktable_view(f->t, a.ino, &v), 0);
+        assert_true(v.detached);
+        assert_false(v.liveness_known);
+        lock_view_clear(&v);
+}
+
+static void test_released_inode_lives_until_forgotten(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a, b;
+        struct lt_handle h;
+        struct lock_view forced;
+        assert_int_equal(take(f, "g", &f->self, O_WRONLY, &a, &h), 0);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "g", &b), 0); /* 2 lookups */
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "g", &f->self, &forced), 0);
+        assert_int_equal(locktable_getattr(f->t, a.ino, &b), 0);
+        assert_int_equal(b.nlink, 0);
+        assert_int_equal(locktable_open(f->t, a.ino, &f->self, O_WRONLY, &h), -ESTALE);
+        assert_int_equal(locktable_write(f->t, &h, &f->self, 0, "x", 1), -EEXIST);
+        locktable_forget(f->t, a.ino, 1);
+        assert_int_equal(locktable_getattr(f->t, a.ino, &b), 0);
+        locktable_forget(f->t, a.ino, 1);
+        assert_int_equal(locktable_getattr(f->t, a.ino, &b), -ENOENT);
+        /* a new lock of the same name never reuses the number */
+        assert_int_equal(take(f, "g", &f->self, O_WRONLY, &b, &h), 0);
+        assert_true(b.ino > a.ino);
+}
+
+static void test_directories_and_names(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr d, d2, a;
+        struct lt_handle h;
+        char longname[LT_NAME_MAX + 2];
+        memset(longname, 'n', sizeof(longname) - 1);
+        longname[sizeof(longname) - 1] = '\0';
+        assert_int_equal(locktable_mkdir(f->t, LT_INO_ROOT, "ns", &f->self, &d), 0);
+        assert_int_equal(locktable_mkdir(f->t, LT_INO_ROOT, "ns", &f->self, &d2), -EEXIST);
+        assert_int_equal(locktable_create(f->t, d.ino, longname, &f->self, O_CREAT | O_WRONLY, &a, &h),
+                         -ENAMETOOLONG);
+        longname[LT_NAME_MAX] = '\0';
+        assert_int_equal(locktable_create(f->t, d.ino, longname, &f->self, O_CREAT | O_WRONLY, &a, &h), 0);
+        assert_int_equal(locktable_rmdir(f->t, LT_INO_ROOT, "ns"), -ENOTEMPTY);
+        struct lock_view v;
+        assert_int_equal(locktable_view(f->t, a.ino, &v), 0);
+        assert_int_equal(strlen(v.path), 1 + 2 + 1 + LT_NAME_MAX);
+        assert_memory_equal(v.path, "/ns/nnn", 7);
+        lock_view_clear(&v);
+        struct lock_view forced;
+        assert_int_equal(locktable_unlink(f->t, d.ino, longname, &f->self, &forced), 0);
+        assert_int_equal(locktable_rmdir(f->t, LT_INO_ROOT, "ns"), 0);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "ns", &d2), -ENOENT);
+        /* depth limit 4: /a/b/c/d is fine, /a/b/c/d/e is not */
+        uint64_t parent = LT_INO_ROOT;
+        const char *names[] = { "a", "b", "c" };
+        for (int i = 0; i < 3; i++) {
+                assert_int_equal(locktable_mkdir(f->t, parent, names[i], &f->self, &d), 0);
+                parent = d.ino;
+        }
+        assert_int_equal(locktable_create(f->t, parent, "d", &f->self, O_CREAT | O_WRONLY, &a, &h), 0);
+        assert_int_equal(locktable_mkdir(f->t, parent, "dd", &f->self, &d), 0);
+        assert_int_equal(locktable_create(f->t, d.ino, "e", &f->self, O_CREAT | O_WRONLY, &a, &h),
+                         -ENAMETOOLONG);
+}
+
+static void test_max_locks(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a;
+        struct lt_handle h;
+        char name[16];
+        for (int i = 0; i < 100; i++) {
+                snprintf(name, sizeof(name), "l%d", i);
+                assert_int_equal(take(f, name, &f->self, O_WRONLY, &a, &h), 0);
+        }
+        assert_int_equal(take(f, "one-more", &f->self, O_WRONLY, &a, &h), -ENOSPC);
+        assert_int_equal(locktable_mkdir(f->t, LT_INO_ROOT, "dir", &f->self, &a), -ENOSPC);
+        struct lock_view forced;
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "l7", &f->self, &forced), 0);
+        assert_int_equal(take(f, "one-more", &f->self, O_WRONLY, &a, &h), 0);
+        struct lock_view *v;
+        size_t n;
+        assert_int_equal(locktable_views(f->t, &v, &n), 0);
+        assert_int_equal(n, 100);
+        lock_views_free(v, n);
+}
+
+static void test_rename_rules(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a, b, d;
+        struct lt_handle h, h2;
+        struct lock_view v;
+        assert_int_equal(take(f, "src", &f->self, O_WRONLY, &a, &h), 0);
+        assert_int_equal(take(f, "held", &f->other, O_WRONLY, &b, &h2), 0);
+        assert_int_equal(locktable_rename(f->t, LT_INO_ROOT, "src", LT_INO_ROOT, "held", 0, &f->self),
+                         -EEXIST);
+        assert_int_equal(locktable_rename(f->t, LT_INO_ROOT, "held", LT_INO_ROOT, "free", 0, &f->self),
+                         -EPERM);
+        assert_int_equal(locktable_mkdir(f->t, LT_INO_ROOT, "dir", &f->self, &d), 0);
+        assert_int_equal(locktable_rename(f->t, LT_INO_ROOT, "src", d.ino, "moved", 0, &f->self), 0);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "src", &b), -ENOENT);
+        assert_int_equal(locktable_view(f->t, a.ino, &v), 0);
+        assert_string_equal(v.path, "/dir/moved");
+        assert_int_equal(v.fence, h.fence);
+        assert_int_equal(v.pid, getpid());
+        lock_view_clear(&v);
+        assert_int_equal(locktable_rename(f->t, LT_INO_ROOT, "dir", d.ino, "inside", 0, &f->self),
+                         -EINVAL);
+        assert_int_equal(locktable_rename(f->t, LT_INO_ROOT, "dir", LT_INO_ROOT, "x", 2 /* EXCHANGE */,
+                                          &f->self), -EINVAL);
+}
+
+static void test_meta_directory_is_read_only(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a;
+        struct lt_handle h;
+        struct lock_view forced;
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, ".lockfs", &a), 0);
+        assert_int_equal(a.ino, LT_INO_META_DIR);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_META_DIR, "locks.json", &a), 0);
+        assert_int_equal(a.ino, LT_INO_META_LOCKS);
+        assert_int_equal(locktable_create(f->t, LT_INO_META_DIR, "x", &f->self, O_CREAT | O_WRONLY,
+                                          &a, &h), -EACCES);
+        assert_int_equal(locktable_mkdir(f->t, LT_INO_META_DIR, "x", &f->self, &a), -EACCES);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_META_DIR, "metrics", &f->self, &forced), -EACCES);
+        assert_int_equal(locktable_rmdir(f->t, LT_INO_ROOT, ".lockfs"), -EACCES);
+        assert_int_equal(locktable_setattr(f->t, LT_INO_META_LOCKS, NULL, &f->self, LT_SET_SIZE, 0, &a),
+                         -EACCES);
+        struct lt_dirent *d;
+        size_t n;
+        assert_int_equal(locktable_readdir(f->t, LT_INO_ROOT, &d, &n), 0);
+        bool seen = false;
+        for (size_t i = 0; i < n; i++)
+                seen |= strcmp(d[i].name, ".lockfs") == 0;
+        assert_true(seen);
+        lt_dirents_free(d, n);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                T(test_create_takes_a_free_name_once),
+                T(test_contender_cannot_write_or_truncate),
+                T(test_holder_write_truncate_and_size_limit),
+                T(test_fences_strictly_increase),
+                T(test_unlink_rules),
+                T(test_holder_death_releases_all_its_locks),
+                T(test_ttl_expiry_and_renewal),
+                T(test_renewal_postpones_expiry),
+                T(test_claims),
+                T(test_unknown_pid_is_detached),
+                T(test_released_inode_lives_until_forgotten),
+                T(test_directories_and_names),
+                T(test_max_locks),
+                T(test_rename_rules),
+                T(test_meta_directory_is_read_only),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for the daemon's command-line parser. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "options.h"
+
+static int parse(struct lockfs_options *o, char *err, int argc, ...) {
+        char *argv[16] = { "lockfs" };
+        va_list ap;
+        va_start(ap, argc);
+        for (int i = 1; i < argc; i++)
+                argv[i] = va_arg(ap, char *);
+        va_end(ap);
+        return options_parse(argc, argv, o, err, 256);
+}
+
+static void test_defaults(void **state) {
+        (void)state;
+        struct lockfs_options o;
+        char err[256];
+        assert_int_equal(parse(&o, err, 2, "/mnt"), 0);
+        assert_string_equal(o.mountpoint, "/mnt");
+        assert_int_equal(o.ttl_s, 3600);
+        assert_int_equal(o.max_content, 65536);
+        assert_int_equal(o.max_locks, LOCKFS_DEFAULT_MAX_LOCKS);
+        assert_false(o.foreground);
+        assert_false(o.allow_other);
+}
+
+static void test_option_lists(void **state) {
+        (void)state;
+        struct lockfs_options o;
+        char err[256];
+        assert_int_equal(parse(&o, err, 6, "-f", "-o", "ttl=0,max_locks=5", "-omax_content=10,allow_other",
+                               "/m"), 0);
+        assert_true(o.foreground);
+        assert_int_equal(o.ttl_s, 0);
+        assert_int_equal(o.max_locks, 5);
+        assert_int_equal(o.max_content, 10);
+        assert_true(o.allow_other);
+        assert_int_equal(parse(&o, err, 3, "-d", "/m"), 0);
+        assert_true(o.debug);
+        assert_true(o.foreground);
+        assert_int_equal(parse(&o, err, 4, "-o", "max_depth=3,debug", "/m"), 0);
+        assert_int_equal(o.max_depth, 3);
+        assert_true(o.debug);
+}
+
+static void test_bad_input_is_rejected_with_a_reason(void **state) {
+        (void)state;
+        struct lockfs_options o;
+        char err[256];
+        const char *bad[] = { "ttl=abc", "ttl=-1", "ttl=", "ttl", "max_content=0",
+                              "max_content=999999999", "bogus=1", "allow_other=1", "ttl=99999999999" };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+                assert_int_equal(parse(&o, err, 4, "-o", bad[i], "/m"), -EINVAL);
+                assert_true(strlen(err) > 0);
+        }
+        assert_int_equal(parse(&o, err, 1), -EINVAL);
+        assert_non_null(strstr(err, "mount point"));
+        assert_int_equal(parse(&o, err, 3, "/a", "/b"), -EINVAL);
+        assert_int_equal(parse(&o, err, 3, "-x", "/a"), -EINVAL);
+        assert_int_equal(parse(&o, err, 2, "-o"), -EINVAL);
+}
+
+static void test_help_and_version_need_no_mountpoint(void **state) {
+        (void)state;
+        struct lockfs_options o;
+        char err[256];
+        assert_int_equal(parse(&o, err, 2, "--help"), 0);
+        assert_true(o.show_help);
+        assert_int_equal(parse(&o, err, 2, "-V"), 0);
+        assert_true(o.show_version);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_option_lists),
+                cmocka_unit_test(test_bad_input_is_rejected_with_a_reason),
+                cmocka_unit_test(test_help_and_version_need_no_mountpoint),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
