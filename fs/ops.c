@@ -208,8 +208,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
                 r = locktable_open(ctx->table, ino, &c, fi->flags, &f->lock);
                 if (r == 0)
                         r = render_lock(ctx, ino, f);
-                if (r == -ENOENT)
-                        r = -ESTALE; /* released since: make the kernel look again */
+                if (r == -ENOENT && f->lock.kind == LT_HANDLE_CONTENDER)
+                        r = 0; /* released meanwhile: its writes fail, reads are empty */
+                else if (r == -ENOENT)
+                        r = -ESTALE; /* released meanwhile: make the kernel look again */
         }
         if (r < 0) {
                 file_free(f);

@@ -2,6 +2,7 @@
 /* Caller identity from /proc: thread to process, start time, comm, cmdline,
  * ancestry, and pidfds that are proof against pid reuse. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -343,12 +344,17 @@ int holder_read_start_time(pid_t pid, uint64_t *ret) {
  * O_CLOEXEC. A non-leader thread id gives ENOENT (EINVAL before Linux 6.9):
  * the process we knew is gone. */
 int holder_pidfd_open(const struct proc_id *p) {
+        static atomic_bool unsupported; /* ENOSYS once: never ask again */
         uint64_t start;
         int fd, r;
 
         if (!p || p->pid <= 0)
                 return -ESRCH;
+        if (atomic_load_explicit(&unsupported, memory_order_relaxed))
+                return -ENOSYS;
         fd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+        if (fd < 0 && errno == ENOSYS)
+                atomic_store_explicit(&unsupported, true, memory_order_relaxed);
         if (fd < 0)
                 return (errno == ESRCH || errno == ENOENT || errno == EINVAL) ? -ESRCH : -errno;
         r = holder_read_start_time(p->pid, &start);

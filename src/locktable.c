@@ -28,7 +28,7 @@ struct holder {
         gid_t gid;
         char comm[HOLDER_COMM_MAX];
         char cmdline[HOLDER_CMDLINE_MAX];
-        int pidfd;
+        int pidfd;               /* -1: no pidfds here, polled instead */
         unsigned refs;           /* locks held */
         struct node *locks;      /* list through node->hl_next */
 };
@@ -94,10 +94,16 @@ struct locktable {
         int64_t armed_key;
         int epfd;
         int timerfd;
+        int pollfd;              /* periodic timer while holders lack pidfds */
+        size_t n_polled;
         struct lock_metrics m;
 };
 
 #define TIMER_TAG UINT64_MAX
+#define POLL_TAG (UINT64_MAX - 1)
+/* Without pidfd_open (kernels before 5.3, valgrind 3.19) holder death is
+ * noticed by checking /proc at this period instead of at once. */
+#define POLL_PERIOD_MS 10
 
 int64_t lt_now_wall_ms(void) {
         struct timespec ts;
@@ -323,6 +329,36 @@ static struct holder *holder_find(struct locktable *t, const struct proc_id *p) 
         return NULL;
 }
 
+static void poll_timer_set(struct locktable *t, bool on) {
+        struct itimerspec its = { 0 };
+        if (on) {
+                its.it_interval.tv_nsec = POLL_PERIOD_MS * 1000000L;
+                its.it_value = its.it_interval;
+        }
+        timerfd_settime(t->pollfd, 0, &its, NULL);
+}
+
+/* Watch h's death: its pidfd in the epoll set, or the polling fallback. */
+static int holder_watch(struct locktable *t, struct holder *h) {
+        if (h->pidfd < 0) {
+                if (t->n_polled++ == 0)
+                        poll_timer_set(t, true);
+                return 0;
+        }
+        struct epoll_event ev = { .events = EPOLLIN, .data.u64 = holder_key(&h->proc) };
+        return epoll_ctl(t->epfd, EPOLL_CTL_ADD, h->pidfd, &ev) < 0 ? -errno : 0;
+}
+
+static void holder_unwatch(struct locktable *t, struct holder *h) {
+        if (h->pidfd < 0) {
+                if (--t->n_polled == 0)
+                        poll_timer_set(t, false);
+                return;
+        }
+        epoll_ctl(t->epfd, EPOLL_CTL_DEL, h->pidfd, NULL);
+        close(h->pidfd);
+}
+
 /* A counted reference to the holder record of process c->self, created
  * (pidfd opened and watched) on first use. -ESRCH when it is gone. */
 static int holder_ref(struct locktable *t, const struct caller *c, struct holder **ret) {
@@ -333,7 +369,9 @@ static int holder_ref(struct locktable *t, const struct caller *c, struct holder
                 return 0;
         }
         int fd = holder_pidfd_open(&c->self);
-        if (fd < 0)
+        if (fd == -ENOSYS && holder_alive(&c->self))
+                fd = -1;
+        else if (fd < 0)
                 return fd;
         h = calloc(1, sizeof(*h));
         if (!h) {
@@ -347,9 +385,8 @@ static int holder_ref(struct locktable *t, const struct caller *c, struct holder
         memcpy(h->cmdline, c->cmdline, sizeof(h->cmdline));
         h->pidfd = fd;
         h->refs = 1;
-        struct epoll_event ev = { .events = EPOLLIN, .data.u64 = holder_key(&h->proc) };
-        if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-                int r = -errno;
+        int r = holder_watch(t, h);
+        if (r < 0) {
                 close(fd);
                 free(h);
                 return r;
@@ -362,8 +399,7 @@ static int holder_ref(struct locktable *t, const struct caller *c, struct holder
 static void holder_unref(struct locktable *t, struct holder *h) {
         if (--h->refs > 0)
                 return;
-        epoll_ctl(t->epfd, EPOLL_CTL_DEL, h->pidfd, NULL);
-        close(h->pidfd);
+        holder_unwatch(t, h);
         htab_remove(&t->holders, &h->by_pid);
         free(h);
 }
@@ -592,19 +628,22 @@ int locktable_new(const struct locktable_config *cfg, struct store *s, struct lo
         t->cfg = *cfg;
         t->store = s;
         t->next_ino = LT_INO_FIRST;
-        t->epfd = t->timerfd = -1;
+        t->epfd = t->timerfd = t->pollfd = -1;
         pthread_mutex_init(&t->mu, NULL);
         int r = -ENOMEM;
         if (htab_init(&t->inodes) < 0 || htab_init(&t->names) < 0 || htab_init(&t->holders) < 0)
                 goto fail;
         t->epfd = epoll_create1(EPOLL_CLOEXEC);
         t->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-        if (t->epfd < 0 || t->timerfd < 0) {
+        t->pollfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (t->epfd < 0 || t->timerfd < 0 || t->pollfd < 0) {
                 r = -errno;
                 goto fail;
         }
         struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TIMER_TAG };
-        if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->timerfd, &ev) < 0) {
+        struct epoll_event pev = { .events = EPOLLIN, .data.u64 = POLL_TAG };
+        if (epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->timerfd, &ev) < 0 ||
+            epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->pollfd, &pev) < 0) {
                 r = -errno;
                 goto fail;
         }
@@ -652,6 +691,8 @@ void locktable_free(struct locktable *t) {
                 close(t->epfd);
         if (t->timerfd >= 0)
                 close(t->timerfd);
+        if (t->pollfd >= 0)
+                close(t->pollfd);
         pthread_mutex_destroy(&t->mu);
         free(t);
 }
@@ -777,12 +818,19 @@ int locktable_open(struct locktable *t, uint64_t ino, const struct caller *c, in
         pthread_mutex_lock(&t->mu);
         struct node *n = node_by_ino(t, ino);
         int r = 0;
-        if (!n || !n->linked)
+        if (n && !n->linked && n->kind == LT_LOCK && (flags & O_ACCMODE) != O_RDONLY) {
+                /* Released since the kernel looked it up: this open happened
+                 * before the release, so it is a contender of the old
+                 * acquisition and its writes fail with EEXIST (SPEC R2.3). */
+                *ret = (struct lt_handle){ .kind = LT_HANDLE_CONTENDER, .ino = n->ino,
+                                           .fence = n->fence };
+        } else if (!n || !n->linked) {
                 r = -ESTALE;
-        else if (n->kind == LT_DIR)
+        } else if (n->kind == LT_DIR) {
                 r = -EISDIR;
-        else
+        } else {
                 lock_open(t, n, c, flags, ret);
+        }
         pthread_mutex_unlock(&t->mu);
         return r;
 }
@@ -1233,6 +1281,24 @@ static int reap_deadlines(struct locktable *t, struct removals *out) {
         return released;
 }
 
+/* The polling fallback: release the locks of holders found dead. */
+static int reap_polled(struct locktable *t, struct removals *out) {
+        uint64_t ticks;
+        while (read(t->pollfd, &ticks, sizeof(ticks)) > 0)
+                ;
+        int released = 0;
+        for (size_t b = 0; b <= t->holders.mask; b++) {
+                struct hlink *l = t->holders.buckets[b];
+                while (l) {
+                        struct holder *h = container_of(l, struct holder, by_pid);
+                        l = l->next; /* h may be freed below */
+                        if (h->pidfd < 0 && !holder_alive(&h->proc))
+                                released += reap_holder(t, holder_key(&h->proc), out);
+                }
+        }
+        return released;
+}
+
 int locktable_reap(struct locktable *t, lt_removed_fn fn, void *ctx) {
         struct epoll_event ev[64];
         int n = epoll_wait(t->epfd, ev, 64, 0);
@@ -1241,9 +1307,12 @@ int locktable_reap(struct locktable *t, lt_removed_fn fn, void *ctx) {
         struct removals out = { 0 };
         int released = 0;
         pthread_mutex_lock(&t->mu);
-        for (int i = 0; i < n; i++)
-                released += ev[i].data.u64 == TIMER_TAG ? reap_deadlines(t, &out)
-                                                        : reap_holder(t, ev[i].data.u64, &out);
+        for (int i = 0; i < n; i++) {
+                uint64_t tag = ev[i].data.u64;
+                released += tag == TIMER_TAG ? reap_deadlines(t, &out)
+                          : tag == POLL_TAG  ? reap_polled(t, &out)
+                                             : reap_holder(t, tag, &out);
+        }
         pthread_mutex_unlock(&t->mu);
         for (size_t i = 0; i < out.n; i++) {
                 if (fn)

@@ -96,9 +96,10 @@ int locktable_create(struct locktable *t, uint64_t parent, const char *name,
 /* OPEN of an existing lock. Read-only opens give a reader; write opens give
  * a holder handle to the holder or its descendants (O_TRUNC then clears the
  * content and renews) and a contender handle to anyone else (O_TRUNC
- * ignored). -ESTALE when the lock is gone: the kernel then looks the name
- * up again, so an O_CREAT caller racing a release creates instead of
- * seeing ENOENT (SPEC R2.3). */
+ * ignored). A write open of a lock released since the kernel looked it up
+ * gives a contender handle of that old acquisition (writes: -EEXIST), so an
+ * O_CREAT caller racing a release never sees ENOENT (SPEC R2.3); a read-only
+ * one gets -ESTALE, and the kernel looks the name up again. */
 int locktable_open(struct locktable *t, uint64_t ino, const struct caller *c, int flags,
                    struct lt_handle *ret_handle);
 

@@ -96,7 +96,9 @@ int main(int argc, char **argv) {
         fuse_loop_cfg_set_idle_threads(loop, 10);
         log_msg(LOG_NOTICE, "serving %s (ttl %us, max_locks %llu, max_content %zu)", o.mountpoint,
                 (unsigned)o.ttl_s, (unsigned long long)o.max_locks, o.max_content);
-        ret = fuse_session_loop_mt(se, loop) == 0 ? 0 : 1;
+        /* The loop returns the signal number after SIGTERM/SIGINT/SIGHUP: a
+         * clean stop. Negative values are errors. */
+        ret = fuse_session_loop_mt(se, loop) < 0 ? 1 : 0;
         log_msg(LOG_NOTICE, "unmounting %s", o.mountpoint);
 
 out:

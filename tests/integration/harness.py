@@ -116,6 +116,7 @@ class Mount:
             rc = self.proc.wait()
         if self._reader:
             self._reader.join(timeout=5)
+        self.proc.stderr.close()
         self.proc = None
         self.cleanup_dir()
         return rc
@@ -210,14 +211,21 @@ class Holder:
 
     def release(self):
         """Let the holder exit normally (closing stdin); wait for it."""
-        if self.proc.poll() is None:
+        if not self.proc.stdin.closed:
             self.proc.stdin.close()
-        return self.proc.wait(timeout=20)
+        return self._reap()
 
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()
-        return self.proc.wait(timeout=20)
+        return self._reap()
+
+    def _reap(self):
+        rc = self.proc.wait(timeout=20)
+        for f in (self.proc.stdin, self.proc.stdout):
+            if not f.closed:
+                f.close()
+        return rc
 
 
 def wait_until(pred, timeout=5.0, what="condition"):
