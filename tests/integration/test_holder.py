@@ -1,0 +1,375 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""SPEC §3 (R3.1-R3.5): who holds a lock, holder claims, detached locks,
+release of claim-less locks at exit, and who may change a held lock."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+from harness import LockfsTestCase, Holder, errno, errno_of, wait_until  # noqa: E402
+from lockfs_it import agent, spawn, status, exists, gone, Agent  # noqa: E402
+
+NODE_WORKER = r"""
+const fs = require('fs');
+const { Worker, isMainThread, workerData } = require('worker_threads');
+const [path, mode] = process.argv.slice(1);
+async function main() {
+  if (mode === 'promises') {
+    // fs.promises.* run on a libuv threadpool thread, not the main thread
+    await fs.promises.writeFile(path, 'node promises\n');
+  } else if (mode === 'callback') {
+    await new Promise((res, rej) => fs.writeFile(path, JSON.stringify({pid: process.pid}),
+      {flag: 'wx'}, e => e ? rej(e) : res()));
+  } else if (mode === 'worker') {
+    // a worker_threads thread (its own tid) does the create synchronously
+    await new Promise((res, rej) => {
+      const w = new Worker("require('fs').writeFileSync(require('worker_threads').workerData, 'w')",
+                           {eval: true, workerData: path});
+      w.on('error', rej); w.on('exit', c => c === 0 ? res() : rej(new Error('exit ' + c)));
+    });
+  }
+  console.log('HELD ' + process.pid);
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+}
+main().catch(e => { console.log('ERR ' + (e.code || e.message)); process.exit(1); });
+"""
+
+
+def exit_barrier(tc, m):
+    """Return once the daemon has handled the exit of a claim-less creator
+    started after everything before: that lock vanishes."""
+    p = m.path(".exit-barrier")
+    r = subprocess.run(["sh", "-c", f"echo x > {p}"], timeout=20)
+    tc.assertEqual(r.returncode, 0)
+    wait_until(lambda: gone(p), 2.0, "exit barrier lock released")
+
+
+class TestHolderIdentity(LockfsTestCase):
+
+    def node_hold(self, mode):
+        p = self.p("n.lock")
+        proc, out = spawn(self, ["node", "-e", NODE_WORKER, p, mode])
+        line = out.get(20, "node holder report")
+        self.assertTrue(line.startswith("HELD "), line)
+        pid = int(line.split()[1])
+        self.assertEqual(pid, proc.pid)
+        st = status(p)
+        self.assertEqual(st["lockfs"]["pid"], proc.pid,
+                         "holder must be the Node process, not a libuv/worker thread")
+        self.assertEqual(st["pid"], proc.pid)
+        self.assertEqual(st["lockfs"]["comm"], "node")
+        # threads of node have tids != pid; make sure we did not get any of them
+        tids = {int(t) for t in os.listdir(f"/proc/{proc.pid}/task")}
+        self.assertGreater(len(tids), 1)
+        proc.stdin.close()
+        self.assertEqual(proc.wait(timeout=20), 0)
+        wait_until(lambda: gone(p), 1.0, "node lock released on exit")
+
+    def test_node_promises_writefile_on_libuv_thread(self):
+        self.node_hold("promises")
+
+    def test_node_callback_writefile_wx(self):
+        self.node_hold("callback")
+
+    def test_node_worker_thread_create(self):
+        self.node_hold("worker")
+
+    def test_shell_echo_pid(self):
+        p = self.p("x.lock")
+        proc, out = spawn(self, ["sh", "-c", f'echo $$ > {p}; echo ready; read x'])
+        out.expect("ready")
+        st = status(p)
+        self.assertEqual(st["lockfs"]["pid"], proc.pid)
+        self.assertEqual(st["pid"], proc.pid)
+        self.assertIn(st["lockfs"]["how"], ("creator", "claim"))
+        proc.stdin.close()
+        proc.wait(timeout=20)
+        wait_until(lambda: gone(p), 1.0, "lock released when the shell exits")
+
+    def test_child_claims_parent_shell(self):
+        p = self.p("x.lock")
+        script = f'sh -c "echo \\$PPID > {p}"; echo ready; read x'
+        proc, out = spawn(self, ["bash", "-c", script])
+        out.expect("ready")        # the writing child has exited by now
+        st = status(p)
+        self.assertEqual(st["lockfs"]["pid"], proc.pid, "parent bash must hold")
+        self.assertEqual(st["pid"], proc.pid)
+        self.assertEqual(st["lockfs"]["how"], "claim")
+        self.assertEqual(st["lockfs"]["comm"], "bash")
+        self.assertNotIn("claim_ignored_pid", st["lockfs"])
+        # the child's exit is processed: the lock survives it
+        exit_barrier(self, self.m)
+        self.assertTrue(exists(p), "lock must survive the writing child's exit")
+        self.assertEqual(status(p)["lockfs"]["pid"], proc.pid)
+        proc.stdin.close()
+        proc.wait(timeout=20)
+        wait_until(lambda: gone(p), 1.0, "lock released when the claiming bash exits")
+
+    def test_json_claim_of_ancestor(self):
+        p = self.p("state.lock")
+        py = ("import json,os,sys; f=open(sys.argv[1],'w'); "
+              "f.write(json.dumps({'pid': int(sys.argv[2]), 'operation': 'apply'})); f.close()")
+        # bash -> sh -> python3: python names the bash (its grandparent or parent)
+        script = f"sh -c \"{sys.executable} -c \\\"{py}\\\" {p} $$; true\"; echo ready; read x"
+        proc, out = spawn(self, ["bash", "-c", script])
+        out.expect("ready")
+        st = status(p)
+        self.assertEqual(st["lockfs"]["pid"], proc.pid)
+        self.assertEqual(st["pid"], proc.pid)
+        self.assertEqual(st["operation"], "apply")
+        self.assertEqual(st["lockfs"]["how"], "claim")
+        exit_barrier(self, self.m)
+        self.assertTrue(exists(p))
+        proc.stdin.close()
+        proc.wait(timeout=20)
+        wait_until(lambda: gone(p), 1.0, "lock released when the claimed ancestor exits")
+
+    def _sibling(self):
+        sib = subprocess.Popen(["sleep", "1000"])
+        self.addCleanup(lambda: (sib.kill(), sib.wait()))
+        return sib
+
+    def check_foreign_claim(self, content):
+        sib = self._sibling()
+        p = self.p("x.lock")
+        h = Holder(p, content=content.replace("SIB", str(sib.pid)))
+        self.addCleanup(h.kill)
+        self.assertTrue(h.ok, h.errno)
+        st = status(p)
+        self.assertEqual(st["lockfs"]["pid"], h.pid, "foreign claim must be ignored")
+        self.assertEqual(st["pid"], h.pid)
+        self.assertEqual(st["lockfs"]["how"], "creator")
+        self.assertEqual(st["lockfs"].get("claim_ignored_pid"), sib.pid)
+        # the named sibling dying does not release it ...
+        sib.kill()
+        sib.wait()
+        exit_barrier(self, self.m)
+        self.assertTrue(exists(p))
+        # ... its real holder dying does
+        h.kill()
+        wait_until(lambda: gone(p), 1.0, "lock released on holder death")
+
+    def test_decimal_claim_of_sibling_ignored(self):
+        self.check_foreign_claim("SIB\n")
+
+    def test_json_claim_of_sibling_ignored(self):
+        self.check_foreign_claim('{"pid": SIB, "operation": "plan"}')
+
+    def test_claim_of_own_child_ignored(self):
+        # the classic shell mistake: naming the background child, not $$
+        p = self.p("x.lock")
+        proc, out = spawn(self, ["bash", "-c",
+                                 f"sleep 1000 & echo $! > {p}; echo ready $!; read x; kill $!"])
+        child = int(out.expect("ready").split()[1])
+        st = status(p)
+        self.assertEqual(st["lockfs"]["pid"], proc.pid, "a descendant is not a valid claim")
+        self.assertEqual(st["lockfs"].get("claim_ignored_pid"), child)
+        proc.stdin.close()
+        proc.wait(timeout=20)
+        wait_until(lambda: gone(p), 1.0, "release when the writing shell exits")
+
+    def test_detached_zero(self):
+        p = self.p("d.lock")
+        plain = self.p("plain.lock")
+        # one process creates a detached lock and a plain one, then exits
+        r = subprocess.run(["sh", "-c", f"echo 0 > {p}; echo hi > {plain}"], timeout=20)
+        self.assertEqual(r.returncode, 0)
+        wait_until(lambda: gone(plain), 1.0, "claim-less lock released at exit")
+        self.assertTrue(exists(p), "detached lock must survive its creator's exit")
+        st = status(p)
+        self.assertEqual(st["lockfs"]["how"], "detached")
+        self.assertIsNone(st["lockfs"]["pid"])
+        self.assertIsNone(st["pid"])
+        # still taken: exclusive create fails
+        self.assertEqual(errno_of(os.open, p, os.O_WRONLY | os.O_CREAT | os.O_EXCL),
+                         errno.EEXIST)
+        os.unlink(p)      # creator uid (root)
+        self.assertTrue(gone(p))
+
+    def test_detached_whitespace_zero(self):
+        p = self.p("d.lock")
+        r = subprocess.run([sys.executable, "-c",
+                            f"open({p!r},'w').write(' 0\\n\\t')"], timeout=20)
+        self.assertEqual(r.returncode, 0)
+        exit_barrier(self, self.m)
+        self.assertTrue(exists(p))
+        self.assertEqual(status(p)["lockfs"]["how"], "detached")
+
+    def test_touch_released_at_exit(self):
+        p = self.p("t.lock")
+        r = subprocess.run(["touch", p], timeout=20)
+        self.assertEqual(r.returncode, 0)
+        wait_until(lambda: gone(p), 0.5, "touch-created lock released as touch exits")
+        self.assertNotIn("t.lock", os.listdir(self.m.mnt))
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.close(fd)
+
+
+class TestPermissions(LockfsTestCase):
+    MOUNT_OPTS = "allow_other"
+
+    def setUp(self):
+        super().setUp()
+        self.uid, self.gid = harness.ensure_user(harness.TEST_USER)
+        self.uid2, self.gid2 = harness.ensure_user(harness.TEST_USER2)
+        self.path = self.p("x.lock")
+        self.holder = agent(self, harness.TEST_USER)
+        self.holder.ok("create", path=self.path, data='{"pid": {pid}, "operation": "plan"}')
+        st = status(self.path)
+        self.assertEqual(st["lockfs"]["pid"], self.holder.pid)
+        self.assertEqual(st["lockfs"]["uid"], self.uid)
+        self.fence = st["lockfs"]["fence"]
+
+    def assert_still_held(self, content_op="plan"):
+        st = status(self.path)
+        self.assertEqual(st["lockfs"]["pid"], self.holder.pid)
+        self.assertEqual(st["lockfs"]["fence"], self.fence)
+        self.assertEqual(st.get("operation"), content_op)
+
+    def test_holder_write_touch_unlink(self):
+        h = self.holder
+        self.assertEqual(h.err("write", path=self.path,
+                               data='{"pid": {pid}, "operation": "apply"}'), 0)
+        self.assert_still_held("apply")
+        st0 = status(self.path)["lockfs"]
+        m0 = os.stat(self.path).st_mtime_ns
+        wait_until(lambda: time_ms_after(st0["renewed_at"]), 1.0, "clock tick")
+        self.assertEqual(h.err("touch", path=self.path), 0)
+        st1 = status(self.path)["lockfs"]
+        self.assertGreater(st1["renewed_at"], st0["renewed_at"])
+        self.assertGreater(os.stat(self.path).st_mtime_ns, m0)
+        # touch(1) run by the holder (a child process) also renews
+        wait_until(lambda: time_ms_after(st1["renewed_at"]), 1.0, "clock tick")
+        self.assertEqual(h.ok("exec", argv=["touch", self.path]), 0)
+        self.assertGreater(status(self.path)["lockfs"]["renewed_at"], st1["renewed_at"])
+        self.assertEqual(h.err("unlink", path=self.path), 0)
+        self.assertTrue(gone(self.path))
+
+    def test_holder_child_write_touch_unlink(self):
+        h = self.holder
+        r = h.call("write", path=self.path, data="child wrote", child=True)
+        self.assertTrue(r["ok"], r)
+        st = status(self.path)
+        self.assertEqual(st["lockfs"]["pid"], h.pid, "a child's write must not move the lock")
+        self.assertEqual(st.get("content"), "child wrote")
+        st0 = st["lockfs"]
+        m0 = os.stat(self.path).st_mtime_ns
+        wait_until(lambda: time_ms_after(st0["renewed_at"]), 1.0, "clock tick")
+        r = h.call("touch", path=self.path, child=True)
+        self.assertTrue(r["ok"], r)
+        self.assertGreater(status(self.path)["lockfs"]["renewed_at"], st0["renewed_at"])
+        self.assertGreater(os.stat(self.path).st_mtime_ns, m0)
+        # rm(1) from the holder's shell-like child
+        self.assertEqual(h.ok("exec", argv=["rm", "-f", self.path]), 0)
+        self.assertTrue(gone(self.path))
+
+    def test_holder_child_unlink(self):
+        r = self.holder.call("unlink", path=self.path, child=True)
+        self.assertTrue(r["ok"], r)
+        self.assertTrue(gone(self.path))
+
+    def check_denied(self, other):
+        p = self.path
+        self.assertEqual(other.err("unlink", path=p), errno.EPERM, "unlink")
+        self.assertEqual(other.err("rename", path=p, dst=self.p("y.lock")), errno.EPERM,
+                         "rename")
+        self.assertEqual(other.err("chmod", path=p, mode=0o600), errno.EPERM, "chmod")
+        self.assertEqual(other.err("chown", path=p, uid=self.uid, gid=self.gid),
+                         errno.EPERM, "chown")
+        self.assertEqual(other.err("touch", path=p), errno.EPERM, "utimens(NULL)")
+        self.assertEqual(other.err("utime", path=p, atime=1, mtime=1), errno.EPERM,
+                         "utimens(times)")
+        self.assertNotEqual(other.ok("exec", argv=["touch", p]), 0, "touch(1) must fail")
+        self.assertEqual(other.err("create", path=p, data="{pid}"), errno.EEXIST,
+                         "exclusive create")
+        r = other.ok("open_write", path=p, creat=True, trunc=True, data="{pid}")
+        self.assertEqual(r["write"], errno.EEXIST, "write through contender handle")
+        r = other.ok("open_write", path=p, data="stolen")
+        self.assertEqual(r["write"], errno.EEXIST, "write through O_WRONLY open")
+        self.assertEqual(other.err("ftruncate", path=p), errno.EEXIST, "ftruncate")
+        self.assertFalse(self.p("y.lock") in os.listdir(self.m.mnt))
+        self.assert_still_held()
+        st = os.stat(p)
+        self.assertEqual(st.st_mode & 0o7777, 0o644)
+        self.assertEqual(st.st_uid, self.uid)
+
+    def test_same_uid_other_process_denied(self):
+        other = agent(self, harness.TEST_USER)
+        self.check_denied(other)
+        # the non-holder of the same uid exits: the lock stays
+        self.assertEqual(other.exit(), 0)
+        exit_barrier(self, self.m)
+        self.assertTrue(exists(self.path))
+        self.assert_still_held()
+
+    def test_other_user_denied(self):
+        self.check_denied(agent(self, harness.TEST_USER2))
+
+    def test_other_user_cannot_unlink_detached(self):
+        p = self.p("d.lock")
+        a = Agent(harness.TEST_USER)
+        a.ok("create", path=p, data="0\n")
+        a.exit()
+        exit_barrier(self, self.m)
+        self.assertEqual(status(p)["lockfs"]["how"], "detached")
+        self.assertEqual(status(p)["lockfs"]["uid"], self.uid)
+        other = agent(self, harness.TEST_USER2)
+        self.assertEqual(other.err("unlink", path=p), errno.EPERM)
+        self.assertTrue(exists(p))
+        same = agent(self, harness.TEST_USER)
+        self.assertEqual(same.err("unlink", path=p), 0, "creator uid may unlink detached")
+        self.assertTrue(gone(p))
+
+    def test_root_force_unlock(self):
+        os.unlink(self.path)
+        self.assertTrue(gone(self.path))
+        self.assertNotIn("x.lock", os.listdir(self.m.mnt))
+        rx = re.compile(r"force.?unlock", re.I)
+        wait_until(lambda: any(rx.search(l) and "x.lock" in l for l in self.m.log_lines),
+                   2.0, "force-unlock log line naming the path")
+        # the former holder now gets ENOENT, and may take it again
+        self.assertEqual(self.holder.err("unlink", path=self.path), errno.ENOENT)
+        self.assertEqual(self.holder.err("create", path=self.path, data="{pid}"), 0)
+
+
+class TestInvisibleCaller(LockfsTestCase):
+    """R3.5: the daemon runs in its own pid namespace, so the kernel reports
+    every caller as pid 0: locks can still be taken and are detached."""
+
+    def setUp(self):
+        saved = harness.WRAPPER
+        harness.WRAPPER = ["unshare", "--pid", "--fork", "--kill-child"] + saved
+        try:
+            super().setUp()
+        finally:
+            harness.WRAPPER = saved
+
+    def test_invisible_caller_gets_detached_lock(self):
+        p = self.p("ns.lock")
+        r = subprocess.run(["sh", "-c", f"echo $$ > {p}"], timeout=20)
+        self.assertEqual(r.returncode, 0, "a caller the daemon cannot see may take a lock")
+        st = status(p)
+        self.assertEqual(st["lockfs"]["how"], "detached")
+        self.assertIsNone(st["lockfs"]["pid"])
+        self.assertIs(st["lockfs"]["liveness_known"], False)
+        self.assertEqual(st["lockfs"]["uid"], 0)
+        self.assertEqual(errno_of(os.open, p, os.O_WRONLY | os.O_CREAT | os.O_EXCL),
+                         errno.EEXIST)
+        os.unlink(p)
+        self.assertTrue(gone(p))
+
+
+def time_ms_after(iso):
+    """True once the wall clock (ms) is past the instant iso."""
+    import time
+    from lockfs_it import parse_iso
+    return int(time.time() * 1000) > parse_iso(iso) + 2
+
+
+if __name__ == "__main__":
+    harness.main()

@@ -1,0 +1,388 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""SPEC §1 (names and layout) and §6 (the .lockfs directory), plus rename
+(R2.5) and readdir."""
+import json
+import os
+import stat
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+from harness import LockfsTestCase, Holder, errno, errno_of, wait_until  # noqa: E402
+from lockfs_it import agent, status, gone, exists, metrics, parse_metrics  # noqa: E402
+
+EXCL = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+
+
+def create(path, data=b""):
+    fd = os.open(path, EXCL, 0o644)
+    try:
+        if data:
+            os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+class TestNames(LockfsTestCase):
+
+    def test_lock_names(self):
+        holders = {}
+        for n in (".lock", "state.lock", "db-7", ".hidden", "a b", "x.y.z", "\u00e9t\u00e9",
+                  'q"uo\\te\nnl\t'):
+            h = Holder(self.p(n))
+            self.addCleanup(h.kill)
+            self.assertTrue(h.ok, f"{n!r}: errno {h.errno}")
+            holders[n] = h
+        listing = set(os.listdir(self.m.mnt))
+        for n, h in holders.items():
+            self.assertIn(n, listing)
+            st = os.stat(self.p(n))
+            self.assertTrue(stat.S_ISREG(st.st_mode), n)
+            s = status(self.p(n))
+            self.assertEqual(s["lockfs"]["path"], "/" + n)
+            self.assertEqual(s["lockfs"]["pid"], h.pid)
+            self.assertEqual(errno_of(create, self.p(n)), errno.EEXIST, n)
+
+    def test_directories(self):
+        os.mkdir(self.p("a"))
+        os.mkdir(self.p("a", "b"))
+        st = os.stat(self.p("a", "b"))
+        self.assertTrue(stat.S_ISDIR(st.st_mode))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o1777)
+        self.assertEqual(errno_of(os.mkdir, self.p("a")), errno.EEXIST)
+        p = self.p("a", "b", "x.lock")
+        h = Holder(p)
+        self.addCleanup(h.kill)
+        self.assertEqual(status(p)["lockfs"]["path"], "/a/b/x.lock")
+        self.assertEqual(os.listdir(self.p("a", "b")), ["x.lock"])
+        self.assertEqual(os.listdir(self.p("a")), ["b"])
+        self.assertEqual(errno_of(os.rmdir, self.p("a", "b")), errno.ENOTEMPTY)
+        self.assertEqual(errno_of(os.rmdir, self.p("a")), errno.ENOTEMPTY)
+        # a lock name and a directory name cannot clash
+        self.assertEqual(errno_of(os.mkdir, p), errno.EEXIST)
+        self.assertEqual(errno_of(create, self.p("a", "b")), errno.EEXIST)
+        h.kill()
+        wait_until(lambda: gone(p), 1.0, "release")
+        os.rmdir(self.p("a", "b"))
+        os.rmdir(self.p("a"))
+        self.assertNotIn("a", os.listdir(self.m.mnt))
+        os.mkdir(self.p("empty"))
+        os.rmdir(self.p("empty"))
+        self.assertTrue(gone(self.p("empty")))
+        self.assertEqual(errno_of(os.rmdir, self.p("nope")), errno.ENOENT)
+        os.mkdir(self.p("d2"))
+        create(self.p("l2"))
+        self.assertEqual(errno_of(os.unlink, self.p("d2")), errno.EISDIR)
+        self.assertEqual(errno_of(os.rmdir, self.p("l2")), errno.ENOTDIR)
+        self.assertTrue(exists(self.p("d2")) and exists(self.p("l2")))
+
+    def test_name_length(self):
+        before = sorted(os.listdir(self.m.mnt))
+        self.assertEqual(errno_of(create, self.p("n" * 256)), errno.ENAMETOOLONG)
+        self.assertEqual(errno_of(os.mkdir, self.p("d" * 256)), errno.ENAMETOOLONG)
+        r = subprocess.run(["sh", "-c", f"echo $$ > {self.p('s' * 256)}"], timeout=20,
+                           capture_output=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertEqual(sorted(os.listdir(self.m.mnt)), before, "nothing created")
+        mm = metrics(self.m)
+        self.assertEqual(mm["lockfs_locks_held"], 0)
+        n255 = "n" * 255
+        create(self.p(n255), b"x")
+        self.assertIn(n255, os.listdir(self.m.mnt))
+        self.assertEqual(status(self.p(n255))["lockfs"]["path"], "/" + n255)
+        os.mkdir(self.p("d" * 255))
+        # rename to a too-long name changes nothing
+        self.assertEqual(errno_of(os.rename, self.p(n255), self.p("r" * 256)),
+                         errno.ENAMETOOLONG)
+        self.assertTrue(exists(self.p(n255)))
+        # multibyte: 128 two-byte characters = 256 bytes
+        self.assertEqual(errno_of(create, self.p("\u00e9" * 128)), errno.ENAMETOOLONG)
+
+    def test_special_files_refused(self):
+        create(self.p("t.lock"))
+        before = sorted(os.listdir(self.m.mnt))
+        self.assertEqual(errno_of(os.symlink, "t.lock", self.p("sym")), errno.EPERM)
+        self.assertEqual(errno_of(os.mkfifo, self.p("fifo")), errno.EPERM)
+        self.assertEqual(errno_of(os.mknod, self.p("dev"), stat.S_IFCHR | 0o600,
+                                  os.makedev(1, 3)), errno.EPERM)
+        self.assertEqual(errno_of(os.mknod, self.p("blk"), stat.S_IFBLK | 0o600,
+                                  os.makedev(7, 0)), errno.EPERM)
+        self.assertEqual(errno_of(os.mknod, self.p("sock"), stat.S_IFSOCK | 0o600),
+                         errno.EPERM)
+        self.assertEqual(errno_of(os.link, self.p("t.lock"), self.p("hard")), errno.EPERM)
+        self.assertEqual(sorted(os.listdir(self.m.mnt)), before, "nothing created")
+        self.assertEqual(os.stat(self.p("t.lock")).st_nlink, 1)
+
+    def test_readdir_and_ls(self):
+        create(self.p("one.lock"))
+        os.mkdir(self.p("dir"))
+        create(self.p("dir", "two"))
+        self.assertEqual(status(self.p("dir", "two"))["lockfs"]["path"], "/dir/two")
+        names = os.listdir(self.m.mnt)
+        self.assertEqual(sorted(names), [".lockfs", "dir", "one.lock"])
+        r = subprocess.run(["ls", "-la", self.m.mnt], capture_output=True, text=True,
+                           timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "")
+        for n in (".lockfs", "dir", "one.lock", " .\n", " ..\n"):
+            self.assertIn(n, r.stdout + "\n")
+        line = [l for l in r.stdout.splitlines() if l.endswith(" one.lock")][0]
+        self.assertTrue(line.startswith("-rw-r--r--"), line)
+        r = subprocess.run(["ls", "-la", self.p("dir")], capture_output=True, text=True,
+                           timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(" two", r.stdout)
+        r = subprocess.run(["ls", "-la", self.p(".lockfs")], capture_output=True, text=True,
+                           timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("locks.json", r.stdout)
+        self.assertIn("metrics", r.stdout)
+        # directories entries have inode numbers consistent with stat
+        with os.scandir(self.m.mnt) as it:
+            for e in it:
+                if e.name == "one.lock":
+                    self.assertEqual(e.inode(), os.stat(self.p("one.lock")).st_ino)
+
+    def test_lockfs_dir_in_subdir_is_a_lock_name(self):
+        os.mkdir(self.p("sub"))
+        h = Holder(self.p("sub", ".lockfs"))
+        self.addCleanup(h.kill)
+        self.assertTrue(h.ok, "only the root .lockfs is reserved")
+        self.assertEqual(status(self.p("sub", ".lockfs"))["lockfs"]["path"], "/sub/.lockfs")
+
+
+class TestDepth(LockfsTestCase):
+    MOUNT_OPTS = "max_depth=4"
+
+    def test_max_depth(self):
+        os.makedirs(self.p("a", "b", "c"))
+        create(self.p("a", "b", "c", "x"))              # 4 components
+        self.assertEqual(status(self.p("a", "b", "c", "x"))["lockfs"]["path"], "/a/b/c/x")
+        os.mkdir(self.p("a", "b", "c", "d"))            # 4 components
+        self.assertEqual(errno_of(create, self.p("a", "b", "c", "d", "x")),
+                         errno.ENAMETOOLONG)
+        self.assertEqual(errno_of(os.mkdir, self.p("a", "b", "c", "d", "e")),
+                         errno.ENAMETOOLONG)
+        self.assertEqual(os.listdir(self.p("a", "b", "c", "d")), [])
+        # rename cannot push a lock too deep either
+        self.assertEqual(errno_of(os.rename, self.p("a", "b", "c", "x"),
+                                  self.p("a", "b", "c", "d", "x")), errno.ENAMETOOLONG)
+        self.assertTrue(exists(self.p("a", "b", "c", "x")))
+
+
+class TestMaxLocks(LockfsTestCase):
+    MOUNT_OPTS = "max_locks=3"
+
+    def test_max_locks(self):
+        for n in ("a", "b", "c"):
+            create(self.p(n))
+        self.assertEqual(errno_of(create, self.p("d")), errno.ENOSPC)
+        self.assertEqual(errno_of(os.mkdir, self.p("dir")), errno.ENOSPC)
+        self.assertEqual(errno_of(os.open, self.p("e"), os.O_WRONLY | os.O_CREAT, 0o644),
+                         errno.ENOSPC)
+        self.assertEqual(sorted(os.listdir(self.m.mnt)), [".lockfs", "a", "b", "c"])
+        os.unlink(self.p("b"))
+        create(self.p("d"))
+        self.assertEqual(status(self.p("d"))["lockfs"]["pid"], os.getpid())
+        self.assertEqual(errno_of(create, self.p("e")), errno.ENOSPC)
+        # a holder's death frees a slot too
+        os.unlink(self.p("d"))
+        h = Holder(self.p("h"))
+        self.assertTrue(h.ok)
+        self.assertEqual(errno_of(create, self.p("e")), errno.ENOSPC)
+        h.kill()
+        wait_until(lambda: gone(self.p("h")), 1.0, "release")
+        create(self.p("e"))
+        # directories count
+        os.unlink(self.p("e"))
+        os.mkdir(self.p("dir"))
+        self.assertEqual(errno_of(create, self.p("f")), errno.ENOSPC)
+        os.rmdir(self.p("dir"))
+        create(self.p("f"))
+
+
+class TestLockfsDir(LockfsTestCase):
+
+    def test_layout(self):
+        d = self.p(".lockfs")
+        st = os.stat(d)
+        self.assertTrue(stat.S_ISDIR(st.st_mode))
+        self.assertEqual(sorted(os.listdir(d)), ["locks.json", "metrics"])
+        for n in ("locks.json", "metrics"):
+            self.assertTrue(stat.S_ISREG(os.stat(os.path.join(d, n)).st_mode))
+
+    def locks(self):
+        with open(self.p(".lockfs", "locks.json")) as f:
+            doc = json.loads(f.read())
+        self.assertIsInstance(doc, list)
+        return doc
+
+    def test_locks_json_live(self):
+        self.assertEqual(self.locks(), [])
+        h1 = Holder(self.p("one.lock"), content='{"pid": {pid}, "operation": "plan"}')
+        self.addCleanup(h1.kill)
+        os.mkdir(self.p("d"))
+        h2 = Holder(self.p("d", "two"))
+        self.addCleanup(h2.kill)
+        doc = self.locks()
+        self.assertEqual(sorted(e["lockfs"]["path"] for e in doc), ["/d/two", "/one.lock"])
+        by = {e["lockfs"]["path"]: e for e in doc}
+        self.assertEqual(by["/one.lock"]["pid"], h1.pid)
+        self.assertEqual(by["/one.lock"]["operation"], "plan")
+        self.assertEqual(by["/d/two"]["lockfs"]["pid"], h2.pid)
+        self.assertEqual(by["/one.lock"]["lockfs"]["fence"],
+                         status(self.p("one.lock"))["lockfs"]["fence"])
+        h1.kill()
+        wait_until(lambda: gone(self.p("one.lock")), 1.0, "release")
+        self.assertEqual([e["lockfs"]["path"] for e in self.locks()], ["/d/two"])
+        os.unlink(self.p("d", "two"))
+        self.assertEqual(self.locks(), [])
+        # jq works on it
+        create(self.p("j"))
+        r = subprocess.run(["jq", "-r", ".[].lockfs.path", self.p(".lockfs", "locks.json")],
+                           capture_output=True, text=True, timeout=20)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "/j\n")
+
+    def test_locks_json_many(self):
+        a = agent(self)
+        n = 1500
+        for i in range(n):
+            a.ok("create", path=self.p("lock-%04d" % i), data='{"pid": {pid}, "i": %d}' % i)
+        with open(self.p(".lockfs", "locks.json"), "rb") as f:
+            raw = f.read()
+        self.assertGreater(len(raw), 256 * 1024)
+        doc = json.loads(raw)
+        self.assertEqual(len(doc), n)
+        self.assertEqual(sorted(e["i"] for e in doc), list(range(n)))
+        r = subprocess.run(["jq", "length", self.p(".lockfs", "locks.json")],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.stdout.strip(), str(n), r.stderr)
+        a.kill()
+        wait_until(lambda: len(self.locks()) == 0, 2.0, "all released")
+
+    def test_metrics_format_and_counters(self):
+        with open(self.p(".lockfs", "metrics")) as f:
+            text = f.read()
+        mm = parse_metrics(text)    # raises on any non-Prometheus line
+        for k in ("lockfs_acquired_total", "lockfs_contended_total", "lockfs_expired_total",
+                  "lockfs_locks_held", "lockfs_directories", "lockfs_waiters"):
+            self.assertIn(k, mm)
+        for c in ("unlink", "exit", "ttl", "root", "detached"):
+            self.assertIn(f'lockfs_released_total{{cause="{c}"}}', mm)
+        self.assertEqual(mm["lockfs_locks_held"], 0)
+        h = Holder(self.p("x"))
+        self.addCleanup(h.kill)
+        os.mkdir(self.p("dd"))
+        # contention the daemon sees: a write through a contender handle (an
+        # O_EXCL create of a name the kernel has cached as existing is
+        # answered EEXIST by the VFS without asking the daemon)
+        fd = os.open(self.p("x"), os.O_WRONLY)
+        try:
+            self.assertEqual(errno_of(os.write, fd, b"mine"), errno.EEXIST)
+        finally:
+            os.close(fd)
+        m2 = metrics(self.m)
+        self.assertEqual(m2["lockfs_acquired_total"] - mm["lockfs_acquired_total"], 1)
+        self.assertEqual(m2["lockfs_contended_total"] - mm["lockfs_contended_total"], 1)
+        self.assertEqual(m2["lockfs_locks_held"], 1)
+        self.assertEqual(m2["lockfs_directories"] - mm["lockfs_directories"], 1)
+        h.release()
+        wait_until(lambda: gone(self.p("x")), 1.0, "release")
+        os.rmdir(self.p("dd"))
+        m3 = metrics(self.m)
+        self.assertEqual(m3["lockfs_locks_held"], 0)
+        self.assertEqual(m3["lockfs_directories"], mm["lockfs_directories"])
+        self.assertEqual(m3["lockfs_released_total{cause=\"exit\"}"] -
+                         mm["lockfs_released_total{cause=\"exit\"}"], 1)
+        self.assertEqual(m3["lockfs_waiters"], 0)
+        # TYPE lines for the counters
+        self.assertRegex(text, r"(?m)^# TYPE lockfs_acquired_total counter$")
+
+    def test_read_only(self):
+        d = self.p(".lockfs")
+        denied = (errno.EACCES, errno.EPERM)
+        self.assertIn(errno_of(create, os.path.join(d, "x")), denied)
+        self.assertIn(errno_of(os.open, os.path.join(d, "y"), os.O_WRONLY | os.O_CREAT, 0o644),
+                      denied)
+        self.assertIn(errno_of(os.open, os.path.join(d, "metrics"), os.O_WRONLY), denied)
+        self.assertIn(errno_of(os.open, os.path.join(d, "locks.json"), os.O_RDWR), denied)
+        self.assertIn(errno_of(os.unlink, os.path.join(d, "metrics")), denied)
+        self.assertIn(errno_of(os.unlink, os.path.join(d, "locks.json")), denied)
+        self.assertNotEqual(errno_of(os.mkdir, os.path.join(d, "x")), 0)
+        self.assertNotEqual(errno_of(os.rmdir, d), 0)
+        self.assertNotEqual(errno_of(os.rename, d, self.p("elsewhere")), 0)
+        self.assertNotEqual(errno_of(os.rename, os.path.join(d, "metrics"), self.p("m")), 0)
+        self.assertNotEqual(errno_of(os.chmod, os.path.join(d, "metrics"), 0o666), 0)
+        self.assertNotEqual(errno_of(os.utime, os.path.join(d, "metrics"), None), 0)
+        self.assertIn(errno_of(os.symlink, "x", os.path.join(d, "s")), denied)
+        self.assertNotEqual(errno_of(create, d), 0)
+        # a lock cannot be moved into it
+        create(self.p("mv"))
+        self.assertNotEqual(errno_of(os.rename, self.p("mv"), os.path.join(d, "mv")), 0)
+        self.assertTrue(exists(self.p("mv")))
+        self.assertEqual(sorted(os.listdir(d)), ["locks.json", "metrics"])
+        r = subprocess.run(["sh", "-c", f"echo x > {d}/metrics"], capture_output=True,
+                           timeout=20)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertTrue(parse_metrics(open(os.path.join(d, "metrics")).read()))
+
+
+class TestRename(LockfsTestCase):
+    MOUNT_OPTS = "allow_other"
+
+    def test_holder_renames_to_free_name(self):
+        a = agent(self)
+        src, dst = self.p("x.lock"), self.p("y.lock")
+        a.ok("create", path=src, data='{"pid": {pid}, "operation": "plan"}')
+        before = status(src)
+        a.ok("rename", path=src, dst=dst)
+        names = os.listdir(self.m.mnt)
+        self.assertIn("y.lock", names)
+        self.assertNotIn("x.lock", names)
+        self.assertTrue(gone(src))
+        after = status(dst)
+        self.assertEqual(after["lockfs"]["fence"], before["lockfs"]["fence"])
+        self.assertEqual(after["lockfs"]["pid"], a.pid)
+        self.assertEqual(after["lockfs"]["path"], "/y.lock")
+        self.assertEqual(after["operation"], "plan")
+        # the old name is free again
+        create(src)
+        # into a directory
+        os.mkdir(self.p("d"))
+        a.ok("rename", path=dst, dst=self.p("d", "z"))
+        self.assertEqual(status(self.p("d", "z"))["lockfs"]["path"], "/d/z")
+        self.assertEqual(status(self.p("d", "z"))["lockfs"]["fence"], before["lockfs"]["fence"])
+        # the holder still owns it under the new name: its death releases it
+        a.kill()
+        wait_until(lambda: gone(self.p("d", "z")), 1.0, "release of the renamed lock")
+
+    def test_rename_onto_held_name(self):
+        a = agent(self)
+        b = Holder(self.p("b.lock"))
+        self.addCleanup(b.kill)
+        a.ok("create", path=self.p("a.lock"), data="{pid}")
+        a.ok("create", path=self.p("a2.lock"), data="{pid}")
+        self.assertEqual(a.err("rename", path=self.p("a.lock"), dst=self.p("b.lock")),
+                         errno.EEXIST)
+        self.assertEqual(a.err("rename", path=self.p("a.lock"), dst=self.p("a2.lock")),
+                         errno.EEXIST, "not even onto the holder's own other lock")
+        self.assertEqual(status(self.p("b.lock"))["lockfs"]["pid"], b.pid)
+        self.assertEqual(status(self.p("a.lock"))["lockfs"]["pid"], a.pid)
+        self.assertEqual(status(self.p("a2.lock"))["lockfs"]["pid"], a.pid)
+
+    def test_non_holder_rename(self):
+        a = agent(self, harness.TEST_USER)
+        a.ok("create", path=self.p("x.lock"), data="{pid}")
+        for other in (agent(self, harness.TEST_USER), agent(self, harness.TEST_USER2)):
+            self.assertEqual(other.err("rename", path=self.p("x.lock"), dst=self.p("y.lock")),
+                             errno.EPERM)
+        self.assertTrue(exists(self.p("x.lock")))
+        self.assertTrue(gone(self.p("y.lock")))
+        self.assertEqual(status(self.p("x.lock"))["lockfs"]["pid"], a.pid)
+
+
+if __name__ == "__main__":
+    harness.main()

@@ -1,0 +1,402 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""SPEC §5 (R5.1-R5.5): release by unlink, exit, kill, TTL and root; the name
+vanishes for everyone at once; inotify delete_self; renewal; fences;
+release metrics."""
+import math
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+from harness import LockfsTestCase, Holder, errno, errno_of, wait_until  # noqa: E402
+from lockfs_it import (agent, status, gone, exists, metrics, released,  # noqa: E402
+                       DeleteWatch)
+
+EXCL = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+
+
+class ReleaseMixin:
+
+    def assert_gone_now(self, path):
+        """The name is gone for every observer: listdir, stat, and a new
+        exclusive create succeeds right away (then released again)."""
+        d, name = os.path.split(path)
+        self.assertNotIn(name, os.listdir(d))
+        self.assertEqual(errno_of(os.stat, path), errno.ENOENT)
+        self.assertEqual(errno_of(os.open, path, os.O_RDONLY), errno.ENOENT)
+        fd = os.open(path, EXCL, 0o644)
+        os.close(fd)
+        os.unlink(path)
+
+    def wait_gone(self, path, timeout=1.0, what="release"):
+        wait_until(lambda: gone(path), timeout, what)
+        self.assert_gone_now(path)
+
+
+class TestRelease(ReleaseMixin, LockfsTestCase):
+
+    def test_unlink_by_holder(self):
+        p = self.p("x.lock")
+        a = agent(self)
+        a.ok("create", path=p, data="{pid}")
+        self.assertEqual(status(p)["lockfs"]["pid"], a.pid)
+        a.ok("unlink", path=p)
+        self.assert_gone_now(p)         # no waiting: the unlink has returned
+
+    def test_holder_exit(self):
+        p = self.p("x.lock")
+        h = Holder(p)
+        self.assertEqual(h.release(), 0)
+        self.wait_gone(p, what="release on exit")
+
+    def test_holder_sigkill(self):
+        p = self.p("x.lock")
+        h = Holder(p)
+        h.kill()
+        self.wait_gone(p, what="release on SIGKILL")
+
+    def test_root_unlink(self):
+        p = self.p("x.lock")
+        h = Holder(p)
+        self.addCleanup(h.kill)
+        self.assertEqual(status(p)["lockfs"]["pid"], h.pid)
+        os.unlink(p)
+        self.assert_gone_now(p)
+        self.assertIsNone(h.proc.poll(), "force unlock does not kill the holder")
+
+    def test_open_reader_does_not_pin(self):
+        p = self.p("x.lock")
+        h = Holder(p)
+        reader = open(p, "rb")
+        self.addCleanup(reader.close)
+        self.assertIn(b'"lockfs"', reader.read())
+        # (no inotify here: like on any Linux fs, IN_DELETE_SELF waits for
+        # the last open descriptor to close)
+        h.kill()
+        self.wait_gone(p, what="release on kill despite an open reader")
+
+    def test_exit_releases_many(self):
+        a = agent(self)
+        os.mkdir(self.p("d"))
+        names = [self.p("m%03d" % i) for i in range(100)] + [self.p("d", "x")]
+        for n in names:
+            a.ok("create", path=n, data="{pid}")
+        m0 = metrics(self.m)
+        self.assertEqual(m0["lockfs_locks_held"], len(names))
+        a.kill()
+        wait_until(lambda: os.listdir(self.m.mnt) == [".lockfs", "d"] or
+                   sorted(os.listdir(self.m.mnt)) == [".lockfs", "d"], 1.0,
+                   "all 101 locks released on exit")
+        self.assertEqual(os.listdir(self.p("d")), [])
+        for n in names[:5] + names[-1:]:
+            self.assertEqual(errno_of(os.stat, n), errno.ENOENT)
+        m1 = metrics(self.m)
+        self.assertEqual(released(m1, "exit") - released(m0, "exit"), len(names))
+        self.assertEqual(m1["lockfs_locks_held"], 0)
+        os.rmdir(self.p("d"))
+
+    def test_ttl_rewrite_changes_deadline(self):
+        p = self.p("x.lock")
+        a = agent(self)
+        a.ok("create", path=p, data='{"pid": {pid}, "ttl_s": 100}')
+        self.assertEqual(status(p)["lockfs"]["ttl_s"], 100)
+        w = DeleteWatch(self, p)
+        t0 = time.monotonic()
+        a.ok("write", path=p, data='{"pid": {pid}, "ttl_s": 1}')
+        self.assertEqual(status(p)["lockfs"]["ttl_s"], 1)
+        w.wait(4)
+        self.assertLess(time.monotonic() - t0, 2.5)
+
+    def check_stale_fd(self, release):
+        """A holder that lost its lock (released behind its back) cannot
+        change the name's next lock through its old descriptor."""
+        p = self.p("x.lock")
+        a = agent(self)
+        fd = a.ok("open", path=p, flags=["O_WRONLY", "O_CREAT", "O_EXCL"])
+        a.ok("fdwrite", fd=fd, data='{"pid": {pid}, "ttl_s": 1, "who": "old"}')
+        old_fence = status(p)["lockfs"]["fence"]
+        release(p)
+        self.assertTrue(gone(p))
+        b = Holder(p, content='{"pid": {pid}, "who": "new"}')
+        self.addCleanup(b.kill)
+        self.assertTrue(b.ok)
+        r1 = a.call("fdwrite", fd=fd, data='{"pid": {pid}, "who": "stale"}', offset=0)
+        r2 = a.call("fdtruncate", fd=fd, size=0)
+        st = status(p)
+        self.assertEqual(st["lockfs"]["pid"], b.pid, (r1, r2))
+        self.assertEqual(st.get("who"), "new", f"stale fd changed the new lock: {r1} {r2}")
+        self.assertGreater(st["lockfs"]["fence"], old_fence)
+        self.assertTrue(exists(p))
+        a.ok("close", fd=fd)
+        self.assertEqual(status(p)["lockfs"]["pid"], b.pid)
+
+    def test_stale_fd_after_force_unlock(self):
+        self.check_stale_fd(os.unlink)
+
+    def test_stale_fd_after_expiry(self):
+        self.check_stale_fd(lambda p: wait_until(lambda: gone(p), 3.0, "expiry"))
+
+    def test_per_lock_ttl_expiry(self):
+        p = self.p("x.lock")
+        h = Holder(p, content='{"pid": {pid}, "ttl_s": 1}')
+        self.addCleanup(h.kill)
+        t0 = time.monotonic()
+        w = DeleteWatch(self, p)
+        rc, out = w.wait(timeout=4)
+        dt = time.monotonic() - t0
+        self.assertIn("DELETE_SELF", out)
+        self.assertEqual(errno_of(os.stat, p), errno.ENOENT)
+        self.assertGreater(dt, 0.8, "expired too early")
+        self.assertLess(dt, 2.5, "expired too late")
+        self.assert_gone_now(p)
+        self.assertIsNone(h.proc.poll(), "expiry does not kill the holder")
+
+    def test_kill_to_create_latency(self):
+        p = self.p("lat.lock")
+        lat = []
+        for _ in range(50):
+            h = Holder(p)
+            self.assertTrue(h.ok)
+            t0 = time.perf_counter()
+            h.proc.kill()
+            while True:
+                try:
+                    fd = os.open(p, EXCL, 0o644)
+                    break
+                except OSError as e:
+                    self.assertEqual(e.errno, errno.EEXIST,
+                                     "a create racing a release must not see "
+                                     + os.strerror(e.errno))
+                    if time.perf_counter() - t0 > 5:
+                        self.fail("lock not released 5 s after SIGKILL")
+            lat.append((time.perf_counter() - t0) * 1000)
+            os.close(fd)
+            h.proc.wait()
+            self.assertEqual(status(p)["lockfs"]["pid"], os.getpid())
+            os.unlink(p)
+        lat.sort()
+        p50 = lat[len(lat) // 2]
+        p99 = lat[math.ceil(0.99 * len(lat)) - 1]
+        print(f"\nkill->create latency over {len(lat)} trials: min {lat[0]:.2f} ms, "
+              f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {lat[-1]:.2f} ms", file=sys.stderr)
+        self.assertLess(p99, 50.0)
+
+    def test_inotify_unlink(self):
+        p = self.p("x.lock")
+        a = agent(self)
+        a.ok("create", path=p, data="{pid}")
+        self.assertEqual(status(p)["lockfs"]["pid"], a.pid)
+        w = DeleteWatch(self, p)
+        a.ok("unlink", path=p)
+        rc, out = w.wait(2)
+        self.assertEqual(rc, 0)
+        self.assertIn("DELETE_SELF", out)
+
+    def test_inotify_holder_death(self):
+        p = self.p("x.lock")
+        h = Holder(p)
+        w = DeleteWatch(self, p)
+        self.assertFalse(w.fired())
+        h.kill()
+        rc, out = w.wait(2)
+        self.assertEqual(rc, 0)
+        self.assertIn("DELETE_SELF", out)
+        self.assert_gone_now(p)
+
+    def test_inotify_holder_exit(self):
+        p = self.p("x.lock")
+        h = Holder(p)
+        w = DeleteWatch(self, p)
+        h.release()
+        rc, out = w.wait(2)
+        self.assertIn("DELETE_SELF", out)
+
+    def test_inotify_root_unlink(self):
+        p = self.p("x.lock")
+        h = Holder(p)
+        self.addCleanup(h.kill)
+        self.assertEqual(status(p)["lockfs"]["pid"], h.pid)
+        w = DeleteWatch(self, p)
+        os.unlink(p)
+        rc, out = w.wait(2)
+        self.assertIn("DELETE_SELF", out)
+
+    def test_inotify_in_subdir(self):
+        os.mkdir(self.p("d"))
+        p = self.p("d", "x.lock")
+        h = Holder(p)
+        w = DeleteWatch(self, p)
+        h.kill()
+        rc, out = w.wait(2)
+        self.assertIn("DELETE_SELF", out)
+        self.assert_gone_now(p)
+
+    def test_renewal_keeps_lock(self):
+        p = self.p("r.lock")
+        a = agent(self)
+        t0 = time.monotonic()
+        a.ok("create", path=p, data='{"pid": {pid}, "ttl_s": 2}')
+        w = DeleteWatch(self, p)
+
+        def at(t):      # the schedule is the point of this test: sleep to it
+            d = t0 + t - time.monotonic()
+            if d > 0:
+                time.sleep(d)
+        at(1.0)
+        a.ok("touch", path=p)                     # deadline -> ~3.0
+        at(2.5)
+        self.assertTrue(exists(p), "touch by the holder must renew the TTL")
+        self.assertFalse(w.fired())
+        a.ok("write", path=p, data='{"pid": {pid}, "ttl_s": 2}')   # deadline -> ~4.5
+        at(3.7)
+        self.assertTrue(exists(p), "a write by the holder must renew the TTL")
+        self.assertFalse(w.fired())
+        rc, out = w.wait(timeout=max(0.1, t0 + 6.0 - time.monotonic()))
+        dt = time.monotonic() - t0
+        self.assertIn("DELETE_SELF", out)
+        self.assertGreater(dt, 4.0)
+        self.assert_gone_now(p)
+
+    def test_fences_increase(self):
+        seen = []
+        p = self.p("f.lock")
+        for _ in range(5):
+            fd = os.open(p, EXCL, 0o644)
+            os.close(fd)
+            seen.append(status(p)["lockfs"]["fence"])
+            os.unlink(p)
+        for _ in range(3):          # via a holder's death
+            h = Holder(p)
+            seen.append(status(p)["lockfs"]["fence"])
+            h.kill()
+            wait_until(lambda: gone(p), 1.0, "release")
+        names = ["a.lock", "b.lock", "c.lock", "a.lock"]
+        holders = []
+        for n in names:
+            if n == "a.lock":
+                if holders:
+                    holders[0].kill()
+                    wait_until(lambda: gone(self.p("a.lock")), 1.0, "release")
+            h = Holder(self.p(n))
+            self.addCleanup(h.kill)
+            holders.append(h)
+            seen.append(status(self.p(n))["lockfs"]["fence"])
+        for f in seen:
+            self.assertTrue(isinstance(f, int) and not isinstance(f, bool))
+        self.assertEqual(seen, sorted(seen))
+        self.assertEqual(len(set(seen)), len(seen), f"fences not strictly increasing: {seen}")
+        # renewals and rewrites keep the fence; a new acquisition tops all
+        a = agent(self)
+        q = self.p("q.lock")
+        a.ok("create", path=q, data="{pid}")
+        f = status(q)["lockfs"]["fence"]
+        self.assertGreater(f, seen[-1])
+        a.ok("touch", path=q)
+        a.ok("write", path=q, data='{"pid": {pid}, "n": 2}')
+        self.assertEqual(status(q)["lockfs"]["fence"], f)
+
+    def test_metrics_by_cause(self):
+        m0 = metrics(self.m)
+        p = self.p("x.lock")
+        # unlink by holder
+        a = agent(self)
+        a.ok("create", path=p, data="{pid}")
+        a.ok("unlink", path=p)
+        m1 = metrics(self.m)
+        self.assertEqual(released(m1, "unlink") - released(m0, "unlink"), 1)
+        # exit and kill
+        Holder(p).release()
+        wait_until(lambda: gone(p), 1.0, "release on exit")
+        Holder(p).kill()
+        wait_until(lambda: gone(p), 1.0, "release on kill")
+        m2 = metrics(self.m)
+        self.assertEqual(released(m2, "exit") - released(m1, "exit"), 2)
+        # root force unlock
+        h = Holder(p)
+        self.addCleanup(h.kill)
+        os.unlink(p)
+        m3 = metrics(self.m)
+        self.assertEqual(released(m3, "root") - released(m2, "root"), 1)
+        # ttl
+        h2 = Holder(p, content='{"pid": {pid}, "ttl_s": 1}')
+        self.addCleanup(h2.kill)
+        DeleteWatch(self, p).wait(4)
+        m4 = metrics(self.m)
+        self.assertEqual(released(m4, "ttl") - released(m3, "ttl"), 1)
+        self.assertEqual(m4["lockfs_expired_total"] - m3.get("lockfs_expired_total", 0), 1)
+        # detached lock unlinked by its creator uid
+        subprocess.run(["sh", "-c", f"echo 0 > {p}"], check=True, timeout=20)
+        self.assertEqual(status(p)["lockfs"]["how"], "detached")
+        os.unlink(p)
+        m5 = metrics(self.m)
+        self.assertEqual(released(m5, "detached") - released(m4, "detached"), 1)
+        # nothing else moved
+        for c in ("unlink", "exit", "root", "ttl"):
+            self.assertEqual(released(m5, c), released(m4, c), c)
+        self.assertEqual(m5["lockfs_acquired_total"] - m0["lockfs_acquired_total"], 6)
+        self.assertEqual(m5["lockfs_locks_held"], 0)
+
+
+class TestMountTTL(ReleaseMixin, LockfsTestCase):
+    MOUNT_OPTS = "ttl=1"
+
+    def test_mount_ttl_expiry(self):
+        p = self.p("x.lock")
+        t0 = time.monotonic()
+        h = Holder(p)
+        self.addCleanup(h.kill)
+        self.assertEqual(status(p)["lockfs"]["ttl_s"], 1)
+        w = DeleteWatch(self, p)
+        rc, out = w.wait(4)
+        dt = time.monotonic() - t0
+        self.assertIn("DELETE_SELF", out)
+        self.assertGreater(dt, 0.8)
+        self.assertLess(dt, 2.5)
+        self.assert_gone_now(p)
+        mm = metrics(self.m)
+        self.assertEqual(released(mm, "ttl"), 1)
+
+    def test_detached_lock_expires(self):
+        p = self.p("d.lock")
+        subprocess.run(["sh", "-c", f"echo 0 > {p}"], check=True, timeout=20)
+        t0 = time.monotonic()
+        self.assertEqual(status(p)["lockfs"]["how"], "detached")
+        w = DeleteWatch(self, p)
+        rc, out = w.wait(4)
+        self.assertIn("DELETE_SELF", out)
+        self.assertLess(time.monotonic() - t0, 2.5)
+        self.assert_gone_now(p)
+
+    def test_per_lock_ttl_longer_than_mount(self):
+        p = self.p("x.lock")
+        h = Holder(p, content='{"pid": {pid}, "ttl_s": 3}')
+        self.addCleanup(h.kill)
+        w = DeleteWatch(self, p)
+        t0 = time.monotonic()
+        # past the mount default the lock must still be there
+        time.sleep(1.6)     # waiting for a non-event (no expiry) needs a clock
+        self.assertTrue(exists(p))
+        self.assertFalse(w.fired())
+        w.wait(3)
+        self.assertGreater(time.monotonic() - t0, 2.0)
+
+    def test_touch_renews_mount_ttl(self):
+        p = self.p("x.lock")
+        a = agent(self)
+        a.ok("create", path=p, data="{pid}")
+        t0 = time.monotonic()
+        w = DeleteWatch(self, p)
+        for k in range(1, 5):               # renew every 0.5 s for 2 s
+            time.sleep(max(0, t0 + 0.5 * k - time.monotonic()))
+            a.ok("touch", path=p)
+        self.assertTrue(exists(p))
+        self.assertFalse(w.fired())
+        w.wait(3)
+        self.assertGreater(time.monotonic() - t0, 2.5)
+
+
+if __name__ == "__main__":
+    harness.main()
