@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* FUSE low-level handlers: identify the caller, call the lock table, map
  * its -errno to a reply. Lock and .lockfs files are served with direct_io
- * from a snapshot rendered at open, so every reader sees one complete,
- * fresh JSON document. Entry and attribute timeouts are 0: the kernel asks
+ * from one snapshot per open file, rendered at a read-only open or else at
+ * the first read (creates that are never read render nothing), so every
+ * reader sees one complete, fresh JSON document. Entry and attribute timeouts are 0: the kernel asks
  * again every time, so a released lock is gone for every observer. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,6 +22,8 @@ enum file_type { FILE_LOCK, FILE_META, FILE_DIR };
 struct file {
         enum file_type type;
         struct lt_handle lock;   /* FILE_LOCK */
+        pthread_mutex_t mu;      /* guards the first rendering */
+        bool rendered;
         char *buf;               /* FILE_LOCK, FILE_META: the snapshot */
         size_t len;
         struct lt_dirent *ents;  /* FILE_DIR */
@@ -34,9 +38,20 @@ static struct file *file_of(const struct fuse_file_info *fi) {
         return fi ? (struct file *)(uintptr_t)fi->fh : NULL;
 }
 
+/* A new open file of type; NULL when out of memory. */
+static struct file *file_new(enum file_type type) {
+        struct file *f = calloc(1, sizeof(*f));
+        if (f) {
+                f->type = type;
+                pthread_mutex_init(&f->mu, NULL);
+        }
+        return f;
+}
+
 static void file_free(struct file *f) {
         if (!f)
                 return;
+        pthread_mutex_destroy(&f->mu);
         free(f->buf);
         lt_dirents_free(f->ents, f->n_ents);
         free(f);
@@ -193,25 +208,25 @@ static void reply_open_file(fuse_req_t req, struct fuse_file_info *fi, struct fi
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         struct lockfs_ctx *ctx = ctx_of(req);
-        struct file *f = calloc(1, sizeof(*f));
+        bool meta = ino == LT_INO_META_LOCKS || ino == LT_INO_META_METRICS;
+        struct file *f = file_new(meta ? FILE_META : FILE_LOCK);
         int r = f ? 0 : -ENOMEM;
-        if (r == 0 && (ino == LT_INO_META_LOCKS || ino == LT_INO_META_METRICS)) {
-                f->type = FILE_META;
-                r = (fi->flags & O_ACCMODE) != O_RDONLY ? -EACCES : render_meta(ctx, ino, f);
+        if (r == 0 && meta) {
+                r = (fi->flags & O_ACCMODE) != O_RDONLY ? -EACCES : 0;
         } else if (r == 0) {
                 struct caller c;
                 if (caller_of(req, &c) < 0) {
-                        free(f);
+                        file_free(f);
                         return;
                 }
-                f->type = FILE_LOCK;
                 r = locktable_open(ctx->table, ino, &c, fi->flags, &f->lock);
-                if (r == 0)
-                        r = render_lock(ctx, ino, f);
-                if (r == -ENOENT && f->lock.kind == LT_HANDLE_CONTENDER)
-                        r = 0; /* released meanwhile: its writes fail, reads are empty */
-                else if (r == -ENOENT)
+        }
+        /* Readers get the status as of their open; writers render lazily. */
+        if (r == 0 && (fi->flags & O_ACCMODE) == O_RDONLY) {
+                r = meta ? render_meta(ctx, ino, f) : render_lock(ctx, ino, f);
+                if (r == -ENOENT)
                         r = -ESTALE; /* released meanwhile: make the kernel look again */
+                f->rendered = r == 0;
         }
         if (r < 0) {
                 file_free(f);
@@ -231,15 +246,11 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         struct caller c;
         if (caller_of(req, &c) < 0)
                 return;
-        struct file *f = calloc(1, sizeof(*f));
+        struct file *f = file_new(FILE_LOCK);
         struct lt_attr a;
         int r = f ? 0 : -ENOMEM;
-        if (r == 0) {
-                f->type = FILE_LOCK;
+        if (r == 0)
                 r = locktable_create(ctx->table, parent, name, &c, fi->flags, &a, &f->lock);
-        }
-        if (r == 0 && render_lock(ctx, a.ino, f) < 0)
-                f->buf = NULL; /* released at once: read shows nothing */
         if (r < 0) {
                 file_free(f);
                 fuse_reply_err(req, -r);
@@ -270,10 +281,29 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
                 reply_entry(req, &a);
 }
 
+/* Render f's snapshot once, at its first read. A lock released since its
+ * open reads as empty. */
+static int file_render(struct lockfs_ctx *ctx, fuse_ino_t ino, struct file *f) {
+        int r = 0;
+        pthread_mutex_lock(&f->mu);
+        if (!f->rendered) {
+                r = f->type == FILE_META ? render_meta(ctx, ino, f) : render_lock(ctx, ino, f);
+                if (r == -ENOENT)
+                        r = 0;
+                f->rendered = r == 0;
+        }
+        pthread_mutex_unlock(&f->mu);
+        return r;
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi) {
-        (void)ino;
         struct file *f = file_of(fi);
+        int r = file_render(ctx_of(req), ino, f);
+        if (r < 0) {
+                fuse_reply_err(req, -r);
+                return;
+        }
         if (!f->buf || off < 0 || (size_t)off >= f->len) {
                 fuse_reply_buf(req, NULL, 0);
                 return;
@@ -375,15 +405,14 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-        struct file *f = calloc(1, sizeof(*f));
+        struct file *f = file_new(FILE_DIR);
         if (!f) {
                 fuse_reply_err(req, ENOMEM);
                 return;
         }
-        f->type = FILE_DIR;
         int r = locktable_readdir(ctx_of(req)->table, ino, &f->ents, &f->n_ents);
         if (r < 0) {
-                free(f);
+                file_free(f);
                 fuse_reply_err(req, -r);
                 return;
         }

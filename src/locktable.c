@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The lock table: namespaces, locks, holders, TTL deadlines and fences,
- * behind one mutex. See locktable.h for the contract of each call. */
+/* The lock table's tree and requests: names, directories, acquisition,
+ * writes, views. See locktable.h for the contract of each call. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -14,96 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "heap.h"
-#include "htab.h"
-#include "locktable.h"
 #include "log.h"
+#include "lt_internal.h"
 #include "status.h"
-
-/* A process holding one or more locks; one pidfd watched per process. */
-struct holder {
-        struct hlink by_pid;     /* t->holders, hash of the pid */
-        struct proc_id proc;
-        uid_t uid;
-        gid_t gid;
-        char comm[HOLDER_COMM_MAX];
-        char cmdline[HOLDER_CMDLINE_MAX];
-        int pidfd;               /* -1: no pidfds here, polled instead */
-        unsigned refs;           /* locks held */
-        struct node *locks;      /* list through node->hl_next */
-};
-
-struct node {
-        struct hlink by_ino;     /* t->inodes: every node the kernel may know */
-        struct hlink by_name;    /* t->names: linked nodes, by (parent, name) */
-        uint64_t ino;
-        enum lt_kind kind;
-        bool linked;             /* in the tree; false once released/removed */
-        struct node *parent;
-        char *name;
-        uint64_t nlookup;        /* kernel references (LOOKUP minus FORGET) */
-        uid_t uid;               /* dir creator; lock holder or detached creator */
-        gid_t gid;
-        int64_t ctime_ms;
-        /* directories */
-        size_t n_children;
-        /* locks */
-        uint64_t fence;
-        struct holder *holder;   /* NULL when detached */
-        struct node *hl_prev, *hl_next;   /* holder's locks */
-        struct node *all_prev, *all_next; /* every held lock */
-        enum lock_how how;
-        bool liveness_known;
-        int64_t acquired_ms;     /* wall clock */
-        int64_t renewed_ms;      /* wall clock */
-        uint32_t ttl_s;
-        struct heap_entry deadline; /* monotonic ms */
-        pid_t claim_ignored_pid;
-        char *content;
-        size_t content_len;
-        size_t content_cap;
-};
-
-enum release_cause { CAUSE_UNLINK, CAUSE_EXIT, CAUSE_TTL, CAUSE_ROOT, CAUSE_DETACHED };
-
-/* A name removed by the daemon itself, to report outside the lock. */
-struct removal {
-        uint64_t parent;
-        uint64_t ino;
-        char *name;
-};
-
-struct removals {
-        struct removal *v;
-        size_t n;
-        size_t cap;
-};
-
-struct locktable {
-        pthread_mutex_t mu;
-        struct locktable_config cfg;
-        struct store *store;
-        struct htab inodes;
-        struct htab names;
-        struct htab holders;
-        struct node *root;
-        struct node *all_locks;
-        uint64_t next_ino;
-        uint64_t n_nodes;        /* locks + directories, root excluded */
-        struct heap deadlines;
-        int64_t armed_key;
-        int epfd;
-        int timerfd;
-        int pollfd;              /* periodic timer while holders lack pidfds */
-        size_t n_polled;
-        struct lock_metrics m;
-};
-
-#define TIMER_TAG UINT64_MAX
-#define POLL_TAG (UINT64_MAX - 1)
-/* Without pidfd_open (kernels before 5.3, valgrind 3.19) holder death is
- * noticed by checking /proc at this period instead of at once. */
-#define POLL_PERIOD_MS 10
 
 int64_t lt_now_wall_ms(void) {
         struct timespec ts;
@@ -144,8 +57,6 @@ static uint64_t name_hash(uint64_t parent, const char *name) {
         return htab_hash_bytes(htab_hash_u64(parent), name, strlen(name));
 }
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
-
 static struct node *node_by_ino(struct locktable *t, uint64_t ino) {
         uint64_t h = htab_hash_u64(ino);
         for (struct hlink *l = htab_chain(&t->inodes, h); l; l = l->next) {
@@ -175,7 +86,7 @@ static void node_link(struct locktable *t, struct node *dir, struct node *n) {
         htab_insert(&t->names, &n->by_name, name_hash(dir->ino, n->name));
 }
 
-static void node_unlink(struct locktable *t, struct node *n) {
+void lt_node_unlink(struct locktable *t, struct node *n) {
         htab_remove(&t->names, &n->by_name);
         n->parent->n_children--;
         n->parent = NULL;
@@ -190,7 +101,7 @@ static void node_free(struct locktable *t, struct node *n) {
 }
 
 /* Free n when it is out of the tree and the kernel forgot it. */
-static void node_maybe_free(struct locktable *t, struct node *n) {
+void lt_node_maybe_free(struct locktable *t, struct node *n) {
         if (!n->linked && n->nlookup == 0 && n != t->root)
                 node_free(t, n);
 }
@@ -220,7 +131,7 @@ static unsigned node_depth(const struct node *n) {
 }
 
 /* "/a/b/name" of a linked node; NULL on allocation failure. */
-static char *node_path(const struct node *n) {
+char *lt_node_path(const struct node *n) {
         size_t len = 0;
         for (const struct node *p = n; p->parent; p = p->parent)
                 len += strlen(p->name) + 1;
@@ -313,163 +224,17 @@ static void fill_meta_attr(uint64_t ino, struct lt_attr *a) {
         }
 }
 
-/* ---- holders ------------------------------------------------------------ */
 
-static uint64_t holder_key(const struct proc_id *p) {
-        return ((uint64_t)p->start_time << 22) | (uint64_t)(p->pid & 0x3fffff);
-}
 
-static struct holder *holder_find(struct locktable *t, const struct proc_id *p) {
-        uint64_t h = htab_hash_u64((uint64_t)p->pid);
-        for (struct hlink *l = htab_chain(&t->holders, h); l; l = l->next) {
-                struct holder *ho = container_of(l, struct holder, by_pid);
-                if (ho->proc.pid == p->pid && ho->proc.start_time == p->start_time)
-                        return ho;
-        }
-        return NULL;
-}
 
-static void poll_timer_set(struct locktable *t, bool on) {
-        struct itimerspec its = { 0 };
-        if (on) {
-                its.it_interval.tv_nsec = POLL_PERIOD_MS * 1000000L;
-                its.it_value = its.it_interval;
-        }
-        timerfd_settime(t->pollfd, 0, &its, NULL);
-}
 
-/* Watch h's death: its pidfd in the epoll set, or the polling fallback. */
-static int holder_watch(struct locktable *t, struct holder *h) {
-        if (h->pidfd < 0) {
-                if (t->n_polled++ == 0)
-                        poll_timer_set(t, true);
-                return 0;
-        }
-        struct epoll_event ev = { .events = EPOLLIN, .data.u64 = holder_key(&h->proc) };
-        return epoll_ctl(t->epfd, EPOLL_CTL_ADD, h->pidfd, &ev) < 0 ? -errno : 0;
-}
 
-static void holder_unwatch(struct locktable *t, struct holder *h) {
-        if (h->pidfd < 0) {
-                if (--t->n_polled == 0)
-                        poll_timer_set(t, false);
-                return;
-        }
-        epoll_ctl(t->epfd, EPOLL_CTL_DEL, h->pidfd, NULL);
-        close(h->pidfd);
-}
 
-/* A counted reference to the holder record of process c->self, created
- * (pidfd opened and watched) on first use. -ESRCH when it is gone. */
-static int holder_ref(struct locktable *t, const struct caller *c, struct holder **ret) {
-        struct holder *h = holder_find(t, &c->self);
-        if (h) {
-                h->refs++;
-                *ret = h;
-                return 0;
-        }
-        int fd = holder_pidfd_open(&c->self);
-        if (fd == -ENOSYS && holder_alive(&c->self))
-                fd = -1;
-        else if (fd < 0)
-                return fd;
-        h = calloc(1, sizeof(*h));
-        if (!h) {
-                close(fd);
-                return -ENOMEM;
-        }
-        h->proc = c->self;
-        h->uid = c->uid;
-        h->gid = c->gid;
-        memcpy(h->comm, c->comm, sizeof(h->comm));
-        memcpy(h->cmdline, c->cmdline, sizeof(h->cmdline));
-        h->pidfd = fd;
-        h->refs = 1;
-        int r = holder_watch(t, h);
-        if (r < 0) {
-                close(fd);
-                free(h);
-                return r;
-        }
-        htab_insert(&t->holders, &h->by_pid, htab_hash_u64((uint64_t)h->proc.pid));
-        *ret = h;
-        return 0;
-}
 
-static void holder_unref(struct locktable *t, struct holder *h) {
-        if (--h->refs > 0)
-                return;
-        holder_unwatch(t, h);
-        htab_remove(&t->holders, &h->by_pid);
-        free(h);
-}
 
-static void lock_attach_holder(struct node *n, struct holder *h) {
-        n->holder = h;
-        n->uid = h->uid;
-        n->gid = h->gid;
-        n->hl_prev = NULL;
-        n->hl_next = h->locks;
-        if (h->locks)
-                h->locks->hl_prev = n;
-        h->locks = n;
-}
 
-static void lock_detach_holder(struct locktable *t, struct node *n) {
-        struct holder *h = n->holder;
-        if (!h)
-                return;
-        if (n->hl_prev)
-                n->hl_prev->hl_next = n->hl_next;
-        else
-                h->locks = n->hl_next;
-        if (n->hl_next)
-                n->hl_next->hl_prev = n->hl_prev;
-        n->hl_prev = n->hl_next = NULL;
-        n->holder = NULL;
-        holder_unref(t, h);
-}
 
-/* True when c may act as the holder of lock n: the holder process or a
- * descendant, or for a detached lock its creator's uid. */
-static bool is_holder(const struct node *n, const struct caller *c) {
-        if (n->holder)
-                return caller_is_or_descends_from(c, &n->holder->proc);
-        return c->uid == n->uid;
-}
 
-/* ---- deadlines ------------------------------------------------------------ */
-
-static void timer_arm(struct locktable *t) {
-        struct heap_entry *top = heap_top(&t->deadlines);
-        int64_t key = top ? top->key : 0;
-        if (key == t->armed_key)
-                return;
-        struct itimerspec its = { 0 };
-        if (key) {
-                its.it_value.tv_sec = key / 1000;
-                its.it_value.tv_nsec = (key % 1000) * 1000000;
-        }
-        if (timerfd_settime(t->timerfd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
-                t->armed_key = key;
-}
-
-/* Restart n's TTL from now (renewal); a TTL of 0 unqueues it. */
-static void lock_renew(struct locktable *t, struct node *n) {
-        n->renewed_ms = lt_now_wall_ms();
-        if (n->ttl_s == 0) {
-                heap_remove(&t->deadlines, &n->deadline);
-        } else {
-                int64_t key = lt_now_mono_ms() + (int64_t)n->ttl_s * 1000;
-                if (n->deadline.index == HEAP_NOT_QUEUED) {
-                        if (heap_push(&t->deadlines, &n->deadline, key) < 0)
-                                log_debug("deadline heap full: %s keeps no TTL", n->name);
-                } else {
-                        heap_rekey(&t->deadlines, &n->deadline, key);
-                }
-        }
-        timer_arm(t);
-}
 
 /* ---- views and the store ------------------------------------------------- */
 
@@ -494,7 +259,7 @@ static int lock_view_fill(const struct node *n, struct lock_view *v, bool with_c
                 memcpy(v->comm, n->holder->comm, sizeof(v->comm));
                 memcpy(v->cmdline, n->holder->cmdline, sizeof(v->cmdline));
         }
-        v->path = node_path(n);
+        v->path = lt_node_path(n);
         if (!v->path)
                 return -ENOMEM;
         if (with_content && n->content_len) {
@@ -537,12 +302,12 @@ static int lock_acquire(struct locktable *t, struct node *dir, const char *name,
         n->gid = c->gid;
         if (c->self.pid) {
                 struct holder *h;
-                r = holder_ref(t, c, &h);
+                r = lt_holder_ref(t, c, &h);
                 if (r < 0) {
                         node_free(t, n);
                         return r;
                 }
-                lock_attach_holder(n, h);
+                lt_attach_holder(n, h);
                 n->how = LOCK_HOW_CREATOR;
                 n->liveness_known = true;
         } else {
@@ -556,8 +321,8 @@ static int lock_acquire(struct locktable *t, struct node *dir, const char *name,
                 lock_view_clear(&v);
         }
         if (r < 0) {
-                node_unlink(t, n);
-                lock_detach_holder(t, n);
+                lt_node_unlink(t, n);
+                lt_detach_holder(t, n);
                 node_free(t, n);
                 return r;
         }
@@ -568,56 +333,11 @@ static int lock_acquire(struct locktable *t, struct node *dir, const char *name,
         t->n_nodes++;
         t->m.acquired++;
         t->m.held++;
-        lock_renew(t, n);
+        lt_renew(t, n);
         *ret = n;
         return 0;
 }
 
-/* Release lock n for cause; if report, queue its name for the kernel. */
-static void lock_release(struct locktable *t, struct node *n, enum release_cause cause,
-                         struct removals *report) {
-        if (report && report->n == report->cap) {
-                size_t cap = report->cap ? report->cap * 2 : 16;
-                struct removal *v = realloc(report->v, cap * sizeof(*v));
-                if (v) {
-                        report->v = v;
-                        report->cap = cap;
-                }
-        }
-        if (report && report->n < report->cap) {
-                char *name = strdup(n->name);
-                if (name)
-                        report->v[report->n++] = (struct removal){ n->parent->ino, n->ino, name };
-        }
-        char *path = node_path(n);
-        if (path) {
-                t->store->ops->release(t->store, path, n->fence);
-                free(path);
-        }
-        lock_detach_holder(t, n);
-        heap_remove(&t->deadlines, &n->deadline);
-        if (n->all_prev)
-                n->all_prev->all_next = n->all_next;
-        else
-                t->all_locks = n->all_next;
-        if (n->all_next)
-                n->all_next->all_prev = n->all_prev;
-        n->all_prev = n->all_next = NULL;
-        node_unlink(t, n);
-        free(n->content);
-        n->content = NULL;
-        n->content_len = n->content_cap = 0;
-        t->n_nodes--;
-        t->m.held--;
-        switch (cause) {
-        case CAUSE_UNLINK: t->m.released_unlink++; break;
-        case CAUSE_EXIT: t->m.released_exit++; break;
-        case CAUSE_TTL: t->m.released_ttl++; break;
-        case CAUSE_ROOT: t->m.released_root++; break;
-        case CAUSE_DETACHED: t->m.released_detached++; break;
-        }
-        node_maybe_free(t, n);
-}
 
 /* ---- public: setup --------------------------------------------------------- */
 
@@ -666,7 +386,7 @@ void locktable_free(struct locktable *t) {
         if (!t)
                 return;
         while (t->all_locks)
-                lock_release(t, t->all_locks, CAUSE_UNLINK, NULL);
+                lt_release(t, t->all_locks, CAUSE_UNLINK, NULL);
         if (t->inodes.buckets) {
                 for (size_t i = 0; i <= t->inodes.mask; i++) {
                         struct hlink *l = t->inodes.buckets[i];
@@ -737,7 +457,7 @@ void locktable_forget(struct locktable *t, uint64_t ino, uint64_t count) {
         struct node *n = node_by_ino(t, ino);
         if (n) {
                 n->nlookup = count > n->nlookup ? 0 : n->nlookup - count;
-                node_maybe_free(t, n);
+                lt_node_maybe_free(t, n);
         }
         pthread_mutex_unlock(&t->mu);
 }
@@ -764,11 +484,11 @@ static void lock_open(struct locktable *t, struct node *n, const struct caller *
                                  .append = (flags & O_APPEND) != 0 };
         if ((flags & O_ACCMODE) == O_RDONLY) {
                 h->kind = LT_HANDLE_READER;
-        } else if (is_holder(n, c)) {
+        } else if (lt_is_holder(n, c)) {
                 h->kind = LT_HANDLE_HOLDER;
                 if (flags & O_TRUNC) {
                         n->content_len = 0;
-                        lock_renew(t, n);
+                        lt_renew(t, n);
                         store_update_lock(t, n);
                 }
         } else {
@@ -860,42 +580,6 @@ static int content_resize(struct node *n, size_t len) {
         return 0;
 }
 
-/* Make the process claimed in n's content the holder when it is the writer
- * c or one of its ancestors (SPEC R3.3, R3.3a). */
-static void lock_apply_claim(struct locktable *t, struct node *n, const struct caller *c,
-                             pid_t pid) {
-        if (pid == 0) {
-                lock_detach_holder(t, n);
-                n->how = LOCK_HOW_DETACHED;
-                return;
-        }
-        if (n->holder && n->holder->proc.pid == pid)
-                return;
-        struct proc_id who;
-        struct caller *claimed = NULL;
-        struct holder *h;
-        if (!caller_find_lineage(c, pid, &who))
-                goto ignore;
-        if (who.pid == c->self.pid) {
-                if (holder_ref(t, c, &h) < 0)
-                        goto ignore;
-        } else {
-                claimed = malloc(sizeof(*claimed));
-                if (!claimed || holder_identify_process(pid, claimed) < 0 ||
-                    claimed->self.start_time != who.start_time || holder_ref(t, claimed, &h) < 0)
-                        goto ignore;
-        }
-        free(claimed);
-        lock_detach_holder(t, n);
-        lock_attach_holder(n, h);
-        n->how = LOCK_HOW_CLAIM;
-        n->liveness_known = true;
-        n->claim_ignored_pid = 0;
-        return;
-ignore:
-        free(claimed);
-        n->claim_ignored_pid = pid;
-}
 
 ssize_t locktable_write(struct locktable *t, const struct lt_handle *h, const struct caller *c,
                         off_t off, const void *buf, size_t size) {
@@ -921,10 +605,10 @@ ssize_t locktable_write(struct locktable *t, const struct lt_handle *h, const st
         memcpy(n->content + off, buf, size);
         struct content_claim claim = status_parse_claim(n->content, n->content_len);
         if (claim.has_pid)
-                lock_apply_claim(t, n, c, claim.pid);
+                lt_apply_claim(t, n, c, claim.pid);
         if (claim.has_ttl)
                 n->ttl_s = claim.ttl_s;
-        lock_renew(t, n);
+        lt_renew(t, n);
         store_update_lock(t, n);
         r = (ssize_t)size;
 out:
@@ -948,9 +632,9 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
                 goto out;
         }
         bool holder = h ? (h->kind == LT_HANDLE_HOLDER && handle_lock(t, h) == n)
-                        : is_holder(n, c);
+                        : lt_is_holder(n, c);
         if (!holder && h && h->kind == LT_HANDLE_READER)
-                holder = is_holder(n, c);
+                holder = lt_is_holder(n, c);
         if (!holder) {
                 if (what & LT_SET_SIZE)
                         t->m.contended++;
@@ -967,7 +651,7 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
                         goto out;
         }
         if (what & (LT_SET_SIZE | LT_SET_TIMES)) {
-                lock_renew(t, n);
+                lt_renew(t, n);
                 store_update_lock(t, n);
         }
 out:
@@ -999,12 +683,12 @@ int locktable_unlink(struct locktable *t, uint64_t parent, const char *name,
                 r = -ENOENT;
         } else if (n->kind == LT_DIR) {
                 r = -EISDIR;
-        } else if (is_holder(n, c)) {
-                lock_release(t, n, n->holder ? CAUSE_UNLINK : CAUSE_DETACHED, NULL);
+        } else if (lt_is_holder(n, c)) {
+                lt_release(t, n, n->holder ? CAUSE_UNLINK : CAUSE_DETACHED, NULL);
         } else if (c->uid == 0) {
                 if (lock_view_fill(n, ret_forced, false) < 0)
                         ret_forced->path = NULL;
-                lock_release(t, n, CAUSE_ROOT, NULL);
+                lt_release(t, n, CAUSE_ROOT, NULL);
         } else {
                 r = -EPERM;
         }
@@ -1055,7 +739,7 @@ int locktable_rename(struct locktable *t, uint64_t parent, const char *name,
                 r = -EEXIST;
                 goto out;
         }
-        if (n->kind == LT_LOCK && !is_holder(n, c)) {
+        if (n->kind == LT_LOCK && !lt_is_holder(n, c)) {
                 r = -EPERM;
                 goto out;
         }
@@ -1072,7 +756,7 @@ int locktable_rename(struct locktable *t, uint64_t parent, const char *name,
                 r = -ENOMEM;
                 goto out;
         }
-        node_unlink(t, n);
+        lt_node_unlink(t, n);
         free(n->name);
         n->name = copy;
         node_link(t, newdir, n);
@@ -1139,10 +823,10 @@ int locktable_rmdir(struct locktable *t, uint64_t parent, const char *name) {
                 r = -ENOTEMPTY;
         if (r < 0)
                 goto out;
-        node_unlink(t, n);
+        lt_node_unlink(t, n);
         t->n_nodes--;
         t->m.directories--;
-        node_maybe_free(t, n);
+        lt_node_maybe_free(t, n);
 out:
         pthread_mutex_unlock(&t->mu);
         return r;
@@ -1243,82 +927,7 @@ void locktable_metrics(struct locktable *t, struct lock_metrics *ret) {
         pthread_mutex_unlock(&t->mu);
 }
 
-/* ---- public: reaper ---------------------------------------------------------- */
 
-int locktable_reaper_fd(struct locktable *t) {
-        return t->epfd;
-}
 
-/* Release every lock of the holder whose key fired. */
-static int reap_holder(struct locktable *t, uint64_t key, struct removals *out) {
-        struct proc_id p = { .pid = (pid_t)(key & 0x3fffff), .start_time = key >> 22 };
-        struct holder *h = holder_find(t, &p);
-        if (!h)
-                return 0;
-        int released = 0;
-        /* The last release frees h: count first, never touch h after. */
-        unsigned left = h->refs;
-        while (left--) {
-                lock_release(t, h->locks, CAUSE_EXIT, out);
-                released++;
-        }
-        return released;
-}
 
-static int reap_deadlines(struct locktable *t, struct removals *out) {
-        uint64_t ticks;
-        while (read(t->timerfd, &ticks, sizeof(ticks)) > 0)
-                ;
-        int released = 0;
-        int64_t now = lt_now_mono_ms();
-        struct heap_entry *e;
-        while ((e = heap_top(&t->deadlines)) && e->key <= now) {
-                lock_release(t, container_of(e, struct node, deadline), CAUSE_TTL, out);
-                released++;
-        }
-        t->armed_key = -1;
-        timer_arm(t);
-        return released;
-}
 
-/* The polling fallback: release the locks of holders found dead. */
-static int reap_polled(struct locktable *t, struct removals *out) {
-        uint64_t ticks;
-        while (read(t->pollfd, &ticks, sizeof(ticks)) > 0)
-                ;
-        int released = 0;
-        for (size_t b = 0; b <= t->holders.mask; b++) {
-                struct hlink *l = t->holders.buckets[b];
-                while (l) {
-                        struct holder *h = container_of(l, struct holder, by_pid);
-                        l = l->next; /* h may be freed below */
-                        if (h->pidfd < 0 && !holder_alive(&h->proc))
-                                released += reap_holder(t, holder_key(&h->proc), out);
-                }
-        }
-        return released;
-}
-
-int locktable_reap(struct locktable *t, lt_removed_fn fn, void *ctx) {
-        struct epoll_event ev[64];
-        int n = epoll_wait(t->epfd, ev, 64, 0);
-        if (n <= 0)
-                return n < 0 && errno != EINTR ? -errno : 0;
-        struct removals out = { 0 };
-        int released = 0;
-        pthread_mutex_lock(&t->mu);
-        for (int i = 0; i < n; i++) {
-                uint64_t tag = ev[i].data.u64;
-                released += tag == TIMER_TAG ? reap_deadlines(t, &out)
-                          : tag == POLL_TAG  ? reap_polled(t, &out)
-                                             : reap_holder(t, tag, &out);
-        }
-        pthread_mutex_unlock(&t->mu);
-        for (size_t i = 0; i < out.n; i++) {
-                if (fn)
-                        fn(ctx, out.v[i].parent, out.v[i].ino, out.v[i].name);
-                free(out.v[i].name);
-        }
-        free(out.v);
-        return released;
-}

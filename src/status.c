@@ -2,6 +2,7 @@
 /* Render a lock's live JSON status and the Prometheus metrics page, and
  * parse the pid and TTL claims in what a holder wrote. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -314,49 +315,423 @@ static bool add_lockfs(cJSON *o, const struct lock_view *v, int64_t now_ms, cons
         return true;
 }
 
-/* Keys the daemon owns: a holder's own values for them are dropped. */
-static bool is_reserved_key(const char *key) {
-        return strcmp(key, "pid") == 0 || strcmp(key, "created_at") == 0 ||
-               strcmp(key, "lockfs") == 0;
+/* ---- splicing the holder's object (SPEC R4.2) ----
+ * The holder's members are copied as written, not re-printed by cJSON,
+ * which would round numbers (9007199254740993) and cut strings at \u0000.
+ * cJSON has already accepted the text; the scanner below relies on that for
+ * meaning but checks every index against the length. Where cJSON is laxer
+ * than JSON (raw control characters in strings, a bad \u escape, numbers
+ * such as 01, 1. or -.5), the copy is repaired so the output stays JSON. */
+
+/* A growing output buffer; p is NUL-terminated while len > 0. */
+struct strbuf {
+        char *p;
+        size_t len, cap;
+};
+
+static int sb_put(struct strbuf *b, const char *s, size_t n) {
+        if (n >= b->cap - b->len || !b->p) {
+                size_t cap = b->cap ? b->cap : 1024;
+                char *p;
+
+                while (cap - b->len <= n) {
+                        if (cap > SIZE_MAX / 2)
+                                return -ENOMEM;
+                        cap *= 2;
+                }
+                p = realloc(b->p, cap);
+                if (!p)
+                        return -ENOMEM;
+                b->p = p;
+                b->cap = cap;
+        }
+        memcpy(b->p + b->len, s, n);
+        b->len += n;
+        b->p[b->len] = '\0';
+        return 0;
 }
 
-/* The holder's part of the status: its JSON object minus reserved keys, or
- * {"content": TEXT} for other non-empty content, or {}. Invalid UTF-8 is
- * replaced before parsing; outside strings it would not parse anyway. */
-static cJSON *holder_fields(const struct lock_view *v) {
-        cJSON *o, *it, *next;
-        char *text;
+static int sb_puts(struct strbuf *b, const char *s) {
+        return sb_put(b, s, strlen(s));
+}
 
-        if (!v->content || v->content_len == 0)
-                return cJSON_CreateObject();
-        text = utf8_sanitize(v->content, v->content_len);
-        if (!text)
-                return NULL;
-        o = parse_object(text, strlen(text));
-        if (o) {
-                for (it = o->child; it; it = next) {
-                        next = it->next;
-                        if (it->string && is_reserved_key(it->string))
-                                cJSON_Delete(cJSON_DetachItemViaPointer(o, it));
-                }
-        } else {
-                o = cJSON_CreateObject();
-                if (o && !cJSON_AddStringToObject(o, "content", text)) {
-                        cJSON_Delete(o);
-                        o = NULL;
-                }
+static int sb_putc(struct strbuf *b, char c) {
+        return sb_put(b, &c, 1);
+}
+
+static bool is_digit(char c) {
+        return c >= '0' && c <= '9';
+}
+
+/* cJSON skips every byte <= 0x20 between tokens, not only JSON's four. */
+static size_t skip_space(const char *s, size_t n, size_t i) {
+        while (i < n && (unsigned char)s[i] <= 0x20)
+                i++;
+        return i;
+}
+
+/* Index of the closing quote of the string opened at s[i], or n. */
+static size_t string_end(const char *s, size_t n, size_t i) {
+        for (i++; i < n && s[i] != '"'; i++)
+                if (s[i] == '\\')
+                        i++;
+        return i < n ? i : n;
+}
+
+/* Index just past the value starting at s[i] (string, number, literal, or
+ * object/array matched by bracket depth, strings skipped), at most n. */
+static size_t value_end(const char *s, size_t n, size_t i) {
+        size_t depth = 0;
+
+        if (i < n && s[i] == '"') {
+                i = string_end(s, n, i);
+                return i < n ? i + 1 : n;
         }
-        free(text);
+        if (i < n && s[i] != '{' && s[i] != '[') {
+                while (i < n && (unsigned char)s[i] > 0x20 && s[i] != ',' && s[i] != '}' &&
+                       s[i] != ']')
+                        i++;
+                return i;
+        }
+        for (; i < n; i++) {
+                if (s[i] == '"')
+                        i = string_end(s, n, i);
+                else if (s[i] == '{' || s[i] == '[')
+                        depth++;
+                else if ((s[i] == '}' || s[i] == ']') && --depth == 0)
+                        return i + 1;
+        }
+        return n;
+}
+
+/* One member of the holder's object: spans of the text, and the key
+ * decoded (it may hold NULs, hence name_len). */
+struct member {
+        size_t key, key_len;     /* the key's content, inside its quotes */
+        size_t value, value_len; /* the raw value */
+        const char *name;
+        size_t name_len;
+        size_t index;
+        bool keep;
+};
+
+/* Find the member after position *pos of the object in s[0..n); *pos
+ * starts just past its '{'. Returns false at the end of the object. */
+static bool next_member(const char *s, size_t n, size_t *pos, struct member *m) {
+        size_t i = skip_space(s, n, *pos), e;
+
+        if (i < n && s[i] == ',')
+                i = skip_space(s, n, i + 1);
+        if (i >= n || s[i] != '"' || (e = string_end(s, n, i)) == n)
+                return false;
+        m->key = i + 1;
+        m->key_len = e - i - 1;
+        i = skip_space(s, n, e + 1);
+        if (i >= n || s[i] != ':')
+                return false;
+        m->value = skip_space(s, n, i + 1);
+        *pos = value_end(s, n, m->value);
+        m->value_len = *pos - m->value;
+        return m->value_len > 0;
+}
+
+/* Parse 4 hex digits at s (n bytes available) into *ret. */
+static bool parse_hex4(const char *s, size_t n, uint32_t *ret) {
+        uint32_t v = 0;
+        size_t i;
+
+        if (n < 4)
+                return false;
+        for (i = 0; i < 4; i++) {
+                char c = s[i];
+
+                v <<= 4;
+                if (is_digit(c))
+                        v |= (uint32_t)(c - '0');
+                else if (c >= 'a' && c <= 'f')
+                        v |= (uint32_t)(c - 'a' + 10);
+                else if (c >= 'A' && c <= 'F')
+                        v |= (uint32_t)(c - 'A' + 10);
+                else
+                        return false;
+        }
+        *ret = v;
+        return true;
+}
+
+static size_t utf8_encode(uint32_t cp, char *out) {
+        if (cp < 0x80) {
+                out[0] = (char)cp;
+                return 1;
+        }
+        if (cp < 0x800) {
+                out[0] = (char)(0xC0 | (cp >> 6));
+                out[1] = (char)(0x80 | (cp & 0x3F));
+                return 2;
+        }
+        if (cp < 0x10000) {
+                out[0] = (char)(0xE0 | (cp >> 12));
+                out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                out[2] = (char)(0x80 | (cp & 0x3F));
+                return 3;
+        }
+        out[0] = (char)(0xF0 | (cp >> 18));
+        out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[3] = (char)(0x80 | (cp & 0x3F));
+        return 4;
+}
+
+/* Decode the \uXXXX escape (or surrogate pair) at s[0..n) into out.
+ * Bad hex gives U+0000, as in cJSON. Returns the bytes consumed. */
+static size_t decode_u_escape(const char *s, size_t n, char *out, size_t *ret_len) {
+        uint32_t cp = 0, lo;
+
+        (void)parse_hex4(s + 2, n - 2, &cp);
+        if (cp >= 0xD800 && cp <= 0xDBFF && n >= 12 && s[6] == '\\' && s[7] == 'u' &&
+            parse_hex4(s + 8, n - 8, &lo) && lo >= 0xDC00 && lo <= 0xDFFF) {
+                *ret_len = utf8_encode(0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00), out);
+                return 12;
+        }
+        *ret_len = utf8_encode(cp, out);
+        return n < 6 ? n : 6;
+}
+
+/* Decode the content of a JSON string, s[0..n), into out (room for n
+ * bytes: decoding never grows). Returns the decoded length. */
+static size_t decode_string(const char *s, size_t n, char *out) {
+        size_t i = 0, o = 0, k;
+
+        while (i < n) {
+                if (s[i] != '\\' || i + 1 == n) {
+                        out[o++] = s[i++];
+                        continue;
+                }
+                if (s[i + 1] == 'u') {
+                        i += decode_u_escape(s + i, n - i, out + o, &k);
+                        o += k;
+                        continue;
+                }
+                switch (s[i + 1]) {
+                case 'b': out[o++] = '\b'; break;
+                case 'f': out[o++] = '\f'; break;
+                case 'n': out[o++] = '\n'; break;
+                case 'r': out[o++] = '\r'; break;
+                case 't': out[o++] = '\t'; break;
+                default: out[o++] = s[i + 1]; break;
+                }
+                i += 2;
+        }
         return o;
 }
 
-/* One lock's status object, or NULL on allocation failure. */
-static cJSON *status_object(const struct lock_view *v, int64_t now_ms, const char *host) {
-        cJSON *o = holder_fields(v);
+/* Keys the daemon owns: a holder's own values for them are dropped. */
+static bool is_reserved_name(const char *name, size_t len) {
+        static const char *const reserved[] = {"pid", "created_at", "lockfs"};
+        size_t i;
+
+        for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++)
+                if (len == strlen(reserved[i]) && memcmp(name, reserved[i], len) == 0)
+                        return true;
+        return false;
+}
+
+/* Order members by decoded name, then by position. */
+static int member_cmp(const void *a, const void *b) {
+        const struct member *x = *(struct member *const *)a, *y = *(struct member *const *)b;
+        int c = memcmp(x->name, y->name, x->name_len < y->name_len ? x->name_len : y->name_len);
+
+        if (c != 0)
+                return c;
+        if (x->name_len != y->name_len)
+                return x->name_len < y->name_len ? -1 : 1;
+        return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Drop reserved keys and all but the last of each duplicated key (JSON
+ * readers take the last one). Returns 0 or -ENOMEM. */
+static int mark_kept(struct member *m, size_t count) {
+        struct member **order;
+        size_t i;
+
+        if (count == 0)
+                return 0;
+        order = malloc(count * sizeof(*order));
+        if (!order)
+                return -ENOMEM;
+        for (i = 0; i < count; i++) {
+                m[i].keep = !is_reserved_name(m[i].name, m[i].name_len);
+                order[i] = &m[i];
+        }
+        qsort(order, count, sizeof(*order), member_cmp);
+        for (i = 0; i + 1 < count; i++)
+                if (order[i]->name_len == order[i + 1]->name_len &&
+                    memcmp(order[i]->name, order[i + 1]->name, order[i]->name_len) == 0)
+                        order[i]->keep = false;
+        free(order);
+        return 0;
+}
+
+/* Write the content of a JSON string, s[0..n), quoted. Valid escapes and
+ * text are copied as they are; raw control characters, stray quotes or
+ * backslashes and bad \u escapes (U+0000 to cJSON) are escaped. */
+static int put_string(struct strbuf *b, const char *s, size_t n) {
+        static const char short_esc[] = "\b\\b\f\\f\n\\n\r\\r\t\\t";
+        uint32_t cp;
+        char esc[8];
+        const char *p;
+        size_t i, k;
+        int r = sb_putc(b, '"');
+
+        for (i = 0; i < n && r == 0; i += k) {
+                unsigned char c = (unsigned char)s[i];
+
+                k = 1;
+                if (c == '\\' && i + 1 < n && s[i + 1] == 'u') {
+                        k = n - i < 6 ? n - i : 6;
+                        r = parse_hex4(s + i + 2, n - i - 2, &cp) ? sb_put(b, s + i, 6)
+                                                                  : sb_puts(b, "\\u0000");
+                } else if (c == '\\' && i + 1 < n && memchr("\"\\/bfnrt", s[i + 1], 8)) {
+                        k = 2;
+                        r = sb_put(b, s + i, 2);
+                } else if (c == '\\' || c == '"') {
+                        esc[0] = '\\';
+                        esc[1] = (char)c;
+                        r = sb_put(b, esc, 2);
+                } else if (c < 0x20 && (p = memchr(short_esc, c, sizeof(short_esc) - 1))) {
+                        r = sb_put(b, p + 1, 2);
+                } else if (c < 0x20) {
+                        snprintf(esc, sizeof(esc), "\\u%04x", c);
+                        r = sb_puts(b, esc);
+                } else {
+                        r = sb_putc(b, (char)c);
+                }
+        }
+        return r ? r : sb_putc(b, '"');
+}
+
+/* Write a number cJSON accepted (strtod syntax from '-' or a digit) in
+ * JSON syntax: unchanged when it already is; else leading zeros are
+ * dropped, "0" supplied before '.', a '.' without digits dropped (and
+ * anything past a well-formed exponent, which cJSON never lets through). */
+static int put_number(struct strbuf *b, const char *t, size_t n) {
+        size_t i = 0, j, k;
+        int r = 0;
+
+        if (i < n && t[i] == '-')
+                r = sb_putc(b, t[i++]);
+        for (j = i; j < n && is_digit(t[j]); j++)
+                ;
+        while (i + 1 < j && t[i] == '0')
+                i++;
+        if (r == 0)
+                r = j > i ? sb_put(b, t + i, j - i) : sb_putc(b, '0');
+        if (j < n && t[j] == '.') {
+                for (k = j + 1; k < n && is_digit(t[k]); k++)
+                        ;
+                if (k > j + 1 && r == 0)
+                        r = sb_put(b, t + j, k - j);
+                j = k;
+        }
+        if (j < n && (t[j] == 'e' || t[j] == 'E')) {
+                i = j + 1 + (j + 1 < n && (t[j + 1] == '+' || t[j + 1] == '-'));
+                for (k = i; k < n && is_digit(t[k]); k++)
+                        ;
+                if (k > i && r == 0)
+                        r = sb_put(b, t + j, k - j);
+        }
+        return r;
+}
+
+static bool is_number_char(char c) {
+        return is_digit(c) || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+}
+
+/* Write the raw value s[0..n) token by token (see put_string and
+ * put_number); bytes cJSON skips as space but JSON does not become ' '. */
+static int put_value(struct strbuf *b, const char *s, size_t n) {
+        size_t i = 0, e;
+        int r = 0;
+
+        while (i < n && r == 0) {
+                if (s[i] == '"') {
+                        e = string_end(s, n, i);
+                        r = put_string(b, s + i + 1, e - i - 1);
+                        i = e < n ? e + 1 : n;
+                } else if (s[i] == '-' || is_digit(s[i])) {
+                        for (e = i + 1; e < n && is_number_char(s[e]); e++)
+                                ;
+                        r = put_number(b, s + i, e - i);
+                        i = e;
+                } else if ((unsigned char)s[i] <= 0x20 && !is_json_space(s[i])) {
+                        r = sb_putc(b, ' ');
+                        i++;
+                } else {
+                        r = sb_putc(b, s[i++]);
+                }
+        }
+        return r;
+}
+
+/* Scan up to max members of the object in s[0..n) into m, decoding each
+ * key into names (room for n bytes). Returns the number found. */
+static size_t scan_members(const char *s, size_t n, struct member *m, size_t max,
+                           char *names) {
+        size_t pos = skip_space(s, n, 0) + 1, count = 0, used = 0;
+
+        while (count < max && next_member(s, n, &pos, &m[count])) {
+                m[count].name = names + used;
+                m[count].name_len = decode_string(s + m[count].key, m[count].key_len, names + used);
+                used += m[count].name_len;
+                m[count].index = count;
+                count++;
+        }
+        return count;
+}
+
+/* Write the members the holder keeps from its object s[0..n) (cJSON found
+ * max members), each as "\n\t<key>:\t<value>,". Returns 0 or -ENOMEM. */
+static int put_holder_members(struct strbuf *b, const char *s, size_t n, size_t max) {
+        struct member *m = calloc(max ? max : 1, sizeof(*m));
+        char *names = malloc(n ? n : 1);
+        size_t i, count;
+        int r = -ENOMEM;
+
+        if (!m || !names)
+                goto out;
+        count = scan_members(s, n, m, max, names);
+        r = mark_kept(m, count);
+        for (i = 0; i < count && r == 0; i++) {
+                if (!m[i].keep)
+                        continue;
+                r = sb_puts(b, "\n\t");
+                if (r == 0)
+                        r = put_string(b, s + m[i].key, m[i].key_len);
+                if (r == 0)
+                        r = sb_puts(b, ":\t");
+                if (r == 0)
+                        r = put_value(b, s + m[i].value, m[i].value_len);
+                if (r == 0)
+                        r = sb_putc(b, ',');
+        }
+out:
+        free(m);
+        free(names);
+        return r;
+}
+
+/* ---- one lock's document ---- */
+
+/* The daemon's part of the status: "pid", "created_at" and "lockfs", after
+ * "content" when content is set. NULL on allocation failure. */
+static cJSON *daemon_object(const struct lock_view *v, int64_t now_ms, const char *host,
+                            const char *content) {
+        cJSON *o = cJSON_CreateObject();
 
         if (!o)
                 return NULL;
-        if (!add_pid(o, "pid", v) || !add_time(o, "created_at", v->acquired_at_ms) ||
+        if ((content && !cJSON_AddStringToObject(o, "content", content)) ||
+            !add_pid(o, "pid", v) || !add_time(o, "created_at", v->acquired_at_ms) ||
             !add_lockfs(o, v, now_ms, host)) {
                 cJSON_Delete(o);
                 return NULL;
@@ -364,51 +739,88 @@ static cJSON *status_object(const struct lock_view *v, int64_t now_ms, const cha
         return o;
 }
 
-/* Print root (then delete it) as indented JSON plus "\n" into a malloc'd
- * string. Returns NULL on allocation failure. */
-static char *print_document(cJSON *root, size_t *ret_len) {
-        char *printed, *out = NULL;
-        size_t n;
+/* Write the daemon's object, with the holder's members (from the object
+ * text, which holds count members) spliced after its '{' when text is set. */
+static int put_document(struct strbuf *b, cJSON *daemon, const char *text, size_t count) {
+        char *printed = cJSON_Print(daemon);
+        int r;
 
-        if (!root)
-                return NULL;
-        printed = cJSON_Print(root);
-        cJSON_Delete(root);
         if (!printed)
-                return NULL;
-        n = strlen(printed);
-        out = malloc(n + 2);
-        if (out) {
-                memcpy(out, printed, n);
-                out[n] = '\n';
-                out[n + 1] = '\0';
-                if (ret_len)
-                        *ret_len = n + 1;
+                return -ENOMEM;
+        if (text && printed[0] == '{') {
+                r = sb_putc(b, '{');
+                if (r == 0)
+                        r = put_holder_members(b, text, strlen(text), count);
+                if (r == 0)
+                        r = sb_puts(b, printed + 1);
+        } else {
+                r = sb_puts(b, printed);
         }
         cJSON_free(printed);
-        return out;
+        return r;
+}
+
+/* Write one lock's status object (no trailing newline). The holder's
+ * content, made valid UTF-8, is spliced in when it is a JSON object, else
+ * shown as "content" when non-empty. Returns 0 or -ENOMEM. */
+static int put_lock(struct strbuf *b, const struct lock_view *v, int64_t now_ms,
+                    const char *host) {
+        cJSON *holder = NULL, *daemon;
+        char *text = NULL;
+        int r;
+
+        if (v->content && v->content_len > 0) {
+                text = utf8_sanitize(v->content, v->content_len);
+                if (!text)
+                        return -ENOMEM;
+                holder = parse_object(text, strlen(text));
+        }
+        daemon = daemon_object(v, now_ms, host, holder ? NULL : text);
+        r = daemon ? put_document(b, daemon, holder ? text : NULL,
+                                  (size_t)cJSON_GetArraySize(holder))
+                   : -ENOMEM;
+        cJSON_Delete(daemon);
+        cJSON_Delete(holder);
+        free(text);
+        return r;
+}
+
+/* Hand b's text to the caller, or free it and return NULL when r < 0. */
+static char *sb_finish(struct strbuf *b, int r, size_t *ret_len) {
+        if (r < 0) {
+                free(b->p);
+                return NULL;
+        }
+        if (ret_len)
+                *ret_len = b->len;
+        return b->p;
 }
 
 char *status_render(const struct lock_view *v, int64_t now_ms, const char *host,
                     size_t *ret_len) {
-        return print_document(status_object(v, now_ms, host), ret_len);
+        struct strbuf b = {0};
+        int r = put_lock(&b, v, now_ms, host);
+
+        if (r == 0)
+                r = sb_putc(&b, '\n');
+        return sb_finish(&b, r, ret_len);
 }
 
 char *status_render_array(const struct lock_view *v, size_t n, int64_t now_ms,
                           const char *host, size_t *ret_len) {
-        cJSON *a = cJSON_CreateArray();
+        struct strbuf b = {0};
         size_t i;
+        int r = sb_putc(&b, '[');
 
-        for (i = 0; a && i < n; i++) {
-                cJSON *o = status_object(&v[i], now_ms, host);
-
-                if (!o || !cJSON_AddItemToArray(a, o)) {
-                        cJSON_Delete(o);
-                        cJSON_Delete(a);
-                        a = NULL;
-                }
+        for (i = 0; i < n && r == 0; i++) {
+                if (i > 0)
+                        r = sb_puts(&b, ",\n");
+                if (r == 0)
+                        r = put_lock(&b, &v[i], now_ms, host);
         }
-        return print_document(a, ret_len);
+        if (r == 0)
+                r = sb_puts(&b, "]\n");
+        return sb_finish(&b, r, ret_len);
 }
 
 /* Write one metric family's HELP and TYPE lines. */

@@ -348,6 +348,13 @@ static void test_claims(void **state) {
         assert_int_equal(v.how, LOCK_HOW_CREATOR);
         assert_int_equal(v.claim_ignored_pid, f->other_pid);
         lock_view_clear(&v);
+        /* init is an ancestor of everyone, but never a holder */
+        assert_int_equal(locktable_setattr(f->t, a.ino, &h, &f->self, LT_SET_SIZE, 0, &a), 0);
+        assert_int_equal(locktable_write(f->t, &h, &f->self, 0, "1\n", 2), 2);
+        assert_int_equal(locktable_view(f->t, a.ino, &v), 0);
+        assert_int_equal(v.pid, getpid());
+        assert_int_equal(v.claim_ignored_pid, 1);
+        lock_view_clear(&v);
         /* "0" detaches: no holder; the creator's uid may still unlink it */
         assert_int_equal(take(f, "c3", &f->other, O_WRONLY, &a, &h), 0);
         assert_int_equal(locktable_write(f->t, &h, &f->other, 0, "0\n", 2), 2);

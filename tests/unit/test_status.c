@@ -555,6 +555,228 @@ static void test_render_array(void **state) {
         view_free(&v[1]);
 }
 
+/* ---- splicing the holder's object ---- */
+
+/* Render len bytes of content (an exact-size heap copy, for ASan) and
+ * return the output text; *ret gets it parsed and checked as by
+ * parse_document(). The caller frees both. */
+static char *render_text(const char *content, size_t len, cJSON **ret) {
+        struct lock_view v = view_make(NULL);
+        size_t out_len = 0;
+        char *out, *copy;
+
+        v.content = malloc(len ? len : 1);
+        assert_non_null(v.content);
+        memcpy(v.content, content, len);
+        v.content_len = len;
+        out = status_render(&v, ACQUIRED_MS, "node-1", &out_len);
+        assert_non_null(out);
+        copy = strdup(out);
+        assert_non_null(copy);
+        *ret = parse_document(out, out_len);
+        view_free(&v);
+        return copy;
+}
+
+static void assert_contains(const char *text, const char *needle) {
+        if (!strstr(text, needle))
+                fail_msg("output lacks \"%s\":\n%s", needle, text);
+}
+
+static void test_render_numbers_verbatim(void **state) {
+        static const char content[] =
+                "{\"a\": 9007199254740991, \"b\": 12345678901234567, \"c\": 1e400, "
+                "\"d\": -0.0, \"e\": 1.50, \"f\": [1.50, -0.0, 1E+2, 12345678901234567]}";
+        static const char *const keys[] = {"a", "b", "c", "d", "e", "f",
+                                           "pid", "created_at", "lockfs"};
+        cJSON *o;
+        char *out = render_text(content, sizeof(content) - 1, &o);
+
+        (void)state;
+        assert_keys(o, keys, sizeof(keys) / sizeof(keys[0]));
+        assert_contains(out, "{\n\t\"a\":\t9007199254740991,\n");
+        assert_contains(out, "\n\t\"b\":\t12345678901234567,\n");
+        assert_contains(out, "\n\t\"c\":\t1e400,\n");
+        assert_contains(out, "\n\t\"d\":\t-0.0,\n");
+        assert_contains(out, "\n\t\"e\":\t1.50,\n");
+        assert_contains(out, "\n\t\"f\":\t[1.50, -0.0, 1E+2, 12345678901234567],\n\t\"pid\":\t4242,");
+        cJSON_Delete(o);
+        free(out);
+}
+
+static void test_render_nul_escapes(void **state) {
+        static const char content[] =
+                "{\"s\": \"a\\u0000b\", \"k\\u0000\": 1, \"pid\\u0000\": 2, \"pid\": 3}";
+        cJSON *o;
+        char *out = render_text(content, sizeof(content) - 1, &o);
+
+        (void)state;
+        assert_contains(out, "\n\t\"s\":\t\"a\\u0000b\",\n");
+        assert_contains(out, "\n\t\"k\\u0000\":\t1,\n");
+        /* "pid\u0000" is not "pid": kept (cJSON reads it back as "pid") */
+        assert_contains(out, "\n\t\"pid\\u0000\":\t2,\n\t\"pid\":\t4242,");
+        assert_null(strstr(out, "\"pid\":\t3"));
+        cJSON_Delete(o);
+        free(out);
+}
+
+static void test_render_escaped_reserved_keys(void **state) {
+        static const char content[] = "{\"p\\u0069d\": 5, \"cr\\u0065ated_at\": \"x\", "
+                                      "\"\\u006Cockfs\": 1, \"op\": \"y\", \"PID\": 6}";
+        static const char *const keys[] = {"op", "PID", "pid", "created_at", "lockfs"};
+        cJSON *o;
+        char *out = render_text(content, sizeof(content) - 1, &o);
+
+        (void)state;
+        assert_keys(o, keys, sizeof(keys) / sizeof(keys[0]));
+        assert_int_equal((int)get_num(o, "pid"), 4242);
+        assert_string_equal(get_str(o, "created_at"), "2023-11-14T22:13:20.123Z");
+        assert_string_equal(get_str(get_lockfs(o), "how"), "creator");
+        assert_null(strstr(out, "\\u0069"));
+        cJSON_Delete(o);
+        free(out);
+}
+
+static void test_render_nested_brackets(void **state) {
+        static const char content[] =
+                "{\"n\": {\"x\": \"}]{[\", \"y\": [1, {\"z\": \"\\\"]}\\\\\"}], \"e\": {}, "
+                "\"a\": [[]]}, \"after\": \"ok\", \"l\": [\"]\", {\"}\": \"[\"}]}";
+        static const char *const keys[] = {"n", "after", "l", "pid", "created_at", "lockfs"};
+        const cJSON *n;
+        cJSON *o;
+        char *out = render_text(content, sizeof(content) - 1, &o);
+
+        (void)state;
+        assert_keys(o, keys, sizeof(keys) / sizeof(keys[0]));
+        assert_contains(out, "\n\t\"n\":\t{\"x\": \"}]{[\", \"y\": [1, {\"z\": \"\\\"]}\\\\\"}], "
+                             "\"e\": {}, \"a\": [[]]},\n");
+        assert_contains(out, "\n\t\"l\":\t[\"]\", {\"}\": \"[\"}],\n");
+        n = cJSON_GetObjectItemCaseSensitive(o, "n");
+        assert_string_equal(get_str(n, "x"), "}]{[");
+        assert_string_equal(get_str(o, "after"), "ok");
+        cJSON_Delete(o);
+        free(out);
+}
+
+static void test_render_duplicate_keys(void **state) {
+        static const char content[] =
+                "{\"a\": 1, \"b\": 2, \"a\": 3, \"\\u0062\": 4, \"c\": 5, "
+                "\"\xc3\xa9\": 6, \"\\u00e9\": 7, \"\\ud83d\\ude00\": 8, \"\xf0\x9f\x98\x80\": 9}";
+        static const char *const keys[] = {"a", "b", "c", "\xc3\xa9", "\xf0\x9f\x98\x80",
+                                           "pid", "created_at", "lockfs"};
+        cJSON *o;
+        char *out = render_text(content, sizeof(content) - 1, &o);
+
+        (void)state;
+        assert_keys(o, keys, sizeof(keys) / sizeof(keys[0]));
+        assert_contains(out, "{\n\t\"a\":\t3,\n\t\"\\u0062\":\t4,\n\t\"c\":\t5,\n"
+                             "\t\"\\u00e9\":\t7,\n\t\"\xf0\x9f\x98\x80\":\t9,\n");
+        cJSON_Delete(o);
+        free(out);
+}
+
+static void test_render_whitespace_and_pretty(void **state) {
+        static const char content[] = " \r\n\t{\n    \"op\": \"x\",\n    \"list\": [\n"
+                                      "      1,\n      2\n    ]\n  ,\"z\"\t:\r\nnull}\n\n ";
+        static const char *const keys[] = {"op", "list", "z", "pid", "created_at", "lockfs"};
+        cJSON *o;
+        char *out = render_text(content, sizeof(content) - 1, &o);
+
+        (void)state;
+        assert_keys(o, keys, sizeof(keys) / sizeof(keys[0]));
+        assert_contains(out, "{\n\t\"op\":\t\"x\",\n\t\"list\":\t[\n      1,\n      2\n    ],\n"
+                             "\t\"z\":\tnull,\n\t\"pid\":\t4242,");
+        cJSON_Delete(o);
+        free(out);
+}
+
+static void test_render_zero_members(void **state) {
+        static const char *const contents[] = {"{}", " { \n } \n", "{\"pid\": 1, \"lockfs\": {}}"};
+        static const char *const keys[] = {"pid", "created_at", "lockfs"};
+        size_t i;
+
+        (void)state;
+        for (i = 0; i < sizeof(contents) / sizeof(contents[0]); i++) {
+                cJSON *o;
+                char *out = render_text(contents[i], strlen(contents[i]), &o);
+
+                assert_keys(o, keys, 3);
+                assert_int_equal(strncmp(out, "{\n\t\"pid\":\t4242,\n", 16), 0);
+                cJSON_Delete(o);
+                free(out);
+        }
+}
+
+static void test_render_large_object(void **state) {
+        const size_t size = 64 * 1024;
+        char *content = malloc(size + 64), *out;
+        size_t len = 1, count = 0, pad;
+        cJSON *o;
+        char key[16];
+
+        (void)state;
+        assert_non_null(content);
+        content[0] = '{';
+        while (len + 64 < size)
+                len += (size_t)sprintf(content + len, "\"k%05zu\": 12345678901234567, ", count++);
+        pad = size - len - strlen("\"last\": \"\"}");
+        len += (size_t)sprintf(content + len, "\"last\": \"%0*d\"}", (int)pad, 0);
+        assert_int_equal(len, size);
+        out = render_text(content, len, &o);
+        assert_int_equal(cJSON_GetArraySize(o), (int)count + 4);
+        snprintf(key, sizeof(key), "k%05zu", count - 1);
+        assert_true(cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(o, key)));
+        assert_int_equal(strlen(get_str(o, "last")), pad);
+        assert_contains(out, "\n\t\"k00000\":\t12345678901234567,\n");
+        cJSON_Delete(o);
+        free(out);
+        free(content);
+}
+
+/* cJSON accepts some text JSON does not; the output must stay JSON. */
+static void test_render_cjson_leniency_repaired(void **state) {
+        static const char content[] =
+                "{\"t\": \"x\ny\x01\", \"k\x1f\": 0, \"n1\": 01, \"n2\": 1., \"n3\": -.5, "
+                "\"n4\": -00.5e3, \"n5\": 1.e5, \"u\": \"\\u00zz!\", \"q\": \"\\uabc\\\"\", "
+                "\x0b\"w\": [1,\x01\x0b" "2]}";
+        cJSON *o;
+        char *out = render_text(content, sizeof(content) - 1, &o);
+
+        (void)state;
+        assert_contains(out, "\n\t\"t\":\t\"x\\ny\\u0001\",\n");
+        assert_contains(out, "\n\t\"k\\u001f\":\t0,\n");
+        assert_contains(out, "\n\t\"n1\":\t1,\n");
+        assert_contains(out, "\n\t\"n2\":\t1,\n");
+        assert_contains(out, "\n\t\"n3\":\t-0.5,\n");
+        assert_contains(out, "\n\t\"n4\":\t-0.5e3,\n");
+        assert_contains(out, "\n\t\"n5\":\t1e5,\n");
+        assert_contains(out, "\n\t\"u\":\t\"\\u0000!\",\n");
+        assert_contains(out, "\n\t\"q\":\t\"\\u0000\\\"\",\n");
+        assert_contains(out, "\n\t\"w\":\t[1,  2],\n");
+        cJSON_Delete(o);
+        free(out);
+}
+
+static void test_render_array_splices(void **state) {
+        struct lock_view v[2];
+        size_t len = 0;
+        char *out;
+        cJSON *a;
+
+        (void)state;
+        v[0] = view_make("{\"big\": 12345678901234567, \"s\": \"a\\u0000b\"}");
+        v[1] = view_make("{\"big\": 9007199254740993}");
+        out = status_render_array(v, 2, ACQUIRED_MS, "h", &len);
+        assert_non_null(out);
+        assert_contains(out, "[{\n\t\"big\":\t12345678901234567,\n\t\"s\":\t\"a\\u0000b\",\n");
+        assert_contains(out, "},\n{\n\t\"big\":\t9007199254740993,\n");
+        a = parse_document(out, len);
+        assert_int_equal(cJSON_GetArraySize(a), 2);
+        cJSON_Delete(a);
+        view_free(&v[0]);
+        view_free(&v[1]);
+}
+
 /* ---- metrics ---- */
 
 static void test_render_metrics(void **state) {
@@ -659,6 +881,16 @@ int main(void) {
                 cmocka_unit_test(test_render_hostile_content),
                 cmocka_unit_test(test_render_null_host_and_path),
                 cmocka_unit_test(test_render_array),
+                cmocka_unit_test(test_render_numbers_verbatim),
+                cmocka_unit_test(test_render_nul_escapes),
+                cmocka_unit_test(test_render_escaped_reserved_keys),
+                cmocka_unit_test(test_render_nested_brackets),
+                cmocka_unit_test(test_render_duplicate_keys),
+                cmocka_unit_test(test_render_whitespace_and_pretty),
+                cmocka_unit_test(test_render_zero_members),
+                cmocka_unit_test(test_render_large_object),
+                cmocka_unit_test(test_render_cjson_leniency_repaired),
+                cmocka_unit_test(test_render_array_splices),
                 cmocka_unit_test(test_render_metrics),
                 cmocka_unit_test(test_format_time),
                 cmocka_unit_test(test_format_time_small_buffer),

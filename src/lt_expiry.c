@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/* Release of locks and the reaper's side of the lock table: TTL deadlines
+ * on a timerfd, holder deaths from pidfds, all handled as they happen. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "lt_internal.h"
+
+static void timer_arm(struct locktable *t) {
+        struct heap_entry *top = heap_top(&t->deadlines);
+        int64_t key = top ? top->key : 0;
+        if (key == t->armed_key)
+                return;
+        struct itimerspec its = { 0 };
+        if (key) {
+                its.it_value.tv_sec = key / 1000;
+                its.it_value.tv_nsec = (key % 1000) * 1000000;
+        }
+        if (timerfd_settime(t->timerfd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
+                t->armed_key = key;
+}
+
+/* Restart n's TTL from now (renewal); a TTL of 0 unqueues it. */
+void lt_renew(struct locktable *t, struct node *n) {
+        n->renewed_ms = lt_now_wall_ms();
+        if (n->ttl_s == 0) {
+                heap_remove(&t->deadlines, &n->deadline);
+        } else {
+                int64_t key = lt_now_mono_ms() + (int64_t)n->ttl_s * 1000;
+                if (n->deadline.index == HEAP_NOT_QUEUED) {
+                        if (heap_push(&t->deadlines, &n->deadline, key) < 0)
+                                log_debug("deadline heap full: %s keeps no TTL", n->name);
+                } else {
+                        heap_rekey(&t->deadlines, &n->deadline, key);
+                }
+        }
+        timer_arm(t);
+}
+
+/* Release lock n for cause; if report, queue its name for the kernel. */
+void lt_release(struct locktable *t, struct node *n, enum release_cause cause,
+                         struct removals *report) {
+        if (report && report->n == report->cap) {
+                size_t cap = report->cap ? report->cap * 2 : 16;
+                struct removal *v = realloc(report->v, cap * sizeof(*v));
+                if (v) {
+                        report->v = v;
+                        report->cap = cap;
+                }
+        }
+        if (report && report->n < report->cap) {
+                char *name = strdup(n->name);
+                if (name)
+                        report->v[report->n++] = (struct removal){ n->parent->ino, n->ino, name };
+        }
+        char *path = lt_node_path(n);
+        if (path) {
+                t->store->ops->release(t->store, path, n->fence);
+                free(path);
+        }
+        lt_detach_holder(t, n);
+        heap_remove(&t->deadlines, &n->deadline);
+        if (n->all_prev)
+                n->all_prev->all_next = n->all_next;
+        else
+                t->all_locks = n->all_next;
+        if (n->all_next)
+                n->all_next->all_prev = n->all_prev;
+        n->all_prev = n->all_next = NULL;
+        lt_node_unlink(t, n);
+        free(n->content);
+        n->content = NULL;
+        n->content_len = n->content_cap = 0;
+        t->n_nodes--;
+        t->m.held--;
+        switch (cause) {
+        case CAUSE_UNLINK: t->m.released_unlink++; break;
+        case CAUSE_EXIT: t->m.released_exit++; break;
+        case CAUSE_TTL: t->m.released_ttl++; break;
+        case CAUSE_ROOT: t->m.released_root++; break;
+        case CAUSE_DETACHED: t->m.released_detached++; break;
+        }
+        lt_node_maybe_free(t, n);
+}
+
+int locktable_reaper_fd(struct locktable *t) {
+        return t->epfd;
+}
+
+/* Release every lock of the holder whose key fired. */
+static int reap_holder(struct locktable *t, uint64_t key, struct removals *out) {
+        struct proc_id p = { .pid = (pid_t)(key & 0x3fffff), .start_time = key >> 22 };
+        struct holder *h = lt_holder_find(t, &p);
+        if (!h)
+                return 0;
+        int released = 0;
+        /* The last release frees h: count first, never touch h after. */
+        unsigned left = h->refs;
+        while (left--) {
+                lt_release(t, h->locks, CAUSE_EXIT, out);
+                released++;
+        }
+        return released;
+}
+
+static int reap_deadlines(struct locktable *t, struct removals *out) {
+        uint64_t ticks;
+        while (read(t->timerfd, &ticks, sizeof(ticks)) > 0)
+                ;
+        int released = 0;
+        int64_t now = lt_now_mono_ms();
+        struct heap_entry *e;
+        while ((e = heap_top(&t->deadlines)) && e->key <= now) {
+                lt_release(t, container_of(e, struct node, deadline), CAUSE_TTL, out);
+                released++;
+        }
+        t->armed_key = -1;
+        timer_arm(t);
+        return released;
+}
+
+/* The polling fallback: release the locks of holders found dead. */
+static int reap_polled(struct locktable *t, struct removals *out) {
+        uint64_t ticks;
+        while (read(t->pollfd, &ticks, sizeof(ticks)) > 0)
+                ;
+        int released = 0;
+        for (size_t b = 0; b <= t->holders.mask; b++) {
+                struct hlink *l = t->holders.buckets[b];
+                while (l) {
+                        struct holder *h = container_of(l, struct holder, by_pid);
+                        l = l->next; /* h may be freed below */
+                        if (h->pidfd < 0 && !holder_alive(&h->proc))
+                                released += reap_holder(t, lt_holder_key(&h->proc), out);
+                }
+        }
+        return released;
+}
+
+int locktable_reap(struct locktable *t, lt_removed_fn fn, void *ctx) {
+        struct epoll_event ev[64];
+        int n = epoll_wait(t->epfd, ev, 64, 0);
+        if (n <= 0)
+                return n < 0 && errno != EINTR ? -errno : 0;
+        struct removals out = { 0 };
+        int released = 0;
+        pthread_mutex_lock(&t->mu);
+        for (int i = 0; i < n; i++) {
+                uint64_t tag = ev[i].data.u64;
+                released += tag == TIMER_TAG ? reap_deadlines(t, &out)
+                          : tag == POLL_TAG  ? reap_polled(t, &out)
+                                             : reap_holder(t, tag, &out);
+        }
+        pthread_mutex_unlock(&t->mu);
+        for (size_t i = 0; i < out.n; i++) {
+                if (fn)
+                        fn(ctx, out.v[i].parent, out.v[i].ino, out.v[i].name);
+                free(out.v[i].name);
+        }
+        free(out.v);
+        return released;
+}

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+/* Holder records of the lock table: one per process, its death watched
+ * through a pidfd (or polled where pidfds are missing), and pid claims. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "lt_internal.h"
+
+uint64_t lt_holder_key(const struct proc_id *p) {
+        return ((uint64_t)p->start_time << 22) | (uint64_t)(p->pid & 0x3fffff);
+}
+
+struct holder *lt_holder_find(struct locktable *t, const struct proc_id *p) {
+        uint64_t h = htab_hash_u64((uint64_t)p->pid);
+        for (struct hlink *l = htab_chain(&t->holders, h); l; l = l->next) {
+                struct holder *ho = container_of(l, struct holder, by_pid);
+                if (ho->proc.pid == p->pid && ho->proc.start_time == p->start_time)
+                        return ho;
+        }
+        return NULL;
+}
+
+static void poll_timer_set(struct locktable *t, bool on) {
+        struct itimerspec its = { 0 };
+        if (on) {
+                its.it_interval.tv_nsec = POLL_PERIOD_MS * 1000000L;
+                its.it_value = its.it_interval;
+        }
+        timerfd_settime(t->pollfd, 0, &its, NULL);
+}
+
+/* Watch h's death: its pidfd in the epoll set, or the polling fallback. */
+static int holder_watch(struct locktable *t, struct holder *h) {
+        if (h->pidfd < 0) {
+                if (t->n_polled++ == 0)
+                        poll_timer_set(t, true);
+                return 0;
+        }
+        struct epoll_event ev = { .events = EPOLLIN, .data.u64 = lt_holder_key(&h->proc) };
+        return epoll_ctl(t->epfd, EPOLL_CTL_ADD, h->pidfd, &ev) < 0 ? -errno : 0;
+}
+
+static void holder_unwatch(struct locktable *t, struct holder *h) {
+        if (h->pidfd < 0) {
+                if (--t->n_polled == 0)
+                        poll_timer_set(t, false);
+                return;
+        }
+        epoll_ctl(t->epfd, EPOLL_CTL_DEL, h->pidfd, NULL);
+        close(h->pidfd);
+}
+
+/* A counted reference to the holder record of process c->self, created
+ * (pidfd opened and watched) on first use. -ESRCH when it is gone. */
+int lt_holder_ref(struct locktable *t, const struct caller *c, struct holder **ret) {
+        struct holder *h = lt_holder_find(t, &c->self);
+        if (h) {
+                h->refs++;
+                *ret = h;
+                return 0;
+        }
+        int fd = holder_pidfd_open(&c->self);
+        if (fd == -ENOSYS && holder_alive(&c->self))
+                fd = -1;
+        else if (fd < 0)
+                return fd;
+        h = calloc(1, sizeof(*h));
+        if (!h) {
+                close(fd);
+                return -ENOMEM;
+        }
+        h->proc = c->self;
+        h->uid = c->uid;
+        h->gid = c->gid;
+        memcpy(h->comm, c->comm, sizeof(h->comm));
+        memcpy(h->cmdline, c->cmdline, sizeof(h->cmdline));
+        h->pidfd = fd;
+        h->refs = 1;
+        int r = holder_watch(t, h);
+        if (r < 0) {
+                close(fd);
+                free(h);
+                return r;
+        }
+        htab_insert(&t->holders, &h->by_pid, htab_hash_u64((uint64_t)h->proc.pid));
+        *ret = h;
+        return 0;
+}
+
+static void holder_unref(struct locktable *t, struct holder *h) {
+        if (--h->refs > 0)
+                return;
+        holder_unwatch(t, h);
+        htab_remove(&t->holders, &h->by_pid);
+        free(h);
+}
+
+void lt_attach_holder(struct node *n, struct holder *h) {
+        n->holder = h;
+        n->uid = h->uid;
+        n->gid = h->gid;
+        n->hl_prev = NULL;
+        n->hl_next = h->locks;
+        if (h->locks)
+                h->locks->hl_prev = n;
+        h->locks = n;
+}
+
+void lt_detach_holder(struct locktable *t, struct node *n) {
+        struct holder *h = n->holder;
+        if (!h)
+                return;
+        if (n->hl_prev)
+                n->hl_prev->hl_next = n->hl_next;
+        else
+                h->locks = n->hl_next;
+        if (n->hl_next)
+                n->hl_next->hl_prev = n->hl_prev;
+        n->hl_prev = n->hl_next = NULL;
+        n->holder = NULL;
+        holder_unref(t, h);
+}
+
+/* True when c may act as the holder of lock n: the holder process or a
+ * descendant, or for a detached lock its creator's uid. */
+bool lt_is_holder(const struct node *n, const struct caller *c) {
+        if (n->holder)
+                return caller_is_or_descends_from(c, &n->holder->proc);
+        return c->uid == n->uid;
+}
+
+/* Make the process claimed in n's content the holder when it is the writer
+ * c or one of its ancestors (SPEC R3.3, R3.3a). */
+void lt_apply_claim(struct locktable *t, struct node *n, const struct caller *c,
+                             pid_t pid) {
+        if (pid == 0) {
+                lt_detach_holder(t, n);
+                n->how = LOCK_HOW_DETACHED;
+                return;
+        }
+        if (n->holder && n->holder->proc.pid == pid)
+                return;
+        /* init is everyone's ancestor; a lock it "held" would never die. */
+        if (pid == 1)
+                goto ignore_claim;
+        struct proc_id who;
+        struct caller *claimed = NULL;
+        struct holder *h;
+        if (!caller_find_lineage(c, pid, &who))
+                goto ignore;
+        if (who.pid == c->self.pid) {
+                if (lt_holder_ref(t, c, &h) < 0)
+                        goto ignore;
+        } else {
+                claimed = malloc(sizeof(*claimed));
+                if (!claimed || holder_identify_process(pid, claimed) < 0 ||
+                    claimed->self.start_time != who.start_time || lt_holder_ref(t, claimed, &h) < 0)
+                        goto ignore;
+        }
+        free(claimed);
+        lt_detach_holder(t, n);
+        lt_attach_holder(n, h);
+        n->how = LOCK_HOW_CLAIM;
+        n->liveness_known = true;
+        n->claim_ignored_pid = 0;
+        return;
+ignore:
+        free(claimed);
+ignore_claim:
+        n->claim_ignored_pid = pid;
+}

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/* Internals of the lock table shared by its source files (locktable.c:
+ * tree and requests; lt_holders.c: holder records and claims; lt_expiry.c:
+ * deadlines, release and reaping). Every function here expects t->mu held.
+ * Not for use outside the lock table. */
+#ifndef LOCKFS_LT_INTERNAL_H
+#define LOCKFS_LT_INTERNAL_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+#include "heap.h"
+#include "htab.h"
+#include "locktable.h"
+
+#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+
+/* A process holding one or more locks; one pidfd watched per process. */
+struct holder {
+        struct hlink by_pid;     /* t->holders, hash of the pid */
+        struct proc_id proc;
+        uid_t uid;
+        gid_t gid;
+        char comm[HOLDER_COMM_MAX];
+        char cmdline[HOLDER_CMDLINE_MAX];
+        int pidfd;               /* -1: no pidfds here, polled instead */
+        unsigned refs;           /* locks held */
+        struct node *locks;      /* list through node->hl_next */
+};
+
+struct node {
+        struct hlink by_ino;     /* t->inodes: every node the kernel may know */
+        struct hlink by_name;    /* t->names: linked nodes, by (parent, name) */
+        uint64_t ino;
+        enum lt_kind kind;
+        bool linked;             /* in the tree; false once released/removed */
+        struct node *parent;
+        char *name;
+        uint64_t nlookup;        /* kernel references (LOOKUP minus FORGET) */
+        uid_t uid;               /* dir creator; lock holder or detached creator */
+        gid_t gid;
+        int64_t ctime_ms;
+        /* directories */
+        size_t n_children;
+        /* locks */
+        uint64_t fence;
+        struct holder *holder;   /* NULL when detached */
+        struct node *hl_prev, *hl_next;   /* holder's locks */
+        struct node *all_prev, *all_next; /* every held lock */
+        enum lock_how how;
+        bool liveness_known;
+        int64_t acquired_ms;     /* wall clock */
+        int64_t renewed_ms;      /* wall clock */
+        uint32_t ttl_s;
+        struct heap_entry deadline; /* monotonic ms */
+        pid_t claim_ignored_pid;
+        char *content;
+        size_t content_len;
+        size_t content_cap;
+};
+
+enum release_cause { CAUSE_UNLINK, CAUSE_EXIT, CAUSE_TTL, CAUSE_ROOT, CAUSE_DETACHED };
+
+/* A name removed by the daemon itself, to report outside the lock. */
+struct removal {
+        uint64_t parent;
+        uint64_t ino;
+        char *name;
+};
+
+struct removals {
+        struct removal *v;
+        size_t n;
+        size_t cap;
+};
+
+struct locktable {
+        pthread_mutex_t mu;
+        struct locktable_config cfg;
+        struct store *store;
+        struct htab inodes;
+        struct htab names;
+        struct htab holders;
+        struct node *root;
+        struct node *all_locks;
+        uint64_t next_ino;
+        uint64_t n_nodes;        /* locks + directories, root excluded */
+        struct heap deadlines;
+        int64_t armed_key;
+        int epfd;
+        int timerfd;
+        int pollfd;              /* periodic timer while holders lack pidfds */
+        size_t n_polled;
+        struct lock_metrics m;
+};
+
+#define TIMER_TAG UINT64_MAX
+#define POLL_TAG (UINT64_MAX - 1)
+/* Without pidfd_open (kernels before 5.3, valgrind 3.19) holder death is
+ * noticed by checking /proc at this period instead of at once. */
+#define POLL_PERIOD_MS 10
+
+/* locktable.c: the tree. */
+void lt_node_unlink(struct locktable *t, struct node *n);
+/* Free n when it is out of the tree and the kernel forgot it. */
+void lt_node_maybe_free(struct locktable *t, struct node *n);
+/* "/a/b/name" of a linked node, malloc'd; NULL on allocation failure. */
+char *lt_node_path(const struct node *n);
+
+/* lt_holders.c: holder records, one per process, refcounted by locks. */
+/* Epoll tag of a holder: pid (22 bits) and start time. */
+uint64_t lt_holder_key(const struct proc_id *p);
+struct holder *lt_holder_find(struct locktable *t, const struct proc_id *p);
+/* A counted reference to c's holder record, created (and its death
+ * watched) on first use. -ESRCH when the process is gone. */
+int lt_holder_ref(struct locktable *t, const struct caller *c, struct holder **ret);
+/* Make h (one reference, already taken) the holder of lock n. */
+void lt_attach_holder(struct node *n, struct holder *h);
+/* Drop n's holder (and its reference); a no-op for detached locks. */
+void lt_detach_holder(struct locktable *t, struct node *n);
+/* True when c may act as the holder of n: the holder or a descendant, or
+ * for a detached lock its creator's uid. */
+bool lt_is_holder(const struct node *n, const struct caller *c);
+/* Apply a pid claim written by c into n (SPEC R3.3, R3.3a). */
+void lt_apply_claim(struct locktable *t, struct node *n, const struct caller *c, pid_t pid);
+
+/* lt_expiry.c: deadlines and release. */
+/* Restart n's TTL from now (renewal); a TTL of 0 unqueues it. */
+void lt_renew(struct locktable *t, struct node *n);
+/* Release lock n for cause; with report, queue its name for the kernel. */
+void lt_release(struct locktable *t, struct node *n, enum release_cause cause,
+                struct removals *report);
+
+#endif
