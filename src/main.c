@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* lockfs daemon: parse options, build the lock table, mount, serve.
  *
- * usage: lockfs [-f] [-d] [-o opt,...] MOUNTPOINT   (see --help) */
+ * usage: lockfs [-f] [-d] [-o opt,...] [SOURCE] MOUNTPOINT   (see --help) */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +18,7 @@
 /* Arguments for libfuse: only what lockfs decides itself. */
 static int fuse_args_build(const struct lockfs_options *o, struct fuse_args *args) {
         char opts[256];
-        snprintf(opts, sizeof(opts), "fsname=lockfs,subtype=lockfs%s",
+        snprintf(opts, sizeof(opts), "fsname=lockfs,subtype=lockfs,nosuid,nodev,noexec%s",
                  o->allow_other ? ",allow_other" : "");
         if (fuse_opt_add_arg(args, "lockfs") < 0 || fuse_opt_add_arg(args, "-o") < 0 ||
             fuse_opt_add_arg(args, opts) < 0)

@@ -19,6 +19,26 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *ret) {
         return 0;
 }
 
+/* Generic mount(8) and fstab words, accepted so that lockfs mounts from
+ * /etc/fstab as type fuse.lockfs; they change nothing (a lock directory is
+ * always nosuid, nodev, noexec). */
+static const char *const ignored_options[] = {
+        "rw", "defaults", "auto", "noauto", "user", "nouser", "users", "_netdev", "nofail",
+        "dev", "nodev", "suid", "nosuid", "exec", "noexec", "atime", "noatime", "relatime",
+        "strictatime", "diratime", "nodiratime", "async", "lazytime", "nolazytime",
+};
+
+static bool option_ignored(const char *item, size_t klen, const char *val) {
+        if (strncmp(item, "x-", 2) == 0 || (klen == 7 && strncmp(item, "comment", 7) == 0))
+                return true; /* x-systemd.*, x-gvfs-*, comment=: for other tools */
+        if (val)
+                return false;
+        for (size_t i = 0; i < sizeof(ignored_options) / sizeof(*ignored_options); i++)
+                if (strcmp(item, ignored_options[i]) == 0)
+                        return true;
+        return false;
+}
+
 /* Apply one "key" or "key=value" item of a -o list. */
 static int apply_option(struct lockfs_options *o, const char *item, char *err, size_t errlen) {
         const char *eq = strchr(item, '=');
@@ -47,6 +67,11 @@ static int apply_option(struct lockfs_options *o, const char *item, char *err, s
                 if (parse_u64(val, 4096, &v) < 0)
                         goto bad_value;
                 o->max_depth = (unsigned)v;
+        } else if (option_ignored(item, klen, val)) {
+                /* nothing to do */
+        } else if (KEY("ro") && !val) {
+                snprintf(err, errlen, "a lock directory cannot be mounted read-only ('ro')");
+                return -EINVAL;
         } else {
                 snprintf(err, errlen, "unknown option '%s'", item);
                 return -EINVAL;
@@ -106,10 +131,13 @@ int options_parse(int argc, char **argv, struct lockfs_options *o, char *err, si
                 } else if (a[0] == '-') {
                         snprintf(err, errlen, "unknown argument '%s'", a);
                         return -EINVAL;
-                } else if (o->mountpoint) {
-                        snprintf(err, errlen, "more than one mount point ('%s')", a);
+                } else if (o->source) {
+                        snprintf(err, errlen, "too many arguments ('%s')", a);
                         return -EINVAL;
                 } else {
+                        /* mount(8) calls "lockfs SOURCE MOUNTPOINT -o ...":
+                         * with two words, the first is the (ignored) source. */
+                        o->source = o->mountpoint;
                         o->mountpoint = a;
                 }
                 if (r < 0)
@@ -126,7 +154,7 @@ int options_parse(int argc, char **argv, struct lockfs_options *o, char *err, si
 
 void options_usage(FILE *f, const char *prog) {
         fprintf(f,
-                "usage: %s [-f] [-d] [-o opt,[opt...]] MOUNTPOINT\n"
+                "usage: %s [-f] [-d] [-o opt,[opt...]] [SOURCE] MOUNTPOINT\n"
                 "\n"
                 "Serve a lock directory: every regular file in it is a lock.\n"
                 "\n"
@@ -140,7 +168,11 @@ void options_usage(FILE *f, const char *prog) {
                 "  max_locks=N          locks plus directories, 0 = no limit (default %d)\n"
                 "  max_content=BYTES    content a holder may write (default %d)\n"
                 "  max_depth=N          path components, 0 = no limit (default %d)\n"
-                "  allow_other          let users other than root use the mount\n",
+                "  allow_other          let users other than root use the mount\n"
+                "\n"
+                "SOURCE (any word) and generic mount options such as rw, nosuid, nodev,\n"
+                "noatime, _netdev, nofail, noauto or x-systemd.* are accepted and\n"
+                "ignored, so /etc/fstab can mount it:  lockfs /run/locks fuse.lockfs ttl=600 0 0\n",
                 prog, LOCKFS_DEFAULT_TTL_S, LOCKFS_DEFAULT_MAX_LOCKS, LOCKFS_DEFAULT_MAX_CONTENT,
                 LOCKFS_DEFAULT_MAX_DEPTH);
 }

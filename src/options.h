@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Command line of the lockfs daemon: `lockfs [-f] [-d] [-o opt,...] MOUNTPOINT`.
+/* Command line of the lockfs daemon:
+ * `lockfs [-f] [-d] [-o opt,...] [SOURCE] MOUNTPOINT`.
  * Parsed without FUSE so it can be unit-tested. */
 #ifndef LOCKFS_OPTIONS_H
 #define LOCKFS_OPTIONS_H
@@ -17,6 +18,7 @@
 
 struct lockfs_options {
         const char *mountpoint;   /* points into argv */
+        const char *source;       /* ignored first word of "SOURCE MOUNTPOINT", or NULL */
         bool foreground;          /* -f (also implied by -d) */
         bool debug;               /* -d or -o debug */
         bool allow_other;         /* -o allow_other */

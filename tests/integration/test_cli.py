@@ -375,5 +375,44 @@ class NoAllowOther(LockfsTestCase):
         self.assertEqual(user_stat_errno(self.m.mnt), errno.EACCES)
 
 
+FSTAB_SCRIPT = r"""
+set -eu
+# private mount namespace: our build stands in for an installed lockfs
+mount --make-rprivate /
+mount --bind "$BINDIR" /usr/local/sbin
+mount -T "$FSTAB" "$MNT"
+trap 'umount "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"' EXIT
+grep " $MNT " /proc/self/mounts
+sh -c 'echo $$ > "$MNT/boot.lock"; cat "$MNT/boot.lock"'
+"""
+
+
+class FstabMount(unittest.TestCase):
+    """R8.1: an /etc/fstab line of type fuse.lockfs mounts (mount(8) runs
+    "lockfs SOURCE MOUNTPOINT -o OPTIONS" and passes fstab-only words)."""
+
+    def test_fstab_line_of_type_fuse_lockfs(self):
+        tmp = TempMountPoint()
+        self.addCleanup(tmp.cleanup)
+        work = tempfile.mkdtemp(prefix="lockfs-fstab-")
+        self.addCleanup(shutil.rmtree, work, ignore_errors=True)
+        bindir = os.path.join(work, "sbin")
+        os.mkdir(bindir)
+        os.symlink(os.path.abspath(LOCKFS_BIN), os.path.join(bindir, "lockfs"))
+        fstab = os.path.join(work, "fstab")
+        with open(fstab, "w") as f:
+            f.write(f"lockfs {tmp.mnt} fuse.lockfs ttl=42,max_locks=9,rw,nosuid,nodev,"
+                    "noatime,_netdev,nofail,x-systemd.automount 0 0\n")
+        env = dict(os.environ, BINDIR=bindir, FSTAB=fstab, MNT=tmp.mnt)
+        r = subprocess.run(["unshare", "-m", "sh", "-c", FSTAB_SCRIPT], env=env,
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        first, rest = r.stdout.split("\n", 1)
+        self.assertEqual(first.split()[2], "fuse.lockfs")
+        doc = json.loads(rest)
+        self.assertEqual(doc["lockfs"]["ttl_s"], 42)
+        self.assertEqual(doc["lockfs"]["path"], "/boot.lock")
+        self.assertIsNone(mount_entry(tmp.mnt), "the namespace's mount leaked out")
+
 if __name__ == "__main__":
     harness.main()

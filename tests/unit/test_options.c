@@ -64,9 +64,24 @@ static void test_bad_input_is_rejected_with_a_reason(void **state) {
         }
         assert_int_equal(parse(&o, err, 1), -EINVAL);
         assert_non_null(strstr(err, "mount point"));
-        assert_int_equal(parse(&o, err, 3, "/a", "/b"), -EINVAL);
+        assert_int_equal(parse(&o, err, 4, "/a", "/b", "/c"), -EINVAL);
+        assert_int_equal(parse(&o, err, 4, "-o", "ro", "/m"), -EINVAL);
+        assert_non_null(strstr(err, "read-only"));
         assert_int_equal(parse(&o, err, 3, "-x", "/a"), -EINVAL);
         assert_int_equal(parse(&o, err, 2, "-o"), -EINVAL);
+}
+
+static void test_mount_helper_form_and_fstab_words(void **state) {
+        (void)state;
+        struct lockfs_options o;
+        char err[256];
+        /* mount.fuse3 runs: lockfs SOURCE MOUNTPOINT -o OPTIONS */
+        assert_int_equal(parse(&o, err, 5, "lockfs", "/run/locks", "-o",
+                               "rw,nosuid,nodev,noatime,_netdev,nofail,noauto,user,x-systemd.automount,ttl=600"), 0);
+        assert_string_equal(o.source, "lockfs");
+        assert_string_equal(o.mountpoint, "/run/locks");
+        assert_int_equal(o.ttl_s, 600);
+        assert_int_equal(parse(&o, err, 4, "-o", "nosuid=1", "/m"), -EINVAL);
 }
 
 static void test_help_and_version_need_no_mountpoint(void **state) {
@@ -84,6 +99,7 @@ int main(void) {
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_option_lists),
                 cmocka_unit_test(test_bad_input_is_rejected_with_a_reason),
+                cmocka_unit_test(test_mount_helper_form_and_fstab_words),
                 cmocka_unit_test(test_help_and_version_need_no_mountpoint),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
