@@ -482,19 +482,34 @@ static size_t utf8_encode(uint32_t cp, char *out) {
         return 4;
 }
 
-/* Decode the \uXXXX escape (or surrogate pair) at s[0..n) into out.
- * Bad hex gives U+0000, as in cJSON. Returns the bytes consumed. */
+/* Length of the bad \u escape at s[0..n) (n >= 2), which cJSON reads as
+ * U+0000: 6 bytes, but no more than its ASCII ones, so that the rest of
+ * the string stays valid UTF-8. */
+static size_t bad_u_len(const char *s, size_t n) {
+        size_t k = 2;
+
+        while (k < 6 && k < n && (unsigned char)s[k] < 0x80)
+                k++;
+        return k;
+}
+
+/* Decode the \uXXXX escape (or surrogate pair) at s[0..n) (n >= 2) into
+ * out. Returns the bytes consumed. */
 static size_t decode_u_escape(const char *s, size_t n, char *out, size_t *ret_len) {
         uint32_t cp = 0, lo;
 
-        (void)parse_hex4(s + 2, n - 2, &cp);
+        if (!parse_hex4(s + 2, n - 2, &cp)) {
+                out[0] = '\0';
+                *ret_len = 1;
+                return bad_u_len(s, n);
+        }
         if (cp >= 0xD800 && cp <= 0xDBFF && n >= 12 && s[6] == '\\' && s[7] == 'u' &&
             parse_hex4(s + 8, n - 8, &lo) && lo >= 0xDC00 && lo <= 0xDFFF) {
                 *ret_len = utf8_encode(0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00), out);
                 return 12;
         }
         *ret_len = utf8_encode(cp, out);
-        return n < 6 ? n : 6;
+        return 6;
 }
 
 /* Decode the content of a JSON string, s[0..n), into out (room for n
@@ -588,9 +603,10 @@ static int put_string(struct strbuf *b, const char *s, size_t n) {
 
                 k = 1;
                 if (c == '\\' && i + 1 < n && s[i + 1] == 'u') {
-                        k = n - i < 6 ? n - i : 6;
-                        r = parse_hex4(s + i + 2, n - i - 2, &cp) ? sb_put(b, s + i, 6)
-                                                                  : sb_puts(b, "\\u0000");
+                        bool ok = parse_hex4(s + i + 2, n - i - 2, &cp);
+
+                        k = ok ? 6 : bad_u_len(s + i, n - i);
+                        r = ok ? sb_put(b, s + i, 6) : sb_puts(b, "\\u0000");
                 } else if (c == '\\' && i + 1 < n && memchr("\"\\/bfnrt", s[i + 1], 8)) {
                         k = 2;
                         r = sb_put(b, s + i, 2);

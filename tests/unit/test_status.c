@@ -738,7 +738,7 @@ static void test_render_cjson_leniency_repaired(void **state) {
         static const char content[] =
                 "{\"t\": \"x\ny\x01\", \"k\x1f\": 0, \"n1\": 01, \"n2\": 1., \"n3\": -.5, "
                 "\"n4\": -00.5e3, \"n5\": 1.e5, \"u\": \"\\u00zz!\", \"q\": \"\\uabc\\\"\", "
-                "\x0b\"w\": [1,\x01\x0b" "2]}";
+                "\"v\": \"\\u00\xff" "00\", \"r\": \"\\uabc\\\\\", \x0b\"w\": [1,\x01\x0b" "2]}";
         cJSON *o;
         char *out = render_text(content, sizeof(content) - 1, &o);
 
@@ -752,6 +752,9 @@ static void test_render_cjson_leniency_repaired(void **state) {
         assert_contains(out, "\n\t\"n5\":\t1e5,\n");
         assert_contains(out, "\n\t\"u\":\t\"\\u0000!\",\n");
         assert_contains(out, "\n\t\"q\":\t\"\\u0000\\\"\",\n");
+        /* a bad \u escape running into a non-ASCII character keeps it whole */
+        assert_contains(out, "\n\t\"v\":\t\"\\u0000\xEF\xBF\xBD" "00\",\n");
+        assert_contains(out, "\n\t\"r\":\t\"\\u0000\\\\\",\n");
         assert_contains(out, "\n\t\"w\":\t[1,  2],\n");
         cJSON_Delete(o);
         free(out);
