@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "fs.h"
@@ -26,6 +27,16 @@ static int fuse_args_build(const struct lockfs_options *o, struct fuse_args *arg
         return 0;
 }
 
+/* One pidfd per holder process: allow as many descriptors as we may. */
+static void raise_fd_limit(void) {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                        log_msg(LOG_WARNING, "cannot raise the descriptor limit: %s", strerror(errno));
+        }
+}
+
 int main(int argc, char **argv) {
         struct lockfs_options o;
         char err[256];
@@ -43,6 +54,7 @@ int main(int argc, char **argv) {
                 return 0;
         }
         log_setup(!o.foreground, o.debug);
+        raise_fd_limit();
 
         int ret = 1, r;
         struct store *store = NULL;

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # The whole test suite, as CI runs it: install packages, build, run the unit
-# and integration tests; rebuild with ASan+UBSan and run the unit tests and
-# the race/take/release integration tests against the sanitized daemon; run
-# integration tests with the daemon under valgrind (a leak fails them).
+# and integration tests; rebuild with ASan+UBSan and run them all again
+# (sanitized daemon and unit tests); run integration tests with the daemon
+# under valgrind (a leak or memory error fails them).
 # Ends with one line "tests: N passed, M failed"; exits non-zero on failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -55,7 +55,7 @@ echo "== ASan + UBSan"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=87
 if setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug; then
-        run_tests build-asan --suite unit race take release holder
+        run_tests build-asan
 else
         echo "ASan build failed"; failed=$((failed + 1)); status=1
 fi
@@ -64,7 +64,7 @@ unset ASAN_OPTIONS UBSAN_OPTIONS
 echo "== daemon under valgrind (leaks fail)"
 export LOCKFS_WRAPPER="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99"
 if [ -d build-test ]; then
-        run_tests build-test take status namespace release
+        run_tests build-test take status namespace release holder
 fi
 unset LOCKFS_WRAPPER
 
