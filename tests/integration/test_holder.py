@@ -7,11 +7,13 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 from harness import LockfsTestCase, Holder, errno, errno_of, wait_until  # noqa: E402
-from lockfs_it import agent, spawn, status, exists, gone, Agent  # noqa: E402
+from lockfs_it import (agent, spawn, status, exists, gone, Agent, DeleteWatch,  # noqa: E402
+                       metrics, released)
 
 NODE_WORKER = r"""
 const fs = require('fs');
@@ -325,6 +327,71 @@ class TestPermissions(LockfsTestCase):
         self.assertEqual(same.err("unlink", path=p), 0, "creator uid may unlink detached")
         self.assertTrue(gone(p))
 
+    def test_root_unlinks_other_users_detached(self):
+        # R3.3a: a detached lock of an unprivileged creator: other users get
+        # EPERM, root may unlink it (a force unlock: logged, counted as root)
+        p = self.p("d.lock")
+        a = Agent(harness.TEST_USER)
+        a.ok("create", path=p, data="0")
+        self.assertEqual(a.exit(), 0)
+        exit_barrier(self, self.m)
+        lf = status(p)["lockfs"]
+        self.assertEqual(lf["how"], "detached")
+        self.assertIsNone(lf["pid"])
+        self.assertEqual(lf["uid"], self.uid)
+        self.assertEqual(os.stat(p).st_uid, self.uid)
+        other = agent(self, harness.TEST_USER2)
+        self.assertEqual(other.err("unlink", path=p), errno.EPERM)
+        self.assertEqual(other.err("create", path=p, data="0"), errno.EEXIST)
+        self.assertTrue(exists(p))
+        m0 = metrics(self.m)
+        os.unlink(p)
+        self.assertTrue(gone(p))
+        self.assertNotIn("d.lock", os.listdir(self.m.mnt))
+        m1 = metrics(self.m)
+        self.assertEqual(released(m1, "root") - released(m0, "root"), 1)
+        self.assertEqual(released(m1, "detached"), released(m0, "detached"))
+        rx = re.compile(r"force.?unlock", re.I)
+        wait_until(lambda: any(rx.search(l) and "d.lock" in l for l in self.m.log_lines),
+                   2.0, "force-unlock log line naming the detached lock")
+        # the name is free for anyone now
+        self.assertEqual(other.err("create", path=p, data="{pid}"), 0)
+        self.assertEqual(status(p)["lockfs"]["pid"], other.pid)
+
+    def test_next_holder_facts_are_its_own(self):
+        # R3.2: after the holder exits, a new process taking the name is
+        # reported with its own pid, uid, user, comm and cmdline; nothing of
+        # the previous holder (or its content) is left
+        old = status(self.path)
+        self.assertEqual(old["lockfs"]["comm"], os.path.basename(sys.executable)[:15])
+        self.holder.kill()
+        wait_until(lambda: gone(self.path), 1.0, "release on holder death")
+        script = f'echo \'{{"pid": \'$$\'}}\' > {self.path}; echo ready; read x'
+        proc, out = spawn(self, ["sh", "-c", script])
+        out.expect("ready")
+        self.assertNotEqual(proc.pid, self.holder.pid)
+        st = status(self.path)
+        lf = st["lockfs"]
+        self.assertEqual(st["pid"], proc.pid)
+        self.assertEqual(lf["pid"], proc.pid)
+        self.assertEqual((lf["uid"], lf["user"]), (0, "root"))
+        self.assertEqual(lf["comm"], "sh")
+        self.assertEqual(lf["cmdline"], "sh -c " + script)
+        self.assertEqual(lf["how"], "creator")
+        self.assertIs(lf["liveness_known"], True)
+        self.assertNotIn("claim_ignored_pid", lf)
+        self.assertNotIn("operation", st)
+        self.assertGreater(lf["fence"], self.fence)
+        self.assertGreater(lf["acquired_at"], old["lockfs"]["acquired_at"])
+        fst = os.stat(self.path)
+        self.assertEqual((fst.st_uid, fst.st_gid), (0, 0))
+        # the former holder's uid has no rights on it any more
+        same = agent(self, harness.TEST_USER)
+        self.assertEqual(same.err("unlink", path=self.path), errno.EPERM)
+        proc.stdin.close()
+        proc.wait(timeout=20)
+        wait_until(lambda: gone(self.path), 1.0, "release when the new holder exits")
+
     def test_root_force_unlock(self):
         os.unlink(self.path)
         self.assertTrue(gone(self.path))
@@ -337,9 +404,9 @@ class TestPermissions(LockfsTestCase):
         self.assertEqual(self.holder.err("create", path=self.path, data="{pid}"), 0)
 
 
-class TestInvisibleCaller(LockfsTestCase):
-    """R3.5: the daemon runs in its own pid namespace, so the kernel reports
-    every caller as pid 0: locks can still be taken and are detached."""
+class InvisibleCallerCase(LockfsTestCase):
+    """The daemon runs in its own pid namespace, so the kernel reports every
+    caller (root or not; no user namespace is involved) as pid 0."""
 
     def setUp(self):
         saved = harness.WRAPPER
@@ -348,6 +415,19 @@ class TestInvisibleCaller(LockfsTestCase):
             super().setUp()
         finally:
             harness.WRAPPER = saved
+
+    def assert_invisible_detached(self, p, uid, user):
+        lf = status(p)["lockfs"]
+        self.assertEqual(lf["how"], "detached")
+        self.assertIsNone(lf["pid"])
+        self.assertIs(lf["liveness_known"], False)
+        self.assertEqual((lf["uid"], lf["user"]), (uid, user))
+        self.assertEqual(os.stat(p).st_uid, uid)
+        return lf
+
+
+class TestInvisibleCaller(InvisibleCallerCase):
+    """R3.5: locks can still be taken by invisible callers and are detached."""
 
     def test_invisible_caller_gets_detached_lock(self):
         p = self.p("ns.lock")
@@ -362,6 +442,72 @@ class TestInvisibleCaller(LockfsTestCase):
                          errno.EEXIST)
         os.unlink(p)
         self.assertTrue(gone(p))
+
+
+class TestInvisibleNonRootCaller(InvisibleCallerCase):
+    """R3.5 for an unprivileged caller: its lock is detached like R3.3a,
+    releasable by its uid (from any process) or root, EPERM for others."""
+    MOUNT_OPTS = "allow_other"
+
+    def setUp(self):
+        super().setUp()
+        self.uid, _ = harness.ensure_user(harness.TEST_USER)
+        harness.ensure_user(harness.TEST_USER2)
+
+    def test_non_root_invisible_caller(self):
+        p = self.p("ns.lock")
+        creator = agent(self, harness.TEST_USER)
+        self.assertEqual(creator.err("create", path=p, data='{"pid": {pid}, "op": "x"}'), 0,
+                         "an unprivileged caller the daemon cannot see may take a lock")
+        self.assert_invisible_detached(p, self.uid, harness.TEST_USER)
+        self.assertEqual(status(p)["op"], "x")
+        # taken for everybody
+        self.assertEqual(errno_of(os.open, p, os.O_WRONLY | os.O_CREAT | os.O_EXCL),
+                         errno.EEXIST)
+        other = agent(self, harness.TEST_USER2)
+        self.assertEqual(other.err("unlink", path=p), errno.EPERM)
+        self.assertEqual(other.err("touch", path=p), errno.EPERM)
+        self.assertEqual(other.ok("open_write", path=p, creat=True, data="{pid}")["write"],
+                         errno.EEXIST)
+        self.assertEqual(status(p)["op"], "x")
+        # its uid may release it from another process
+        same = agent(self, harness.TEST_USER)
+        self.assertEqual(same.err("unlink", path=p), 0)
+        self.assertTrue(gone(p))
+        # and root may release it
+        self.assertEqual(creator.err("create", path=p, data="{pid}"), 0)
+        self.assert_invisible_detached(p, self.uid, harness.TEST_USER)
+        os.unlink(p)
+        self.assertTrue(gone(p))
+        self.assertEqual(creator.err("create", path=p, data="{pid}"), 0,
+                         "the name is free again after root's unlink")
+
+
+class TestInvisibleCallerTTL(InvisibleCallerCase):
+    """R3.5: the detached lock of an invisible (unprivileged) caller runs
+    out at its TTL, its creator still alive."""
+    MOUNT_OPTS = "allow_other,ttl=1"
+
+    def test_invisible_lock_expires(self):
+        uid, _ = harness.ensure_user(harness.TEST_USER)
+        p = self.p("ns.lock")
+        creator = agent(self, harness.TEST_USER)
+        self.assertEqual(creator.err("create", path=p, data="{pid}\n"), 0)
+        t0 = time.monotonic()
+        lf = self.assert_invisible_detached(p, uid, harness.TEST_USER)
+        self.assertEqual(lf["ttl_s"], 1)
+        self.assertIsNotNone(lf["expires_at"])
+        w = DeleteWatch(self, p)
+        rc, out = w.wait(timeout=4)
+        dt = time.monotonic() - t0
+        self.assertIn("DELETE_SELF", out)
+        self.assertTrue(gone(p))
+        self.assertGreater(dt, 0.8, "expired too early")
+        self.assertLess(dt, 2.5, "expired too late")
+        self.assertIsNone(creator.proc.poll())
+        self.assertEqual(released(metrics(self.m), "ttl"), 1)
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.close(fd)
 
 
 def time_ms_after(iso):

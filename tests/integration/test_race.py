@@ -7,6 +7,7 @@ of flags; and a create racing with a release never reports ENOENT.
 
 The racing is done by race_client (race_client.c, built by meson); each
 round it prints one line that this test checks."""
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 from harness import RACE_CLIENT, LockfsTestCase  # noqa: E402
+from lockfs_it import Lines, close_pipes, metrics, parse_iso, released  # noqa: E402
 
 ROUNDS = max(200, int(os.environ.get("LOCKFS_RACE_ROUNDS", "200")))
 CLIENT_TIMEOUT = 600
@@ -182,6 +184,129 @@ class CreateVersusRelease(RaceTestCase):
 
     def test_excl_racing_release(self):
         self.churn("excl", 8, 300)
+
+
+# A contender of CreateVersusExpiry: it reads a deadline (CLOCK_MONOTONIC,
+# shared by all processes) from stdin and loops until then, opening PATH non-exclusively
+# and writing a per-lock TTL of 1 s with a self-claim. A winner records its
+# status and stops contending (so it never renews), keeping its lock until
+# the TTL runs out; it prints one JSON report at the deadline and stays
+# alive until its stdin closes.
+EXPIRY_WORKER = r"""
+import errno, json, os, sys, time
+path = sys.argv[1]
+rep = {"pid": os.getpid(), "opens": 0, "eexist_write": 0, "bad": [], "wins": []}
+print("READY", flush=True)
+deadline = float(sys.stdin.readline())
+content = json.dumps({"ttl_s": 1, "pid": os.getpid()}).encode()
+while time.monotonic() < deadline and not rep["wins"]:
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o644)
+    except OSError as e:
+        rep["bad"].append(["open", e.errno])
+        continue
+    rep["opens"] += 1
+    won = False
+    try:
+        os.write(fd, content)
+        won = True
+    except OSError as e:
+        if e.errno == errno.EEXIST:
+            rep["eexist_write"] += 1
+        else:
+            rep["bad"].append(["write", e.errno])
+    try:
+        os.close(fd)
+    except OSError as e:
+        rep["bad"].append(["close", e.errno])
+    if won:
+        try:
+            with open(path) as f:
+                rep["wins"].append(json.loads(f.read()))
+        except OSError as e:
+            rep["bad"].append(["read", e.errno])
+print(json.dumps(rep), flush=True)
+sys.stdin.read()
+"""
+
+
+class CreateVersusExpiry(LockfsTestCase):
+    """R2.3 against TTL expiry: while locks with a 1 s per-lock TTL expire
+    one after another, 12 processes (never fewer than 8 contending) hammer
+    the name with O_CREAT|O_WRONLY opens and a write. No caller ever sees
+    ENOENT or any failure but EEXIST at the write, and every expiry is
+    followed by exactly one new winner."""
+
+    WORKERS = 12
+    SECONDS = 3.5
+
+    def test_creat_racing_ttl_expiry(self):
+        path = self.p("ttl.lock")
+        m0 = metrics(self.m)
+        procs = []
+        for _ in range(self.WORKERS):
+            pr = subprocess.Popen([sys.executable, "-c", EXPIRY_WORKER, path],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            lines = Lines(pr.stdout)
+
+            def _kill(pr=pr, lines=lines):
+                if pr.poll() is None:
+                    pr.kill()
+                pr.wait(timeout=20)
+                close_pipes(pr, lines)
+            self.addCleanup(_kill)
+            procs.append((pr, lines))
+        for pr, lines in procs:
+            lines.expect("READY", timeout=10)
+        deadline = time.monotonic() + 0.1 + self.SECONDS
+        for pr, _ in procs:
+            pr.stdin.write(f"{deadline!r}\n")
+            pr.stdin.flush()
+        reps = [json.loads(lines.get(self.SECONDS + 30, "worker report")) for _, lines in procs]
+        # all workers are still alive: the last winner's lock may still be held
+        m1 = metrics(self.m)
+        for pr, _ in procs:
+            pr.kill()
+            pr.wait(timeout=20)
+        harness.wait_until(lambda: not os.path.exists(path), 2.0, "last lock released")
+        m2 = metrics(self.m)
+
+        bad = [(r["pid"], b) for r in reps for b in r["bad"]]
+        self.assertEqual(bad, [], "O_CREAT callers racing expiry saw errors other than "
+                         "EEXIST at write (errno: ENOENT=%d)" % harness.errno.ENOENT)
+        wins = sorted((w for r in reps for w in r["wins"]), key=lambda w: w["lockfs"]["fence"])
+        for r in reps:
+            for w in r["wins"]:
+                self.assertEqual(w["lockfs"]["pid"], r["pid"], w)
+                self.assertEqual(w["pid"], r["pid"], w)
+                self.assertEqual(w["lockfs"]["ttl_s"], 1, w)
+        acquired = m1["lockfs_acquired_total"] - m0["lockfs_acquired_total"]
+        expired = released(m1, "ttl") - released(m0, "ttl")
+        eexist = sum(r["eexist_write"] for r in reps)
+        sys.stderr.write(f"[{len(wins)} winners, {expired:.0f} expiries, {eexist} EEXIST "
+                         f"writes, {sum(r['opens'] for r in reps)} opens] ")
+        self.assertEqual(len(wins), acquired, "every acquisition has exactly one winner "
+                         "that saw its write succeed")
+        self.assertGreaterEqual(expired, 3, "fewer TTL expiries than the test needs")
+        self.assertGreater(eexist, 0, "no contention happened")
+        # the lock held at the deadline (if any) went by TTL or by the kill
+        end_ttl = released(m2, "ttl") - released(m1, "ttl")
+        end_exit = released(m2, "exit") - released(m1, "exit")
+        self.assertEqual(expired + end_ttl + end_exit, len(wins),
+                         f"ttl {expired}+{end_ttl}, exit {end_exit}, winners {len(wins)}")
+        self.assertLessEqual(end_exit, 1)
+        self.assertEqual(released(m2, "unlink") - released(m0, "unlink"), 0)
+        self.assertEqual(m2["lockfs_locks_held"], 0)
+        # one winner per expiry: each next acquisition comes after the
+        # previous lock's deadline, and promptly (the others were waiting)
+        fences = [w["lockfs"]["fence"] for w in wins]
+        self.assertEqual(len(set(fences)), len(fences), fences)
+        for prev, nxt in zip(wins, wins[1:]):
+            exp = parse_iso(prev["lockfs"]["expires_at"])
+            acq = parse_iso(nxt["lockfs"]["acquired_at"])
+            self.assertGreaterEqual(acq, exp - 1,
+                                    f"new winner before the previous lock expired: {prev} {nxt}")
+            self.assertLess(acq - exp, 500, f"no new winner {acq - exp} ms after an expiry")
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@
 """SPEC §5 (R5.1-R5.5): release by unlink, exit, kill, TTL and root; the name
 vanishes for everyone at once; inotify delete_self; renewal; fences;
 release metrics."""
+import json
 import math
 import os
 import subprocess
 import sys
 import time
+import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
@@ -338,6 +340,63 @@ class TestRelease(ReleaseMixin, LockfsTestCase):
             self.assertEqual(released(m5, c), released(m4, c), c)
         self.assertEqual(m5["lockfs_acquired_total"] - m0["lockfs_acquired_total"], 6)
         self.assertEqual(m5["lockfs_locks_held"], 0)
+
+
+def pidfd_count(pid):
+    """Descriptors of process pid that are pidfds."""
+    n = 0
+    d = f"/proc/{pid}/fd"
+    for fd in os.listdir(d):
+        try:
+            if os.readlink(os.path.join(d, fd)) == "anon_inode:[pidfd]":
+                n += 1
+        except FileNotFoundError:
+            pass
+    return n
+
+
+@unittest.skipIf(harness.WRAPPER, "the daemon is wrapped (valgrind has no pidfd_open, so it "
+                 "polls) and Mount.proc may not be the daemon")
+class TestPidfds(ReleaseMixin, LockfsTestCase):
+    """R5.1: holder death is watched through pidfds, one per holder process
+    (not per lock), closed again when the process's locks are released."""
+
+    def test_one_pidfd_per_holder_process(self):
+        daemon = self.m.proc.pid
+        self.assertEqual(pidfd_count(daemon), 0)
+        a = agent(self)
+        names = [self.p(f"a{i}.lock") for i in range(3)]
+        for n in names:
+            a.ok("create", path=n, data="{pid}")
+        self.assertEqual([status(n)["lockfs"]["pid"] for n in names], [a.pid] * 3)
+        self.assertEqual(pidfd_count(daemon), 1, "one pidfd for a process holding 3 locks")
+        b = agent(self)
+        q = self.p("b.lock")
+        b.ok("create", path=q, data="{pid}")
+        self.assertEqual(status(q)["lockfs"]["pid"], b.pid)
+        self.assertEqual(pidfd_count(daemon), 2, "one pidfd per holder process")
+        # contenders are not watched: a refused create, a contender handle
+        # and a read leave no pidfd behind
+        o = agent(self)
+        self.assertEqual(o.err("create", path=names[0], data="{pid}"), errno.EEXIST)
+        self.assertEqual(o.ok("open_write", path=names[0], creat=True)["write"], errno.EEXIST)
+        self.assertEqual(json.loads(o.ok("read", path=q))["lockfs"]["pid"], b.pid)
+        self.assertEqual(pidfd_count(daemon), 2)
+        o.exit()
+        # an unlink of one of several locks keeps the watch
+        a.ok("unlink", path=names[0])
+        self.assertEqual(pidfd_count(daemon), 2)
+        a.kill()
+        b.exit()
+        for n in names[1:] + [q]:
+            wait_until(lambda: gone(n), 1.0, "release on holder exit")
+        self.assertEqual(pidfd_count(daemon), 0, "pidfds of dead holders must be closed")
+        # the last lock of a live holder released by unlink closes its pidfd
+        c = agent(self)
+        c.ok("create", path=q, data="{pid}")
+        self.assertEqual(pidfd_count(daemon), 1)
+        c.ok("unlink", path=q)
+        self.assertEqual(pidfd_count(daemon), 0)
 
 
 class TestMountTTL(ReleaseMixin, LockfsTestCase):

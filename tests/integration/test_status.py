@@ -239,8 +239,12 @@ class TestStatus(LockfsTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         for doc in json.loads(r.stdout):
             self.assertEqual(len(json.loads(doc)["blob"]), 65000)
-        st = os.stat(p)
-        self.assertTrue(st.st_size == 0 or st.st_size >= 65000)
+        with open(p, "rb") as f:
+            fst = os.fstat(f.fileno())
+            data = f.read()
+        for s in (os.stat(p).st_size, fst.st_size):
+            self.assertTrue(s == 0 or s == len(data),
+                            f"st_size {s}, but a read returns {len(data)} bytes")
 
     def test_empty_lock(self):
         p = self.p("x.lock")
@@ -309,9 +313,49 @@ class TestStatus(LockfsTestCase):
             self.assertEqual(st.st_uid, 0)
             self.assertEqual(st.st_gid, 0)
             for s in (st.st_size, fst.st_size):
-                self.assertTrue(s == 0 or s >= len(data),
-                                f"st_size {s} would cut the {len(data)}-byte document")
+                self.assertTrue(s == 0 or s == len(data),
+                                f"st_size {s}, but a read returns {len(data)} bytes")
+            self.assertEqual(os.stat(p).st_size, st.st_size)
             self.assertEqual(json.loads(data)["lockfs"]["pid"], h.pid)
+
+    def test_one_document_per_open(self):
+        # R4.5: an open file reads one snapshot, rendered at open: a holder
+        # rewriting and renewing between two reads of it neither tears the
+        # document nor shows up in it; a fresh open shows the new state
+        p = self.p("x.lock")
+        a = agent(self)
+        a.ok("create", path=p, data='{"pid": {pid}, "operation": "plan", "pad": "%s"}'
+             % ("o" * 300))
+        ref = status(p)
+        fd = os.open(p, os.O_RDONLY)
+        self.addCleanup(os.close, fd)
+        head = os.read(fd, 16)
+        self.assertEqual(len(head), 16)
+        fst = os.fstat(fd)
+        wait_until(lambda: now_ms() > parse_iso(ref["lockfs"]["renewed_at"]) + 20, 1,
+                   "clock tick")
+        a.ok("write", path=p, data='{"pid": {pid}, "operation": "apply", "x": [1, 2, 3]}')
+        a.ok("touch", path=p)
+        rest = b""
+        while True:
+            b = os.read(fd, 7)
+            if not b:
+                break
+            rest += b
+        data = head + rest
+        doc = loads(data)
+        for s in (fst.st_size, os.fstat(fd).st_size):
+            self.assertTrue(s == 0 or s == len(data),
+                            f"st_size {s}, but the open file reads {len(data)} bytes")
+        new = status(p)
+        self.assertEqual(new["operation"], "apply")
+        self.assertGreater(new["lockfs"]["renewed_at"], ref["lockfs"]["renewed_at"])
+        self.assertEqual(doc["operation"], "plan", "the open file shows a later state")
+        self.assertNotIn("x", doc)
+        # the same document a read at open time showed (only its age moves)
+        self.assertGreaterEqual(doc["lockfs"].pop("age_ms"), ref["lockfs"].pop("age_ms"))
+        self.assertEqual(doc, ref)
+        self.assertEqual(new["lockfs"]["fence"], ref["lockfs"]["fence"])
 
     def test_mtime_is_last_renewal(self):
         p = self.p("x.lock")
