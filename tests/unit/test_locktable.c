@@ -520,6 +520,36 @@ static void test_meta_directory_is_read_only(void **state) {
         lt_dirents_free(d, n);
 }
 
+static void test_reused_pid_is_not_the_holder(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a;
+        struct lt_handle h;
+        struct lock_view forced;
+        assert_int_equal(take(f, "mine", &f->self, O_WRONLY, &a, &h), 0);
+        /* same pid, other start time: another process that reused the pid */
+        struct caller impostor = f->self;
+        impostor.self.start_time += 1;
+        impostor.n_ancestors = 0;
+        impostor.uid = 1000;
+        assert_int_equal(locktable_open(f->t, a.ino, &impostor, O_WRONLY, &h), 0);
+        assert_int_equal(h.kind, LT_HANDLE_CONTENDER);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "mine", &impostor, &forced), -EPERM);
+        /* a claim naming an ancestor whose start time does not match is ignored */
+        struct caller child = f->self;
+        assert_int_equal(take(f, "claimed", &child, O_WRONLY, &a, &h), 0);
+        assert_int_equal(child.ancestors[0].pid, getppid());
+        child.ancestors[0].start_time += 1; /* its "parent" is now a different process */
+        char buf[32];
+        int n = snprintf(buf, sizeof(buf), "%d", (int)getppid());
+        assert_int_equal(locktable_write(f->t, &h, &child, 0, buf, n), n);
+        struct lock_view v;
+        assert_int_equal(locktable_view(f->t, a.ino, &v), 0);
+        assert_int_equal(v.pid, getpid());
+        assert_int_equal(v.how, LOCK_HOW_CREATOR);
+        assert_int_equal(v.claim_ignored_pid, getppid());
+        lock_view_clear(&v);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void) {
@@ -534,6 +564,7 @@ int main(void) {
                 T(test_renewal_postpones_expiry),
                 T(test_claims),
                 T(test_unknown_pid_is_detached),
+                T(test_reused_pid_is_not_the_holder),
                 T(test_released_inode_lives_until_forgotten),
                 T(test_directories_and_names),
                 T(test_max_locks),
