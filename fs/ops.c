@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,6 +21,7 @@ enum file_type { FILE_LOCK, FILE_META, FILE_DIR };
 
 /* What fi->fh points to. */
 struct file {
+        atomic_int refs;         /* RELEASE's, plus one per READ replying */
         enum file_type type;
         struct lt_handle lock;   /* FILE_LOCK */
         pthread_mutex_t mu;      /* guards the first rendering */
@@ -42,14 +44,16 @@ static struct file *file_of(const struct fuse_file_info *fi) {
 static struct file *file_new(enum file_type type) {
         struct file *f = calloc(1, sizeof(*f));
         if (f) {
+                atomic_init(&f->refs, 1);
                 f->type = type;
                 pthread_mutex_init(&f->mu, NULL);
         }
         return f;
 }
 
-static void file_free(struct file *f) {
-        if (!f)
+/* Drop one reference to f; the last frees it. NULL is a no-op. */
+static void file_put(struct file *f) {
+        if (!f || atomic_fetch_sub(&f->refs, 1) > 1)
                 return;
         pthread_mutex_destroy(&f->mu);
         free(f->buf);
@@ -200,9 +204,9 @@ static void reply_open_file(fuse_req_t req, struct fuse_file_info *fi, struct fi
                 struct fuse_entry_param e = { .ino = created->ino, .generation = 1 };
                 attr_to_stat(created, &e.attr);
                 if (fuse_reply_create(req, &e, fi) == -ENOENT)
-                        file_free(f); /* the caller was interrupted */
+                        file_put(f); /* the caller was interrupted */
         } else if (fuse_reply_open(req, fi) == -ENOENT) {
-                file_free(f);
+                file_put(f);
         }
 }
 
@@ -216,7 +220,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         } else if (r == 0) {
                 struct caller c;
                 if (caller_of(req, &c) < 0) {
-                        file_free(f);
+                        file_put(f);
                         return;
                 }
                 r = locktable_open(ctx->table, ino, &c, fi->flags, &f->lock);
@@ -229,7 +233,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
                 f->rendered = r == 0;
         }
         if (r < 0) {
-                file_free(f);
+                file_put(f);
                 fuse_reply_err(req, -r);
                 return;
         }
@@ -252,7 +256,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         if (r == 0)
                 r = locktable_create(ctx->table, parent, name, &c, fi->flags, &a, &f->lock);
         if (r < 0) {
-                file_free(f);
+                file_put(f);
                 fuse_reply_err(req, -r);
                 return;
         }
@@ -296,9 +300,7 @@ static int file_render(struct lockfs_ctx *ctx, fuse_ino_t ino, struct file *f) {
         return r;
 }
 
-static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                    struct fuse_file_info *fi) {
-        struct file *f = file_of(fi);
+static void read_file(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct file *f) {
         int r = file_render(ctx_of(req), ino, f);
         if (r < 0) {
                 fuse_reply_err(req, -r);
@@ -310,6 +312,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
         }
         size_t n = f->len - (size_t)off;
         fuse_reply_buf(req, f->buf + off, n < size ? n : size);
+}
+
+/* The kernel may send RELEASE as soon as our READ reply is written, while
+ * this thread is still returning from the write: hold a reference. */
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi) {
+        struct file *f = file_of(fi);
+        atomic_fetch_add(&f->refs, 1);
+        read_file(req, ino, size, off, f);
+        file_put(f);
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -338,7 +350,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) 
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         (void)ino;
-        file_free(file_of(fi));
+        file_put(file_of(fi));
         fuse_reply_err(req, 0);
 }
 
@@ -412,13 +424,13 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
         }
         int r = locktable_readdir(ctx_of(req)->table, ino, &f->ents, &f->n_ents);
         if (r < 0) {
-                file_free(f);
+                file_put(f);
                 fuse_reply_err(req, -r);
                 return;
         }
         fi->fh = (uintptr_t)f;
         if (fuse_reply_open(req, fi) == -ENOENT)
-                file_free(f);
+                file_put(f);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -446,7 +458,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         (void)ino;
-        file_free(file_of(fi));
+        file_put(file_of(fi));
         fuse_reply_err(req, 0);
 }
 
