@@ -6,17 +6,26 @@
 
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "locktable.h"
+
+struct file;
 
 /* What every handler reaches through fuse_req_userdata(). */
 struct lockfs_ctx {
         struct locktable *table;
         char host[256];
+        pthread_mutex_t files_mu; /* initialize with PTHREAD_MUTEX_INITIALIZER */
+        struct file *files;       /* open files, for fs_files_free_all() */
 };
 
 extern const struct fuse_lowlevel_ops lockfs_ops;
+
+/* Free the open files the kernel never released (it need not send RELEASE
+ * for files still open at unmount). Call after the session loop ended. */
+void fs_files_free_all(struct lockfs_ctx *ctx);
 
 struct notifier;
 

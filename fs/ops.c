@@ -22,6 +22,8 @@ enum file_type { FILE_LOCK, FILE_META, FILE_DIR };
 /* What fi->fh points to. */
 struct file {
         atomic_int refs;         /* RELEASE's, plus one per READ replying */
+        struct lockfs_ctx *ctx;
+        struct file *prev, *next; /* ctx->files: every open file */
         enum file_type type;
         struct lt_handle lock;   /* FILE_LOCK */
         pthread_mutex_t mu;      /* guards the first rendering */
@@ -40,25 +42,53 @@ static struct file *file_of(const struct fuse_file_info *fi) {
         return fi ? (struct file *)(uintptr_t)fi->fh : NULL;
 }
 
-/* A new open file of type; NULL when out of memory. */
-static struct file *file_new(enum file_type type) {
+/* A new open file of type, listed in ctx; NULL when out of memory. */
+static struct file *file_new(struct lockfs_ctx *ctx, enum file_type type) {
         struct file *f = calloc(1, sizeof(*f));
-        if (f) {
-                atomic_init(&f->refs, 1);
-                f->type = type;
-                pthread_mutex_init(&f->mu, NULL);
-        }
+        if (!f)
+                return NULL;
+        atomic_init(&f->refs, 1);
+        f->type = type;
+        f->ctx = ctx;
+        pthread_mutex_init(&f->mu, NULL);
+        pthread_mutex_lock(&ctx->files_mu);
+        f->next = ctx->files;
+        if (f->next)
+                f->next->prev = f;
+        ctx->files = f;
+        pthread_mutex_unlock(&ctx->files_mu);
         return f;
 }
 
-/* Drop one reference to f; the last frees it. NULL is a no-op. */
-static void file_put(struct file *f) {
-        if (!f || atomic_fetch_sub(&f->refs, 1) > 1)
-                return;
+static void file_free(struct file *f) {
         pthread_mutex_destroy(&f->mu);
         free(f->buf);
         lt_dirents_free(f->ents, f->n_ents);
         free(f);
+}
+
+/* Drop one reference to f; the last unlists and frees it. NULL is a no-op. */
+static void file_put(struct file *f) {
+        if (!f || atomic_fetch_sub(&f->refs, 1) > 1)
+                return;
+        struct lockfs_ctx *ctx = f->ctx;
+        pthread_mutex_lock(&ctx->files_mu);
+        if (f->prev)
+                f->prev->next = f->next;
+        else
+                ctx->files = f->next;
+        if (f->next)
+                f->next->prev = f->prev;
+        pthread_mutex_unlock(&ctx->files_mu);
+        file_free(f);
+}
+
+void fs_files_free_all(struct lockfs_ctx *ctx) {
+        while (ctx->files) {
+                struct file *f = ctx->files;
+                ctx->files = f->next;
+                file_free(f);
+        }
 }
 
 /* Identify the process behind req; replies the error itself on failure. */
@@ -213,7 +243,7 @@ static void reply_open_file(fuse_req_t req, struct fuse_file_info *fi, struct fi
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         struct lockfs_ctx *ctx = ctx_of(req);
         bool meta = ino == LT_INO_META_LOCKS || ino == LT_INO_META_METRICS;
-        struct file *f = file_new(meta ? FILE_META : FILE_LOCK);
+        struct file *f = file_new(ctx, meta ? FILE_META : FILE_LOCK);
         int r = f ? 0 : -ENOMEM;
         if (r == 0 && meta) {
                 r = (fi->flags & O_ACCMODE) != O_RDONLY ? -EACCES : 0;
@@ -250,7 +280,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         struct caller c;
         if (caller_of(req, &c) < 0)
                 return;
-        struct file *f = file_new(FILE_LOCK);
+        struct file *f = file_new(ctx, FILE_LOCK);
         struct lt_attr a;
         int r = f ? 0 : -ENOMEM;
         if (r == 0)
@@ -417,7 +447,7 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-        struct file *f = file_new(FILE_DIR);
+        struct file *f = file_new(ctx_of(req), FILE_DIR);
         if (!f) {
                 fuse_reply_err(req, ENOMEM);
                 return;

@@ -65,7 +65,7 @@ int main(int argc, char **argv) {
         struct notifier *notifier = NULL;
         struct reaper *reaper = NULL;
         bool mounted = false, signals = false;
-        struct lockfs_ctx ctx = { 0 };
+        struct lockfs_ctx ctx = { .files_mu = PTHREAD_MUTEX_INITIALIZER };
         struct locktable_config cfg = {
                 .default_ttl_s = o.ttl_s,
                 .max_locks = o.max_locks,
@@ -124,6 +124,7 @@ out:
                 fuse_remove_signal_handlers(se);
         if (se)
                 fuse_session_destroy(se);
+        fs_files_free_all(&ctx);
         fuse_opt_free_args(&args);
         locktable_free(table);
         store_free(store);
