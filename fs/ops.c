@@ -428,7 +428,9 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
-        fuse_reply_err(req, -locktable_rmdir(ctx_of(req)->table, parent, name));
+        const struct fuse_ctx *fc = fuse_req_ctx(req);
+        struct caller c = { .uid = fc->uid, .gid = fc->gid };
+        fuse_reply_err(req, -locktable_rmdir(ctx_of(req)->table, parent, name, &c));
 }
 
 /* Symlinks and hard links are not locks (SPEC R1.5). */

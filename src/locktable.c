@@ -83,21 +83,38 @@ static void node_link(struct locktable *t, struct node *dir, struct node *n) {
         n->parent = dir;
         n->linked = true;
         dir->n_children++;
+        n->sib_prev = NULL;
+        n->sib_next = dir->children;
+        if (dir->children)
+                dir->children->sib_prev = n;
+        dir->children = n;
         htab_insert(&t->names, &n->by_name, name_hash(dir->ino, n->name));
 }
 
 void lt_node_unlink(struct locktable *t, struct node *n) {
+        struct node *dir = n->parent;
         htab_remove(&t->names, &n->by_name);
-        n->parent->n_children--;
+        dir->n_children--;
+        if (n->sib_prev)
+                n->sib_prev->sib_next = n->sib_next;
+        else
+                dir->children = n->sib_next;
+        if (n->sib_next)
+                n->sib_next->sib_prev = n->sib_prev;
+        n->sib_prev = n->sib_next = NULL;
         n->parent = NULL;
         n->linked = false;
 }
 
-static void node_free(struct locktable *t, struct node *n) {
-        htab_remove(&t->inodes, &n->by_ino);
+static void node_destroy(struct node *n) {
         free(n->name);
         free(n->content);
         free(n);
+}
+
+static void node_free(struct locktable *t, struct node *n) {
+        htab_remove(&t->inodes, &n->by_ino);
+        node_destroy(n);
 }
 
 /* Free n when it is out of the tree and the kernel forgot it. */
@@ -154,11 +171,15 @@ static bool name_is_meta(const struct node *dir, const char *name) {
         return dir->ino == LT_INO_ROOT && strcmp(name, LT_META_DIR_NAME) == 0;
 }
 
+static bool ino_is_meta_file(uint64_t ino) {
+        return ino == LT_INO_META_LOCKS || ino == LT_INO_META_METRICS;
+}
+
 /* The directory parent, or -ENOENT/-ENOTDIR/-EACCES (inside .lockfs). */
 static int dir_get(struct locktable *t, uint64_t ino, struct node **ret) {
         if (ino == LT_INO_META_DIR)
                 return -EACCES;
-        if (ino == LT_INO_META_LOCKS || ino == LT_INO_META_METRICS)
+        if (ino_is_meta_file(ino))
                 return -ENOTDIR;
         struct node *d = node_by_ino(t, ino);
         if (!d || (!d->linked && d != t->root))
@@ -223,18 +244,6 @@ static void fill_meta_attr(uint64_t ino, struct lt_attr *a) {
                 a->nlink = 1;
         }
 }
-
-
-
-
-
-
-
-
-
-
-
-
 
 /* ---- views and the store ------------------------------------------------- */
 
@@ -392,10 +401,7 @@ void locktable_free(struct locktable *t) {
                         struct hlink *l = t->inodes.buckets[i];
                         while (l) {
                                 struct hlink *next = l->next;
-                                struct node *n = container_of(l, struct node, by_ino);
-                                free(n->name);
-                                free(n->content);
-                                free(n);
+                                node_destroy(container_of(l, struct node, by_ino));
                                 l = next;
                         }
                 }
@@ -426,7 +432,7 @@ int locktable_lookup(struct locktable *t, uint64_t parent, const char *name, str
                 else if (strcmp(name, "metrics") == 0)
                         fill_meta_attr(LT_INO_META_METRICS, ret);
                 else
-                        return name_check(name) < 0 ? name_check(name) : -ENOENT;
+                        return -ENOENT;
                 return 0;
         }
         int r = name_check(name);
@@ -463,7 +469,7 @@ void locktable_forget(struct locktable *t, uint64_t ino, uint64_t count) {
 }
 
 int locktable_getattr(struct locktable *t, uint64_t ino, struct lt_attr *ret) {
-        if (ino == LT_INO_META_DIR || ino == LT_INO_META_LOCKS || ino == LT_INO_META_METRICS) {
+        if (ino == LT_INO_META_DIR || ino_is_meta_file(ino)) {
                 fill_meta_attr(ino, ret);
                 return 0;
         }
@@ -521,8 +527,12 @@ int locktable_create(struct locktable *t, uint64_t parent, const char *name,
                 lock_open(t, n, c, flags, ret_handle);
         } else {
                 r = lock_acquire(t, dir, name, c, &n);
-                if (r == 0)
-                        lock_open(t, n, c, flags & ~O_TRUNC, ret_handle);
+                if (r == 0) /* the creating handle holds, also for a detached lock */
+                        *ret_handle = (struct lt_handle){
+                                .kind = (flags & O_ACCMODE) == O_RDONLY ? LT_HANDLE_READER
+                                                                        : LT_HANDLE_HOLDER,
+                                .ino = n->ino, .fence = n->fence,
+                                .append = (flags & O_APPEND) != 0 };
         }
         if (r == 0) {
                 n->nlookup++;
@@ -618,17 +628,22 @@ out:
 
 int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle *h,
                       const struct caller *c, unsigned what, off_t size, struct lt_attr *ret) {
-        if (ino == LT_INO_META_DIR || ino == LT_INO_META_LOCKS || ino == LT_INO_META_METRICS)
+        if (ino == LT_INO_META_DIR || ino_is_meta_file(ino))
                 return -EACCES;
         pthread_mutex_lock(&t->mu);
         struct node *n = node_by_ino(t, ino);
         int r = 0;
+        if (n && !n->linked && n->kind == LT_LOCK && h) {
+                r = (what & LT_SET_SIZE) ? -EEXIST : -EPERM; /* its lock is lost */
+                goto out;
+        }
         if (!n || (!n->linked && n != t->root)) {
                 r = -ENOENT;
                 goto out;
         }
         if (n->kind == LT_DIR) {
-                r = (what & (LT_SET_SIZE)) ? -EISDIR : 0;
+                /* mode and times of a namespace mean nothing: accepted */
+                r = (what & LT_SET_SIZE) ? -EISDIR : 0;
                 goto out;
         }
         bool holder = h ? (h->kind == LT_HANDLE_HOLDER && handle_lock(t, h) == n)
@@ -683,7 +698,7 @@ int locktable_unlink(struct locktable *t, uint64_t parent, const char *name,
                 r = -ENOENT;
         } else if (n->kind == LT_DIR) {
                 r = -EISDIR;
-        } else if (lt_is_holder(n, c)) {
+        } else if (lt_may_release(n, c)) {
                 lt_release(t, n, n->holder ? CAUSE_UNLINK : CAUSE_DETACHED, NULL);
         } else if (c->uid == 0) {
                 if (lock_view_fill(n, ret_forced, false) < 0)
@@ -695,6 +710,12 @@ int locktable_unlink(struct locktable *t, uint64_t parent, const char *name,
 out:
         pthread_mutex_unlock(&t->mu);
         return r;
+}
+
+/* Sticky-bit rule for namespaces: only their creator's uid or root may
+ * remove or rename them. */
+static int dir_may_change(const struct node *dir, const struct caller *c) {
+        return c->uid == 0 || c->uid == dir->uid ? 0 : -EPERM;
 }
 
 static bool dir_contains(const struct node *dir, const struct node *n) {
@@ -741,6 +762,12 @@ int locktable_rename(struct locktable *t, uint64_t parent, const char *name,
         }
         if (n->kind == LT_LOCK && !lt_is_holder(n, c)) {
                 r = -EPERM;
+                goto out;
+        }
+        if (n->kind == LT_DIR && (r = dir_may_change(n, c)) < 0)
+                goto out;
+        if (n->kind == LT_DIR && n->n_children && c->uid != 0) {
+                r = -EPERM; /* it would move locks of others */
                 goto out;
         }
         if (n->kind == LT_DIR && dir_contains(n, newdir)) {
@@ -801,7 +828,8 @@ out:
         return r;
 }
 
-int locktable_rmdir(struct locktable *t, uint64_t parent, const char *name) {
+int locktable_rmdir(struct locktable *t, uint64_t parent, const char *name,
+                    const struct caller *c) {
         int r = name_check(name);
         if (r < 0)
                 return r;
@@ -821,6 +849,8 @@ int locktable_rmdir(struct locktable *t, uint64_t parent, const char *name) {
                 r = -ENOTDIR;
         else if (n->n_children)
                 r = -ENOTEMPTY;
+        else
+                r = dir_may_change(n, c);
         if (r < 0)
                 goto out;
         lt_node_unlink(t, n);
@@ -872,15 +902,8 @@ int locktable_readdir(struct locktable *t, uint64_t ino, struct lt_dirent **ret,
                 r = dirents_add(&v, &n, &cap, dir->parent ? dir->parent->ino : dir->ino, LT_DIR, "..");
         if (r == 0 && dir == t->root)
                 r = dirents_add(&v, &n, &cap, LT_INO_META_DIR, LT_DIR, LT_META_DIR_NAME);
-        /* Children: walk the name table's chains; directories are small
-         * enough in practice, and a listing is rare next to lookups. */
-        for (size_t b = 0; r == 0 && b <= t->names.mask; b++) {
-                for (struct hlink *l = t->names.buckets[b]; l && r == 0; l = l->next) {
-                        struct node *c = container_of(l, struct node, by_name);
-                        if (c->parent == dir)
-                                r = dirents_add(&v, &n, &cap, c->ino, c->kind, c->name);
-                }
-        }
+        for (struct node *c = r == 0 ? dir->children : NULL; c && r == 0; c = c->sib_next)
+                r = dirents_add(&v, &n, &cap, c->ino, c->kind, c->name);
         pthread_mutex_unlock(&t->mu);
         if (r < 0)
                 goto fail;
@@ -926,8 +949,4 @@ void locktable_metrics(struct locktable *t, struct lock_metrics *ret) {
         *ret = t->m;
         pthread_mutex_unlock(&t->mu);
 }
-
-
-
-
 

@@ -121,7 +121,7 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
                       const struct caller *c, unsigned what, off_t size, struct lt_attr *ret);
 
 /* UNLINK: the holder or a descendant releases; for a detached lock its
- * creator's uid may; root always may: a force-unlock, for which *ret_forced
+ * creator's uid may (from any process); root always may: a force-unlock, for which *ret_forced
  * receives the lock as it was (ret_forced->path non-NULL; clear it with
  * lock_view_clear). -EPERM otherwise, -EISDIR for a directory, -EACCES for
  * .lockfs. */
@@ -129,16 +129,21 @@ int locktable_unlink(struct locktable *t, uint64_t parent, const char *name,
                      const struct caller *c, struct lock_view *ret_forced);
 
 /* RENAME of a lock by its holder to a free name (holder and fence move with
- * it) or of a directory to a free name. -EEXIST when the target exists,
- * -EPERM for a non-holder, -EINVAL for unsupported flags. */
+ * it) or of a directory to a free name (see rmdir for who may). -EEXIST
+ * when the target exists, -EPERM for a non-holder, -EINVAL for unsupported
+ * flags or a directory moved into itself. */
 int locktable_rename(struct locktable *t, uint64_t parent, const char *name,
                      uint64_t newparent, const char *newname, unsigned flags,
                      const struct caller *c);
 
-/* MKDIR / RMDIR of namespaces. mkdir counts one lookup. */
+/* MKDIR / RMDIR of namespaces. mkdir counts one lookup. rmdir (and rename
+ * of a directory) is for the directory's creator uid or root (-EPERM), like
+ * a sticky directory; a directory holding anything can be renamed by root
+ * only, so nobody moves the locks of others. */
 int locktable_mkdir(struct locktable *t, uint64_t parent, const char *name,
                     const struct caller *c, struct lt_attr *ret);
-int locktable_rmdir(struct locktable *t, uint64_t parent, const char *name);
+int locktable_rmdir(struct locktable *t, uint64_t parent, const char *name,
+                    const struct caller *c);
 
 /* A directory listing, taken at once (served later by offset). */
 struct lt_dirent {

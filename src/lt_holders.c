@@ -64,8 +64,10 @@ int lt_holder_ref(struct locktable *t, const struct caller *c, struct holder **r
                 return 0;
         }
         int fd = holder_pidfd_open(&c->self);
-        if (fd == -ENOSYS && holder_alive(&c->self))
-                fd = -1;
+        if ((fd == -ENOSYS || fd == -EMFILE || fd == -ENFILE) && !holder_alive(&c->self))
+                return -ESRCH;
+        if (fd == -ENOSYS || fd == -EMFILE || fd == -ENFILE)
+                fd = -1; /* no pidfd to be had: watched by polling /proc */
         else if (fd < 0)
                 return fd;
         h = calloc(1, sizeof(*h));
@@ -125,18 +127,17 @@ void lt_detach_holder(struct locktable *t, struct node *n) {
         holder_unref(t, h);
 }
 
-/* True when c may act as the holder of lock n: the holder process or a
- * descendant, or for a detached lock its creator's uid. */
 bool lt_is_holder(const struct node *n, const struct caller *c) {
-        if (n->holder)
-                return caller_is_or_descends_from(c, &n->holder->proc);
-        return c->uid == n->uid;
+        return n->holder && caller_is_or_descends_from(c, &n->holder->proc);
+}
+
+bool lt_may_release(const struct node *n, const struct caller *c) {
+        return n->holder ? lt_is_holder(n, c) : c->uid == n->uid;
 }
 
 /* Make the process claimed in n's content the holder when it is the writer
  * c or one of its ancestors (SPEC R3.3, R3.3a). */
-void lt_apply_claim(struct locktable *t, struct node *n, const struct caller *c,
-                             pid_t pid) {
+void lt_apply_claim(struct locktable *t, struct node *n, const struct caller *c, pid_t pid) {
         if (pid == 0) {
                 lt_detach_holder(t, n);
                 n->how = LOCK_HOW_DETACHED;

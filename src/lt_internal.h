@@ -42,6 +42,8 @@ struct node {
         int64_t ctime_ms;
         /* directories */
         size_t n_children;
+        struct node *children;   /* list through sib_next/sib_prev */
+        struct node *sib_prev, *sib_next;
         /* locks */
         uint64_t fence;
         struct holder *holder;   /* NULL when detached */
@@ -118,9 +120,13 @@ int lt_holder_ref(struct locktable *t, const struct caller *c, struct holder **r
 void lt_attach_holder(struct node *n, struct holder *h);
 /* Drop n's holder (and its reference); a no-op for detached locks. */
 void lt_detach_holder(struct locktable *t, struct node *n);
-/* True when c may act as the holder of n: the holder or a descendant, or
- * for a detached lock its creator's uid. */
+/* True when c may act as the holder of n: the holder process or one of its
+ * descendants. Nobody is the holder of a detached lock (only the handle
+ * that created it may write). */
 bool lt_is_holder(const struct node *n, const struct caller *c);
+/* True when c may release n by unlink without force: the holder, or for a
+ * detached lock its creator's uid (SPEC R3.3a, R3.5). */
+bool lt_may_release(const struct node *n, const struct caller *c);
 /* Apply a pid claim written by c into n (SPEC R3.3, R3.3a). */
 void lt_apply_claim(struct locktable *t, struct node *n, const struct caller *c, pid_t pid);
 

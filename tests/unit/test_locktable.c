@@ -363,6 +363,16 @@ static void test_claims(void **state) {
         assert_int_equal(v.how, LOCK_HOW_DETACHED);
         assert_int_equal(v.uid, 1000);
         lock_view_clear(&v);
+        /* nobody is its holder: a write-open by the creator's uid is a contender */
+        struct lt_handle hc;
+        struct caller same_uid_proc = f->self;
+        same_uid_proc.uid = 1000;
+        assert_int_equal(locktable_open(f->t, a.ino, &same_uid_proc, O_WRONLY | O_TRUNC, &hc), 0);
+        assert_int_equal(hc.kind, LT_HANDLE_CONTENDER);
+        assert_int_equal(locktable_write(f->t, &hc, &same_uid_proc, 0, "x", 1), -EEXIST);
+        assert_int_equal(locktable_setattr(f->t, a.ino, NULL, &same_uid_proc, LT_SET_TIMES, 0, &a), -EPERM);
+        /* the creating handle still may write */
+        assert_int_equal(locktable_write(f->t, &h, &f->other, 2, " ", 1), 1);
         struct caller stranger = f->self;
         stranger.uid = 1001;
         struct lock_view forced;
@@ -425,7 +435,7 @@ static void test_directories_and_names(void **state) {
                          -ENAMETOOLONG);
         longname[LT_NAME_MAX] = '\0';
         assert_int_equal(locktable_create(f->t, d.ino, longname, &f->self, O_CREAT | O_WRONLY, &a, &h), 0);
-        assert_int_equal(locktable_rmdir(f->t, LT_INO_ROOT, "ns"), -ENOTEMPTY);
+        assert_int_equal(locktable_rmdir(f->t, LT_INO_ROOT, "ns", &f->self), -ENOTEMPTY);
         struct lock_view v;
         assert_int_equal(locktable_view(f->t, a.ino, &v), 0);
         assert_int_equal(strlen(v.path), 1 + 2 + 1 + LT_NAME_MAX);
@@ -433,7 +443,7 @@ static void test_directories_and_names(void **state) {
         lock_view_clear(&v);
         struct lock_view forced;
         assert_int_equal(locktable_unlink(f->t, d.ino, longname, &f->self, &forced), 0);
-        assert_int_equal(locktable_rmdir(f->t, LT_INO_ROOT, "ns"), 0);
+        assert_int_equal(locktable_rmdir(f->t, LT_INO_ROOT, "ns", &f->self), 0);
         assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "ns", &d2), -ENOENT);
         /* depth limit 4: /a/b/c/d is fine, /a/b/c/d/e is not */
         uint64_t parent = LT_INO_ROOT;
@@ -446,6 +456,34 @@ static void test_directories_and_names(void **state) {
         assert_int_equal(locktable_mkdir(f->t, parent, "dd", &f->self, &d), 0);
         assert_int_equal(locktable_create(f->t, d.ino, "e", &f->self, O_CREAT | O_WRONLY, &a, &h),
                          -ENAMETOOLONG);
+}
+
+static void test_directory_owner_rules(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr d, a;
+        struct lt_handle h;
+        struct caller alice = f->self, bob = f->self;
+        alice.uid = 1000;
+        bob.uid = 1001;
+        assert_int_equal(locktable_mkdir(f->t, LT_INO_ROOT, "team", &alice, &d), 0);
+        assert_int_equal(locktable_mkdir(f->t, LT_INO_ROOT, "empty", &alice, &a), 0);
+        assert_int_equal(locktable_rmdir(f->t, LT_INO_ROOT, "empty", &bob), -EPERM);
+        assert_int_equal(locktable_rename(f->t, LT_INO_ROOT, "empty", LT_INO_ROOT, "e2", 0, &bob),
+                         -EPERM);
+        assert_int_equal(locktable_rename(f->t, LT_INO_ROOT, "empty", LT_INO_ROOT, "e2", 0, &alice), 0);
+        assert_int_equal(locktable_rmdir(f->t, LT_INO_ROOT, "e2", &alice), 0);
+        /* a directory holding a lock of bob's: even its creator cannot move it */
+        assert_int_equal(locktable_create(f->t, d.ino, "x.lock", &bob, O_CREAT | O_WRONLY, &a, &h), 0);
+        assert_int_equal(locktable_rename(f->t, LT_INO_ROOT, "team", LT_INO_ROOT, "t2", 0, &alice),
+                         -EPERM);
+        struct caller root = f->self;
+        assert_int_equal(locktable_rename(f->t, LT_INO_ROOT, "team", LT_INO_ROOT, "t2", 0, &root), 0);
+        struct lt_dirent *e;
+        size_t n;
+        assert_int_equal(locktable_readdir(f->t, d.ino, &e, &n), 0);
+        assert_int_equal(n, 3);
+        assert_string_equal(e[2].name, "x.lock");
+        lt_dirents_free(e, n);
 }
 
 static void test_max_locks(void **state) {
@@ -507,7 +545,7 @@ static void test_meta_directory_is_read_only(void **state) {
                                           &a, &h), -EACCES);
         assert_int_equal(locktable_mkdir(f->t, LT_INO_META_DIR, "x", &f->self, &a), -EACCES);
         assert_int_equal(locktable_unlink(f->t, LT_INO_META_DIR, "metrics", &f->self, &forced), -EACCES);
-        assert_int_equal(locktable_rmdir(f->t, LT_INO_ROOT, ".lockfs"), -EACCES);
+        assert_int_equal(locktable_rmdir(f->t, LT_INO_ROOT, ".lockfs", &f->self), -EACCES);
         assert_int_equal(locktable_setattr(f->t, LT_INO_META_LOCKS, NULL, &f->self, LT_SET_SIZE, 0, &a),
                          -EACCES);
         struct lt_dirent *d;
@@ -567,6 +605,7 @@ int main(void) {
                 T(test_reused_pid_is_not_the_holder),
                 T(test_released_inode_lives_until_forgotten),
                 T(test_directories_and_names),
+                T(test_directory_owner_rules),
                 T(test_max_locks),
                 T(test_rename_rules),
                 T(test_meta_directory_is_read_only),
