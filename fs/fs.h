@@ -16,6 +16,7 @@ struct file;
 /* What every handler reaches through fuse_req_userdata(). */
 struct lockfs_ctx {
         struct locktable *table;
+        uint64_t max_locks;       /* for statfs; 0 = unlimited */
         char host[256];
         pthread_mutex_t files_mu; /* initialize with PTHREAD_MUTEX_INITIALIZER */
         struct file *files;       /* open files, for fs_files_free_all() */

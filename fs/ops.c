@@ -233,9 +233,11 @@ static void reply_open_file(fuse_req_t req, struct fuse_file_info *fi, struct fi
         if (created) {
                 struct fuse_entry_param e = { .ino = created->ino, .generation = 1 };
                 attr_to_stat(created, &e.attr);
-                if (fuse_reply_create(req, &e, fi) == -ENOENT)
-                        file_put(f); /* the caller was interrupted */
-        } else if (fuse_reply_open(req, fi) == -ENOENT) {
+                if (fuse_reply_create(req, &e, fi) < 0) { /* connection gone */
+                        locktable_forget(f->ctx->table, created->ino, 1);
+                        file_put(f);
+                }
+        } else if (fuse_reply_open(req, fi) < 0) {
                 file_put(f);
         }
 }
@@ -247,6 +249,11 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         int r = f ? 0 : -ENOMEM;
         if (r == 0 && meta) {
                 r = (fi->flags & O_ACCMODE) != O_RDONLY ? -EACCES : 0;
+        } else if (r == 0 && (fi->flags & O_ACCMODE) == O_RDONLY) {
+                /* readers need no identity: reading always works (SPEC R2.4) */
+                const struct fuse_ctx *fc = fuse_req_ctx(req);
+                struct caller c = { .uid = fc->uid, .gid = fc->gid };
+                r = locktable_open(ctx->table, ino, &c, fi->flags, &f->lock);
         } else if (r == 0) {
                 struct caller c;
                 if (caller_of(req, &c) < 0) {
@@ -448,6 +455,17 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
         fuse_reply_err(req, EPERM);
 }
 
+/* flock(2) is not served yet: refuse it loudly rather than let the kernel
+ * emulate it locally, where a lock released and re-created under the same
+ * name could admit two holders. (Defining .flock makes libfuse ask the
+ * kernel to send flock requests here.) */
+static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op) {
+        (void)ino;
+        (void)fi;
+        (void)op;
+        fuse_reply_err(req, EOPNOTSUPP);
+}
+
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         struct file *f = file_new(ctx_of(req), FILE_DIR);
         if (!f) {
@@ -496,12 +514,17 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino) {
         (void)ino;
+        struct lockfs_ctx *ctx = ctx_of(req);
         struct lock_metrics m;
-        locktable_metrics(ctx_of(req)->table, &m);
+        locktable_metrics(ctx->table, &m);
+        uint64_t used = m.held + m.directories;
+        uint64_t files = ctx->max_locks ? ctx->max_locks : UINT32_MAX;
         struct statvfs sv = {
                 .f_bsize = 4096,
                 .f_frsize = 4096,
-                .f_files = m.held + m.directories,
+                .f_files = files,
+                .f_ffree = files > used ? files - used : 0,
+                .f_favail = files > used ? files - used : 0,
                 .f_namemax = LT_NAME_MAX,
         };
         fuse_reply_statfs(req, &sv);
@@ -532,4 +555,5 @@ const struct fuse_lowlevel_ops lockfs_ops = {
         .releasedir   = op_releasedir,
         .statfs       = op_statfs,
         .create       = op_create,
+        .flock        = op_flock,
 };

@@ -285,6 +285,8 @@ static int lock_view_fill(const struct node *n, struct lock_view *v, bool with_c
 
 /* Tell the store that lock n changed; failures are logged, not fatal. */
 static void store_update_lock(struct locktable *t, const struct node *n) {
+        if (!t->store->ops->update)
+                return;
         struct lock_view v;
         if (lock_view_fill(n, &v, true) < 0)
                 return;

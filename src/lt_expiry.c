@@ -58,7 +58,7 @@ void lt_release(struct locktable *t, struct node *n, enum release_cause cause,
                 if (name)
                         report->v[report->n++] = (struct removal){ n->parent->ino, n->ino, name };
         }
-        char *path = lt_node_path(n);
+        char *path = t->store->ops->release ? lt_node_path(n) : NULL;
         if (path) {
                 t->store->ops->release(t->store, path, n->fence);
                 free(path);

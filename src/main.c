@@ -80,6 +80,7 @@ int main(int argc, char **argv) {
                 goto out;
         }
         ctx.table = table;
+        ctx.max_locks = o.max_locks;
         if (fuse_args_build(&o, &args) < 0)
                 goto out;
         se = fuse_session_new(&args, &lockfs_ops, sizeof(lockfs_ops), &ctx);

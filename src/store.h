@@ -18,9 +18,11 @@ struct store_ops {
          * *ret_fence: strictly greater than every fence this store issued.
          * -EEXIST when the name is taken elsewhere (a shared backend). */
         int (*acquire)(struct store *s, const struct lock_view *v, uint64_t *ret_fence);
-        /* Record new content, holder, TTL or renewal of a held lock. */
+        /* Record new content, holder, TTL or renewal of a held lock. May be
+         * NULL (nothing to record): the table then builds no view. */
         int (*update)(struct store *s, const struct lock_view *v);
-        /* Record that the lock with this path and fence is released. */
+        /* Record that the lock with this path and fence is released. May be
+         * NULL, like update. */
         int (*release)(struct store *s, const char *path, uint64_t fence);
         /* Free the store and what it owns. */
         void (*free)(struct store *s);

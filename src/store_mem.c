@@ -17,19 +17,6 @@ static int store_mem_acquire(struct store *s, const struct lock_view *v, uint64_
         return 0;
 }
 
-static int store_mem_update(struct store *s, const struct lock_view *v) {
-        (void)s;
-        (void)v;
-        return 0;
-}
-
-static int store_mem_release(struct store *s, const char *path, uint64_t fence) {
-        (void)s;
-        (void)path;
-        (void)fence;
-        return 0;
-}
-
 static void store_mem_free(struct store *s) {
         free(s);
 }
@@ -37,8 +24,8 @@ static void store_mem_free(struct store *s) {
 static const struct store_ops store_mem_ops = {
         .name = "memory",
         .acquire = store_mem_acquire,
-        .update = store_mem_update,
-        .release = store_mem_release,
+        .update = NULL,
+        .release = NULL,
         .free = store_mem_free,
 };
 

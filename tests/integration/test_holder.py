@@ -193,6 +193,35 @@ class TestHolderIdentity(LockfsTestCase):
         os.unlink(p)      # creator uid (root)
         self.assertTrue(gone(p))
 
+    def test_detached_not_taken_over_by_same_uid(self):
+        # R3.3a/R3.4: nobody holds a detached lock, not even another process
+        # of its creator's uid (root here): no write, truncation or renewal
+        p = self.p("d.lock")
+        r = subprocess.run(["sh", "-c", f"echo 0 > {p}"], timeout=20)
+        self.assertEqual(r.returncode, 0)
+        exit_barrier(self, self.m)
+        lf = status(p)["lockfs"]
+        self.assertEqual(lf["how"], "detached")
+        r = subprocess.run(["sh", "-c", f"echo $$ > {p}"], timeout=20, capture_output=True)
+        self.assertNotEqual(r.returncode, 0, "same-uid process took over a detached lock")
+        fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
+        try:
+            self.assertEqual(errno_of(os.write, fd, b"%d\n" % os.getpid()), errno.EEXIST,
+                             "write through an O_WRONLY|O_TRUNC handle")
+            self.assertEqual(errno_of(os.ftruncate, fd, 0), errno.EEXIST, "ftruncate")
+        finally:
+            os.close(fd)
+        self.assertEqual(errno_of(os.utime, p, None), errno.EPERM, "utimens(NULL)")
+        self.assertEqual(errno_of(os.utime, p, (1, 1)), errno.EPERM, "utimens(times)")
+        st = status(p)
+        self.assertEqual(st.get("content"), "0\n", "content must stay the creator's")
+        self.assertEqual(st["lockfs"]["how"], "detached")
+        self.assertIsNone(st["lockfs"]["pid"])
+        self.assertEqual(st["lockfs"]["fence"], lf["fence"])
+        self.assertEqual(st["lockfs"]["renewed_at"], lf["renewed_at"], "renewed by a non-holder")
+        os.unlink(p)
+        self.assertTrue(gone(p))
+
     def test_detached_whitespace_zero(self):
         p = self.p("d.lock")
         r = subprocess.run([sys.executable, "-c",
@@ -326,6 +355,35 @@ class TestPermissions(LockfsTestCase):
         same = agent(self, harness.TEST_USER)
         self.assertEqual(same.err("unlink", path=p), 0, "creator uid may unlink detached")
         self.assertTrue(gone(p))
+
+    def test_detached_same_uid_cannot_take_over(self):
+        # R3.3a/R3.4 for an unprivileged creator: another process of its uid
+        # may unlink the detached lock (tested above) but not take it over
+        p = self.p("d.lock")
+        r = subprocess.run(harness.as_user(["sh", "-c", f"echo 0 > {p}"]), timeout=20)
+        self.assertEqual(r.returncode, 0)
+        exit_barrier(self, self.m)
+        lf = status(p)["lockfs"]
+        self.assertEqual((lf["how"], lf["uid"]), ("detached", self.uid))
+        r = subprocess.run(harness.as_user(["sh", "-c", f"echo $$ > {p}"]), timeout=20,
+                           capture_output=True)
+        self.assertNotEqual(r.returncode, 0, "same-uid shell took over a detached lock")
+        same = agent(self, harness.TEST_USER)
+        fd = same.ok("open", path=p, flags=["O_WRONLY", "O_TRUNC"])
+        self.assertEqual(same.err("fdwrite", fd=fd, data="{pid}\n"), errno.EEXIST, "write")
+        self.assertEqual(same.err("fdtruncate", fd=fd, size=0), errno.EEXIST, "ftruncate")
+        same.ok("close", fd=fd)
+        self.assertEqual(same.ok("open_write", path=p, creat=True, trunc=True,
+                                 data="{pid}")["write"], errno.EEXIST, "O_CREAT|O_TRUNC write")
+        self.assertEqual(same.err("touch", path=p), errno.EPERM, "utimens(NULL)")
+        self.assertEqual(same.err("utime", path=p, atime=1, mtime=1), errno.EPERM,
+                         "utimens(times)")
+        st = status(p)
+        self.assertEqual(st.get("content"), "0\n", "content must stay the creator's")
+        self.assertEqual(st["lockfs"]["how"], "detached")
+        self.assertIsNone(st["lockfs"]["pid"])
+        self.assertEqual(st["lockfs"]["fence"], lf["fence"])
+        self.assertEqual(st["lockfs"]["renewed_at"], lf["renewed_at"], "renewed by a non-holder")
 
     def test_root_unlinks_other_users_detached(self):
         # R3.3a: a detached lock of an unprivileged creator: other users get

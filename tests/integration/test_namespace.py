@@ -153,6 +153,188 @@ class TestNames(LockfsTestCase):
         self.assertEqual(status(self.p("sub", ".lockfs"))["lockfs"]["path"], "/sub/.lockfs")
 
 
+# Runs one path call (rmdir, rename or mkdir) and prints its errno (0 = success).
+PATH_OP = r"""
+import os, sys
+op, args = sys.argv[1], sys.argv[2:]
+try:
+    getattr(os, op)(*args)
+    print(0)
+except OSError as e:
+    print(e.errno)
+"""
+
+
+def errno_as(user, op, *args):
+    """errno of os.<op>(*args) run by a fresh process of user (None: root)."""
+    cmd = [sys.executable, "-c", PATH_OP, op, *args]
+    r = subprocess.run(harness.as_user(cmd, user) if user else cmd, capture_output=True,
+                       text=True, timeout=20)
+    if r.returncode != 0:
+        raise AssertionError(f"{op} as {user}: {r.stderr}")
+    return int(r.stdout)
+
+
+class TestDirectoryRules(LockfsTestCase):
+    """Directories follow sticky-bit rules: only their creator's uid (or
+    root) may remove or rename them, and a directory that holds anything is
+    renamed by root only, so nobody moves the locks of others."""
+    MOUNT_OPTS = "allow_other"
+
+    def setUp(self):
+        super().setUp()
+        self.uid_a, _ = harness.ensure_user(harness.TEST_USER)
+        self.uid_b, _ = harness.ensure_user(harness.TEST_USER2)
+        self.A, self.B = harness.TEST_USER, harness.TEST_USER2
+
+    def test_only_creator_removes_or_renames_empty_dir(self):
+        team, t2, t3 = self.p("team"), self.p("team2"), self.p("team3")
+        self.assertEqual(errno_as(self.A, "mkdir", team), 0)
+        self.assertEqual(errno_as(self.B, "rmdir", team), errno.EPERM, "B rmdir of A's dir")
+        self.assertEqual(errno_as(self.B, "rename", team, t2), errno.EPERM,
+                         "B rename of A's dir")
+        self.assertEqual(sorted(os.listdir(self.m.mnt)), [".lockfs", "team"])
+        self.assertTrue(gone(t2))
+        # B may still put its own locks into A's directory (mode 1777)
+        self.assertEqual(errno_as(self.B, "mkdir", os.path.join(team, "b")), 0)
+        self.assertEqual(errno_as(self.B, "rmdir", os.path.join(team, "b")), 0)
+        self.assertEqual(errno_as(self.A, "rename", team, t2), 0, "A renames its dir")
+        self.assertEqual(sorted(os.listdir(self.m.mnt)), [".lockfs", "team2"])
+        self.assertEqual(errno_as(self.B, "rmdir", t2), errno.EPERM,
+                         "the rule follows the directory to its new name")
+        self.assertEqual(errno_as(self.A, "rmdir", t2), 0, "A removes its dir")
+        self.assertTrue(gone(t2))
+        # root may remove and rename anybody's directory
+        self.assertEqual(errno_as(self.A, "mkdir", team), 0)
+        os.rename(team, t3)
+        os.rmdir(t3)
+        self.assertEqual(sorted(os.listdir(self.m.mnt)), [".lockfs"])
+
+    def test_owner_cannot_rename_dir_holding_its_own_lock(self):
+        team = self.p("team")
+        self.assertEqual(errno_as(self.A, "mkdir", team), 0)
+        a = agent(self, self.A)
+        a.ok("create", path=os.path.join(team, "a.lock"), data="{pid}")
+        self.assertEqual(a.err("rename", path=team, dst=self.p("team2")), errno.EPERM)
+        self.assertEqual(errno_as(self.A, "rename", team, self.p("team2")), errno.EPERM)
+        self.assertTrue(gone(self.p("team2")))
+        st = status(os.path.join(team, "a.lock"))
+        self.assertEqual((st["lockfs"]["path"], st["lockfs"]["pid"]), ("/team/a.lock", a.pid))
+        # an empty subdirectory counts as content too
+        a.ok("unlink", path=os.path.join(team, "a.lock"))
+        a.ok("mkdir", path=os.path.join(team, "sub"))
+        self.assertEqual(a.err("rename", path=team, dst=self.p("team2")), errno.EPERM)
+        a.ok("rename", path=os.path.join(team, "sub"), dst=self.p("sub"))
+        self.assertEqual(a.err("rename", path=team, dst=self.p("team2")), 0,
+                         "once empty again its creator may rename it")
+
+    def check_cannot_move_roots_lock(self, ns_creator):
+        ns, ns2 = self.p("ns"), self.p("ns2")
+        if ns_creator:
+            self.assertEqual(errno_as(ns_creator, "mkdir", ns), 0)
+        else:
+            os.mkdir(ns)
+        lock = os.path.join(ns, "x.lock")
+        h = Holder(lock)
+        self.addCleanup(h.kill)
+        self.assertTrue(h.ok, h.errno)
+        before = status(lock)["lockfs"]
+        r = subprocess.run(harness.as_user(["mv", ns, ns2], self.B), capture_output=True,
+                           timeout=20)
+        self.assertNotEqual(r.returncode, 0, "B moved a directory holding root's lock")
+        self.assertEqual(errno_as(self.B, "rename", ns, ns2), errno.EPERM)
+        self.assertEqual(sorted(os.listdir(self.m.mnt)), [".lockfs", "ns"])
+        self.assertEqual(os.listdir(ns), ["x.lock"])
+        lf = status(lock)["lockfs"]
+        self.assertEqual((lf["path"], lf["pid"], lf["fence"]),
+                         ("/ns/x.lock", h.pid, before["fence"]))
+        # root may: the lock's path follows, holder and fence stay
+        os.rename(ns, ns2)
+        self.assertTrue(gone(lock))
+        moved = os.path.join(ns2, "x.lock")
+        lf = status(moved)["lockfs"]
+        self.assertEqual((lf["path"], lf["pid"], lf["fence"]),
+                         ("/ns2/x.lock", h.pid, before["fence"]))
+        self.assertEqual(os.listdir(ns2), ["x.lock"])
+        h.kill()
+        wait_until(lambda: gone(moved), 1.0, "release of the moved lock on holder death")
+
+    def test_user_cannot_move_roots_lock_in_own_dir(self):
+        # the reviewer's attack, in a directory the attacker created itself
+        self.check_cannot_move_roots_lock(self.B)
+
+    def test_user_cannot_move_roots_lock_in_roots_dir(self):
+        self.check_cannot_move_roots_lock(None)
+
+
+class TestManyEntries(LockfsTestCase):
+
+    def test_readdir_lists_own_children(self):
+        # R1.3: each directory lists exactly its children, through many
+        # READDIR requests, also after entries leave from the middle of the
+        # list (unlink, rename between directories, holder exit, rmdir)
+        a, b = agent(self), agent(self)
+        d1, d2 = self.p("d1"), self.p("d2")
+        os.mkdir(d1)
+        os.mkdir(d2)
+        want = {d1: set(), d2: set(), self.m.mnt: {".lockfs", "d1", "d2"}}
+        for i in range(500):
+            d = d1 if i % 2 == 0 else d2
+            name = "lock-%03d-%s" % (i, "x" * (i % 40))
+            (a if i % 3 else b).ok("create", path=os.path.join(d, name), data="{pid}")
+            want[d].add(name)
+        for sub in ("s1", "s2"):
+            os.mkdir(os.path.join(d1, sub))
+            want[d1].add(sub)
+        create(os.path.join(d1, "s1", "inner"))
+        want[os.path.join(d1, "s1")] = {"inner"}
+        want[os.path.join(d1, "s2")] = set()
+
+        def check(stage):
+            for d, names in want.items():
+                got = os.listdir(d)
+                self.assertEqual(len(got), len(set(got)), f"{stage}: duplicates in {d}")
+                self.assertEqual(set(got), names, f"{stage}: listing of {d}")
+                with os.scandir(d) as it:
+                    for e in it:
+                        if e.name in names and e.name != ".lockfs":
+                            self.assertEqual(e.is_dir(), os.path.isdir(os.path.join(d, e.name)))
+        check("after creating")
+        # a's own locks: unlink some, move some from d1 to d2
+        own = sorted(n for n in want[d1] if n.startswith("lock-")
+                     and int(n[5:8]) % 3)
+        for k, n in enumerate(own):
+            if k % 4 == 0:
+                a.ok("unlink", path=os.path.join(d1, n))
+                want[d1].discard(n)
+            elif k % 4 == 1:
+                a.ok("rename", path=os.path.join(d1, n), dst=os.path.join(d2, "mv-" + n))
+                want[d1].discard(n)
+                want[d2].add("mv-" + n)
+        os.rmdir(os.path.join(d1, "s2"))
+        want[d1].discard("s2")
+        del want[os.path.join(d1, "s2")]
+        check("after unlink, rename and rmdir")
+        # b's locks vanish on its exit, from both directories at once
+        b.kill()
+        bnames = {n for d in (d1, d2) for n in want[d]
+                  if n.startswith("lock-") and int(n[5:8]) % 3 == 0}
+        self.assertGreater(len(bnames), 100)
+        for d in (d1, d2):
+            want[d] -= bnames
+        wait_until(lambda: set(os.listdir(d1)) == want[d1] and
+                   set(os.listdir(d2)) == want[d2], 2.0, "b's locks released on exit")
+        check("after holder exit")
+        a.kill()
+        wait_until(lambda: os.listdir(d2) == [], 2.0, "a's locks released on exit")
+        self.assertEqual(sorted(os.listdir(d1)), ["s1"])
+        os.unlink(os.path.join(d1, "s1", "inner"))
+        os.rmdir(os.path.join(d1, "s1"))
+        os.rmdir(d1)
+        os.rmdir(d2)
+        self.assertEqual(sorted(os.listdir(self.m.mnt)), [".lockfs"])
+
+
 class TestDepth(LockfsTestCase):
     MOUNT_OPTS = "max_depth=4"
 

@@ -14,10 +14,37 @@ import unittest
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 from harness import LockfsTestCase, Holder, errno, errno_of, wait_until  # noqa: E402
-from lockfs_it import (agent, status, gone, exists, metrics, released,  # noqa: E402
+from lockfs_it import (agent, spawn, status, gone, exists, metrics, released,  # noqa: E402
                        DeleteWatch)
 
 EXCL = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+
+# Takes argv[1] with content argv[2] and keeps that descriptor; then runs
+# one fd operation per stdin line, answering with its errno (0 on success).
+FD_HOLDER = r"""
+import os, sys
+path, content = sys.argv[1], sys.argv[2]
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.write(fd, content.replace("{pid}", str(os.getpid())).encode())
+print("READY", os.getpid(), flush=True)
+for line in sys.stdin:
+    op = line.strip()
+    try:
+        if op == "ftruncate":
+            os.ftruncate(fd, 0)
+        elif op == "futimens":
+            os.utime(fd, None)
+        elif op == "futimes":
+            os.utime(fd, (1, 1))
+        elif op == "write":
+            os.pwrite(fd, b"x", 0)
+        else:
+            raise ValueError(op)
+        print(0, flush=True)
+    except OSError as e:
+        print(e.errno, flush=True)
+os.close(fd)
+"""
 
 
 class ReleaseMixin:
@@ -140,6 +167,47 @@ class TestRelease(ReleaseMixin, LockfsTestCase):
 
     def test_stale_fd_after_expiry(self):
         self.check_stale_fd(lambda p: wait_until(lambda: gone(p), 3.0, "expiry"))
+
+    def check_lost_handle(self, release, content, ops):
+        """The old descriptor of a holder whose lock was released behind its
+        back (the name may be someone else's by now): each (op, errno) of
+        ops fails with that errno, never ENOENT, and changes nothing."""
+        p = self.p("x.lock")
+        proc, out = spawn(self, [sys.executable, "-c", FD_HOLDER, p, content])
+        pid = int(out.expect("READY").split()[1])
+        self.assertEqual(status(p)["lockfs"]["pid"], pid)
+        release(p)
+        self.assertTrue(gone(p))
+        for op, want in ops:
+            proc.stdin.write(op + "\n")
+            proc.stdin.flush()
+            got = int(out.get(20, f"answer to {op}"))
+            self.assertEqual(got, want, f"{op} on a lost handle: {os.strerror(got)}")
+        self.assertTrue(gone(p), "the lost handle brought the name back")
+        proc.stdin.close()
+        self.assertEqual(proc.wait(timeout=20), 0)
+
+    LOST_TRUNC = (("ftruncate", errno.EEXIST), ("write", errno.EEXIST))
+    LOST_TIMES = (("futimens", errno.EPERM), ("futimes", errno.EPERM))
+
+    def force_unlock(self, p):
+        os.unlink(p)
+
+    def expire(self, p):
+        # the holder's open descriptor defers IN_DELETE_SELF: poll
+        wait_until(lambda: gone(p), 3.0, "expiry")
+
+    def test_lost_handle_ftruncate_after_force_unlock(self):
+        self.check_lost_handle(self.force_unlock, "{pid}\n", self.LOST_TRUNC)
+
+    def test_lost_handle_ftruncate_after_expiry(self):
+        self.check_lost_handle(self.expire, '{"pid": {pid}, "ttl_s": 1}', self.LOST_TRUNC)
+
+    def test_lost_handle_futimens_after_force_unlock(self):
+        self.check_lost_handle(self.force_unlock, "{pid}\n", self.LOST_TIMES)
+
+    def test_lost_handle_futimens_after_expiry(self):
+        self.check_lost_handle(self.expire, '{"pid": {pid}, "ttl_s": 1}', self.LOST_TIMES)
 
     def test_per_lock_ttl_expiry(self):
         p = self.p("x.lock")
