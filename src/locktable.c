@@ -635,8 +635,9 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
         pthread_mutex_lock(&t->mu);
         struct node *n = node_by_ino(t, ino);
         int r = 0;
-        if (n && !n->linked && n->kind == LT_LOCK && h) {
-                r = (what & LT_SET_SIZE) ? -EEXIST : -EPERM; /* its lock is lost */
+        if (n && !n->linked && n->kind == LT_LOCK) {
+                /* a descriptor of a lost lock (futimens comes without a handle) */
+                r = (what & LT_SET_SIZE) ? -EEXIST : -EPERM;
                 goto out;
         }
         if (!n || (!n->linked && n != t->root)) {
