@@ -7,8 +7,10 @@
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
+#include "htab.h"
 #include "locktable.h"
 
 struct file;
@@ -20,6 +22,9 @@ struct lockfs_ctx {
         char host[256];
         pthread_mutex_t files_mu; /* initialize with PTHREAD_MUTEX_INITIALIZER */
         struct file *files;       /* open files, for fs_files_free_all() */
+        pthread_mutex_t flocks_mu; /* flock requests in flight (fs/flock.c) */
+        struct htab flocks;
+        atomic_uint_fast64_t next_flock_id;
 };
 
 extern const struct fuse_lowlevel_ops lockfs_ops;
@@ -27,6 +32,13 @@ extern const struct fuse_lowlevel_ops lockfs_ops;
 /* Free the open files the kernel never released (it need not send RELEASE
  * for files still open at unmount). Call after the session loop ended. */
 void fs_files_free_all(struct lockfs_ctx *ctx);
+
+/* flock(2) (fs/flock.c): set up and tear down the registry of requests in
+ * flight; the FUSE handler; the lock table's grant function (ctx as arg). */
+int fs_flock_init(struct lockfs_ctx *ctx);
+void fs_flock_fini(struct lockfs_ctx *ctx);
+void fs_op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op);
+void fs_flock_finish(void *ctx, uint64_t id, int err, const struct lt_handle *h);
 
 struct notifier;
 

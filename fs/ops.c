@@ -13,82 +13,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "file.h"
 #include "fs.h"
 #include "log.h"
 #include "status.h"
 
-enum file_type { FILE_LOCK, FILE_META, FILE_DIR };
-
-/* What fi->fh points to. */
-struct file {
-        atomic_int refs;         /* RELEASE's, plus one per READ replying */
-        struct lockfs_ctx *ctx;
-        struct file *prev, *next; /* ctx->files: every open file */
-        enum file_type type;
-        struct lt_handle lock;   /* FILE_LOCK */
-        pthread_mutex_t mu;      /* guards the first rendering */
-        bool rendered;
-        char *buf;               /* FILE_LOCK, FILE_META: the snapshot */
-        size_t len;
-        struct lt_dirent *ents;  /* FILE_DIR */
-        size_t n_ents;
-};
-
 static struct lockfs_ctx *ctx_of(fuse_req_t req) {
         return fuse_req_userdata(req);
-}
-
-static struct file *file_of(const struct fuse_file_info *fi) {
-        return fi ? (struct file *)(uintptr_t)fi->fh : NULL;
-}
-
-/* A new open file of type, listed in ctx; NULL when out of memory. */
-static struct file *file_new(struct lockfs_ctx *ctx, enum file_type type) {
-        struct file *f = calloc(1, sizeof(*f));
-        if (!f)
-                return NULL;
-        atomic_init(&f->refs, 1);
-        f->type = type;
-        f->ctx = ctx;
-        pthread_mutex_init(&f->mu, NULL);
-        pthread_mutex_lock(&ctx->files_mu);
-        f->next = ctx->files;
-        if (f->next)
-                f->next->prev = f;
-        ctx->files = f;
-        pthread_mutex_unlock(&ctx->files_mu);
-        return f;
-}
-
-static void file_free(struct file *f) {
-        pthread_mutex_destroy(&f->mu);
-        free(f->buf);
-        lt_dirents_free(f->ents, f->n_ents);
-        free(f);
-}
-
-/* Drop one reference to f; the last unlists and frees it. NULL is a no-op. */
-static void file_put(struct file *f) {
-        if (!f || atomic_fetch_sub(&f->refs, 1) > 1)
-                return;
-        struct lockfs_ctx *ctx = f->ctx;
-        pthread_mutex_lock(&ctx->files_mu);
-        if (f->prev)
-                f->prev->next = f->next;
-        else
-                ctx->files = f->next;
-        if (f->next)
-                f->next->prev = f->prev;
-        pthread_mutex_unlock(&ctx->files_mu);
-        file_free(f);
-}
-
-void fs_files_free_all(struct lockfs_ctx *ctx) {
-        while (ctx->files) {
-                struct file *f = ctx->files;
-                ctx->files = f->next;
-                file_free(f);
-        }
 }
 
 /* Identify the process behind req; replies the error itself on failure. */
@@ -127,9 +58,11 @@ static void reply_entry(fuse_req_t req, const struct lt_attr *a) {
 
 /* ---- rendering -------------------------------------------------------------- */
 
-static int render_lock(struct lockfs_ctx *ctx, uint64_t ino, struct file *f) {
+/* Render the lock f refers to (after a flock onto a re-taken name, not
+ * necessarily inode ino). Call with f->mu held, or before f is shared. */
+static int render_lock(struct lockfs_ctx *ctx, struct file *f) {
         struct lock_view v;
-        int r = locktable_view(ctx->table, ino, &v);
+        int r = locktable_view(ctx->table, f->lock.ino, &v);
         if (r < 0)
                 return r;
         f->buf = status_render(&v, lt_now_wall_ms(), ctx->host, &f->len);
@@ -213,9 +146,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
                 what |= LT_SET_OWNER;
         struct file *f = file_of(fi);
-        const struct lt_handle *h = f && f->type == FILE_LOCK ? &f->lock : NULL;
+        struct lt_handle h = f && f->type == FILE_LOCK ? file_handle(f) : (struct lt_handle){ 0 };
         struct lt_attr a;
-        int r = locktable_setattr(ctx_of(req)->table, ino, h, &c, what, attr->st_size, &a);
+        int r = locktable_setattr(ctx_of(req)->table, ino, f && f->type == FILE_LOCK ? &h : NULL, &c,
+                                  what, attr->st_size, &a);
         if (r < 0) {
                 fuse_reply_err(req, -r);
                 return;
@@ -247,6 +181,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         bool meta = ino == LT_INO_META_LOCKS || ino == LT_INO_META_METRICS;
         struct file *f = file_new(ctx, meta ? FILE_META : FILE_LOCK);
         int r = f ? 0 : -ENOMEM;
+        if (f)
+                f->opener_tid = fuse_req_ctx(req)->pid;
         if (r == 0 && meta) {
                 r = (fi->flags & O_ACCMODE) != O_RDONLY ? -EACCES : 0;
         } else if (r == 0 && (fi->flags & O_ACCMODE) == O_RDONLY) {
@@ -264,7 +200,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         }
         /* Readers get the status as of their open; writers render lazily. */
         if (r == 0 && (fi->flags & O_ACCMODE) == O_RDONLY) {
-                r = meta ? render_meta(ctx, ino, f) : render_lock(ctx, ino, f);
+                r = meta ? render_meta(ctx, ino, f) : render_lock(ctx, f);
                 if (r == -ENOENT)
                         r = -ESTALE; /* released meanwhile: make the kernel look again */
                 f->rendered = r == 0;
@@ -290,6 +226,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         struct file *f = file_new(ctx, FILE_LOCK);
         struct lt_attr a;
         int r = f ? 0 : -ENOMEM;
+        if (f)
+                f->opener_tid = c.tid;
         if (r == 0)
                 r = locktable_create(ctx->table, parent, name, &c, fi->flags, &a, &f->lock);
         if (r < 0) {
@@ -328,7 +266,7 @@ static int file_render(struct lockfs_ctx *ctx, fuse_ino_t ino, struct file *f) {
         int r = 0;
         pthread_mutex_lock(&f->mu);
         if (!f->rendered) {
-                r = f->type == FILE_META ? render_meta(ctx, ino, f) : render_lock(ctx, ino, f);
+                r = f->type == FILE_META ? render_meta(ctx, ino, f) : render_lock(ctx, f);
                 if (r == -ENOENT)
                         r = 0;
                 f->rendered = r == 0;
@@ -356,7 +294,7 @@ static void read_file(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, st
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                     struct fuse_file_info *fi) {
         struct file *f = file_of(fi);
-        atomic_fetch_add(&f->refs, 1);
+        file_get(f);
         read_file(req, ino, size, off, f);
         file_put(f);
 }
@@ -372,7 +310,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
         struct caller c;
         if (caller_of(req, &c) < 0)
                 return;
-        ssize_t r = locktable_write(ctx_of(req)->table, &f->lock, &c, off, buf, size);
+        struct lt_handle h = file_handle(f);
+        ssize_t r = locktable_write(ctx_of(req)->table, &h, &c, off, buf, size);
         if (r < 0)
                 fuse_reply_err(req, (int)-r);
         else
@@ -385,9 +324,14 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) 
         fuse_reply_err(req, 0);
 }
 
+/* The last close of an open file. If it held a flock, that releases the
+ * lock (SPEC R7.2); RELEASE carries pid 0, the owner says whose it was. */
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         (void)ino;
-        file_put(file_of(fi));
+        struct file *f = file_of(fi);
+        if (fi->flock_release && f->type == FILE_LOCK)
+                locktable_flock_unlock(ctx_of(req)->table, file_handle(f).ino, fi->lock_owner);
+        file_put(f);
         fuse_reply_err(req, 0);
 }
 
@@ -453,17 +397,6 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
         (void)newparent;
         (void)newname;
         fuse_reply_err(req, EPERM);
-}
-
-/* flock(2) is not served yet: refuse it loudly rather than let the kernel
- * emulate it locally, where a lock released and re-created under the same
- * name could admit two holders. (Defining .flock makes libfuse ask the
- * kernel to send flock requests here.) */
-static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op) {
-        (void)ino;
-        (void)fi;
-        (void)op;
-        fuse_reply_err(req, EOPNOTSUPP);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
@@ -555,5 +488,5 @@ const struct fuse_lowlevel_ops lockfs_ops = {
         .releasedir   = op_releasedir,
         .statfs       = op_statfs,
         .create       = op_create,
-        .flock        = op_flock,
+        .flock        = fs_op_flock, /* makes libfuse ask for FUSE_CAP_FLOCK_LOCKS */
 };

@@ -81,6 +81,7 @@ static struct node *child_get(struct locktable *t, const struct node *dir, const
 
 static void node_link(struct locktable *t, struct node *dir, struct node *n) {
         n->parent = dir;
+        n->parent_was = dir->ino;
         n->linked = true;
         dir->n_children++;
         n->sib_prev = NULL;
@@ -298,6 +299,43 @@ static void store_update_lock(struct locktable *t, const struct node *n) {
 
 /* ---- acquisition and release ---------------------------------------------- */
 
+int lt_take(struct locktable *t, struct node *n, const struct caller *c, enum lock_how how) {
+        struct holder *h = NULL;
+        int r = c->self.pid ? lt_holder_ref(t, c, &h) : 0;
+        if (r < 0)
+                return r;
+        struct lock_view v;
+        uint64_t fence;
+        r = lock_view_fill(n, &v, false);
+        if (r == 0) {
+                r = t->store->ops->acquire(t->store, &v, &fence);
+                lock_view_clear(&v);
+        }
+        if (r < 0) {
+                if (h)
+                        lt_holder_unref(t, h);
+                return r;
+        }
+        lt_detach_holder(t, n);
+        if (h) {
+                lt_attach_holder(n, h);
+        } else {
+                n->uid = c->uid;
+                n->gid = c->gid;
+        }
+        n->how = h ? how : LOCK_HOW_DETACHED;
+        n->liveness_known = h != NULL;
+        n->fence = fence;
+        n->acquired_ms = n->renewed_ms = lt_now_wall_ms();
+        n->ttl_s = t->cfg.default_ttl_s;
+        n->content_len = 0;
+        n->claim_ignored_pid = 0;
+        n->flock_owner = 0;
+        t->m.acquired++;
+        lt_renew(t, n);
+        return 0;
+}
+
 /* Create lock name in dir for caller c. */
 static int lock_acquire(struct locktable *t, struct node *dir, const char *name,
                         const struct caller *c, struct node **ret) {
@@ -307,33 +345,10 @@ static int lock_acquire(struct locktable *t, struct node *dir, const char *name,
         struct node *n = node_new(t, LT_LOCK, name);
         if (!n)
                 return -ENOMEM;
-        n->acquired_ms = n->renewed_ms = n->ctime_ms;
-        n->ttl_s = t->cfg.default_ttl_s;
-        n->uid = c->uid;
-        n->gid = c->gid;
-        if (c->self.pid) {
-                struct holder *h;
-                r = lt_holder_ref(t, c, &h);
-                if (r < 0) {
-                        node_free(t, n);
-                        return r;
-                }
-                lt_attach_holder(n, h);
-                n->how = LOCK_HOW_CREATOR;
-                n->liveness_known = true;
-        } else {
-                n->how = LOCK_HOW_DETACHED;
-        }
         node_link(t, dir, n);
-        struct lock_view v;
-        r = lock_view_fill(n, &v, false);
-        if (r == 0) {
-                r = t->store->ops->acquire(t->store, &v, &n->fence);
-                lock_view_clear(&v);
-        }
+        r = lt_take(t, n, c, LOCK_HOW_CREATOR);
         if (r < 0) {
                 lt_node_unlink(t, n);
-                lt_detach_holder(t, n);
                 node_free(t, n);
                 return r;
         }
@@ -342,9 +357,7 @@ static int lock_acquire(struct locktable *t, struct node *dir, const char *name,
                 t->all_locks->all_prev = n;
         t->all_locks = n;
         t->n_nodes++;
-        t->m.acquired++;
         t->m.held++;
-        lt_renew(t, n);
         *ret = n;
         return 0;
 }
@@ -362,7 +375,8 @@ int locktable_new(const struct locktable_config *cfg, struct store *s, struct lo
         t->epfd = t->timerfd = t->pollfd = -1;
         pthread_mutex_init(&t->mu, NULL);
         int r = -ENOMEM;
-        if (htab_init(&t->inodes) < 0 || htab_init(&t->names) < 0 || htab_init(&t->holders) < 0)
+        if (htab_init(&t->inodes) < 0 || htab_init(&t->names) < 0 || htab_init(&t->holders) < 0 ||
+            htab_init(&t->waiters) < 0)
                 goto fail;
         t->epfd = epoll_create1(EPOLL_CLOEXEC);
         t->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -396,6 +410,9 @@ fail:
 void locktable_free(struct locktable *t) {
         if (!t)
                 return;
+        for (struct node *n = t->all_locks; n; n = n->all_next)
+                lt_drop_waiters(t, n, -EINTR);
+        free(t->grants); /* nobody to answer at shutdown */
         while (t->all_locks)
                 lt_release(t, t->all_locks, CAUSE_UNLINK, NULL);
         if (t->inodes.buckets) {
@@ -414,6 +431,7 @@ void locktable_free(struct locktable *t) {
         htab_free(&t->inodes);
         htab_free(&t->names);
         htab_free(&t->holders);
+        htab_free(&t->waiters);
         heap_free(&t->deadlines);
         if (t->epfd >= 0)
                 close(t->epfd);
@@ -504,21 +522,14 @@ static void lock_open(struct locktable *t, struct node *n, const struct caller *
         }
 }
 
-int locktable_create(struct locktable *t, uint64_t parent, const char *name,
-                     const struct caller *c, int flags,
-                     struct lt_attr *ret_attr, struct lt_handle *ret_handle) {
-        int r = name_check(name);
+int lt_create(struct locktable *t, uint64_t parent, const char *name, const struct caller *c,
+              int flags, struct node **ret, struct lt_handle *ret_handle) {
+        struct node *dir, *n;
+        int r = dir_get(t, parent, &dir);
         if (r < 0)
                 return r;
-        pthread_mutex_lock(&t->mu);
-        struct node *dir, *n = NULL;
-        r = dir_get(t, parent, &dir);
-        if (r < 0)
-                goto out;
-        if (name_is_meta(dir, name)) {
-                r = -EEXIST;
-                goto out;
-        }
+        if (name_is_meta(dir, name))
+                return -EEXIST;
         n = child_get(t, dir, name);
         if (n && n->kind == LT_DIR) {
                 r = (flags & O_EXCL) ? -EEXIST : -EISDIR;
@@ -536,11 +547,24 @@ int locktable_create(struct locktable *t, uint64_t parent, const char *name,
                                 .ino = n->ino, .fence = n->fence,
                                 .append = (flags & O_APPEND) != 0 };
         }
+        if (r == 0)
+                *ret = n;
+        return r;
+}
+
+int locktable_create(struct locktable *t, uint64_t parent, const char *name,
+                     const struct caller *c, int flags,
+                     struct lt_attr *ret_attr, struct lt_handle *ret_handle) {
+        int r = name_check(name);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&t->mu);
+        struct node *n;
+        r = lt_create(t, parent, name, c, flags, &n, ret_handle);
         if (r == 0) {
                 n->nlookup++;
                 fill_attr(n, ret_attr);
         }
-out:
         pthread_mutex_unlock(&t->mu);
         return r;
 }
@@ -711,7 +735,7 @@ int locktable_unlink(struct locktable *t, uint64_t parent, const char *name,
                 r = -EPERM;
         }
 out:
-        pthread_mutex_unlock(&t->mu);
+        lt_unlock(t); /* a release may have handed the lock to a waiter */
         return r;
 }
 

@@ -69,6 +69,12 @@ struct lt_handle {
  * be told. Delivered by locktable_reap() outside the table lock. */
 typedef void (*lt_removed_fn)(void *ctx, uint64_t parent, uint64_t ino, const char *name);
 
+/* The reply owed to a parked flock request named id: err 0 with the holder
+ * handle of the new acquisition in *h, or a negative errno (-EINTR when its
+ * process died first). Called outside the table lock, once per parked
+ * request that was not cancelled. */
+typedef void (*lt_grant_fn)(void *ctx, uint64_t id, int err, const struct lt_handle *h);
+
 struct locktable;
 
 /* Create a table using store s (the table does not own s). */
@@ -153,6 +159,33 @@ struct lt_dirent {
 };
 int locktable_readdir(struct locktable *t, uint64_t ino, struct lt_dirent **ret, size_t *ret_n);
 void lt_dirents_free(struct lt_dirent *d, size_t n);
+
+/* ---- flock(2) (SPEC §7) ----
+ * A lock that its holder flocked is released by LOCK_UN or by closing that
+ * open file description (owner); any release hands the lock to the first
+ * parked LOCK_EX waiter instead: holder and fence change, the name stays. */
+
+/* Where grants of parked requests go; set once before serving. */
+void locktable_set_grant_fn(struct locktable *t, lt_grant_fn fn, void *ctx);
+
+/* LOCK_EX by open file description owner through handle h (of inode h->ino)
+ * for c, who becomes the holder. Returns 0 when granted at once (*ret is
+ * then a holder handle, possibly of another inode when h's lock was
+ * released and the name taken anew), LT_PARKED when parked under id (the
+ * grant comes through the grant function, or locktable_flock_cancel),
+ * -EWOULDBLOCK when held and nonblock, -EOPNOTSUPP for a non-lock, -ESTALE
+ * when the lock and its directory are gone. */
+#define LT_PARKED 1
+int locktable_flock(struct locktable *t, const struct lt_handle *h, uint64_t owner,
+                    const struct caller *c, bool nonblock, uint64_t id, struct lt_handle *ret);
+
+/* LOCK_UN, or the close of owner's last descriptor: release (or hand on)
+ * the lock of inode ino if owner holds its flock; else nothing. */
+int locktable_flock_unlock(struct locktable *t, uint64_t ino, uint64_t owner);
+
+/* Remove parked request id; true when it was still parked (the caller then
+ * replies to it), false when it was granted or is unknown. */
+bool locktable_flock_cancel(struct locktable *t, uint64_t id);
 
 /* Copy of one live lock (-ENOENT when gone) or of all held locks. Free with
  * lock_view_clear() / lock_views_free(). */

@@ -53,6 +53,7 @@ struct lock_metrics {
         uint64_t released_ttl;      /* TTL ran out (= expired) */
         uint64_t released_root;     /* force-unlocked by root */
         uint64_t released_detached; /* detached lock unlinked by its creator uid */
+        uint64_t released_unlock;   /* flock LOCK_UN or close of the flocking file */
         uint64_t held;              /* locks held now */
         uint64_t directories;       /* namespaces (directories) now */
         uint64_t waiters;           /* flock waiters parked now */

@@ -43,8 +43,22 @@ void lt_renew(struct locktable *t, struct node *n) {
 }
 
 /* Release lock n for cause; if report, queue its name for the kernel. */
+static void count_release(struct locktable *t, enum release_cause cause) {
+        switch (cause) {
+        case CAUSE_UNLINK: t->m.released_unlink++; break;
+        case CAUSE_EXIT: t->m.released_exit++; break;
+        case CAUSE_TTL: t->m.released_ttl++; break;
+        case CAUSE_ROOT: t->m.released_root++; break;
+        case CAUSE_DETACHED: t->m.released_detached++; break;
+        case CAUSE_UNLOCK: t->m.released_unlock++; break;
+        }
+}
+
 void lt_release(struct locktable *t, struct node *n, enum release_cause cause,
-                         struct removals *report) {
+                struct removals *report) {
+        count_release(t, cause);
+        if (n->wq_head && lt_handoff(t, n))
+                return; /* the name stays, with its next holder */
         if (report && report->n == report->cap) {
                 size_t cap = report->cap ? report->cap * 2 : 16;
                 struct removal *v = realloc(report->v, cap * sizeof(*v));
@@ -78,13 +92,6 @@ void lt_release(struct locktable *t, struct node *n, enum release_cause cause,
         n->content_len = n->content_cap = 0;
         t->n_nodes--;
         t->m.held--;
-        switch (cause) {
-        case CAUSE_UNLINK: t->m.released_unlink++; break;
-        case CAUSE_EXIT: t->m.released_exit++; break;
-        case CAUSE_TTL: t->m.released_ttl++; break;
-        case CAUSE_ROOT: t->m.released_root++; break;
-        case CAUSE_DETACHED: t->m.released_detached++; break;
-        }
         lt_node_maybe_free(t, n);
 }
 
@@ -156,7 +163,7 @@ int locktable_reap(struct locktable *t, lt_removed_fn fn, void *ctx) {
                           : tag == POLL_TAG  ? reap_polled(t, &out)
                                              : reap_holder(t, tag, &out);
         }
-        pthread_mutex_unlock(&t->mu);
+        lt_unlock(t);
         for (size_t i = 0; i < out.n; i++) {
                 if (fn)
                         fn(ctx, out.v[i].parent, out.v[i].ino, out.v[i].name);

@@ -93,7 +93,7 @@ int lt_holder_ref(struct locktable *t, const struct caller *c, struct holder **r
         return 0;
 }
 
-static void holder_unref(struct locktable *t, struct holder *h) {
+void lt_holder_unref(struct locktable *t, struct holder *h) {
         if (--h->refs > 0)
                 return;
         holder_unwatch(t, h);
@@ -124,7 +124,7 @@ void lt_detach_holder(struct locktable *t, struct node *n) {
                 n->hl_next->hl_prev = n->hl_prev;
         n->hl_prev = n->hl_next = NULL;
         n->holder = NULL;
-        holder_unref(t, h);
+        lt_holder_unref(t, h);
 }
 
 bool lt_is_holder(const struct node *n, const struct caller *c) {

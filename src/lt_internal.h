@@ -59,9 +59,32 @@ struct node {
         char *content;
         size_t content_len;
         size_t content_cap;
+        /* flock(2), SPEC §7 */
+        uint64_t parent_was;     /* parent's inode while linked (for a late flock) */
+        uint64_t flock_owner;    /* open file description holding the flock, 0 = none */
+        struct lt_waiter *wq_head, *wq_tail; /* parked LOCK_EX requests, FIFO */
 };
 
-enum release_cause { CAUSE_UNLINK, CAUSE_EXIT, CAUSE_TTL, CAUSE_ROOT, CAUSE_DETACHED };
+/* A parked flock(LOCK_EX) request, owned by the table until granted or
+ * cancelled. */
+struct lt_waiter {
+        struct hlink by_id;      /* t->waiters */
+        uint64_t id;             /* the fs layer's name for the request */
+        uint64_t owner;          /* its open file description */
+        struct caller who;       /* who becomes the holder */
+        struct node *n;
+        struct lt_waiter *prev, *next;
+};
+
+/* A reply owed to a parked request, delivered outside the table lock. */
+struct lt_grant {
+        uint64_t id;
+        int err;
+        struct lt_handle handle;
+};
+
+enum release_cause { CAUSE_UNLINK, CAUSE_EXIT, CAUSE_TTL, CAUSE_ROOT, CAUSE_DETACHED,
+                     CAUSE_UNLOCK };
 
 /* A name removed by the daemon itself, to report outside the lock. */
 struct removal {
@@ -94,6 +117,11 @@ struct locktable {
         int pollfd;              /* periodic timer while holders lack pidfds */
         size_t n_polled;
         struct lock_metrics m;
+        struct htab waiters;     /* parked flock requests by id */
+        struct lt_grant *grants; /* owed replies, see lt_unlock() */
+        size_t n_grants, cap_grants;
+        lt_grant_fn grant_fn;
+        void *grant_ctx;
 };
 
 #define TIMER_TAG UINT64_MAX
@@ -129,6 +157,30 @@ bool lt_is_holder(const struct node *n, const struct caller *c);
 bool lt_may_release(const struct node *n, const struct caller *c);
 /* Apply a pid claim written by c into n (SPEC R3.3, R3.3a). */
 void lt_apply_claim(struct locktable *t, struct node *n, const struct caller *c, pid_t pid);
+
+/* CREATE of name in parent under the lock (see locktable_create), without
+ * counting a kernel lookup; the lock is stored in *ret. */
+int lt_create(struct locktable *t, uint64_t parent, const char *name, const struct caller *c,
+              int flags, struct node **ret, struct lt_handle *ret_handle);
+
+/* Make c the holder of linked lock n as a new acquisition: new fence,
+ * times, default TTL, empty content, no flock (SPEC R5.4). how applies when
+ * c's pid is known (else the lock is detached). 0 or -errno (n unchanged). */
+int lt_take(struct locktable *t, struct node *n, const struct caller *c, enum lock_how how);
+
+/* lt_flock.c: flock(2) waiters. */
+/* Hand n to its first live waiter instead of releasing it; false when no
+ * waiter could take it (the caller then releases n). */
+bool lt_handoff(struct locktable *t, struct node *n);
+/* Drop all of n's waiters, owing each the reply err. */
+void lt_drop_waiters(struct locktable *t, struct node *n, int err);
+/* Owe a reply to parked request id. */
+void lt_owe_grant(struct locktable *t, uint64_t id, int err, const struct node *n);
+/* Unlock t->mu and deliver the replies owed meanwhile (outside the lock). */
+void lt_unlock(struct locktable *t);
+
+/* lt_holders.c */
+void lt_holder_unref(struct locktable *t, struct holder *h);
 
 /* lt_expiry.c: deadlines and release. */
 /* Restart n's TTL from now (renewal); a TTL of 0 unqueues it. */

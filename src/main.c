@@ -64,7 +64,7 @@ int main(int argc, char **argv) {
         struct fuse_loop_config *loop = NULL;
         struct notifier *notifier = NULL;
         struct reaper *reaper = NULL;
-        bool mounted = false, signals = false;
+        bool mounted = false, signals = false, flocks = false;
         struct lockfs_ctx ctx = { .files_mu = PTHREAD_MUTEX_INITIALIZER };
         struct locktable_config cfg = {
                 .default_ttl_s = o.ttl_s,
@@ -81,6 +81,12 @@ int main(int argc, char **argv) {
         }
         ctx.table = table;
         ctx.max_locks = o.max_locks;
+        if ((r = fs_flock_init(&ctx)) < 0) {
+                log_msg(LOG_ERR, "cannot set up flock: %s", strerror(-r));
+                goto out;
+        }
+        flocks = true;
+        locktable_set_grant_fn(table, fs_flock_finish, &ctx);
         if (fuse_args_build(&o, &args) < 0)
                 goto out;
         se = fuse_session_new(&args, &lockfs_ops, sizeof(lockfs_ops), &ctx);
@@ -126,6 +132,8 @@ out:
         if (se)
                 fuse_session_destroy(se);
         fs_files_free_all(&ctx);
+        if (flocks)
+                fs_flock_fini(&ctx);
         fuse_opt_free_args(&args);
         locktable_free(table);
         store_free(store);

@@ -864,6 +864,7 @@ static void metrics_write(FILE *f, const struct lock_metrics *m) {
         fprintf(f, "%s{cause=\"ttl\"} %" PRIu64 "\n", released, m->released_ttl);
         fprintf(f, "%s{cause=\"root\"} %" PRIu64 "\n", released, m->released_root);
         fprintf(f, "%s{cause=\"detached\"} %" PRIu64 "\n", released, m->released_detached);
+        fprintf(f, "%s{cause=\"unlock\"} %" PRIu64 "\n", released, m->released_unlock);
         metric_one(f, "lockfs_expired_total", "counter", "Locks released because their TTL ran out.",
                    m->released_ttl);
         metric_one(f, "lockfs_locks_held", "gauge", "Locks held now.", m->held);

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/* Open files of the FUSE adapter (what fi->fh points to): refcounted, listed
+ * per mount so that files the kernel never released are freed at unmount. */
+#ifndef LOCKFS_FILE_H
+#define LOCKFS_FILE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "fs.h"
+
+enum file_type { FILE_LOCK, FILE_META, FILE_DIR };
+
+struct file {
+        atomic_int refs;         /* RELEASE's, plus one per request still using it */
+        struct lockfs_ctx *ctx;
+        struct file *prev, *next; /* ctx->files: every open file */
+        enum file_type type;
+        pid_t opener_tid;        /* thread that opened it (0 = unknown) */
+        pthread_mutex_t mu;      /* guards lock (a flock grant changes it) and rendering */
+        struct lt_handle lock;   /* FILE_LOCK: read with file_handle() */
+        bool rendered;
+        char *buf;               /* FILE_LOCK, FILE_META: the snapshot */
+        size_t len;
+        struct lt_dirent *ents;  /* FILE_DIR */
+        size_t n_ents;
+};
+
+static inline struct file *file_of(const struct fuse_file_info *fi) {
+        return fi ? (struct file *)(uintptr_t)fi->fh : NULL;
+}
+
+/* A new open file of type, listed in ctx, one reference; NULL when out of
+ * memory. */
+struct file *file_new(struct lockfs_ctx *ctx, enum file_type type);
+/* Take one more reference. */
+void file_get(struct file *f);
+/* Drop one reference; the last unlists and frees f. NULL is a no-op. */
+void file_put(struct file *f);
+/* f's lock handle now / replace it (a flock grant). */
+struct lt_handle file_handle(struct file *f);
+void file_set_handle(struct file *f, const struct lt_handle *h);
+
+#endif

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/* flock(2) requests: LOCK_EX that must wait is parked in the lock table and
+ * answered later from whichever thread releases the lock; a signal cancels
+ * it through a FUSE interrupt. Parked requests are named by a number, never
+ * a pointer, because an interrupt may arrive after the reply. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+
+#include "file.h"
+#include "fs.h"
+#include "htab.h"
+#include "log.h"
+
+/* A flock request between its arrival and its reply. */
+struct pending_flock {
+        struct hlink by_id;
+        uint64_t id;
+        fuse_req_t req;
+        struct file *f;          /* a reference, so a grant can convert the handle */
+        bool parked;             /* the table queued it */
+        bool interrupted;        /* a signal came before it was queued */
+};
+
+#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+
+int fs_flock_init(struct lockfs_ctx *ctx) {
+        pthread_mutex_init(&ctx->flocks_mu, NULL);
+        return htab_init(&ctx->flocks);
+}
+
+void fs_flock_fini(struct lockfs_ctx *ctx) {
+        for (size_t b = 0; ctx->flocks.buckets && b <= ctx->flocks.mask; b++) {
+                struct hlink *l = ctx->flocks.buckets[b];
+                while (l) {
+                        struct hlink *next = l->next;
+                        free(container_of(l, struct pending_flock, by_id));
+                        l = next;
+                }
+        }
+        htab_free(&ctx->flocks);
+        pthread_mutex_destroy(&ctx->flocks_mu);
+}
+
+/* Find id; with take, also remove it. Call with flocks_mu held. */
+static struct pending_flock *pending_find(struct lockfs_ctx *ctx, uint64_t id, bool take) {
+        uint64_t h = htab_hash_u64(id);
+        for (struct hlink *l = htab_chain(&ctx->flocks, h); l; l = l->next) {
+                struct pending_flock *p = container_of(l, struct pending_flock, by_id);
+                if (p->id == id) {
+                        if (take)
+                                htab_remove(&ctx->flocks, l);
+                        return p;
+                }
+        }
+        return NULL;
+}
+
+/* Reply to request id, once: whoever takes it from the registry answers. */
+void fs_flock_finish(void *arg, uint64_t id, int err, const struct lt_handle *h) {
+        struct lockfs_ctx *ctx = arg;
+        pthread_mutex_lock(&ctx->flocks_mu);
+        struct pending_flock *p = pending_find(ctx, id, true);
+        pthread_mutex_unlock(&ctx->flocks_mu);
+        if (!p)
+                return;
+        if (err == 0 && h)
+                file_set_handle(p->f, h); /* a contender handle becomes a holder's */
+        fuse_reply_err(p->req, -err);
+        file_put(p->f);
+        free(p);
+}
+
+static void flock_interrupted(fuse_req_t req, void *data) {
+        struct lockfs_ctx *ctx = fuse_req_userdata(req);
+        uint64_t id = (uintptr_t)data;
+        pthread_mutex_lock(&ctx->flocks_mu);
+        struct pending_flock *p = pending_find(ctx, id, false);
+        bool parked = p && p->parked;
+        if (p && !parked)
+                p->interrupted = true; /* the parking thread cancels it */
+        pthread_mutex_unlock(&ctx->flocks_mu);
+        if (parked && locktable_flock_cancel(ctx->table, id))
+                fs_flock_finish(ctx, id, -EINTR, NULL);
+}
+
+/* Who takes the lock when c's flock is granted: the process that opened the
+ * file when c descends from it (`exec 9>f; flock 9` makes the shell, not
+ * the short-lived flock(1), the holder), else c itself. */
+static void flock_holder(const struct file *f, const struct caller *c, struct caller *ret) {
+        struct proc_id opener;
+        *ret = *c;
+        if (!f->opener_tid || f->opener_tid == c->self.pid ||
+            !caller_find_lineage(c, f->opener_tid, &opener))
+                return;
+        struct caller o;
+        if (holder_identify_process(opener.pid, &o) == 0 &&
+            o.self.start_time == opener.start_time) {
+                o.uid = c->uid;
+                o.gid = c->gid;
+                *ret = o;
+        }
+}
+
+static void flock_exclusive(fuse_req_t req, struct fuse_file_info *fi, struct file *f,
+                            bool nonblock) {
+        struct lockfs_ctx *ctx = fuse_req_userdata(req);
+        const struct fuse_ctx *fc = fuse_req_ctx(req);
+        struct caller c, who;
+        int r = holder_identify(fc->pid, fc->uid, fc->gid, &c);
+        if (r < 0) {
+                fuse_reply_err(req, -r);
+                return;
+        }
+        flock_holder(f, &c, &who);
+        struct pending_flock *p = calloc(1, sizeof(*p));
+        if (!p) {
+                fuse_reply_err(req, ENOMEM);
+                return;
+        }
+        p->id = atomic_fetch_add(&ctx->next_flock_id, 1);
+        p->req = req;
+        p->f = f;
+        file_get(f);
+        pthread_mutex_lock(&ctx->flocks_mu);
+        htab_insert(&ctx->flocks, &p->by_id, htab_hash_u64(p->id));
+        pthread_mutex_unlock(&ctx->flocks_mu);
+        uint64_t id = p->id; /* p belongs to whoever finishes it from here on */
+        if (!nonblock) /* may call flock_interrupted at once: no lock held here */
+                fuse_req_interrupt_func(req, flock_interrupted, (void *)(uintptr_t)id);
+        struct lt_handle h = file_handle(f), granted;
+        r = locktable_flock(ctx->table, &h, fi->lock_owner, &who, nonblock, id, &granted);
+        if (r != LT_PARKED) {
+                fs_flock_finish(ctx, id, r, &granted);
+                return;
+        }
+        pthread_mutex_lock(&ctx->flocks_mu);
+        p = pending_find(ctx, id, false); /* NULL: granted meanwhile */
+        bool interrupted = p && p->interrupted;
+        if (p)
+                p->parked = true;
+        pthread_mutex_unlock(&ctx->flocks_mu);
+        if (interrupted && locktable_flock_cancel(ctx->table, id))
+                fs_flock_finish(ctx, id, -EINTR, NULL);
+}
+
+void fs_op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op) {
+        (void)ino;
+        struct lockfs_ctx *ctx = fuse_req_userdata(req);
+        struct file *f = file_of(fi);
+        if (!f || f->type != FILE_LOCK) {
+                fuse_reply_err(req, EOPNOTSUPP); /* only locks can be flocked */
+                return;
+        }
+        switch (op & ~LOCK_NB) {
+        case LOCK_UN:
+                locktable_flock_unlock(ctx->table, file_handle(f).ino, fi->lock_owner);
+                fuse_reply_err(req, 0);
+                break;
+        case LOCK_EX:
+                flock_exclusive(req, fi, f, (op & LOCK_NB) != 0);
+                break;
+        default: /* LOCK_SH: a lock file has one holder (README) */
+                fuse_reply_err(req, EINVAL);
+                break;
+        }
+}
