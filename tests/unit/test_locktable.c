@@ -588,6 +588,102 @@ static void test_reused_pid_is_not_the_holder(void **state) {
         lock_view_clear(&v);
 }
 
+struct grants_log {
+        int n;
+        uint64_t id[8];
+        int err[8];
+        struct lt_handle h[8];
+};
+
+static void note_grant(void *ctx, uint64_t id, int err, const struct lt_handle *h) {
+        struct grants_log *g = ctx;
+        assert_true(g->n < 8);
+        g->id[g->n] = id;
+        g->err[g->n] = err;
+        g->h[g->n] = *h;
+        g->n++;
+}
+
+static void test_flock_grant_wait_and_handoff(void **state) {
+        struct fixture *f = *state;
+        struct grants_log g = { 0 };
+        locktable_set_grant_fn(f->t, note_grant, &g);
+        struct lt_attr a;
+        struct lt_handle h, hc, got;
+        struct lock_view v;
+        /* the creator flocks its own lock: granted at once */
+        assert_int_equal(take(f, "fl", &f->self, O_WRONLY, &a, &h), 0);
+        assert_int_equal(locktable_flock(f->t, &h, 11, &f->self, false, 1, &got), 0);
+        assert_int_equal(got.fence, h.fence);
+        /* another process: NB refused, blocking parks in FIFO order */
+        assert_int_equal(locktable_open(f->t, a.ino, &f->other, O_WRONLY, &hc), 0);
+        assert_int_equal(hc.kind, LT_HANDLE_CONTENDER);
+        assert_int_equal(locktable_flock(f->t, &hc, 22, &f->other, true, 2, &got), -EWOULDBLOCK);
+        assert_int_equal(locktable_flock(f->t, &hc, 22, &f->other, false, 3, &got), LT_PARKED);
+        assert_int_equal(locktable_flock(f->t, &hc, 33, &f->other, false, 4, &got), LT_PARKED);
+        struct lock_metrics m;
+        locktable_metrics(f->t, &m);
+        assert_int_equal(m.waiters, 2);
+        /* a cancelled waiter leaves the queue */
+        assert_true(locktable_flock_cancel(f->t, 4));
+        assert_false(locktable_flock_cancel(f->t, 4));
+        /* LOCK_UN by a stranger owner does nothing; by the owner hands off */
+        assert_int_equal(locktable_flock_unlock(f->t, a.ino, 99), 0);
+        assert_int_equal(g.n, 0);
+        assert_int_equal(locktable_flock_unlock(f->t, a.ino, 11), 0);
+        assert_int_equal(g.n, 1);
+        assert_int_equal(g.id[0], 3);
+        assert_int_equal(g.err[0], 0);
+        assert_int_equal(g.h[0].kind, LT_HANDLE_HOLDER);
+        assert_true(g.h[0].fence > h.fence);
+        assert_int_equal(locktable_view(f->t, a.ino, &v), 0); /* the name never vanished */
+        assert_int_equal(v.pid, f->other_pid);
+        assert_int_equal(v.how, LOCK_HOW_FLOCK);
+        assert_int_equal(v.fence, g.h[0].fence);
+        lock_view_clear(&v);
+        /* the granted handle writes; the old holder's handle is a stranger's now */
+        assert_int_equal(locktable_write(f->t, &g.h[0], &f->other, 0, "b", 1), 1);
+        assert_int_equal(locktable_write(f->t, &h, &f->self, 0, "a", 1), -EEXIST);
+        /* closing the flocking file releases: no waiter left, the name goes */
+        assert_int_equal(locktable_flock_unlock(f->t, a.ino, 22), 0);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "fl", &a), -ENOENT);
+        locktable_metrics(f->t, &m);
+        assert_int_equal(m.waiters, 0);
+        assert_int_equal(m.released_unlock, 2);
+}
+
+static void test_flock_after_release_takes_the_name(void **state) {
+        struct fixture *f = *state;
+        struct grants_log g = { 0 };
+        locktable_set_grant_fn(f->t, note_grant, &g);
+        struct lt_attr a, b;
+        struct lt_handle h, hc, got;
+        struct lock_view forced;
+        assert_int_equal(take(f, "late", &f->other, O_WRONLY, &a, &h), 0);
+        assert_int_equal(locktable_open(f->t, a.ino, &f->self, O_RDONLY, &hc), 0);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "late", &b), 0); /* kernel ref */
+        struct caller root = f->self;
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "late", &root, &forced), 0);
+        lock_view_clear(&forced);
+        /* the descriptor's lock is gone, its name free: the flock takes it */
+        assert_int_equal(locktable_flock(f->t, &hc, 5, &f->self, false, 7, &got), 0);
+        assert_int_equal(got.kind, LT_HANDLE_HOLDER);
+        assert_true(got.ino != a.ino);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "late", &b), 0);
+        assert_int_equal(b.ino, got.ino);
+        assert_int_equal(locktable_flock_unlock(f->t, got.ino, 5), 0);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "late", &b), -ENOENT);
+}
+
+static void test_flock_on_a_directory_is_refused(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr d;
+        struct lt_handle got;
+        assert_int_equal(locktable_mkdir(f->t, LT_INO_ROOT, "dir", &f->self, &d), 0);
+        struct lt_handle hd = { .kind = LT_HANDLE_READER, .ino = d.ino };
+        assert_int_equal(locktable_flock(f->t, &hd, 1, &f->self, false, 1, &got), -EOPNOTSUPP);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void) {
@@ -609,6 +705,9 @@ int main(void) {
                 T(test_max_locks),
                 T(test_rename_rules),
                 T(test_meta_directory_is_read_only),
+                T(test_flock_grant_wait_and_handoff),
+                T(test_flock_after_release_takes_the_name),
+                T(test_flock_on_a_directory_is_refused),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
