@@ -384,7 +384,7 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
         fuse_reply_err(req, -locktable_rmdir(ctx_of(req)->table, parent, name, &c));
 }
 
-/* Symlinks and hard links are not locks (SPEC R1.5). */
+/* Symlinks are not locks (SPEC R1.5). */
 static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name) {
         (void)link;
         (void)parent;
@@ -392,11 +392,17 @@ static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
         fuse_reply_err(req, EPERM);
 }
 
+/* link(2): a second name for a lock, what dotlock tools do (SPEC R2.5). */
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
-        (void)ino;
-        (void)newparent;
-        (void)newname;
-        fuse_reply_err(req, EPERM);
+        struct caller c;
+        if (caller_of(req, &c) < 0)
+                return;
+        struct lt_attr a;
+        int r = locktable_link(ctx_of(req)->table, ino, newparent, newname, &c, &a);
+        if (r < 0)
+                fuse_reply_err(req, -r);
+        else
+                reply_entry(req, &a);
 }
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {

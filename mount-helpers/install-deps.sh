@@ -4,7 +4,8 @@
 # skipping the update when everything is present already.
 set -euo pipefail
 packages=(gcc meson ninja-build pkg-config fuse3 libfuse3-dev libcjson-dev libcmocka-dev
-          python3 nodejs jq inotify-tools util-linux valgrind)
+          python3 nodejs jq inotify-tools util-linux valgrind strace
+          liblockfile-bin lockfile-progs procmail)
 missing=()
 for p in "${packages[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

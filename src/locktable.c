@@ -67,7 +67,8 @@ static struct node *node_by_ino(struct locktable *t, uint64_t ino) {
         return NULL;
 }
 
-static struct node *child_get(struct locktable *t, const struct node *dir, const char *name) {
+/* The node named name in dir, as stored: possibly an alias (second name). */
+static struct node *name_get(struct locktable *t, const struct node *dir, const char *name) {
         uint64_t h = name_hash(dir->ino, name);
         for (struct hlink *l = htab_chain(&t->names, h); l; l = l->next) {
                 if (l->hash != h)
@@ -77,6 +78,12 @@ static struct node *child_get(struct locktable *t, const struct node *dir, const
                         return n;
         }
         return NULL;
+}
+
+/* The directory or lock named name in dir (an alias resolves to its lock). */
+static struct node *child_get(struct locktable *t, const struct node *dir, const char *name) {
+        struct node *n = name_get(t, dir, name);
+        return n && n->target ? n->target : n;
 }
 
 static void node_link(struct locktable *t, struct node *dir, struct node *n) {
@@ -227,7 +234,7 @@ static void fill_attr(const struct node *n, struct lt_attr *a) {
                 a->mtime_ms = n->ctime_ms;
         } else {
                 a->mode = S_IFREG | 0644;
-                a->nlink = live ? 1 : 0;
+                a->nlink = live ? 1 + n->n_aliases : 0;
                 a->mtime_ms = n->renewed_ms;
         }
 }
@@ -705,6 +712,96 @@ out:
 
 /* ---- public: unlink, rename, directories ------------------------------------ */
 
+void lt_drop_aliases(struct locktable *t, struct node *n, struct removals *report) {
+        struct node *a;
+        while ((a = n->aliases)) {
+                n->aliases = a->alias_next;
+                n->n_aliases--;
+                lt_report(report, a->parent->ino, n->ino, a->name);
+                lt_node_unlink(t, a);
+                t->n_nodes--;
+                node_destroy(a);
+        }
+}
+
+/* Remove one name of a lock that has several; the lock and its other
+ * names stay. When raw is the lock's own name, an alias takes its place. */
+static void name_remove(struct locktable *t, struct node *raw) {
+        struct node *n = raw->target ? raw->target : raw;
+        struct node *a = raw->target ? raw : n->aliases;
+        struct node **p = &n->aliases;
+        while (*p != a)
+                p = &(*p)->alias_next;
+        *p = a->alias_next;
+        n->n_aliases--;
+        struct node *dir = a->parent;
+        lt_node_unlink(t, a);
+        if (raw == n) { /* the lock moves to the alias's name */
+                lt_node_unlink(t, n);
+                free(n->name);
+                n->name = a->name;
+                a->name = NULL;
+                node_link(t, dir, n);
+                store_update_lock(t, n);
+        }
+        t->n_nodes--;
+        node_destroy(a);
+}
+
+int locktable_link(struct locktable *t, uint64_t ino, uint64_t newparent, const char *newname,
+                   const struct caller *c, struct lt_attr *ret) {
+        int r = name_check(newname);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&t->mu);
+        struct node *n = node_by_ino(t, ino), *newdir, *a = NULL;
+        if (!n || !n->linked || n->kind != LT_LOCK) {
+                r = n && n->kind == LT_DIR ? -EPERM : -ENOENT;
+                goto out;
+        }
+        if ((r = dir_get(t, newparent, &newdir)) < 0)
+                goto out;
+        if (name_is_meta(newdir, newname) || name_get(t, newdir, newname)) {
+                t->m.contended++;
+                r = -EEXIST;
+                goto out;
+        }
+        if (!lt_may_release(n, c)) {
+                r = -EPERM;
+                goto out;
+        }
+        if ((r = room_check(t, newdir, newname)) < 0)
+                goto out;
+        char *name = strdup(newname);
+        a = calloc(1, sizeof(*a));
+        if (!a || !name) {
+                free(name);
+                free(a);
+                r = -ENOMEM;
+                goto out;
+        }
+        /* The new name becomes the lock's own (its status path); the old
+         * one, typically a dotlock tool's temp file, stays as an alias. */
+        struct node *olddir = n->parent;
+        lt_node_unlink(t, n);
+        a->name = n->name;
+        a->kind = LT_LOCK;
+        a->target = n;
+        a->alias_next = n->aliases;
+        n->aliases = a;
+        n->n_aliases++;
+        n->name = name;
+        node_link(t, newdir, n);
+        node_link(t, olddir, a);
+        t->n_nodes++;
+        n->nlookup++;
+        store_update_lock(t, n);
+        fill_attr(n, ret);
+out:
+        pthread_mutex_unlock(&t->mu);
+        return r;
+}
+
 int locktable_unlink(struct locktable *t, uint64_t parent, const char *name,
                      const struct caller *c, struct lock_view *ret_forced) {
         memset(ret_forced, 0, sizeof(*ret_forced));
@@ -720,11 +817,16 @@ int locktable_unlink(struct locktable *t, uint64_t parent, const char *name,
                 r = -EACCES;
                 goto out;
         }
-        n = child_get(t, dir, name);
+        struct node *raw = name_get(t, dir, name);
+        n = raw && raw->target ? raw->target : raw;
         if (!n) {
                 r = -ENOENT;
         } else if (n->kind == LT_DIR) {
                 r = -EISDIR;
+        } else if (n->n_aliases && !lt_may_release(n, c) && c->uid != 0) {
+                r = -EPERM;
+        } else if (n->n_aliases) {
+                name_remove(t, raw); /* one of several names: the lock stays */
         } else if (lt_may_release(n, c)) {
                 lt_release(t, n, n->holder ? CAUSE_UNLINK : CAUSE_DETACHED, NULL);
         } else if (c->uid == 0) {
@@ -773,12 +875,16 @@ int locktable_rename(struct locktable *t, uint64_t parent, const char *name,
                 r = -EACCES;
                 goto out;
         }
-        n = child_get(t, dir, name);
+        n = name_get(t, dir, name);
         if (!n) {
                 r = -ENOENT;
                 goto out;
         }
-        struct node *target = child_get(t, newdir, newname);
+        if (n->target) { /* a second name stays where link(2) put it */
+                r = -EPERM;
+                goto out;
+        }
+        struct node *target = name_get(t, newdir, newname);
         if (target == n)
                 goto out;
         if (target) {
@@ -831,7 +937,7 @@ int locktable_mkdir(struct locktable *t, uint64_t parent, const char *name,
         r = dir_get(t, parent, &dir);
         if (r < 0)
                 goto out;
-        if (name_is_meta(dir, name) || child_get(t, dir, name)) {
+        if (name_is_meta(dir, name) || name_get(t, dir, name)) {
                 r = -EEXIST;
                 goto out;
         }
@@ -930,7 +1036,8 @@ int locktable_readdir(struct locktable *t, uint64_t ino, struct lt_dirent **ret,
         if (r == 0 && dir == t->root)
                 r = dirents_add(&v, &n, &cap, LT_INO_META_DIR, LT_DIR, LT_META_DIR_NAME);
         for (struct node *c = r == 0 ? dir->children : NULL; c && r == 0; c = c->sib_next)
-                r = dirents_add(&v, &n, &cap, c->ino, c->kind, c->name);
+                r = dirents_add(&v, &n, &cap, c->target ? c->target->ino : c->ino, c->kind,
+                                c->name);
         pthread_mutex_unlock(&t->mu);
         if (r < 0)
                 goto fail;

@@ -142,6 +142,15 @@ int locktable_rename(struct locktable *t, uint64_t parent, const char *name,
                      uint64_t newparent, const char *newname, unsigned flags,
                      const struct caller *c);
 
+/* LINK (link(2)) of lock ino to a free newname, by its holder (or for a
+ * detached lock its creator's uid): one lock, two names, as dotlock tools
+ * expect (same inode, st_nlink 2). newname becomes the lock's own name and
+ * the old name a second one; unlinking either name leaves the lock, the
+ * last one releases it. -EEXIST when newname exists, -EPERM for a
+ * non-holder or a directory. Counts one lookup. */
+int locktable_link(struct locktable *t, uint64_t ino, uint64_t newparent, const char *newname,
+                   const struct caller *c, struct lt_attr *ret);
+
 /* MKDIR / RMDIR of namespaces. mkdir counts one lookup. rmdir (and rename
  * of a directory) is for the directory's creator uid or root (-EPERM), like
  * a sticky directory; a directory holding anything can be renamed by root

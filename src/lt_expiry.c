@@ -54,24 +54,29 @@ static void count_release(struct locktable *t, enum release_cause cause) {
         }
 }
 
+void lt_report(struct removals *report, uint64_t parent, uint64_t ino, const char *name) {
+        if (!report)
+                return;
+        if (report->n == report->cap) {
+                size_t cap = report->cap ? report->cap * 2 : 16;
+                struct removal *v = realloc(report->v, cap * sizeof(*v));
+                if (!v)
+                        return; /* the kernel then learns at its next lookup */
+                report->v = v;
+                report->cap = cap;
+        }
+        char *copy = strdup(name);
+        if (copy)
+                report->v[report->n++] = (struct removal){ parent, ino, copy };
+}
+
 void lt_release(struct locktable *t, struct node *n, enum release_cause cause,
                 struct removals *report) {
         count_release(t, cause);
         if (n->wq_head && lt_handoff(t, n))
                 return; /* the name stays, with its next holder */
-        if (report && report->n == report->cap) {
-                size_t cap = report->cap ? report->cap * 2 : 16;
-                struct removal *v = realloc(report->v, cap * sizeof(*v));
-                if (v) {
-                        report->v = v;
-                        report->cap = cap;
-                }
-        }
-        if (report && report->n < report->cap) {
-                char *name = strdup(n->name);
-                if (name)
-                        report->v[report->n++] = (struct removal){ n->parent->ino, n->ino, name };
-        }
+        lt_report(report, n->parent->ino, n->ino, n->name);
+        lt_drop_aliases(t, n, report);
         char *path = t->store->ops->release ? lt_node_path(n) : NULL;
         if (path) {
                 t->store->ops->release(t->store, path, n->fence);

@@ -40,6 +40,10 @@ struct node {
         uid_t uid;               /* dir creator; lock holder or detached creator */
         gid_t gid;
         int64_t ctime_ms;
+        /* a second name of a lock (link(2)): target is the lock; such a node
+         * is in the tree but not in t->inodes */
+        struct node *target;
+        struct node *alias_next; /* target->aliases list */
         /* directories */
         size_t n_children;
         struct node *children;   /* list through sib_next/sib_prev */
@@ -59,6 +63,8 @@ struct node {
         char *content;
         size_t content_len;
         size_t content_cap;
+        struct node *aliases;    /* other names of this lock */
+        unsigned n_aliases;
         /* flock(2), SPEC §7 */
         uint64_t parent_was;     /* parent's inode while linked (for a late flock) */
         uint64_t flock_owner;    /* open file description holding the flock, 0 = none */
@@ -131,6 +137,10 @@ struct locktable {
 #define POLL_PERIOD_MS 10
 
 /* locktable.c: the tree. */
+/* Remove every other name of lock n (reporting each for the kernel). */
+void lt_drop_aliases(struct locktable *t, struct node *n, struct removals *report);
+/* Queue "name in parent is gone (inode ino)" for the kernel. */
+void lt_report(struct removals *report, uint64_t parent, uint64_t ino, const char *name);
 void lt_node_unlink(struct locktable *t, struct node *n);
 /* Free n when it is out of the tree and the kernel forgot it. */
 void lt_node_maybe_free(struct locktable *t, struct node *n);

@@ -684,6 +684,69 @@ static void test_flock_on_a_directory_is_refused(void **state) {
         assert_int_equal(locktable_flock(f->t, &hd, 1, &f->self, false, 1, &got), -EOPNOTSUPP);
 }
 
+static void test_link_gives_a_lock_a_second_name(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a, b, c2;
+        struct lt_handle h;
+        struct lock_view v, forced;
+        assert_int_equal(take(f, ".tmp1", &f->self, O_WRONLY | O_EXCL, &a, &h), 0);
+        assert_int_equal(locktable_link(f->t, a.ino, LT_INO_ROOT, "mail.lock", &f->other, &b), -EPERM);
+        assert_int_equal(locktable_link(f->t, a.ino, LT_INO_ROOT, "mail.lock", &f->self, &b), 0);
+        assert_int_equal(b.ino, a.ino);
+        assert_int_equal(b.nlink, 2);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, ".tmp1", &c2), 0);
+        assert_int_equal(c2.ino, a.ino);
+        assert_int_equal(locktable_view(f->t, a.ino, &v), 0);
+        assert_string_equal(v.path, "/mail.lock"); /* the new name is the lock's own */
+        lock_view_clear(&v);
+        /* onto any existing name: EEXIST */
+        assert_int_equal(locktable_link(f->t, a.ino, LT_INO_ROOT, ".tmp1", &f->self, &c2), -EEXIST);
+        /* a non-holder cannot remove either name; the holder removes the temp */
+        struct caller stranger = f->other;
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, ".tmp1", &stranger, &forced), -EPERM);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, ".tmp1", &f->self, &forced), 0);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, ".tmp1", &c2), -ENOENT);
+        assert_int_equal(locktable_getattr(f->t, a.ino, &c2), 0);
+        assert_int_equal(c2.nlink, 1);
+        struct lock_metrics m;
+        locktable_metrics(f->t, &m);
+        assert_int_equal(m.held, 1);
+        /* removing the lock's own name while a second exists moves it there */
+        assert_int_equal(locktable_link(f->t, a.ino, LT_INO_ROOT, "other", &f->self, &c2), 0);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "other", &f->self, &forced), 0);
+        assert_int_equal(locktable_view(f->t, a.ino, &v), 0);
+        assert_string_equal(v.path, "/mail.lock");
+        lock_view_clear(&v);
+        struct lt_dirent *e;
+        size_t n;
+        assert_int_equal(locktable_readdir(f->t, LT_INO_ROOT, &e, &n), 0);
+        assert_int_equal(n, 4); /* . .. .lockfs mail.lock */
+        lt_dirents_free(e, n);
+}
+
+static void test_release_removes_every_name(void **state) {
+        struct fixture *f = *state;
+        int fd = -1;
+        pid_t pid = spawn_sleeper(&fd);
+        struct caller c;
+        assert_int_equal(holder_identify(pid, 0, 0, &c), 0);
+        struct lt_attr a, b;
+        struct lt_handle h;
+        assert_int_equal(take(f, ".tmp2", &c, O_WRONLY, &a, &h), 0);
+        assert_int_equal(locktable_link(f->t, a.ino, LT_INO_ROOT, "d.lock", &c, &b), 0);
+        end_child(pid, fd);
+        struct removed_log log = { 0 };
+        int released = 0;
+        while (released < 1) {
+                int r = reap_wait(f->t, 5000, note_removed, &log);
+                assert_true(r >= 0);
+                released += r;
+        }
+        assert_int_equal(log.n, 2); /* both names reported to the kernel */
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, ".tmp2", &b), -ENOENT);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "d.lock", &b), -ENOENT);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void) {
@@ -705,6 +768,8 @@ int main(void) {
                 T(test_max_locks),
                 T(test_rename_rules),
                 T(test_meta_directory_is_read_only),
+                T(test_link_gives_a_lock_a_second_name),
+                T(test_release_removes_every_name),
                 T(test_flock_grant_wait_and_handoff),
                 T(test_flock_after_release_takes_the_name),
                 T(test_flock_on_a_directory_is_refused),
