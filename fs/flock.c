@@ -103,8 +103,8 @@ static void flock_holder(const struct file *f, const struct caller *c, struct ca
         }
 }
 
-static void flock_exclusive(fuse_req_t req, struct fuse_file_info *fi, struct file *f,
-                            bool nonblock) {
+static void flock_exclusive(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+                            struct file *f, bool nonblock) {
         struct lockfs_ctx *ctx = fuse_req_userdata(req);
         const struct fuse_ctx *fc = fuse_req_ctx(req);
         struct caller c, who;
@@ -130,7 +130,7 @@ static void flock_exclusive(fuse_req_t req, struct fuse_file_info *fi, struct fi
         if (!nonblock) /* may call flock_interrupted at once: no lock held here */
                 fuse_req_interrupt_func(req, flock_interrupted, (void *)(uintptr_t)id);
         struct lt_handle h = file_handle(f), granted;
-        r = locktable_flock(ctx->table, &h, fi->lock_owner, &who, nonblock, id, &granted);
+        r = locktable_flock(ctx->table, ino, &h, fi->lock_owner, &who, nonblock, id, &granted);
         if (r != LT_PARKED) {
                 fs_flock_finish(ctx, id, r, &granted);
                 return;
@@ -146,7 +146,6 @@ static void flock_exclusive(fuse_req_t req, struct fuse_file_info *fi, struct fi
 }
 
 void fs_op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op) {
-        (void)ino;
         struct lockfs_ctx *ctx = fuse_req_userdata(req);
         struct file *f = file_of(fi);
         if (!f || f->type != FILE_LOCK) {
@@ -159,7 +158,7 @@ void fs_op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int 
                 fuse_reply_err(req, 0);
                 break;
         case LOCK_EX:
-                flock_exclusive(req, fi, f, (op & LOCK_NB) != 0);
+                flock_exclusive(req, ino, fi, f, (op & LOCK_NB) != 0);
                 break;
         default: /* LOCK_SH: a lock file has one holder (README) */
                 fuse_reply_err(req, EINVAL);

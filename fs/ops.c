@@ -202,7 +202,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         if (r == 0 && (fi->flags & O_ACCMODE) == O_RDONLY) {
                 r = meta ? render_meta(ctx, ino, f) : render_lock(ctx, f);
                 if (r == -ENOENT)
-                        r = -ESTALE; /* released meanwhile: make the kernel look again */
+                        r = 0; /* released just now: an open before the release, reads empty */
                 f->rendered = r == 0;
         }
         if (r < 0) {

@@ -581,12 +581,16 @@ int locktable_open(struct locktable *t, uint64_t ino, const struct caller *c, in
         pthread_mutex_lock(&t->mu);
         struct node *n = node_by_ino(t, ino);
         int r = 0;
-        if (n && !n->linked && n->kind == LT_LOCK && (flags & O_ACCMODE) != O_RDONLY) {
+        if (n && !n->linked && n->kind == LT_LOCK) {
                 /* Released since the kernel looked it up: this open happened
-                 * before the release, so it is a contender of the old
-                 * acquisition and its writes fail with EEXIST (SPEC R2.3). */
-                *ret = (struct lt_handle){ .kind = LT_HANDLE_CONTENDER, .ino = n->ino,
-                                           .fence = n->fence };
+                 * before the release. A writer is a contender of the old
+                 * acquisition (writes: EEXIST), a reader reads nothing, and
+                 * a flock through either takes or waits for the name. So an
+                 * O_CREAT caller racing a release never fails (SPEC R2.3). */
+                *ret = (struct lt_handle){
+                        .kind = (flags & O_ACCMODE) == O_RDONLY ? LT_HANDLE_READER
+                                                                : LT_HANDLE_CONTENDER,
+                        .ino = n->ino, .fence = n->fence };
         } else if (!n || !n->linked) {
                 r = -ESTALE;
         } else if (n->kind == LT_DIR) {

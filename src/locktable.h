@@ -102,10 +102,10 @@ int locktable_create(struct locktable *t, uint64_t parent, const char *name,
 /* OPEN of an existing lock. Read-only opens give a reader; write opens give
  * a holder handle to the holder or its descendants (O_TRUNC then clears the
  * content and renews) and a contender handle to anyone else (O_TRUNC
- * ignored). A write open of a lock released since the kernel looked it up
- * gives a contender handle of that old acquisition (writes: -EEXIST), so an
- * O_CREAT caller racing a release never sees ENOENT (SPEC R2.3); a read-only
- * one gets -ESTALE, and the kernel looks the name up again. */
+ * ignored). An open of a lock released since the kernel looked it up still
+ * succeeds, as an open made just before the release: a contender (writes:
+ * -EEXIST) or a reader of nothing. So an O_CREAT caller racing a release
+ * never sees ENOENT (SPEC R2.3). -ESTALE only for unknown inodes. */
 int locktable_open(struct locktable *t, uint64_t ino, const struct caller *c, int flags,
                    struct lt_handle *ret_handle);
 
@@ -177,15 +177,15 @@ void lt_dirents_free(struct lt_dirent *d, size_t n);
 /* Where grants of parked requests go; set once before serving. */
 void locktable_set_grant_fn(struct locktable *t, lt_grant_fn fn, void *ctx);
 
-/* LOCK_EX by open file description owner through handle h (of inode h->ino)
- * for c, who becomes the holder. Returns 0 when granted at once (*ret is
- * then a holder handle, possibly of another inode when h's lock was
- * released and the name taken anew), LT_PARKED when parked under id (the
+/* LOCK_EX by open file description owner, a descriptor of inode ino whose
+ * handle is h, for c, who becomes the holder. Returns 0 when granted at
+ * once (*ret is then a holder handle, of another inode when ino's lock was
+ * released and its name is taken anew), LT_PARKED when parked under id (the
  * grant comes through the grant function, or locktable_flock_cancel),
  * -EWOULDBLOCK when held and nonblock, -EOPNOTSUPP for a non-lock, -ESTALE
  * when the lock and its directory are gone. */
 #define LT_PARKED 1
-int locktable_flock(struct locktable *t, const struct lt_handle *h, uint64_t owner,
+int locktable_flock(struct locktable *t, uint64_t ino, const struct lt_handle *h, uint64_t owner,
                     const struct caller *c, bool nonblock, uint64_t id, struct lt_handle *ret);
 
 /* LOCK_UN, or the close of owner's last descriptor: release (or hand on)

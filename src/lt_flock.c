@@ -134,12 +134,12 @@ static int flock_target(struct locktable *t, uint64_t ino, const struct caller *
         return 0;
 }
 
-int locktable_flock(struct locktable *t, const struct lt_handle *h, uint64_t owner,
+int locktable_flock(struct locktable *t, uint64_t ino, const struct lt_handle *h, uint64_t owner,
                     const struct caller *c, bool nonblock, uint64_t id, struct lt_handle *ret) {
         pthread_mutex_lock(&t->mu);
         struct node *n;
         bool taken;
-        int r = flock_target(t, h->ino, c, &n, &taken);
+        int r = flock_target(t, ino, c, &n, &taken);
         if (r < 0)
                 goto out;
         bool own_handle = h->kind == LT_HANDLE_HOLDER && h->ino == n->ino && h->fence == n->fence;

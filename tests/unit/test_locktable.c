@@ -408,7 +408,9 @@ static void test_released_inode_lives_until_forgotten(void **state) {
         assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "g", &f->self, &forced), 0);
         assert_int_equal(locktable_getattr(f->t, a.ino, &b), 0);
         assert_int_equal(b.nlink, 0);
-        assert_int_equal(locktable_open(f->t, a.ino, &f->self, O_RDONLY, &h), -ESTALE);
+        assert_int_equal(locktable_open(f->t, a.ino, &f->self, O_RDONLY, &h), 0);
+        assert_int_equal(h.kind, LT_HANDLE_READER);
+        assert_int_equal(locktable_open(f->t, 999999, &f->self, O_RDONLY, &h), -ESTALE);
         /* a write open that raced the release: a contender of the old lock */
         assert_int_equal(locktable_open(f->t, a.ino, &f->self, O_WRONLY, &h), 0);
         assert_int_equal(h.kind, LT_HANDLE_CONTENDER);
@@ -613,14 +615,14 @@ static void test_flock_grant_wait_and_handoff(void **state) {
         struct lock_view v;
         /* the creator flocks its own lock: granted at once */
         assert_int_equal(take(f, "fl", &f->self, O_WRONLY, &a, &h), 0);
-        assert_int_equal(locktable_flock(f->t, &h, 11, &f->self, false, 1, &got), 0);
+        assert_int_equal(locktable_flock(f->t, h.ino, &h, 11, &f->self, false, 1, &got), 0);
         assert_int_equal(got.fence, h.fence);
         /* another process: NB refused, blocking parks in FIFO order */
         assert_int_equal(locktable_open(f->t, a.ino, &f->other, O_WRONLY, &hc), 0);
         assert_int_equal(hc.kind, LT_HANDLE_CONTENDER);
-        assert_int_equal(locktable_flock(f->t, &hc, 22, &f->other, true, 2, &got), -EWOULDBLOCK);
-        assert_int_equal(locktable_flock(f->t, &hc, 22, &f->other, false, 3, &got), LT_PARKED);
-        assert_int_equal(locktable_flock(f->t, &hc, 33, &f->other, false, 4, &got), LT_PARKED);
+        assert_int_equal(locktable_flock(f->t, hc.ino, &hc, 22, &f->other, true, 2, &got), -EWOULDBLOCK);
+        assert_int_equal(locktable_flock(f->t, hc.ino, &hc, 22, &f->other, false, 3, &got), LT_PARKED);
+        assert_int_equal(locktable_flock(f->t, hc.ino, &hc, 33, &f->other, false, 4, &got), LT_PARKED);
         struct lock_metrics m;
         locktable_metrics(f->t, &m);
         assert_int_equal(m.waiters, 2);
@@ -666,13 +668,19 @@ static void test_flock_after_release_takes_the_name(void **state) {
         assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "late", &root, &forced), 0);
         lock_view_clear(&forced);
         /* the descriptor's lock is gone, its name free: the flock takes it */
-        assert_int_equal(locktable_flock(f->t, &hc, 5, &f->self, false, 7, &got), 0);
+        assert_int_equal(locktable_flock(f->t, hc.ino, &hc, 5, &f->self, false, 7, &got), 0);
         assert_int_equal(got.kind, LT_HANDLE_HOLDER);
         assert_true(got.ino != a.ino);
         assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "late", &b), 0);
         assert_int_equal(b.ino, got.ino);
         assert_int_equal(locktable_flock_unlock(f->t, got.ino, 5), 0);
         assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "late", &b), -ENOENT);
+        locktable_forget(f->t, b.ino, 1);
+        /* the same descriptor locks and unlocks again and again */
+        for (int i = 0; i < 3; i++) {
+                assert_int_equal(locktable_flock(f->t, hc.ino, &got, 5, &f->self, false, 8, &got), 0);
+                assert_int_equal(locktable_flock_unlock(f->t, got.ino, 5), 0);
+        }
 }
 
 static void test_flock_on_a_directory_is_refused(void **state) {
@@ -681,7 +689,7 @@ static void test_flock_on_a_directory_is_refused(void **state) {
         struct lt_handle got;
         assert_int_equal(locktable_mkdir(f->t, LT_INO_ROOT, "dir", &f->self, &d), 0);
         struct lt_handle hd = { .kind = LT_HANDLE_READER, .ino = d.ino };
-        assert_int_equal(locktable_flock(f->t, &hd, 1, &f->self, false, 1, &got), -EOPNOTSUPP);
+        assert_int_equal(locktable_flock(f->t, hd.ino, &hd, 1, &f->self, false, 1, &got), -EOPNOTSUPP);
 }
 
 static void test_link_gives_a_lock_a_second_name(void **state) {
