@@ -154,7 +154,8 @@ void fs_op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int 
         }
         switch (op & ~LOCK_NB) {
         case LOCK_UN:
-                locktable_flock_unlock(ctx->table, file_handle(f).ino, fi->lock_owner);
+                locktable_flock_unlock(ctx->table, file_handle(f).ino, fi->lock_owner,
+                                       notifier_removed, ctx->notifier);
                 fuse_reply_err(req, 0);
                 break;
         case LOCK_EX:

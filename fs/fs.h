@@ -18,6 +18,7 @@ struct file;
 /* What every handler reaches through fuse_req_userdata(). */
 struct lockfs_ctx {
         struct locktable *table;
+        struct notifier *notifier; /* told of names that go without an UNLINK */
         uint64_t max_locks;       /* for statfs; 0 = unlimited */
         char host[256];
         pthread_mutex_t files_mu; /* initialize with PTHREAD_MUTEX_INITIALIZER */

@@ -189,8 +189,11 @@ int locktable_flock(struct locktable *t, uint64_t ino, const struct lt_handle *h
                     const struct caller *c, bool nonblock, uint64_t id, struct lt_handle *ret);
 
 /* LOCK_UN, or the close of owner's last descriptor: release (or hand on)
- * the lock of inode ino if owner holds its flock; else nothing. */
-int locktable_flock_unlock(struct locktable *t, uint64_t ino, uint64_t owner);
+ * the lock of inode ino if owner holds its flock; else nothing. A name
+ * that goes is reported through fn (outside the lock), as by the reaper:
+ * the kernel did not see this release. */
+int locktable_flock_unlock(struct locktable *t, uint64_t ino, uint64_t owner, lt_removed_fn fn,
+                           void *ctx);
 
 /* Remove parked request id; true when it was still parked (the caller then
  * replies to it), false when it was granted or is unknown. */

@@ -160,12 +160,20 @@ out:
         return r;
 }
 
-int locktable_flock_unlock(struct locktable *t, uint64_t ino, uint64_t owner) {
+int locktable_flock_unlock(struct locktable *t, uint64_t ino, uint64_t owner, lt_removed_fn fn,
+                           void *ctx) {
+        struct removals gone = { 0 };
         pthread_mutex_lock(&t->mu);
         struct node *n = live_lock(t, ino);
         if (n && n->linked && n->kind == LT_LOCK && owner && n->flock_owner == owner)
-                lt_release(t, n, CAUSE_UNLOCK, NULL);
+                lt_release(t, n, CAUSE_UNLOCK, &gone);
         lt_unlock(t);
+        for (size_t i = 0; i < gone.n; i++) {
+                if (fn)
+                        fn(ctx, gone.v[i].parent, gone.v[i].ino, gone.v[i].name);
+                free(gone.v[i].name);
+        }
+        free(gone.v);
         return 0;
 }
 

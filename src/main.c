@@ -103,7 +103,9 @@ int main(int argc, char **argv) {
         /* Fork (unless -f) before any thread starts. */
         if (fuse_daemonize(o.foreground) < 0)
                 goto out;
-        if ((r = notifier_start(se, &notifier)) < 0 ||
+        if ((r = notifier_start(se, &notifier)) == 0)
+                ctx.notifier = notifier;
+        if (r < 0 ||
             (r = reaper_start(table, notifier_removed, notifier, &reaper)) < 0) {
                 log_msg(LOG_ERR, "cannot start threads: %s", strerror(-r));
                 goto out;

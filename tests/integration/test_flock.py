@@ -724,6 +724,23 @@ class TestCancel(FlockCase):
 
 class TestHandles(FlockCase):
 
+    def test_unlock_release_fires_delete_self(self):
+        # SPEC R5.5 for the flock release path: the kernel saw no UNLINK, the
+        # daemon tells it; the watch fires once the last descriptor closes.
+        p = self.p("w.lock")
+        fd = os.open(p, os.O_RDWR | os.O_CREAT)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        w = subprocess.Popen(["inotifywait", "-e", "delete_self", p], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        self.addCleanup(w.kill)
+        while "Watches established" not in w.stderr.readline():
+            pass
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+        out, _ = w.communicate(timeout=10)
+        self.assertIn("DELETE_SELF", out)
+        self.assertFalse(os.path.exists(p))
+
     def test_contender_becomes_holder(self):
         p = self.p("c.lock")
         a = Flocker(self, p)
