@@ -733,8 +733,10 @@ class TestHandles(FlockCase):
         w = subprocess.Popen(["inotifywait", "-e", "delete_self", p], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
         self.addCleanup(w.kill)
-        while "Watches established" not in w.stderr.readline():
-            pass
+        line = "?"
+        while line and "Watches established" not in line:
+            line = w.stderr.readline()
+        self.assertTrue(line, "inotifywait did not start")
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
         out, _ = w.communicate(timeout=10)
