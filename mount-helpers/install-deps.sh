@@ -5,7 +5,7 @@
 set -euo pipefail
 packages=(gcc meson ninja-build pkg-config fuse3 libfuse3-dev libcjson-dev libcmocka-dev
           python3 nodejs jq inotify-tools util-linux valgrind strace
-          liblockfile-bin lockfile-progs procmail)
+          liblockfile-bin lockfile-progs procmail golang-go)
 missing=()
 for p in "${packages[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

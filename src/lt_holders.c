@@ -141,6 +141,7 @@ void lt_apply_claim(struct locktable *t, struct node *n, const struct caller *c,
         if (pid == 0) {
                 lt_detach_holder(t, n);
                 n->how = LOCK_HOW_DETACHED;
+                n->liveness_known = false; /* no process to watch */
                 return;
         }
         if (n->holder && n->holder->proc.pid == pid)

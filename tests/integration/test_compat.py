@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
@@ -232,6 +231,19 @@ class TestDotlockfile(DotlockCase):
         r = run(as_user(["bash", "-c", DOTLOCK_P.replace("read -r _; ", ""), "bash", p]))
         self.assertEqual(r.stdout.split()[:2], ["TOOK", "0"], r)
         self.assertEqual(r.returncode, 0, r)
+        # the command form: dotlockfile -p writes its own pid and holds the
+        # lock while the command runs, then removes it
+        d, out = spawn(self, as_user(["dotlockfile", "-p", "-r", "0", p, "sh", "-c",
+                                      'echo "RUN $$"; read -r _']))
+        out.expect("RUN", timeout=T)
+        st = status(p)
+        self.assertEqual((st["lockfs"]["pid"], st["lockfs"]["comm"], st["lockfs"]["how"]),
+                         (d.pid, "dotlockfile", "creator"), st)
+        r = run(as_user(["dotlockfile", "-p", "-r", "0", p]))
+        self.assertEqual(r.returncode, L_MAXTRYS, r)
+        d.stdin.close()
+        self.assertEqual(d.wait(timeout=T), 0)
+        self.assert_gone_now(p)
 
     def test_dotlockfile_no_pid(self):
         """dotlockfile without -p writes "0\\n": a detached lock. Busy is exit
@@ -459,7 +471,8 @@ print("UNLOCKED 0", flush=True)
 """
 
 # open(p, 'w') then flock; "nb" = LOCK_NB, "alarm" = blocking with a 1 s
-# alarm, "block" = blocking. Reports "TOOK errno pid", then per stdin line:
+# alarm, "block" = blocking. Reports "TOOK errno pid" (on a failed flock
+# also "WRITE errno" of a write through that handle), then per stdin line:
 # "write" -> "WROTE errno", "unlock" -> "UNLOCKED 0" (LOCK_UN, then close).
 PY_FLOCK = r"""
 import errno, fcntl, os, signal, sys
@@ -479,7 +492,12 @@ except Alarm:
     print("TOOK", errno.EINTR, os.getpid(), flush=True)
     sys.exit(1)
 except OSError as e:
-    print("TOOK", e.errno, os.getpid(), flush=True)
+    try:
+        os.write(f.fileno(), b"%d" % os.getpid())
+        w = 0
+    except OSError as e2:
+        w = e2.errno
+    print("TOOK", e.errno, os.getpid(), "WRITE", w, flush=True)
     sys.exit(1)
 print("TOOK 0", os.getpid(), flush=True)
 for line in sys.stdin:
@@ -570,6 +588,8 @@ class TestNodePython(CompatCase):
         self.assertEqual(b.wait(timeout=T), 1)
         r = run([sys.executable, "-c", PY_FLOCK, p, "nb"])
         self.assertEqual(r.stdout.split()[:2], ["TOOK", str(errno.EWOULDBLOCK)], r)
+        self.assertEqual(r.stdout.split()[3:], ["WRITE", str(errno.EEXIST)], r)
+        self.assertNotIn("content", status(p), "a contender's write changed it")
         t0 = time.monotonic()
         r = run([sys.executable, "-c", PY_FLOCK, p, "alarm"])
         self.assertEqual(r.stdout.split()[:2], ["TOOK", str(errno.EINTR)], r)

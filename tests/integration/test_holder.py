@@ -185,6 +185,7 @@ class TestHolderIdentity(LockfsTestCase):
         self.assertTrue(exists(p), "detached lock must survive its creator's exit")
         st = status(p)
         self.assertEqual(st["lockfs"]["how"], "detached")
+        self.assertIs(st["lockfs"]["liveness_known"], False)
         self.assertIsNone(st["lockfs"]["pid"])
         self.assertIsNone(st["pid"])
         # still taken: exclusive create fails
