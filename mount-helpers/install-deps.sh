@@ -14,5 +14,5 @@ if [ ${#missing[@]} -gt 0 ]; then
         echo "installing: ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
-        apt-get install -y -qq "${missing[@]}"
+        apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi

@@ -688,6 +688,10 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
                         : lt_is_holder(n, c);
         if (!holder && h && h->kind == LT_HANDLE_READER)
                 holder = lt_is_holder(n, c);
+        /* A detached lock is renewed (touched) by its creator's uid, as the
+         * dotlock tools do to keep it from going stale (SPEC R3.3a). */
+        if (!holder && what == LT_SET_TIMES && !n->holder && c->uid == n->uid)
+                holder = true;
         if (!holder) {
                 if (what & LT_SET_SIZE)
                         t->m.contended++;

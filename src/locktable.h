@@ -118,7 +118,8 @@ ssize_t locktable_write(struct locktable *t, const struct lt_handle *h, const st
 
 /* SETATTR. h may be NULL (path-based call). Holder (handle or process):
  * size truncates the content, times renew, mode/owner are accepted and
- * ignored. Others: -EEXIST for size, -EPERM for the rest. */
+ * ignored. A detached lock's creator uid may renew it (times only).
+ * Others: -EEXIST for size, -EPERM for the rest. */
 #define LT_SET_SIZE  0x1
 #define LT_SET_TIMES 0x2
 #define LT_SET_MODE  0x4

@@ -384,10 +384,11 @@ class TestDotlockfile(DotlockCase):
                            (["dotlockfile", "-r", "0", self.lock], harness.TEST_USER)):
             self.assert_busy(run(argv, user), L_MAXTRYS, f"{argv} as {user}")
         self.assert_only("x.lock")
-        # another uid may not remove it; nobody may renew it (R3.4), not
-        # even its creator's uid: dotlockfile -t fails
+        # another uid may neither remove nor renew it; its creator's uid
+        # renews it with dotlockfile -t, the tool's keep-alive (R3.3a)
         self.assertEqual(run(["dotlockfile", "-u", self.lock], harness.TEST_USER2).returncode, 1)
-        self.assertEqual(run(["dotlockfile", "-t", self.lock], harness.TEST_USER).returncode, 1)
+        self.assertEqual(run(["dotlockfile", "-t", self.lock], harness.TEST_USER2).returncode, 1)
+        self.assertEqual(run(["dotlockfile", "-t", self.lock], harness.TEST_USER).returncode, 0)
         self.assertEqual(status(self.lock)["lockfs"]["fence"], lf["fence"])
         # its creator's uid removes it, from any process
         self.assertEqual(run(["dotlockfile", "-u", self.lock], harness.TEST_USER).returncode, 0)
@@ -497,11 +498,12 @@ class TestLockfileProgs(DotlockCase):
                              harness.TEST_USER), L_MAXTRYS, "same uid")
         self.assert_only("x.lock")
         self.assertEqual(run(["lockfile-check"] + lk).returncode, 0)
-        # nobody renews a detached lock: the man page's lockfile-touch
-        # loop fails on lockfs (R3.4)
-        self.assertNotEqual(run(["lockfile-touch", "--oneshot"] + lk, harness.TEST_USER)
+        # only its creator's uid renews it: the man page's lockfile-touch works
+        self.assertNotEqual(run(["lockfile-touch", "--oneshot"] + lk, harness.TEST_USER2)
                             .returncode, 0)
         self.assertEqual(status(self.lock)["lockfs"]["renewed_at"], lf["renewed_at"])
+        self.assertEqual(run(["lockfile-touch", "--oneshot"] + lk, harness.TEST_USER)
+                         .returncode, 0)
         r = run(["lockfile-remove"] + lk, harness.TEST_USER2)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("Operation not permitted", r.stderr)
