@@ -3,8 +3,9 @@
  * its -errno to a reply. Lock and .lockfs files are served with direct_io
  * from one snapshot per open file, rendered at a read-only open or else at
  * the first read (creates that are never read render nothing), so every
- * reader sees one complete, fresh JSON document. Entry and attribute timeouts are 0: the kernel asks
- * again every time, so a released lock is gone for every observer. */
+ * reader sees one complete, fresh JSON document. Entry and attribute
+ * timeouts are 0: the kernel asks again every time, so a released lock is
+ * gone for every observer. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

@@ -57,7 +57,7 @@ static uint64_t name_hash(uint64_t parent, const char *name) {
         return htab_hash_bytes(htab_hash_u64(parent), name, strlen(name));
 }
 
-static struct node *node_by_ino(struct locktable *t, uint64_t ino) {
+struct node *lt_node_by_ino(struct locktable *t, uint64_t ino) {
         uint64_t h = htab_hash_u64(ino);
         for (struct hlink *l = htab_chain(&t->inodes, h); l; l = l->next) {
                 struct node *n = container_of(l, struct node, by_ino);
@@ -189,13 +189,22 @@ static int dir_get(struct locktable *t, uint64_t ino, struct node **ret) {
                 return -EACCES;
         if (ino_is_meta_file(ino))
                 return -ENOTDIR;
-        struct node *d = node_by_ino(t, ino);
+        struct node *d = lt_node_by_ino(t, ino);
         if (!d || (!d->linked && d != t->root))
                 return -ENOENT;
         if (d->kind != LT_DIR)
                 return -ENOTDIR;
         *ret = d;
         return 0;
+}
+
+/* The directory parent for removing name from it: -EACCES for .lockfs. */
+static int dir_for_removal(struct locktable *t, uint64_t parent, const char *name,
+                           struct node **ret) {
+        int r = dir_get(t, parent, ret);
+        if (r == 0 && name_is_meta(*ret, name))
+                r = -EACCES;
+        return r;
 }
 
 static int name_check(const char *name) {
@@ -487,7 +496,7 @@ void locktable_forget(struct locktable *t, uint64_t ino, uint64_t count) {
         if (ino < LT_INO_FIRST)
                 return;
         pthread_mutex_lock(&t->mu);
-        struct node *n = node_by_ino(t, ino);
+        struct node *n = lt_node_by_ino(t, ino);
         if (n) {
                 n->nlookup = count > n->nlookup ? 0 : n->nlookup - count;
                 lt_node_maybe_free(t, n);
@@ -501,7 +510,7 @@ int locktable_getattr(struct locktable *t, uint64_t ino, struct lt_attr *ret) {
                 return 0;
         }
         pthread_mutex_lock(&t->mu);
-        struct node *n = node_by_ino(t, ino);
+        struct node *n = lt_node_by_ino(t, ino);
         if (n)
                 fill_attr(n, ret);
         pthread_mutex_unlock(&t->mu);
@@ -579,7 +588,7 @@ int locktable_create(struct locktable *t, uint64_t parent, const char *name,
 int locktable_open(struct locktable *t, uint64_t ino, const struct caller *c, int flags,
                    struct lt_handle *ret) {
         pthread_mutex_lock(&t->mu);
-        struct node *n = node_by_ino(t, ino);
+        struct node *n = lt_node_by_ino(t, ino);
         int r = 0;
         if (n && !n->linked && n->kind == LT_LOCK) {
                 /* Released since the kernel looked it up: this open happened
@@ -604,7 +613,7 @@ int locktable_open(struct locktable *t, uint64_t ino, const struct caller *c, in
 
 /* Live lock behind handle h whose acquisition is still h's, or NULL. */
 static struct node *handle_lock(struct locktable *t, const struct lt_handle *h) {
-        struct node *n = node_by_ino(t, h->ino);
+        struct node *n = lt_node_by_ino(t, h->ino);
         if (!n || !n->linked || n->kind != LT_LOCK || n->fence != h->fence)
                 return NULL;
         return n;
@@ -668,7 +677,7 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
         if (ino == LT_INO_META_DIR || ino_is_meta_file(ino))
                 return -EACCES;
         pthread_mutex_lock(&t->mu);
-        struct node *n = node_by_ino(t, ino);
+        struct node *n = lt_node_by_ino(t, ino);
         int r = 0;
         if (n && !n->linked && n->kind == LT_LOCK) {
                 /* a descriptor of a lost lock (futimens comes without a handle) */
@@ -762,7 +771,7 @@ int locktable_link(struct locktable *t, uint64_t ino, uint64_t newparent, const 
         if (r < 0)
                 return r;
         pthread_mutex_lock(&t->mu);
-        struct node *n = node_by_ino(t, ino), *newdir, *a = NULL;
+        struct node *n = lt_node_by_ino(t, ino), *newdir, *a = NULL;
         if (!n || !n->linked || n->kind != LT_LOCK) {
                 r = n && n->kind == LT_DIR ? -EPERM : -ENOENT;
                 goto out;
@@ -818,13 +827,9 @@ int locktable_unlink(struct locktable *t, uint64_t parent, const char *name,
                 return r;
         pthread_mutex_lock(&t->mu);
         struct node *dir, *n;
-        r = dir_get(t, parent, &dir);
+        r = dir_for_removal(t, parent, name, &dir);
         if (r < 0)
                 goto out;
-        if (name_is_meta(dir, name)) {
-                r = -EACCES;
-                goto out;
-        }
         struct node *raw = name_get(t, dir, name);
         n = raw && raw->target ? raw->target : raw;
         if (!n) {
@@ -976,13 +981,9 @@ int locktable_rmdir(struct locktable *t, uint64_t parent, const char *name,
                 return r;
         pthread_mutex_lock(&t->mu);
         struct node *dir, *n;
-        r = dir_get(t, parent, &dir);
+        r = dir_for_removal(t, parent, name, &dir);
         if (r < 0)
                 goto out;
-        if (name_is_meta(dir, name)) {
-                r = -EACCES;
-                goto out;
-        }
         n = child_get(t, dir, name);
         if (!n)
                 r = -ENOENT;
@@ -1060,7 +1061,7 @@ fail:
 
 int locktable_view(struct locktable *t, uint64_t ino, struct lock_view *ret) {
         pthread_mutex_lock(&t->mu);
-        struct node *n = node_by_ino(t, ino);
+        struct node *n = lt_node_by_ino(t, ino);
         int r = (n && n->linked && n->kind == LT_LOCK) ? lock_view_fill(n, ret, true) : -ENOENT;
         pthread_mutex_unlock(&t->mu);
         return r;

@@ -100,23 +100,13 @@ void lt_drop_waiters(struct locktable *t, struct node *n, int err) {
         }
 }
 
-static struct node *live_lock(struct locktable *t, uint64_t ino) {
-        uint64_t h = htab_hash_u64(ino);
-        for (struct hlink *l = htab_chain(&t->inodes, h); l; l = l->next) {
-                struct node *n = container_of(l, struct node, by_ino);
-                if (n->ino == ino)
-                        return n;
-        }
-        return NULL;
-}
-
 /* The lock a flock on inode ino means: that lock while it lives; once it
  * was released, whatever now holds its name (taking the free name for c).
  * Sets *taken when the name was taken for c. */
 static int flock_target(struct locktable *t, uint64_t ino, const struct caller *c,
                         struct node **ret, bool *taken) {
         *taken = false;
-        struct node *n = live_lock(t, ino);
+        struct node *n = lt_node_by_ino(t, ino);
         if (!n || n->kind != LT_LOCK)
                 return -EOPNOTSUPP;
         if (n->linked) {
@@ -164,7 +154,7 @@ int locktable_flock_unlock(struct locktable *t, uint64_t ino, uint64_t owner, lt
                            void *ctx) {
         struct removals gone = { 0 };
         pthread_mutex_lock(&t->mu);
-        struct node *n = live_lock(t, ino);
+        struct node *n = lt_node_by_ino(t, ino);
         if (n && n->linked && n->kind == LT_LOCK && owner && n->flock_owner == owner)
                 lt_release(t, n, CAUSE_UNLOCK, &gone);
         lt_unlock(t);

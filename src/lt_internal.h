@@ -137,6 +137,9 @@ struct locktable {
 #define POLL_PERIOD_MS 10
 
 /* locktable.c: the tree. */
+/* The node with inode number ino (also a lock already released while the
+ * kernel still knows it), or NULL. */
+struct node *lt_node_by_ino(struct locktable *t, uint64_t ino);
 /* Remove every other name of lock n (reporting each for the kernel). */
 void lt_drop_aliases(struct locktable *t, struct node *n, struct removals *report);
 /* Queue "name in parent is gone (inode ino)" for the kernel. */
