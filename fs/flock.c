@@ -30,15 +30,20 @@ int fs_flock_init(struct lockfs_ctx *ctx) {
         return htab_init(&ctx->flocks);
 }
 
-void fs_flock_fini(struct lockfs_ctx *ctx) {
+void fs_flock_abort(struct lockfs_ctx *ctx) {
         for (size_t b = 0; ctx->flocks.buckets && b <= ctx->flocks.mask; b++) {
-                struct hlink *l = ctx->flocks.buckets[b];
-                while (l) {
-                        struct hlink *next = l->next;
-                        free(container_of(l, struct pending_flock, by_id));
-                        l = next;
+                struct hlink *l;
+                while ((l = ctx->flocks.buckets[b])) {
+                        struct pending_flock *p = container_of(l, struct pending_flock, by_id);
+                        htab_remove(&ctx->flocks, l);
+                        fuse_reply_err(p->req, EINTR); /* frees the request */
+                        file_put(p->f);
+                        free(p);
                 }
         }
+}
+
+void fs_flock_fini(struct lockfs_ctx *ctx) {
         htab_free(&ctx->flocks);
         pthread_mutex_destroy(&ctx->flocks_mu);
 }

@@ -37,6 +37,9 @@ void fs_files_free_all(struct lockfs_ctx *ctx);
 /* flock(2) (fs/flock.c): set up and tear down the registry of requests in
  * flight; the FUSE handler; the lock table's grant function (ctx as arg). */
 int fs_flock_init(struct lockfs_ctx *ctx);
+/* Answer every parked flock with EINTR: the loop ended (before the session
+ * is destroyed, so libfuse frees those requests). */
+void fs_flock_abort(struct lockfs_ctx *ctx);
 void fs_flock_fini(struct lockfs_ctx *ctx);
 void fs_op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op);
 void fs_flock_finish(void *ctx, uint64_t id, int err, const struct lt_handle *h);

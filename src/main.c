@@ -125,6 +125,8 @@ int main(int argc, char **argv) {
 out:
         reaper_stop(reaper);
         notifier_stop(notifier);
+        if (flocks)
+                fs_flock_abort(&ctx);
         if (loop)
                 fuse_loop_cfg_destroy(loop);
         if (mounted)

@@ -763,7 +763,8 @@ class TestHandles(FlockCase):
         self.assertEqual(st["lockfs"]["pid"], b.pid)
         self.assertEqual(st["lockfs"]["how"], "flock")
         b.ok("close")                   # last close of the flocking open file
-        self.assertTrue(gone(p))
+        # the kernel sends RELEASE after close() returns (asynchronously)
+        wait_until(lambda: gone(p), T, "release at last close")
 
     def test_read_only_descriptor_can_wait(self):
         p = self.p("r.lock")
@@ -793,7 +794,8 @@ class TestHandles(FlockCase):
         self.assertEqual(a.err("write", data="late"), errno.EEXIST,
                          "the old handle lost the lock")
         a.ok("close")
-        self.assertTrue(gone(p))
+        # the kernel sends RELEASE after close() returns (asynchronously)
+        wait_until(lambda: gone(p), T, "release at last close")
 
     def test_filelock_pattern_hands_off_at_unlock(self):
         p = self.p("fl.lock")
@@ -834,7 +836,8 @@ class TestHandles(FlockCase):
         self.assertEqual(b.recv(T, "grant at last close")["value"]["rec"]["holder"], b.pid)
         self.assertIsNone(a.proc.poll())
         b.ok("close")
-        self.assertTrue(gone(p))
+        # the kernel sends RELEASE after close() returns (asynchronously)
+        wait_until(lambda: gone(p), T, "release at last close")
 
     def test_created_lock_not_flocked_survives_close(self):
         p = self.p("e.lock")
