@@ -85,6 +85,8 @@ def do(c):
         os.unlink(p)
     elif k == "rename":
         os.rename(p, c["dst"])
+    elif k == "link":
+        os.link(p, c["dst"])
     elif k == "chmod":
         os.chmod(p, c["mode"])
     elif k == "chown":
@@ -300,6 +302,18 @@ def exists(path):
 
 def gone(path):
     return harness.errno_of(os.stat, path) == harness.errno.ENOENT
+
+
+def assert_gone_now(tc, path):
+    """The name is gone for every observer: not listed, stat and open give
+    ENOENT, and an exclusive create succeeds (then is undone)."""
+    d, name = os.path.split(path)
+    tc.assertNotIn(name, os.listdir(d))
+    tc.assertEqual(harness.errno_of(os.stat, path), harness.errno.ENOENT)
+    tc.assertEqual(harness.errno_of(os.open, path, os.O_RDONLY), harness.errno.ENOENT)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.close(fd)
+    os.unlink(path)
 
 
 ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

@@ -26,6 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
+import lockfs_it  # noqa: E402
 from harness import (TEST_USER, TEST_USER2, LockfsTestCase, as_user, errno,  # noqa: E402
                      errno_of, wait_until)
 from lockfs_it import spawn, status, gone, exists, metrics  # noqa: E402
@@ -50,15 +51,7 @@ def lockinfo(path):
 class CompatCase(LockfsTestCase):
 
     def assert_gone_now(self, path):
-        """The name is gone for every observer: not listed, stat and open
-        give ENOENT, and an exclusive create succeeds (then is undone)."""
-        d, name = os.path.split(path)
-        self.assertNotIn(name, os.listdir(d))
-        self.assertEqual(errno_of(os.stat, path), errno.ENOENT)
-        self.assertEqual(errno_of(os.open, path, os.O_RDONLY), errno.ENOENT)
-        fd = os.open(path, EXCL, 0o644)
-        os.close(fd)
-        os.unlink(path)
+        lockfs_it.assert_gone_now(self, path)
 
     def assert_released_at_once(self, path, proc):
         """Kill proc (SIGKILL) and check the name vanishes at once."""

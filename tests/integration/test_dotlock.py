@@ -39,7 +39,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 from harness import LockfsTestCase, Holder, errno, errno_of, wait_until  # noqa: E402
-from lockfs_it import Agent, DeleteWatch, Lines, spawn, status, exists, gone  # noqa: E402
+from lockfs_it import Agent, DeleteWatch, spawn, status, exists, gone  # noqa: E402
 
 TOOLS = ["dotlockfile", "lockfile-create", "lockfile-check", "lockfile-touch",
          "lockfile-remove", "lockfile"]
@@ -141,7 +141,7 @@ class TestLink(DotlockCase):
     """link(2) itself: a second name of the same lock (R2.5)."""
 
     def link_agent(self, user=None):
-        a = LinkAgent(user)
+        a = Agent(user)
         self.addCleanup(a.kill)
         return a
 
@@ -583,72 +583,6 @@ class TestDetachedTTL(DotlockCase):
         wait_until(lambda: all(gone(p) for p in locks.values()), 6.0, "TTL expiry")
         self.assert_only()
         self.assertEqual(run(["lockfile", "-r0", locks["procmail"]]).returncode, 0)
-
-
-LINK_AGENT = r"""
-import json, os, sys
-
-def do(c):
-    k, p = c["op"], c.get("path")
-    if k == "create":
-        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            os.write(fd, c.get("data", "").replace("{pid}", str(os.getpid())).encode())
-        finally:
-            os.close(fd)
-    elif k == "link":
-        os.link(p, c["dst"])
-    elif k == "unlink":
-        os.unlink(p)
-    elif k == "rename":
-        os.rename(p, c["dst"])
-    else:
-        raise ValueError(k)
-
-def run(c):
-    try:
-        return {"ok": True, "value": do(c)}
-    except OSError as e:
-        return {"ok": False, "errno": e.errno}
-
-print("READY", os.getpid(), flush=True)
-for line in sys.stdin:
-    c = json.loads(line)
-    if c.get("child"):
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(r)
-            os.write(w, json.dumps(run(c)).encode())
-            os._exit(0)
-        os.close(w)
-        data = b""
-        while True:
-            b = os.read(r, 65536)
-            if not b:
-                break
-            data += b
-        os.close(r)
-        os.waitpid(pid, 0)
-        res = json.loads(data)
-        res["child_pid"] = pid
-    else:
-        res = run(c)
-    print(json.dumps(res), flush=True)
-"""
-
-
-class LinkAgent(Agent):
-    """lockfs_it.Agent's protocol, with a link op (create, link, unlink, rename)."""
-
-    def __init__(self, user=None):
-        cmd = [sys.executable, "-c", LINK_AGENT]
-        if user:
-            cmd = harness.as_user(cmd, user)
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, cwd="/")
-        self.out = Lines(self.proc.stdout)
-        self.pid = int(self.out.expect("READY").split()[1])
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
+import lockfs_it  # noqa: E402
 from harness import LockfsTestCase, Holder, errno, errno_of, wait_until  # noqa: E402
 from lockfs_it import (agent, spawn, status, gone, exists, metrics, released,  # noqa: E402
                        DeleteWatch)
@@ -50,15 +51,7 @@ os.close(fd)
 class ReleaseMixin:
 
     def assert_gone_now(self, path):
-        """The name is gone for every observer: listdir, stat, and a new
-        exclusive create succeeds right away (then released again)."""
-        d, name = os.path.split(path)
-        self.assertNotIn(name, os.listdir(d))
-        self.assertEqual(errno_of(os.stat, path), errno.ENOENT)
-        self.assertEqual(errno_of(os.open, path, os.O_RDONLY), errno.ENOENT)
-        fd = os.open(path, EXCL, 0o644)
-        os.close(fd)
-        os.unlink(path)
+        lockfs_it.assert_gone_now(self, path)
 
     def wait_gone(self, path, timeout=1.0, what="release"):
         wait_until(lambda: gone(path), timeout, what)
