@@ -620,7 +620,9 @@ class TestFifo(FlockCase):
 
 class TestCancel(FlockCase):
 
-    def test_killed_waiter_leaves_the_queue(self):
+    def kill_one_of_three_waiters(self, victim):
+        """Three waiters queue; waiter number victim dies; on release the
+        other two get the lock in their order and the dead one is skipped."""
         p = self.p("k.lock")
         log = os.path.join(self.tmp(), "grants")
         h = self.holder(p)
@@ -630,36 +632,23 @@ class TestCancel(FlockCase):
             w.start_flock("LOCK_EX", record=True, then_unlock=True)
             self.wait_waiters(k)
             ws.append(w)
-        ws[0].kill()                    # the head of the queue dies
+        ws[victim].kill()
         self.wait_waiters(2)
         h.release()
-        for w in ws[1:]:
+        alive = [w for i, w in enumerate(ws) if i != victim]
+        for w in alive:
             self.assertTrue(w.recv(T, "grant")["ok"])
         with open(log) as f:
             order = [json.loads(line)["pid"] for line in f]
-        self.assertEqual(order, [ws[1].pid, ws[2].pid], "the dead waiter must be skipped")
+        self.assertEqual(order, [w.pid for w in alive], "the dead waiter must be skipped")
         wait_until(lambda: gone(p), T, "release by the last waiter")
         self.assertEqual(waiters(self.m), 0)
 
+    def test_killed_waiter_leaves_the_queue(self):
+        self.kill_one_of_three_waiters(0)   # the head of the queue dies
+
     def test_killed_middle_waiter(self):
-        p = self.p("k.lock")
-        log = os.path.join(self.tmp(), "grants")
-        h = self.holder(p)
-        ws = []
-        for k in range(1, 4):
-            w = self.contender(p, log)
-            w.start_flock("LOCK_EX", record=True, then_unlock=True)
-            self.wait_waiters(k)
-            ws.append(w)
-        ws[1].kill()
-        self.wait_waiters(2)
-        h.release()
-        for w in (ws[0], ws[2]):
-            self.assertTrue(w.recv(T, "grant")["ok"])
-        with open(log) as f:
-            order = [json.loads(line)["pid"] for line in f]
-        self.assertEqual(order, [ws[0].pid, ws[2].pid])
-        wait_until(lambda: gone(p), T, "release by the last waiter")
+        self.kill_one_of_three_waiters(1)
 
     def test_signal_interrupts_wait_with_eintr(self):
         p = self.p("s.lock")
