@@ -11,6 +11,7 @@ struct file *file_new(struct lockfs_ctx *ctx, enum file_type type) {
         atomic_init(&f->refs, 1);
         f->type = type;
         f->ctx = ctx;
+        f->id = atomic_fetch_add(&ctx->next_file_id, 1) + 1;
         pthread_mutex_init(&f->mu, NULL);
         pthread_mutex_lock(&ctx->files_mu);
         f->next = ctx->files;

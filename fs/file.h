@@ -18,6 +18,11 @@ struct file {
         struct lockfs_ctx *ctx;
         struct file *prev, *next; /* ctx->files: every open file */
         enum file_type type;
+        /* Names this open file description as a flock owner. Unique for the
+         * daemon's life: the kernel's lock_owner hashes a struct file
+         * pointer, which a new open may reuse while the old file's
+         * asynchronous RELEASE is still on its way. */
+        uint64_t id;
         pid_t opener_tid;        /* thread that opened it (0 = unknown) */
         pthread_mutex_t mu;      /* guards lock (a flock grant changes it) and rendering */
         struct lt_handle lock;   /* FILE_LOCK: read with file_handle() */

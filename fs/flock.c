@@ -108,8 +108,7 @@ static void flock_holder(const struct file *f, const struct caller *c, struct ca
         }
 }
 
-static void flock_exclusive(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
-                            struct file *f, bool nonblock) {
+static void flock_exclusive(fuse_req_t req, fuse_ino_t ino, struct file *f, bool nonblock) {
         struct lockfs_ctx *ctx = fuse_req_userdata(req);
         const struct fuse_ctx *fc = fuse_req_ctx(req);
         struct caller c, who;
@@ -135,7 +134,7 @@ static void flock_exclusive(fuse_req_t req, fuse_ino_t ino, struct fuse_file_inf
         if (!nonblock) /* may call flock_interrupted at once: no lock held here */
                 fuse_req_interrupt_func(req, flock_interrupted, (void *)(uintptr_t)id);
         struct lt_handle h = file_handle(f), granted;
-        r = locktable_flock(ctx->table, ino, &h, fi->lock_owner, &who, nonblock, id, &granted);
+        r = locktable_flock(ctx->table, ino, &h, f->id, &who, nonblock, id, &granted);
         if (r != LT_PARKED) {
                 fs_flock_finish(ctx, id, r, &granted);
                 return;
@@ -159,12 +158,12 @@ void fs_op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int 
         }
         switch (op & ~LOCK_NB) {
         case LOCK_UN:
-                locktable_flock_unlock(ctx->table, file_handle(f).ino, fi->lock_owner,
+                locktable_flock_unlock(ctx->table, file_handle(f).ino, f->id,
                                        notifier_removed, ctx->notifier);
                 fuse_reply_err(req, 0);
                 break;
         case LOCK_EX:
-                flock_exclusive(req, ino, fi, f, (op & LOCK_NB) != 0);
+                flock_exclusive(req, ino, f, (op & LOCK_NB) != 0);
                 break;
         default: /* LOCK_SH: a lock file has one holder (README) */
                 fuse_reply_err(req, EINVAL);

@@ -26,6 +26,7 @@ struct lockfs_ctx {
         pthread_mutex_t flocks_mu; /* flock requests in flight (fs/flock.c) */
         struct htab flocks;
         atomic_uint_fast64_t next_flock_id;
+        atomic_uint_fast64_t next_file_id;
 };
 
 extern const struct fuse_lowlevel_ops lockfs_ops;

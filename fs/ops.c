@@ -326,12 +326,12 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) 
 }
 
 /* The last close of an open file. If it held a flock, that releases the
- * lock (SPEC R7.2); RELEASE carries pid 0, the owner says whose it was. */
+ * lock (SPEC R7.2); RELEASE carries pid 0, the file's id says whose it was. */
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         (void)ino;
         struct file *f = file_of(fi);
         if (fi->flock_release && f->type == FILE_LOCK)
-                locktable_flock_unlock(ctx_of(req)->table, file_handle(f).ino, fi->lock_owner,
+                locktable_flock_unlock(ctx_of(req)->table, file_handle(f).ino, f->id,
                                        notifier_removed, ctx_of(req)->notifier);
         file_put(f);
         fuse_reply_err(req, 0);

@@ -178,7 +178,8 @@ void lt_dirents_free(struct lt_dirent *d, size_t n);
 /* Where grants of parked requests go; set once before serving. */
 void locktable_set_grant_fn(struct locktable *t, lt_grant_fn fn, void *ctx);
 
-/* LOCK_EX by open file description owner, a descriptor of inode ino whose
+/* LOCK_EX by open file description owner (a nonzero id never reused for
+ * another open file description), a descriptor of inode ino whose
  * handle is h, for c, who becomes the holder. Returns 0 when granted at
  * once (*ret is then a holder handle, of another inode when ino's lock was
  * released and its name is taken anew), LT_PARKED when parked under id (the
