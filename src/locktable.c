@@ -35,8 +35,15 @@ void lock_view_clear(struct lock_view *v) {
                 return;
         free(v->path);
         free(v->content);
+        for (size_t i = 0; i < v->n_aliases; i++) {
+                free(v->aliases[i].name);
+                free(v->aliases[i].path);
+        }
+        free(v->aliases);
         v->path = NULL;
         v->content = NULL;
+        v->aliases = NULL;
+        v->n_aliases = 0;
 }
 
 void lock_views_free(struct lock_view *v, size_t n) {
@@ -68,7 +75,7 @@ struct node *lt_node_by_ino(struct locktable *t, uint64_t ino) {
 }
 
 /* The node named name in dir, as stored: possibly an alias (second name). */
-static struct node *name_get(struct locktable *t, const struct node *dir, const char *name) {
+struct node *lt_name_get(struct locktable *t, const struct node *dir, const char *name) {
         uint64_t h = name_hash(dir->ino, name);
         for (struct hlink *l = htab_chain(&t->names, h); l; l = l->next) {
                 if (l->hash != h)
@@ -82,11 +89,11 @@ static struct node *name_get(struct locktable *t, const struct node *dir, const 
 
 /* The directory or lock named name in dir (an alias resolves to its lock). */
 static struct node *child_get(struct locktable *t, const struct node *dir, const char *name) {
-        struct node *n = name_get(t, dir, name);
+        struct node *n = lt_name_get(t, dir, name);
         return n && n->target ? n->target : n;
 }
 
-static void node_link(struct locktable *t, struct node *dir, struct node *n) {
+void lt_node_link(struct locktable *t, struct node *dir, struct node *n) {
         n->parent = dir;
         n->parent_was = dir->ino;
         n->linked = true;
@@ -131,7 +138,7 @@ void lt_node_maybe_free(struct locktable *t, struct node *n) {
                 node_free(t, n);
 }
 
-static struct node *node_new(struct locktable *t, enum lt_kind kind, const char *name) {
+struct node *lt_node_new(struct locktable *t, enum lt_kind kind, const char *name) {
         struct node *n = calloc(1, sizeof(*n));
         if (!n)
                 return NULL;
@@ -300,20 +307,84 @@ static int lock_view_fill(const struct node *n, struct lock_view *v, bool with_c
         return 0;
 }
 
-/* Tell the store that lock n changed; failures are logged, not fatal. */
-static void store_update_lock(struct locktable *t, const struct node *n) {
+/* Add what persistent stores need to v, a view of n: parent, holder start
+ * time, deadline and the other names. */
+static int store_view_extend(const struct node *n, struct lock_view *v) {
+        v->parent_ino = n->parent ? n->parent->ino : 0;
+        v->start_time = n->holder ? n->holder->proc.start_time : 0;
+        v->deadline_mono_ms = n->deadline.index == HEAP_NOT_QUEUED ? 0 : n->deadline.key;
+        if (!n->n_aliases)
+                return 0;
+        v->aliases = calloc(n->n_aliases, sizeof(*v->aliases));
+        if (!v->aliases)
+                return -ENOMEM;
+        for (const struct node *a = n->aliases; a; a = a->alias_next) {
+                struct lock_alias *la = &v->aliases[v->n_aliases];
+                la->parent_ino = a->parent->ino;
+                la->name = strdup(a->name);
+                if (!la->name)
+                        return -ENOMEM;
+                v->n_aliases++;
+        }
+        return 0;
+}
+
+/* Tell the store that lock n changed; failures are logged, not fatal (a
+ * persistent store rewrites its journal at its next change). */
+void lt_store_update(struct locktable *t, const struct node *n) {
         if (!t->store->ops->update)
                 return;
         struct lock_view v;
-        if (lock_view_fill(n, &v, true) < 0)
-                return;
-        int r = t->store->ops->update(t->store, &v);
+        int r = lock_view_fill(n, &v, true);
+        if (r == 0 && (r = store_view_extend(n, &v)) == 0)
+                r = t->store->ops->update(t->store, &v);
         if (r < 0)
-                log_debug("store update of %s failed: %s", v.path, strerror(-r));
+                log_msg(LOG_ERR, "cannot record the state of %s: %s", v.path ? v.path : n->name,
+                        strerror(-r));
         lock_view_clear(&v);
 }
 
+/* Tell the store about directory n (made or moved), or that it is gone. */
+static void store_put_dir(struct locktable *t, const struct node *n) {
+        if (t->store->ops->put_dir &&
+            t->store->ops->put_dir(t->store, n->ino, n->parent->ino, n->name, n->uid, n->gid) < 0)
+                log_msg(LOG_ERR, "cannot record directory %s", n->name);
+}
+
+static void store_remove_dir(struct locktable *t, const struct node *n) {
+        if (t->store->ops->remove_dir && t->store->ops->remove_dir(t->store, n->ino) < 0)
+                log_msg(LOG_ERR, "cannot record the removal of directory %s", n->name);
+}
+
 /* ---- acquisition and release ---------------------------------------------- */
+
+/* The view of n as c would hold it after a new acquisition (fence aside). */
+static int acquisition_view(struct locktable *t, const struct node *n, const struct caller *c,
+                            const struct holder *h, enum lock_how how, int64_t now,
+                            struct lock_view *v) {
+        int r = lock_view_fill(n, v, false);
+        if (r == 0)
+                r = store_view_extend(n, v);
+        if (r < 0)
+                return r;
+        v->detached = h == NULL;
+        v->liveness_known = h != NULL;
+        v->how = h ? how : LOCK_HOW_DETACHED;
+        v->pid = h ? h->proc.pid : 0;
+        v->start_time = h ? h->proc.start_time : 0;
+        v->uid = h ? h->uid : c->uid;
+        v->gid = h ? h->gid : c->gid;
+        if (h) {
+                memcpy(v->comm, h->comm, sizeof(v->comm));
+                memcpy(v->cmdline, h->cmdline, sizeof(v->cmdline));
+        }
+        v->acquired_at_ms = v->renewed_at_ms = now;
+        v->ttl_s = t->cfg.default_ttl_s;
+        v->expires_at_ms = now + (int64_t)v->ttl_s * 1000;
+        v->deadline_mono_ms = v->ttl_s ? lt_now_mono_ms() + (int64_t)v->ttl_s * 1000 : 0;
+        v->claim_ignored_pid = 0;
+        return 0;
+}
 
 int lt_take(struct locktable *t, struct node *n, const struct caller *c, enum lock_how how) {
         struct holder *h = NULL;
@@ -322,11 +393,11 @@ int lt_take(struct locktable *t, struct node *n, const struct caller *c, enum lo
                 return r;
         struct lock_view v;
         uint64_t fence;
-        r = lock_view_fill(n, &v, false);
-        if (r == 0) {
+        int64_t now = lt_now_wall_ms();
+        r = acquisition_view(t, n, c, h, how, now, &v);
+        if (r == 0)
                 r = t->store->ops->acquire(t->store, &v, &fence);
-                lock_view_clear(&v);
-        }
+        lock_view_clear(&v);
         if (r < 0) {
                 if (h)
                         lt_holder_unref(t, h);
@@ -342,7 +413,7 @@ int lt_take(struct locktable *t, struct node *n, const struct caller *c, enum lo
         n->how = h ? how : LOCK_HOW_DETACHED;
         n->liveness_known = h != NULL;
         n->fence = fence;
-        n->acquired_ms = n->renewed_ms = lt_now_wall_ms();
+        n->acquired_ms = now;
         n->ttl_s = t->cfg.default_ttl_s;
         n->content_len = 0;
         n->claim_ignored_pid = 0;
@@ -358,24 +429,28 @@ static int lock_acquire(struct locktable *t, struct node *dir, const char *name,
         int r = room_check(t, dir, name);
         if (r < 0)
                 return r;
-        struct node *n = node_new(t, LT_LOCK, name);
+        struct node *n = lt_node_new(t, LT_LOCK, name);
         if (!n)
                 return -ENOMEM;
-        node_link(t, dir, n);
+        lt_node_link(t, dir, n);
         r = lt_take(t, n, c, LOCK_HOW_CREATOR);
         if (r < 0) {
                 lt_node_unlink(t, n);
                 node_free(t, n);
                 return r;
         }
+        lt_lock_list_add(t, n);
+        *ret = n;
+        return 0;
+}
+
+void lt_lock_list_add(struct locktable *t, struct node *n) {
         n->all_next = t->all_locks;
         if (t->all_locks)
                 t->all_locks->all_prev = n;
         t->all_locks = n;
         t->n_nodes++;
         t->m.held++;
-        *ret = n;
-        return 0;
 }
 
 
@@ -429,6 +504,7 @@ void locktable_free(struct locktable *t) {
         for (struct node *n = t->all_locks; n; n = n->all_next)
                 lt_drop_waiters(t, n, -EINTR);
         free(t->grants); /* nobody to answer at shutdown */
+        t->closing = true; /* the store keeps the locks for the next daemon */
         while (t->all_locks)
                 lt_release(t, t->all_locks, CAUSE_UNLINK, NULL);
         if (t->inodes.buckets) {
@@ -531,7 +607,7 @@ static void lock_open(struct locktable *t, struct node *n, const struct caller *
                 if (flags & O_TRUNC) {
                         n->content_len = 0;
                         lt_renew(t, n);
-                        store_update_lock(t, n);
+                        lt_store_update(t, n);
                 }
         } else {
                 h->kind = LT_HANDLE_CONTENDER;
@@ -665,7 +741,7 @@ ssize_t locktable_write(struct locktable *t, const struct lt_handle *h, const st
         if (claim.has_ttl)
                 n->ttl_s = claim.ttl_s;
         lt_renew(t, n);
-        store_update_lock(t, n);
+        lt_store_update(t, n);
         r = (ssize_t)size;
 out:
         pthread_mutex_unlock(&t->mu);
@@ -718,7 +794,7 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
         }
         if (what & (LT_SET_SIZE | LT_SET_TIMES)) {
                 lt_renew(t, n);
-                store_update_lock(t, n);
+                lt_store_update(t, n);
         }
 out:
         if (r == 0)
@@ -758,11 +834,11 @@ static void name_remove(struct locktable *t, struct node *raw) {
                 free(n->name);
                 n->name = a->name;
                 a->name = NULL;
-                node_link(t, dir, n);
-                store_update_lock(t, n);
+                lt_node_link(t, dir, n);
         }
         t->n_nodes--;
         node_destroy(a);
+        lt_store_update(t, n);
 }
 
 int locktable_link(struct locktable *t, uint64_t ino, uint64_t newparent, const char *newname,
@@ -778,7 +854,7 @@ int locktable_link(struct locktable *t, uint64_t ino, uint64_t newparent, const 
         }
         if ((r = dir_get(t, newparent, &newdir)) < 0)
                 goto out;
-        if (name_is_meta(newdir, newname) || name_get(t, newdir, newname)) {
+        if (name_is_meta(newdir, newname) || lt_name_get(t, newdir, newname)) {
                 t->m.contended++;
                 r = -EEXIST;
                 goto out;
@@ -808,11 +884,11 @@ int locktable_link(struct locktable *t, uint64_t ino, uint64_t newparent, const 
         n->aliases = a;
         n->n_aliases++;
         n->name = name;
-        node_link(t, newdir, n);
-        node_link(t, olddir, a);
+        lt_node_link(t, newdir, n);
+        lt_node_link(t, olddir, a);
         t->n_nodes++;
         n->nlookup++;
-        store_update_lock(t, n);
+        lt_store_update(t, n);
         fill_attr(n, ret);
 out:
         pthread_mutex_unlock(&t->mu);
@@ -830,7 +906,7 @@ int locktable_unlink(struct locktable *t, uint64_t parent, const char *name,
         r = dir_for_removal(t, parent, name, &dir);
         if (r < 0)
                 goto out;
-        struct node *raw = name_get(t, dir, name);
+        struct node *raw = lt_name_get(t, dir, name);
         n = raw && raw->target ? raw->target : raw;
         if (!n) {
                 r = -ENOENT;
@@ -888,7 +964,7 @@ int locktable_rename(struct locktable *t, uint64_t parent, const char *name,
                 r = -EACCES;
                 goto out;
         }
-        n = name_get(t, dir, name);
+        n = lt_name_get(t, dir, name);
         if (!n) {
                 r = -ENOENT;
                 goto out;
@@ -897,7 +973,7 @@ int locktable_rename(struct locktable *t, uint64_t parent, const char *name,
                 r = -EPERM;
                 goto out;
         }
-        struct node *target = name_get(t, newdir, newname);
+        struct node *target = lt_name_get(t, newdir, newname);
         if (target == n)
                 goto out;
         if (target) {
@@ -932,9 +1008,11 @@ int locktable_rename(struct locktable *t, uint64_t parent, const char *name,
         lt_node_unlink(t, n);
         free(n->name);
         n->name = copy;
-        node_link(t, newdir, n);
+        lt_node_link(t, newdir, n);
         if (n->kind == LT_LOCK)
-                store_update_lock(t, n);
+                lt_store_update(t, n);
+        else
+                store_put_dir(t, n);
 out:
         pthread_mutex_unlock(&t->mu);
         return r;
@@ -950,24 +1028,25 @@ int locktable_mkdir(struct locktable *t, uint64_t parent, const char *name,
         r = dir_get(t, parent, &dir);
         if (r < 0)
                 goto out;
-        if (name_is_meta(dir, name) || name_get(t, dir, name)) {
+        if (name_is_meta(dir, name) || lt_name_get(t, dir, name)) {
                 r = -EEXIST;
                 goto out;
         }
         r = room_check(t, dir, name);
         if (r < 0)
                 goto out;
-        n = node_new(t, LT_DIR, name);
+        n = lt_node_new(t, LT_DIR, name);
         if (!n) {
                 r = -ENOMEM;
                 goto out;
         }
         n->uid = c->uid;
         n->gid = c->gid;
-        node_link(t, dir, n);
+        lt_node_link(t, dir, n);
         n->nlookup++;
         t->n_nodes++;
         t->m.directories++;
+        store_put_dir(t, n);
         fill_attr(n, ret);
 out:
         pthread_mutex_unlock(&t->mu);
@@ -995,6 +1074,7 @@ int locktable_rmdir(struct locktable *t, uint64_t parent, const char *name,
                 r = dir_may_change(n, c);
         if (r < 0)
                 goto out;
+        store_remove_dir(t, n);
         lt_node_unlink(t, n);
         t->n_nodes--;
         t->m.directories--;

@@ -79,8 +79,24 @@ struct locktable;
 
 /* Create a table using store s (the table does not own s). */
 int locktable_new(const struct locktable_config *cfg, struct store *s, struct locktable **ret);
-/* Free everything; no other thread may use t. NULL is a no-op. */
+/* Free everything; no other thread may use t. The store is not told: what
+ * it recorded stays for the next daemon. NULL is a no-op. */
 void locktable_free(struct locktable *t);
+
+/* What locktable_restore() did. */
+struct locktable_restored {
+        size_t restored;        /* locks back with their holder (or detached) */
+        size_t holder_gone;     /* dropped: the holder process is gone */
+        size_t expired;         /* dropped: the TTL ran out meanwhile */
+        size_t failed;          /* dropped: could not be rebuilt (logged) */
+        uint64_t max_fence;     /* highest fence restored */
+};
+
+/* Rebuild the table from what its store recorded (SPEC R8.2): directories,
+ * and locks whose holder is the same live process (or detached) and whose
+ * TTL has not ended, with holder, content, deadline, fence and other
+ * names. Call once, before serving. 0 or the store's -errno. */
+int locktable_restore(struct locktable *t, struct locktable_restored *ret);
 
 /* Resolve name in parent; counts one kernel lookup on success (see
  * locktable_forget). -ENOENT, -ENOTDIR, -ENAMETOOLONG. */

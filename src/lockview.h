@@ -20,6 +20,13 @@ enum lock_how {
         LOCK_HOW_DETACHED, /* no process holds it: content "0" or pid unknown */
 };
 
+/* Another name of a lock (link(2)), as persistent stores see it. */
+struct lock_alias {
+        uint64_t parent_ino;     /* its directory */
+        char *name;              /* malloc'd */
+        char *path;              /* "/dir/name", malloc'd; set only by a restore */
+};
+
 struct lock_view {
         char *path;              /* "/dir/name", malloc'd */
         uint64_t ino;
@@ -39,9 +46,15 @@ struct lock_view {
         pid_t claim_ignored_pid; /* last claim that named a foreign pid, or 0 */
         char *content;           /* what the holder wrote, malloc'd (may be NULL) */
         size_t content_len;
+        /* Filled for persistent stores only (store acquire/update, restore): */
+        uint64_t parent_ino;     /* directory of path's last name */
+        uint64_t start_time;     /* holder's start time (clock ticks since boot) */
+        int64_t deadline_mono_ms;/* CLOCK_MONOTONIC end of the TTL; 0 = none */
+        struct lock_alias *aliases; /* malloc'd array */
+        size_t n_aliases;
 };
 
-/* Free what v owns (path, content); v itself is not freed. NULL is a no-op. */
+/* Free what v owns (path, content, aliases); v itself is not freed. NULL is a no-op. */
 void lock_view_clear(struct lock_view *v);
 
 /* Daemon-wide counters for .lockfs/metrics (SPEC R6.1). */

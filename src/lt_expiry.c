@@ -42,6 +42,12 @@ void lt_renew(struct locktable *t, struct node *n) {
         timer_arm(t);
 }
 
+void lt_set_deadline(struct locktable *t, struct node *n, int64_t key) {
+        if (heap_push(&t->deadlines, &n->deadline, key) < 0)
+                log_debug("deadline heap full: %s keeps no TTL", n->name);
+        timer_arm(t);
+}
+
 /* Release lock n for cause; if report, queue its name for the kernel. */
 static void count_release(struct locktable *t, enum release_cause cause) {
         switch (cause) {
@@ -77,9 +83,10 @@ void lt_release(struct locktable *t, struct node *n, enum release_cause cause,
                 return; /* the name stays, with its next holder */
         lt_report(report, n->parent->ino, n->ino, n->name);
         lt_drop_aliases(t, n, report);
-        char *path = t->store->ops->release ? lt_node_path(n) : NULL;
+        char *path = t->store->ops->release && !t->closing ? lt_node_path(n) : NULL;
         if (path) {
-                t->store->ops->release(t->store, path, n->fence);
+                if (t->store->ops->release(t->store, n->ino, path, n->fence) < 0)
+                        log_msg(LOG_ERR, "cannot record the release of %s", path);
                 free(path);
         }
         lt_detach_holder(t, n);

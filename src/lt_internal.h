@@ -109,6 +109,7 @@ struct locktable {
         pthread_mutex_t mu;
         struct locktable_config cfg;
         struct store *store;
+        bool closing;            /* locktable_free(): releases are not recorded */
         struct htab inodes;
         struct htab names;
         struct htab holders;
@@ -137,6 +138,15 @@ struct locktable {
 #define POLL_PERIOD_MS 10
 
 /* locktable.c: the tree. */
+/* A new node (a fresh inode number), not in the tree yet; NULL without
+ * memory. */
+struct node *lt_node_new(struct locktable *t, enum lt_kind kind, const char *name);
+/* Put n into directory dir under n->name. */
+void lt_node_link(struct locktable *t, struct node *dir, struct node *n);
+/* The node named name in dir, as stored: possibly an alias. */
+struct node *lt_name_get(struct locktable *t, const struct node *dir, const char *name);
+/* Count linked lock n as held (the list of every held lock). */
+void lt_lock_list_add(struct locktable *t, struct node *n);
 /* The node with inode number ino (also a lock already released while the
  * kernel still knows it), or NULL. */
 struct node *lt_node_by_ino(struct locktable *t, uint64_t ino);
@@ -149,6 +159,9 @@ void lt_node_unlink(struct locktable *t, struct node *n);
 void lt_node_maybe_free(struct locktable *t, struct node *n);
 /* "/a/b/name" of a linked node, malloc'd; NULL on allocation failure. */
 char *lt_node_path(const struct node *n);
+
+/* Tell the store the current state of lock n (logged on failure). */
+void lt_store_update(struct locktable *t, const struct node *n);
 
 /* lt_holders.c: holder records, one per process, refcounted by locks. */
 /* Epoll tag of a holder: pid (22 bits) and start time. */
@@ -198,6 +211,8 @@ void lt_holder_unref(struct locktable *t, struct holder *h);
 /* lt_expiry.c: deadlines and release. */
 /* Restart n's TTL from now (renewal); a TTL of 0 unqueues it. */
 void lt_renew(struct locktable *t, struct node *n);
+/* Queue n's TTL to end at CLOCK_MONOTONIC ms key (a restored deadline). */
+void lt_set_deadline(struct locktable *t, struct node *n, int64_t key);
 /* Release lock n for cause; with report, queue its name for the kernel. */
 void lt_release(struct locktable *t, struct node *n, enum release_cause cause,
                 struct removals *report);

@@ -7,11 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs.h"
 #include "locktable.h"
 #include "log.h"
+#include "mountpoint.h"
 #include "options.h"
 #include "reaper.h"
 #include "store.h"
@@ -37,6 +39,69 @@ static void raise_fd_limit(void) {
         }
 }
 
+/* The store at the state directory and fence file options name, or the
+ * defaults for mount point mnt. */
+static int store_open(const struct lockfs_options *o, const char *mnt, struct store **ret) {
+        char *id = NULL, *dir = NULL, *fence = NULL;
+        int r = mountpoint_id(mnt, &id);
+        if (r == 0 && (asprintf(&dir, "%s/%s", LOCKFS_STATE_ROOT, id) < 0 ||
+                       asprintf(&fence, "%s/%s.fence", LOCKFS_FENCE_ROOT, id) < 0))
+                r = -ENOMEM;
+        const char *state_dir = o->state_dir[0] ? o->state_dir : dir;
+        const char *fence_file = o->fence_file[0] ? o->fence_file : fence;
+        if (r == 0)
+                r = store_local_open(state_dir, fence_file, ret);
+        if (r == -EBUSY)
+                log_msg(LOG_ERR, "state directory %s is in use by another lockfs", state_dir);
+        else if (r == -EBADMSG)
+                log_msg(LOG_ERR, "fence file %s is damaged; fences could go backwards, so lockfs "
+                        "will not start. Remove it only if no holder relies on fences.",
+                        fence_file);
+        else if (r < 0)
+                log_msg(LOG_ERR, "cannot open the state in %s and %s: %s", state_dir,
+                        fence_file, strerror(-r));
+        free(id);
+        free(dir);
+        free(fence);
+        return r;
+}
+
+/* Restore what the store recorded; log what came back. */
+static int table_restore(struct locktable *t) {
+        struct timespec a, b;
+        struct locktable_restored rs;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        int r = locktable_restore(t, &rs);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        if (r < 0) {
+                log_msg(LOG_ERR, "cannot restore the lock table: %s", strerror(-r));
+                return r;
+        }
+        if (rs.restored || rs.holder_gone || rs.expired || rs.failed)
+                log_msg(LOG_NOTICE, "restored %zu locks in %.0f ms; dropped %zu (holder gone), "
+                        "%zu (TTL ended), %zu (failed)", rs.restored,
+                        (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6,
+                        rs.holder_gone, rs.expired, rs.failed);
+        return 0;
+}
+
+/* Clear a dead mount on mnt and keep the bare directory unwritable. */
+static int mountpoint_prepare(const char *mnt) {
+        int r = mountpoint_clear_dead(mnt);
+        if (r == 1)
+                log_msg(LOG_NOTICE, "cleared the dead mount of a stopped lockfs on %s", mnt);
+        else if (r == -EBUSY)
+                log_msg(LOG_ERR, "%s is already a mounted FUSE file system", mnt);
+        else if (r < 0)
+                log_msg(LOG_ERR, "cannot use mount point %s: %s", mnt, strerror(-r));
+        if (r < 0)
+                return r;
+        if ((r = mountpoint_make_immutable(mnt)) < 0)
+                log_msg(LOG_WARNING, "cannot make %s immutable (%s): while no lockfs serves it, "
+                        "tools could create plain files there", mnt, strerror(-r));
+        return 0;
+}
+
 int main(int argc, char **argv) {
         struct lockfs_options o;
         char err[256];
@@ -57,6 +122,7 @@ int main(int argc, char **argv) {
         raise_fd_limit();
 
         int ret = 1, r;
+        char *mnt = NULL;
         struct store *store = NULL;
         struct locktable *table = NULL;
         struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -75,10 +141,18 @@ int main(int argc, char **argv) {
 
         if (gethostname(ctx.host, sizeof(ctx.host) - 1) < 0)
                 strcpy(ctx.host, "localhost");
-        if ((r = store_mem_new(&store)) < 0 || (r = locktable_new(&cfg, store, &table)) < 0) {
+        if ((r = mountpoint_canonical(o.mountpoint, &mnt)) < 0) {
+                log_msg(LOG_ERR, "cannot resolve mount point %s: %s", o.mountpoint, strerror(-r));
+                goto out;
+        }
+        if (store_open(&o, mnt, &store) < 0)
+                goto out;
+        if ((r = locktable_new(&cfg, store, &table)) < 0) {
                 log_msg(LOG_ERR, "cannot set up the lock table: %s", strerror(-r));
                 goto out;
         }
+        if (table_restore(table) < 0)
+                goto out;
         ctx.table = table;
         ctx.max_locks = o.max_locks;
         if ((r = fs_flock_init(&ctx)) < 0) {
@@ -95,8 +169,10 @@ int main(int argc, char **argv) {
         if (fuse_set_signal_handlers(se) < 0)
                 goto out;
         signals = true;
-        if (fuse_session_mount(se, o.mountpoint) < 0) {
-                log_msg(LOG_ERR, "cannot mount on %s", o.mountpoint);
+        if (mountpoint_prepare(mnt) < 0)
+                goto out;
+        if (fuse_session_mount(se, mnt) < 0) {
+                log_msg(LOG_ERR, "cannot mount on %s", mnt);
                 goto out;
         }
         mounted = true;
@@ -115,12 +191,12 @@ int main(int argc, char **argv) {
                 goto out;
         fuse_loop_cfg_set_clone_fd(loop, 0);
         fuse_loop_cfg_set_idle_threads(loop, 10);
-        log_msg(LOG_NOTICE, "serving %s (ttl %us, max_locks %llu, max_content %zu)", o.mountpoint,
+        log_msg(LOG_NOTICE, "serving %s (ttl %us, max_locks %llu, max_content %zu)", mnt,
                 (unsigned)o.ttl_s, (unsigned long long)o.max_locks, o.max_content);
         /* The loop returns the signal number after SIGTERM/SIGINT/SIGHUP: a
          * clean stop. Negative values are errors. */
         ret = fuse_session_loop_mt(se, loop) < 0 ? 1 : 0;
-        log_msg(LOG_NOTICE, "unmounting %s", o.mountpoint);
+        log_msg(LOG_NOTICE, "unmounting %s", mnt);
 
 out:
         reaper_stop(reaper);
@@ -141,5 +217,6 @@ out:
         fuse_opt_free_args(&args);
         locktable_free(table);
         store_free(store);
+        free(mnt);
         return ret;
 }

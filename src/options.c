@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mountpoint.h"
 #include "options.h"
 
 static int parse_u64(const char *s, uint64_t max, uint64_t *ret) {
@@ -67,6 +68,11 @@ static int apply_option(struct lockfs_options *o, const char *item, char *err, s
                 if (parse_u64(val, 4096, &v) < 0)
                         goto bad_value;
                 o->max_depth = (unsigned)v;
+        } else if (KEY("state_dir") || KEY("fence_file")) {
+                char *dst = KEY("state_dir") ? o->state_dir : o->fence_file;
+                if (!val || !*val || strlen(val) >= LOCKFS_PATH_MAX)
+                        goto bad_value;
+                strcpy(dst, val);
         } else if (option_ignored(item, klen, val)) {
                 /* nothing to do */
         } else if (KEY("ro") && !val) {
@@ -169,6 +175,10 @@ void options_usage(FILE *f, const char *prog) {
                 "  max_content=BYTES    content a holder may write (default %d)\n"
                 "  max_depth=N          path components, 0 = no limit (default %d)\n"
                 "  allow_other          let users other than root use the mount\n"
+                "  state_dir=DIR        the journal of held locks (default\n"
+                "                       " LOCKFS_STATE_ROOT "/MOUNT-ID, MOUNT-ID as systemd-escape --path)\n"
+                "  fence_file=FILE      fence reservations, on persistent disk (default\n"
+                "                       " LOCKFS_FENCE_ROOT "/MOUNT-ID.fence)\n"
                 "\n"
                 "SOURCE (any word) and generic mount options such as rw, nosuid, nodev,\n"
                 "noatime, _netdev, nofail, noauto or x-systemd.* are accepted and\n"

@@ -15,6 +15,7 @@
 #define LOCKFS_DEFAULT_MAX_CONTENT 65536
 #define LOCKFS_DEFAULT_MAX_DEPTH 32
 #define LOCKFS_MAX_CONTENT_LIMIT (16u << 20)
+#define LOCKFS_PATH_MAX 4096
 
 struct lockfs_options {
         const char *mountpoint;   /* points into argv */
@@ -28,6 +29,8 @@ struct lockfs_options {
         uint64_t max_locks;       /* -o max_locks=, 0 = unlimited */
         size_t max_content;       /* -o max_content=, 1 .. 16 MiB */
         unsigned max_depth;       /* -o max_depth=, 0 = unlimited */
+        char state_dir[LOCKFS_PATH_MAX];  /* -o state_dir=, "" = the default */
+        char fence_file[LOCKFS_PATH_MAX]; /* -o fence_file=, "" = the default */
 };
 
 /* Parse argv into *ret (defaults first). Returns 0, or -EINVAL with a

@@ -32,7 +32,10 @@ class Mount:
 
     start() returns once the daemon logged that it serves the mount (an
     event, not a sleep); stop() unmounts, waits for the daemon and returns
-    its exit status. Use as a context manager or via LockfsTestCase."""
+    its exit status. crash() kills the daemon with SIGKILL and leaves its
+    dead mount; start() again restarts it on the same mount point and state.
+    The journal (state_dir) and fence file live in the temporary directory
+    unless opts name others. Use as a context manager or via LockfsTestCase."""
 
     def __init__(self, opts="", args=()):
         self.opts = opts
@@ -41,15 +44,22 @@ class Mount:
         os.chmod(self.dir, 0o755)
         self.mnt = os.path.join(self.dir, "mnt")
         os.mkdir(self.mnt)
+        self.state_dir = os.path.join(self.dir, "state")
+        self.fence_file = os.path.join(self.dir, "fence")
         self.proc = None
         self.log_lines = []
         self._reader = None
 
+    def command(self):
+        opts = [o for o in self.opts.split(",") if o]
+        if not any(o.startswith("state_dir=") for o in opts):
+            opts.append("state_dir=" + self.state_dir)
+        if not any(o.startswith("fence_file=") for o in opts):
+            opts.append("fence_file=" + self.fence_file)
+        return WRAPPER + [LOCKFS_BIN, "-f"] + self.args + ["-o", ",".join(opts), self.mnt]
+
     def start(self):
-        cmd = WRAPPER + [LOCKFS_BIN, "-f"] + self.args
-        if self.opts:
-            cmd += ["-o", self.opts]
-        cmd.append(self.mnt)
+        cmd = self.command()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
@@ -101,28 +111,48 @@ class Mount:
         with open("/proc/self/mounts") as f:
             return any(line.split()[1] == self.mnt for line in f)
 
-    def stop(self):
-        """Unmount (lazily if busy), wait for the daemon; return its status."""
-        if self.proc is None:
-            return None
+    def crash(self):
+        """SIGKILL the daemon and wait for it; its dead mount stays."""
+        self.proc.kill()
+        self.proc.wait()
+        self._close_daemon()
+
+    def _close_daemon(self):
+        if self._reader:
+            self._reader.join(timeout=5)
+            self._reader = None
+        self.proc.stderr.close()
+        self.proc = None
+
+    def unmount(self):
+        """Unmount (lazily if busy); also a dead mount."""
         if self.is_mounted():
             r = subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True)
             if r.returncode != 0:
                 subprocess.run(["fusermount3", "-uz", self.mnt], capture_output=True)
+
+    def stop(self):
+        """Unmount, wait for the daemon; return its status (None when no
+        daemon ran)."""
+        if self.proc is None:
+            self.unmount()
+            self.cleanup_dir()
+            return None
+        self.unmount()
         try:
             rc = self.proc.wait(timeout=60 if WRAPPER else 20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             rc = self.proc.wait()
-        if self._reader:
-            self._reader.join(timeout=5)
-        self.proc.stderr.close()
-        self.proc = None
+        self._close_daemon()
         self.cleanup_dir()
         return rc
 
     def cleanup_dir(self):
+        """Remove the temporary directory (the daemon made the bare mount
+        point immutable)."""
         if not self.is_mounted():
+            subprocess.run(["chattr", "-i", self.mnt], capture_output=True)
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):

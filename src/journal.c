@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: MIT */
+/* Journal records: framing (u32 length, u32 CRC-32C of the body), then a
+ * body of type byte and fixed-width fields. Decoding checks every length
+ * against the frame, so no input can make it read out of bounds. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crc32c.h"
+#include "journal.h"
+
+static const char MAGIC[8] = { 'L', 'O', 'C', 'K', 'F', 'S', 'J', '\n' };
+#define FRAME 8                  /* u32 length + u32 crc */
+
+void jbuf_free(struct jbuf *b) {
+        free(b->data);
+        *b = (struct jbuf){ 0 };
+}
+
+static int jbuf_reserve(struct jbuf *b, size_t more) {
+        if (b->cap - b->len >= more)
+                return 0;
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap - b->len < more)
+                cap *= 2;
+        uint8_t *d = realloc(b->data, cap);
+        if (!d)
+                return -ENOMEM;
+        b->data = d;
+        b->cap = cap;
+        return 0;
+}
+
+static uint8_t *put(uint8_t *p, const void *v, size_t n) {
+        memcpy(p, v, n);
+        return p + n;
+}
+#define PUT(p, type, val) put(p, &(type){ (type)(val) }, sizeof(type))
+
+void journal_header_encode(const char *boot_id, uint8_t out[JOURNAL_HEADER_SIZE]) {
+        uint8_t *p = put(out, MAGIC, sizeof(MAGIC));
+        p = PUT(p, uint32_t, JOURNAL_VERSION);
+        p = put(p, boot_id, JOURNAL_BOOT_ID_LEN);
+        PUT(p, uint32_t, crc32c(0, out, JOURNAL_HEADER_SIZE - 4));
+}
+
+int journal_header_check(const uint8_t *buf, size_t len,
+                         char boot_id[JOURNAL_BOOT_ID_LEN + 1]) {
+        uint32_t version, crc;
+        if (len < JOURNAL_HEADER_SIZE || memcmp(buf, MAGIC, sizeof(MAGIC)) != 0)
+                return -EBADMSG;
+        memcpy(&crc, buf + JOURNAL_HEADER_SIZE - 4, 4);
+        if (crc != crc32c(0, buf, JOURNAL_HEADER_SIZE - 4))
+                return -EBADMSG;
+        memcpy(&version, buf + 8, 4);
+        if (version != JOURNAL_VERSION)
+                return -EPROTONOSUPPORT;
+        memcpy(boot_id, buf + 12, JOURNAL_BOOT_ID_LEN);
+        boot_id[JOURNAL_BOOT_ID_LEN] = '\0';
+        return 0;
+}
+
+/* Reserve a record of body size n in b; returns where the body goes. The
+ * frame is completed by frame_close(). */
+static uint8_t *frame_open(struct jbuf *b, size_t n) {
+        if (n > JOURNAL_RECORD_MAX || jbuf_reserve(b, FRAME + n) < 0)
+                return NULL;
+        return b->data + b->len + FRAME;
+}
+
+static void frame_close(struct jbuf *b, size_t n) {
+        uint8_t *f = b->data + b->len;
+        PUT(PUT(f, uint32_t, n), uint32_t, crc32c(0, f + FRAME, n));
+        b->len += FRAME + n;
+}
+
+static const char *last_name(const char *path) {
+        const char *s = strrchr(path, '/');
+        return s ? s + 1 : path;
+}
+
+int journal_put_lock(struct jbuf *b, const struct lock_view *v) {
+        const char *name = last_name(v->path);
+        size_t name_len = strlen(name);
+        size_t n = 1 + 8 + 8 + 8 + 1 + 1 + 4 + 8 + 4 + 4 + 8 + 8 + 4 + 8 + 4 + 2 + name_len + 2 +
+                   4 + v->content_len;
+        for (size_t i = 0; i < v->n_aliases; i++)
+                n += 8 + 2 + strlen(v->aliases[i].name);
+        uint8_t *p = frame_open(b, n);
+        if (!p)
+                return -ENOMEM;
+        p = PUT(p, uint8_t, JOURNAL_LOCK);
+        p = PUT(p, uint64_t, v->ino);
+        p = PUT(p, uint64_t, v->parent_ino);
+        p = PUT(p, uint64_t, v->fence);
+        p = PUT(p, uint8_t, v->how);
+        p = PUT(p, uint8_t, (v->detached ? 1 : 0) | (v->liveness_known ? 2 : 0));
+        p = PUT(p, int32_t, v->pid);
+        p = PUT(p, uint64_t, v->start_time);
+        p = PUT(p, uint32_t, v->uid);
+        p = PUT(p, uint32_t, v->gid);
+        p = PUT(p, int64_t, v->acquired_at_ms);
+        p = PUT(p, int64_t, v->renewed_at_ms);
+        p = PUT(p, uint32_t, v->ttl_s);
+        p = PUT(p, int64_t, v->deadline_mono_ms);
+        p = PUT(p, int32_t, v->claim_ignored_pid);
+        p = PUT(p, uint16_t, name_len);
+        p = put(p, name, name_len);
+        p = PUT(p, uint16_t, v->n_aliases);
+        for (size_t i = 0; i < v->n_aliases; i++) {
+                size_t l = strlen(v->aliases[i].name);
+                p = PUT(p, uint64_t, v->aliases[i].parent_ino);
+                p = PUT(p, uint16_t, l);
+                p = put(p, v->aliases[i].name, l);
+        }
+        p = PUT(p, uint32_t, v->content_len);
+        if (v->content_len)
+                put(p, v->content, v->content_len);
+        frame_close(b, n);
+        return 0;
+}
+
+int journal_put_dir(struct jbuf *b, uint64_t key, uint64_t parent, const char *name, uid_t uid,
+                    gid_t gid) {
+        size_t name_len = strlen(name);
+        size_t n = 1 + 8 + 8 + 4 + 4 + 2 + name_len;
+        uint8_t *p = frame_open(b, n);
+        if (!p)
+                return -ENOMEM;
+        p = PUT(p, uint8_t, JOURNAL_DIR);
+        p = PUT(p, uint64_t, key);
+        p = PUT(p, uint64_t, parent);
+        p = PUT(p, uint32_t, uid);
+        p = PUT(p, uint32_t, gid);
+        p = PUT(p, uint16_t, name_len);
+        put(p, name, name_len);
+        frame_close(b, n);
+        return 0;
+}
+
+int journal_put_del(struct jbuf *b, uint64_t key) {
+        uint8_t *p = frame_open(b, 9);
+        if (!p)
+                return -ENOMEM;
+        PUT(PUT(p, uint8_t, JOURNAL_DEL), uint64_t, key);
+        frame_close(b, 9);
+        return 0;
+}
+
+/* A bounds-checked reader over one record body. */
+struct reader {
+        const uint8_t *p, *end;
+        bool bad;
+};
+
+static const uint8_t *take(struct reader *r, size_t n) {
+        if (r->bad || (size_t)(r->end - r->p) < n) {
+                r->bad = true;
+                return NULL;
+        }
+        const uint8_t *at = r->p;
+        r->p += n;
+        return at;
+}
+
+#define GET(r, type)                                                      \
+        ({                                                                \
+                type v_ = 0;                                              \
+                const uint8_t *at_ = take(r, sizeof(type));               \
+                if (at_)                                                  \
+                        memcpy(&v_, at_, sizeof(type));                   \
+                v_;                                                       \
+        })
+
+/* A name: u16 length, then that many bytes, 1..255 of them, no '/' or NUL. */
+static const char *get_name(struct reader *r, size_t *len) {
+        *len = GET(r, uint16_t);
+        const char *s = (const char *)take(r, *len);
+        if (!s || *len == 0 || *len > 255 || memchr(s, '/', *len) || memchr(s, '\0', *len)) {
+                r->bad = true;
+                return NULL;
+        }
+        return s;
+}
+
+static void decode_lock(struct reader *r, struct jrec *ret) {
+        ret->parent = GET(r, uint64_t);
+        ret->fence = GET(r, uint64_t);
+        uint8_t how = GET(r, uint8_t), flags = GET(r, uint8_t);
+        if (how > LOCK_HOW_DETACHED || flags > 3)
+                r->bad = true;
+        ret->how = how;
+        ret->detached = flags & 1;
+        ret->liveness_known = flags & 2;
+        ret->pid = GET(r, int32_t);
+        ret->start_time = GET(r, uint64_t);
+        ret->uid = GET(r, uint32_t);
+        ret->gid = GET(r, uint32_t);
+        ret->acquired_ms = GET(r, int64_t);
+        ret->renewed_ms = GET(r, int64_t);
+        ret->ttl_s = GET(r, uint32_t);
+        ret->deadline_mono_ms = GET(r, int64_t);
+        ret->claim_ignored_pid = GET(r, int32_t);
+        ret->name = get_name(r, &ret->name_len);
+        ret->n_aliases = GET(r, uint16_t);
+        ret->aliases = r->p;
+        for (size_t i = 0; i < ret->n_aliases && !r->bad; i++) {
+                size_t l;
+                GET(r, uint64_t);
+                get_name(r, &l);
+        }
+        ret->content_len = GET(r, uint32_t);
+        ret->content = take(r, ret->content_len);
+        if (ret->pid < 0 || (!ret->detached && ret->pid == 0))
+                r->bad = true;
+}
+
+int journal_next(const uint8_t *buf, size_t len, size_t *off, struct jrec *ret) {
+        size_t at = *off;
+        if (at == len)
+                return 0;
+        uint32_t n, crc;
+        if (len - at < FRAME)
+                return -EBADMSG;
+        memcpy(&n, buf + at, 4);
+        memcpy(&crc, buf + at + 4, 4);
+        if (n == 0 || n > JOURNAL_RECORD_MAX || len - at - FRAME < n ||
+            crc32c(0, buf + at + FRAME, n) != crc)
+                return -EBADMSG;
+        struct reader r = { buf + at + FRAME, buf + at + FRAME + n, false };
+        *ret = (struct jrec){ .raw = buf + at, .raw_len = FRAME + n };
+        ret->type = GET(&r, uint8_t);
+        ret->key = GET(&r, uint64_t);
+        switch (ret->type) {
+        case JOURNAL_DIR:
+                ret->parent = GET(&r, uint64_t);
+                ret->uid = GET(&r, uint32_t);
+                ret->gid = GET(&r, uint32_t);
+                ret->name = get_name(&r, &ret->name_len);
+                break;
+        case JOURNAL_LOCK:
+                decode_lock(&r, ret);
+                break;
+        case JOURNAL_DEL:
+                break;
+        default:
+                r.bad = true;
+        }
+        if (r.bad || r.p != r.end || ret->key == 0)
+                return -EBADMSG;
+        *off = at + FRAME + n;
+        return 1;
+}
+
+const uint8_t *jrec_alias_next(const uint8_t *p, uint64_t *parent, const char **name,
+                               size_t *name_len) {
+        uint16_t l;
+        memcpy(parent, p, 8);
+        memcpy(&l, p + 8, 2);
+        *name = (const char *)p + 10;
+        *name_len = l;
+        return p + 10 + l;
+}

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/* The lock journal's format: a header, then records, each framed by its
+ * length and a CRC-32C, so a torn tail or a flipped byte is detected and
+ * only the valid prefix is used. Records describe nodes keyed by their
+ * inode number: a directory, a lock (its full state), or the removal of a
+ * key. The last record of a key wins. Pure encoding and decoding; the
+ * files are store_local.c's. Host byte order: a journal never leaves the
+ * machine (it lives under /run and describes local processes). */
+#ifndef LOCKFS_JOURNAL_H
+#define LOCKFS_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lockview.h"
+
+#define JOURNAL_VERSION 1
+#define JOURNAL_BOOT_ID_LEN 36   /* /proc/sys/kernel/random/boot_id without '\n' */
+#define JOURNAL_HEADER_SIZE 52
+/* Records longer than this are corrupt (content is at most 16 MiB). */
+#define JOURNAL_RECORD_MAX (17u << 20)
+
+enum journal_type { JOURNAL_DIR = 1, JOURNAL_LOCK = 2, JOURNAL_DEL = 3 };
+
+/* A growable byte buffer records are appended to. */
+struct jbuf {
+        uint8_t *data;
+        size_t len, cap;
+};
+void jbuf_free(struct jbuf *b);
+
+/* One decoded record. Pointers point into the buffer it was read from. */
+struct jrec {
+        enum journal_type type;
+        uint64_t key;
+        uint64_t parent;             /* DIR, LOCK */
+        const char *name;            /* DIR, LOCK; not NUL-terminated */
+        size_t name_len;
+        uid_t uid;                   /* DIR, LOCK */
+        gid_t gid;
+        /* LOCK only: */
+        uint64_t fence;
+        enum lock_how how;
+        bool detached, liveness_known;
+        pid_t pid;
+        uint64_t start_time;
+        int64_t acquired_ms, renewed_ms, deadline_mono_ms;
+        uint32_t ttl_s;
+        pid_t claim_ignored_pid;
+        size_t n_aliases;
+        const uint8_t *aliases;      /* n_aliases x (u64 parent, u16 len, name) */
+        const uint8_t *content;
+        size_t content_len;
+        /* the whole framed record */
+        const uint8_t *raw;
+        size_t raw_len;
+};
+
+/* Write the file header for boot_id (JOURNAL_BOOT_ID_LEN chars) to out. */
+void journal_header_encode(const char *boot_id, uint8_t out[JOURNAL_HEADER_SIZE]);
+/* Check a header and copy its boot id (NUL-terminated) to boot_id.
+ * 0, -EBADMSG (not a journal, or damaged), -EPROTONOSUPPORT (another
+ * version). */
+int journal_header_check(const uint8_t *buf, size_t len,
+                         char boot_id[JOURNAL_BOOT_ID_LEN + 1]);
+
+/* Append one framed record to b. Lock records take v's state with key
+ * v->ino, parent v->parent_ino, name = last component of v->path, and
+ * v->aliases (parent_ino, name). 0 or -ENOMEM (b unchanged). */
+int journal_put_lock(struct jbuf *b, const struct lock_view *v);
+int journal_put_dir(struct jbuf *b, uint64_t key, uint64_t parent, const char *name, uid_t uid,
+                    gid_t gid);
+int journal_put_del(struct jbuf *b, uint64_t key);
+
+/* Decode the record at buf[*off] into *ret and advance *off. Returns 1 for
+ * a record, 0 at the clean end of buf, -EBADMSG for a torn, truncated or
+ * corrupt record (*off unchanged). */
+int journal_next(const uint8_t *buf, size_t len, size_t *off, struct jrec *ret);
+
+/* Read the alias at p (start with r->aliases; journal_next validated all
+ * r->n_aliases of them): its directory and name (not NUL-terminated).
+ * Returns the position of the next alias. */
+const uint8_t *jrec_alias_next(const uint8_t *p, uint64_t *parent, const char **name,
+                               size_t *name_len);
+
+#endif

@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: MIT */
+/* Restoring the lock table from a persistent store at start (SPEC R8.2):
+ * a lock comes back only while its holder is the same live process (pid
+ * and start time; the store already dropped locks of another boot) and its
+ * TTL has not run out; detached locks come back until their TTL ends.
+ * Each dropped lock is logged. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "lt_internal.h"
+
+struct restore {
+        struct locktable *t;
+        struct locktable_restored *stats;
+};
+
+/* The directory holding path (made as needed, by uid/gid) and the last
+ * name of path in *name (pointing into path). -ENOTDIR when a lock is in
+ * the way, -ENOMEM. */
+static int dir_of(struct locktable *t, const char *path, uid_t uid, gid_t gid, struct node **ret,
+                  const char **name) {
+        struct node *dir = t->root;
+        const char *p = path;
+        for (;;) {
+                while (*p == '/')
+                        p++;
+                const char *slash = strchr(p, '/');
+                if (!slash) {
+                        *ret = dir;
+                        *name = p;
+                        return 0;
+                }
+                char *part = strndup(p, (size_t)(slash - p));
+                if (!part)
+                        return -ENOMEM;
+                struct node *n = lt_name_get(t, dir, part);
+                if (!n) {
+                        n = lt_node_new(t, LT_DIR, part);
+                        if (!n) {
+                                free(part);
+                                return -ENOMEM;
+                        }
+                        n->uid = uid;
+                        n->gid = gid;
+                        lt_node_link(t, dir, n);
+                        t->n_nodes++;
+                        t->m.directories++;
+                }
+                free(part);
+                if (n->kind != LT_DIR)
+                        return -ENOTDIR;
+                dir = n;
+                p = slash + 1;
+        }
+}
+
+static int restore_dir(void *arg, const char *path, uid_t uid, gid_t gid) {
+        struct restore *rs = arg;
+        struct locktable *t = rs->t;
+        struct node *dir, *n;
+        const char *name;
+        int r = dir_of(t, path, 0, 0, &dir, &name);
+        if (r < 0)
+                return r;
+        n = lt_name_get(t, dir, name);
+        if (!n) {
+                n = lt_node_new(t, LT_DIR, name);
+                if (!n)
+                        return -ENOMEM;
+                lt_node_link(t, dir, n);
+                t->n_nodes++;
+                t->m.directories++;
+        }
+        if (n->kind != LT_DIR)
+                return -ENOTDIR;
+        n->uid = uid;
+        n->gid = gid;
+        if (t->store->ops->put_dir)
+                t->store->ops->put_dir(t->store, n->ino, dir->ino, n->name, uid, gid);
+        return 0;
+}
+
+/* The holder of v if it is the same live process, with a reference. */
+static int restored_holder(struct locktable *t, const struct lock_view *v, struct holder **ret) {
+        struct caller c = { .self = { .pid = v->pid, .start_time = v->start_time } };
+        if (!lt_holder_find(t, &c.self)) {
+                if (holder_identify_process(v->pid, &c) < 0 ||
+                    c.self.start_time != v->start_time)
+                        return -ESRCH;
+        }
+        c.uid = v->uid;
+        c.gid = v->gid;
+        return lt_holder_ref(t, &c, ret);
+}
+
+/* Give lock n the other name path (link(2)). */
+static int restore_alias(struct locktable *t, struct node *n, const char *path) {
+        struct node *dir;
+        const char *name;
+        int r = dir_of(t, path, 0, 0, &dir, &name);
+        if (r < 0)
+                return r;
+        if (lt_name_get(t, dir, name))
+                return -EEXIST;
+        struct node *a = calloc(1, sizeof(*a));
+        if (!a || !(a->name = strdup(name))) {
+                free(a);
+                return -ENOMEM;
+        }
+        a->kind = LT_LOCK;
+        a->target = n;
+        a->alias_next = n->aliases;
+        n->aliases = a;
+        n->n_aliases++;
+        lt_node_link(t, dir, a);
+        t->n_nodes++;
+        return 0;
+}
+
+static int restore_lock(void *arg, const struct lock_view *v) {
+        struct restore *rs = arg;
+        struct locktable *t = rs->t;
+        if (v->ttl_s && v->deadline_mono_ms <= lt_now_mono_ms()) {
+                log_msg(LOG_NOTICE, "dropped %s (fence %" PRIu64 "): its TTL ran out meanwhile",
+                        v->path, v->fence);
+                rs->stats->expired++;
+                return 0;
+        }
+        struct holder *h = NULL;
+        if (!v->detached && restored_holder(t, v, &h) < 0) {
+                log_msg(LOG_NOTICE, "dropped %s (fence %" PRIu64 "): holder pid %d is gone",
+                        v->path, v->fence, (int)v->pid);
+                rs->stats->holder_gone++;
+                return 0;
+        }
+        struct node *dir, *n = NULL;
+        const char *name;
+        int r = dir_of(t, v->path, 0, 0, &dir, &name);
+        if (r == 0 && lt_name_get(t, dir, name))
+                r = -EEXIST;
+        if (r == 0 && !(n = lt_node_new(t, LT_LOCK, name)))
+                r = -ENOMEM;
+        if (r == 0 && v->content_len && !(n->content = malloc(v->content_len)))
+                r = -ENOMEM;
+        if (r < 0) {
+                if (n)
+                        lt_node_maybe_free(t, n);
+                if (h)
+                        lt_holder_unref(t, h);
+                log_msg(LOG_ERR, "dropped %s (fence %" PRIu64 "): cannot restore it: %s",
+                        v->path, v->fence, strerror(-r));
+                rs->stats->failed++;
+                return r;
+        }
+        lt_node_link(t, dir, n);
+        if (h) {
+                lt_attach_holder(n, h);
+        } else {
+                n->uid = v->uid;
+                n->gid = v->gid;
+        }
+        n->fence = v->fence;
+        n->how = v->how;
+        n->liveness_known = v->liveness_known;
+        n->acquired_ms = v->acquired_at_ms;
+        n->renewed_ms = v->renewed_at_ms;
+        n->ttl_s = v->ttl_s;
+        n->claim_ignored_pid = v->claim_ignored_pid;
+        if (v->content_len)
+                memcpy(n->content, v->content, v->content_len);
+        n->content_len = n->content_cap = v->content_len;
+        lt_lock_list_add(t, n);
+        if (v->ttl_s)
+                lt_set_deadline(t, n, v->deadline_mono_ms);
+        for (size_t i = 0; i < v->n_aliases; i++)
+                if (restore_alias(t, n, v->aliases[i].path) < 0)
+                        log_msg(LOG_WARNING, "%s: second name %s not restored", v->path,
+                                v->aliases[i].path);
+        if (v->fence > rs->stats->max_fence)
+                rs->stats->max_fence = v->fence;
+        rs->stats->restored++;
+        lt_store_update(t, n);
+        return 0;
+}
+
+int locktable_restore(struct locktable *t, struct locktable_restored *ret) {
+        *ret = (struct locktable_restored){ 0 };
+        if (!t->store->ops->restore)
+                return 0;
+        struct restore rs = { t, ret };
+        struct store_restore_cb cb = { restore_dir, restore_lock, &rs };
+        pthread_mutex_lock(&t->mu);
+        int r = t->store->ops->restore(t->store, &cb);
+        pthread_mutex_unlock(&t->mu);
+        return r;
+}

@@ -1,0 +1,608 @@
+/* SPDX-License-Identifier: MIT */
+/* The local store: the lock table journaled to STATE_DIR/journal, fences
+ * from a fence file (fencefile.c).
+ *
+ * Contract: every change is appended (one write(2)) before the table lock
+ * is released, so before the caller sees success. Nothing in the journal is
+ * fsynced: it must survive the daemon, not the machine (holders do not
+ * survive a reboot; STATE_DIR is on tmpfs under /run). The store keeps the
+ * last record of every live key in memory; when the file grows past twice
+ * their size (plus 1 MiB) it is rewritten from them (written beside it,
+ * then renamed over it), and the same happens after a failed append, so
+ * the file is always a valid journal of what the table holds. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fencefile.h"
+#include "htab.h"
+#include "journal.h"
+#include "log.h"
+#include "store.h"
+
+#define ROOT_KEY 1
+#define COMPACT_SLACK (1u << 20)
+#define PATH_DEPTH_MAX 512
+
+/* The last record of one key. */
+struct entry {
+        struct hlink by_key;
+        uint64_t key;
+        uint8_t *raw;
+        size_t len;
+};
+
+struct store_local {
+        struct store base;
+        char *journal, *journal_new;
+        int lockfd;              /* STATE_DIR/lock, flocked while we live */
+        int fd;                  /* the journal, appending; -1 until restored */
+        char boot_id[JOURNAL_BOOT_ID_LEN + 1];
+        struct htab live;        /* key -> entry: what the table holds */
+        size_t live_bytes;
+        struct htab loaded;      /* what the journal held, until restore() */
+        uint64_t file_size;
+        bool must_compact;
+        struct fence_file fences;
+        struct jbuf rec;         /* the record being written */
+};
+
+#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+
+/* ---- entries ----------------------------------------------------------- */
+
+static struct entry *entry_find(struct htab *h, uint64_t key) {
+        for (struct hlink *l = htab_chain(h, htab_hash_u64(key)); l; l = l->next) {
+                struct entry *e = container_of(l, struct entry, by_key);
+                if (e->key == key)
+                        return e;
+        }
+        return NULL;
+}
+
+/* Make raw/len the record of key in h (copying it). Returns the replaced
+ * entry, unlinked (the caller frees or restores it), or NULL; *err is set
+ * to -ENOMEM when nothing could be stored. */
+static struct entry *entry_set(struct htab *h, size_t *bytes, uint64_t key, const uint8_t *raw,
+                               size_t len, int *err) {
+        *err = 0;
+        struct entry *e = malloc(sizeof(*e));
+        uint8_t *copy = malloc(len);
+        if (!e || !copy) {
+                free(e);
+                free(copy);
+                *err = -ENOMEM;
+                return NULL;
+        }
+        memcpy(copy, raw, len);
+        *e = (struct entry){ .key = key, .raw = copy, .len = len };
+        struct entry *old = entry_find(h, key);
+        if (old) {
+                htab_remove(h, &old->by_key);
+                *bytes -= old->len;
+        }
+        htab_insert(h, &e->by_key, htab_hash_u64(key));
+        *bytes += len;
+        return old;
+}
+
+static void entry_free(struct entry *e) {
+        if (e) {
+                free(e->raw);
+                free(e);
+        }
+}
+
+/* Remove key from h; true when it was there. */
+static bool entry_del(struct htab *h, size_t *bytes, uint64_t key) {
+        struct entry *e = entry_find(h, key);
+        if (!e)
+                return false;
+        htab_remove(h, &e->by_key);
+        *bytes -= e->len;
+        entry_free(e);
+        return true;
+}
+
+static void entries_free(struct htab *h) {
+        for (size_t b = 0; h->buckets && b <= h->mask; b++) {
+                struct hlink *l;
+                while ((l = h->buckets[b])) {
+                        htab_remove(h, l);
+                        entry_free(container_of(l, struct entry, by_key));
+                }
+        }
+        htab_free(h);
+}
+
+/* Decode an entry's record (valid: it was decoded or encoded before). */
+static void entry_decode(const struct entry *e, struct jrec *r) {
+        size_t off = 0;
+        journal_next(e->raw, e->len, &off, r);
+}
+
+/* ---- the journal file ----------------------------------------------------- */
+
+static int write_all(int fd, const void *buf, size_t len) {
+        const uint8_t *p = buf;
+        while (len) {
+                ssize_t n = write(fd, p, len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? -errno : -EIO;
+                p += n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+/* Rewrite the journal from the live entries. */
+static int compact(struct store_local *s) {
+        int fd = open(s->journal_new, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        struct jbuf out = { 0 };
+        uint8_t header[JOURNAL_HEADER_SIZE];
+        journal_header_encode(s->boot_id, header);
+        int r = write_all(fd, header, sizeof(header));
+        uint64_t size = sizeof(header);
+        for (size_t b = 0; r == 0 && b <= s->live.mask; b++) {
+                for (struct hlink *l = s->live.buckets[b]; l && r == 0; l = l->next) {
+                        struct entry *e = container_of(l, struct entry, by_key);
+                        if (out.cap - out.len < e->len) {
+                                r = write_all(fd, out.data, out.len);
+                                out.len = 0;
+                                if (e->len > out.cap) {
+                                        uint8_t *d = realloc(out.data, e->len * 2 + 65536);
+                                        if (!d) {
+                                                r = -ENOMEM;
+                                                break;
+                                        }
+                                        out.data = d;
+                                        out.cap = e->len * 2 + 65536;
+                                }
+                        }
+                        memcpy(out.data + out.len, e->raw, e->len);
+                        out.len += e->len;
+                        size += e->len;
+                }
+        }
+        if (r == 0)
+                r = write_all(fd, out.data, out.len);
+        jbuf_free(&out);
+        if (r == 0 && rename(s->journal_new, s->journal) < 0)
+                r = -errno;
+        if (r < 0) {
+                close(fd);
+                unlink(s->journal_new);
+                s->must_compact = true;
+                return r;
+        }
+        if (s->fd >= 0)
+                close(s->fd);
+        s->fd = fd;
+        s->file_size = size;
+        s->must_compact = false;
+        return 0;
+}
+
+/* Append s->rec (already applied to the live entries). */
+static int append(struct store_local *s) {
+        if (s->fd < 0)
+                return 0; /* restoring: compaction writes everything */
+        if (s->must_compact)
+                return compact(s);
+        int r = write_all(s->fd, s->rec.data, s->rec.len);
+        if (r < 0) {
+                /* Cut a partial record, or the records after it would be
+                 * lost at replay; rewrite everything at the next change. */
+                if (ftruncate(s->fd, (off_t)s->file_size) < 0)
+                        log_msg(LOG_ERR, "journal %s: cannot cut a failed write: %s", s->journal,
+                                strerror(errno));
+                s->must_compact = true;
+                log_msg(LOG_ERR, "journal %s: write failed: %s", s->journal, strerror(-r));
+                return compact(s) == 0 ? 0 : r;
+        }
+        s->file_size += s->rec.len;
+        if (s->file_size > 2 * (uint64_t)s->live_bytes + COMPACT_SLACK)
+                compact(s); /* a failure is retried at the next change */
+        return 0;
+}
+
+/* ---- store operations ------------------------------------------------------ */
+
+static int local_acquire(struct store *base, const struct lock_view *v, uint64_t *ret_fence) {
+        struct store_local *s = (struct store_local *)base;
+        uint64_t fence;
+        int r = fence_file_next(&s->fences, &fence);
+        if (r < 0) {
+                log_msg(LOG_ERR, "fence file %s: %s", s->fences.path, strerror(-r));
+                return -EIO;
+        }
+        struct lock_view with_fence = *v;
+        with_fence.fence = fence;
+        s->rec.len = 0;
+        if ((r = journal_put_lock(&s->rec, &with_fence)) < 0)
+                return r;
+        struct entry *old = entry_set(&s->live, &s->live_bytes, v->ino, s->rec.data, s->rec.len,
+                                      &r);
+        if (r < 0)
+                return r;
+        r = append(s);
+        if (r < 0) { /* not journaled: the acquisition must not happen */
+                entry_del(&s->live, &s->live_bytes, v->ino);
+                if (old) {
+                        htab_insert(&s->live, &old->by_key, htab_hash_u64(old->key));
+                        s->live_bytes += old->len;
+                }
+                return -EIO;
+        }
+        entry_free(old);
+        *ret_fence = fence;
+        return 0;
+}
+
+static int local_update(struct store *base, const struct lock_view *v) {
+        struct store_local *s = (struct store_local *)base;
+        s->rec.len = 0;
+        int r = journal_put_lock(&s->rec, v);
+        if (r == 0)
+                entry_free(entry_set(&s->live, &s->live_bytes, v->ino, s->rec.data, s->rec.len, &r));
+        return r < 0 ? r : append(s);
+}
+
+static int local_forget(struct store_local *s, uint64_t key) {
+        if (!entry_del(&s->live, &s->live_bytes, key))
+                return 0;
+        s->rec.len = 0;
+        int r = journal_put_del(&s->rec, key);
+        return r < 0 ? r : append(s);
+}
+
+static int local_release(struct store *base, uint64_t ino, const char *path, uint64_t fence) {
+        (void)path;
+        (void)fence;
+        return local_forget((struct store_local *)base, ino);
+}
+
+static int local_remove_dir(struct store *base, uint64_t ino) {
+        return local_forget((struct store_local *)base, ino);
+}
+
+static int local_put_dir(struct store *base, uint64_t ino, uint64_t parent, const char *name,
+                         uid_t uid, gid_t gid) {
+        struct store_local *s = (struct store_local *)base;
+        s->rec.len = 0;
+        int r = journal_put_dir(&s->rec, ino, parent, name, uid, gid);
+        if (r == 0)
+                entry_free(entry_set(&s->live, &s->live_bytes, ino, s->rec.data, s->rec.len, &r));
+        return r < 0 ? r : append(s);
+}
+
+/* ---- restore ----------------------------------------------------------------- */
+
+/* "/a/b/name" for name in directory key parent of the loaded journal;
+ * NULL when a directory on the way is missing (or on allocation failure). */
+static char *loaded_path(struct store_local *s, uint64_t parent, const char *name, size_t len) {
+        const char *names[PATH_DEPTH_MAX];
+        size_t lens[PATH_DEPTH_MAX], depth = 0, total = 1 + len;
+        while (parent != ROOT_KEY) {
+                struct entry *e = entry_find(&s->loaded, parent);
+                struct jrec r;
+                if (!e || depth == PATH_DEPTH_MAX)
+                        return NULL;
+                entry_decode(e, &r);
+                if (r.type != JOURNAL_DIR)
+                        return NULL;
+                names[depth] = r.name;
+                lens[depth++] = r.name_len;
+                total += r.name_len + 1;
+                parent = r.parent;
+        }
+        char *path = malloc(total + 1), *p = path;
+        if (!path)
+                return NULL;
+        while (depth--) {
+                *p++ = '/';
+                memcpy(p, names[depth], lens[depth]);
+                p += lens[depth];
+        }
+        *p++ = '/';
+        memcpy(p, name, len);
+        p[len] = '\0';
+        return path;
+}
+
+/* The lock view of a loaded LOCK record, with paths; -ENOENT when a
+ * directory of it is missing. */
+static int loaded_lock_view(struct store_local *s, const struct jrec *r, struct lock_view *v) {
+        *v = (struct lock_view){
+                .ino = r->key, .fence = r->fence, .how = r->how, .detached = r->detached,
+                .liveness_known = r->liveness_known, .pid = r->pid, .uid = r->uid,
+                .gid = r->gid, .acquired_at_ms = r->acquired_ms, .renewed_at_ms = r->renewed_ms,
+                .ttl_s = r->ttl_s, .claim_ignored_pid = r->claim_ignored_pid,
+                .parent_ino = r->parent, .start_time = r->start_time,
+                .deadline_mono_ms = r->deadline_mono_ms,
+        };
+        v->expires_at_ms = v->renewed_at_ms + (int64_t)v->ttl_s * 1000;
+        v->path = loaded_path(s, r->parent, r->name, r->name_len);
+        if (!v->path)
+                return -ENOENT;
+        if (r->content_len) {
+                v->content = malloc(r->content_len);
+                if (!v->content)
+                        return -ENOMEM;
+                memcpy(v->content, r->content, r->content_len);
+                v->content_len = r->content_len;
+        }
+        if (r->n_aliases) {
+                v->aliases = calloc(r->n_aliases, sizeof(*v->aliases));
+                if (!v->aliases)
+                        return -ENOMEM;
+                const uint8_t *p = r->aliases;
+                for (size_t i = 0; i < r->n_aliases; i++) {
+                        const char *name;
+                        size_t len;
+                        p = jrec_alias_next(p, &v->aliases[i].parent_ino, &name, &len);
+                        v->n_aliases++;
+                        v->aliases[i].path = loaded_path(s, v->aliases[i].parent_ino, name, len);
+                        v->aliases[i].name = strndup(name, len);
+                        if (!v->aliases[i].path || !v->aliases[i].name)
+                                return -ENOENT;
+                }
+        }
+        return 0;
+}
+
+/* Hand every loaded entry of type to cb, directories outermost first. */
+static void restore_type(struct store_local *s, enum journal_type type,
+                         const struct store_restore_cb *cb) {
+        /* Directories: deliver in order of depth so parents come first. */
+        for (unsigned depth = 0; depth < (type == JOURNAL_DIR ? PATH_DEPTH_MAX : 1); depth++) {
+                bool more = false;
+                for (size_t b = 0; b <= s->loaded.mask; b++) {
+                        for (struct hlink *l = s->loaded.buckets[b]; l; l = l->next) {
+                                struct entry *e = container_of(l, struct entry, by_key);
+                                struct jrec r;
+                                entry_decode(e, &r);
+                                if (r.type != type)
+                                        continue;
+                                if (type == JOURNAL_LOCK) {
+                                        struct lock_view v;
+                                        if (loaded_lock_view(s, &r, &v) == 0)
+                                                cb->lock(cb->ctx, &v);
+                                        else
+                                                log_msg(LOG_WARNING, "journal: lock %.*s has no "
+                                                        "place in the tree; dropped",
+                                                        (int)r.name_len, r.name);
+                                        lock_view_clear(&v);
+                                        continue;
+                                }
+                                char *path = loaded_path(s, r.parent, r.name, r.name_len);
+                                unsigned d = 0;
+                                for (const char *p = path; p && *p; p++)
+                                        d += *p == '/';
+                                if (d == depth + 1)
+                                        cb->dir(cb->ctx, path, r.uid, r.gid);
+                                else if (d > depth + 1)
+                                        more = true;
+                                free(path);
+                        }
+                }
+                if (!more)
+                        break;
+        }
+}
+
+static int local_restore(struct store *base, const struct store_restore_cb *cb) {
+        struct store_local *s = (struct store_local *)base;
+        restore_type(s, JOURNAL_DIR, cb);
+        restore_type(s, JOURNAL_LOCK, cb);
+        entries_free(&s->loaded);
+        int r = compact(s);
+        if (r < 0)
+                log_msg(LOG_ERR, "journal %s: cannot write: %s", s->journal, strerror(-r));
+        return r;
+}
+
+/* ---- open ---------------------------------------------------------------------- */
+
+static int read_file(const char *path, uint8_t **ret, size_t *ret_len) {
+        *ret = NULL;
+        *ret_len = 0;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        int r = fstat(fd, &st) < 0 ? -errno : 0;
+        size_t len = r == 0 ? (size_t)st.st_size : 0, got = 0;
+        uint8_t *buf = r == 0 ? malloc(len ? len : 1) : NULL;
+        if (r == 0 && !buf)
+                r = -ENOMEM;
+        while (r == 0 && got < len) {
+                ssize_t n = read(fd, buf + got, len - got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        r = n < 0 ? -errno : 0;
+                        len = got; /* shrank meanwhile */
+                        break;
+                }
+                got += (size_t)n;
+        }
+        close(fd);
+        if (r < 0) {
+                free(buf);
+                return r;
+        }
+        *ret = buf;
+        *ret_len = got;
+        return 0;
+}
+
+static int read_boot_id(char out[JOURNAL_BOOT_ID_LEN + 1]) {
+        memset(out, '0', JOURNAL_BOOT_ID_LEN);
+        out[JOURNAL_BOOT_ID_LEN] = '\0';
+        FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+        if (!f)
+                return -errno;
+        char line[64] = "";
+        bool ok = fgets(line, sizeof(line), f) && strlen(line) >= JOURNAL_BOOT_ID_LEN;
+        fclose(f);
+        if (!ok)
+                return -EIO;
+        memcpy(out, line, JOURNAL_BOOT_ID_LEN);
+        return 0;
+}
+
+/* Load the journal into s->loaded; returns the highest fence it recorded.
+ * A damaged journal is used up to its first bad record, and said so. */
+static uint64_t load_journal(struct store_local *s) {
+        uint8_t *buf;
+        size_t len, off = JOURNAL_HEADER_SIZE, n_records = 0, bytes = 0;
+        int r = read_file(s->journal, &buf, &len);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0) {
+                log_msg(LOG_ERR, "journal %s: cannot read (%s): no lock restored", s->journal,
+                        strerror(-r));
+                return 0;
+        }
+        char boot[JOURNAL_BOOT_ID_LEN + 1];
+        r = len ? journal_header_check(buf, len, boot) : 0;
+        if (len == 0 || r < 0) {
+                if (r < 0)
+                        log_msg(LOG_ERR, "journal %s: %s: no lock restored", s->journal,
+                                r == -EPROTONOSUPPORT ? "unsupported version"
+                                                      : "not a lockfs journal");
+                free(buf);
+                return 0;
+        }
+        bool same_boot = strcmp(boot, s->boot_id) == 0;
+        uint64_t max_fence = 0;
+        size_t dropped = 0;
+        struct jrec rec;
+        while ((r = journal_next(buf, len, &off, &rec)) == 1) {
+                n_records++;
+                if (rec.type == JOURNAL_DEL) {
+                        entry_del(&s->loaded, &bytes, rec.key);
+                        continue;
+                }
+                if (rec.type == JOURNAL_LOCK && rec.fence > max_fence)
+                        max_fence = rec.fence;
+                entry_free(entry_set(&s->loaded, &bytes, rec.key, rec.raw, rec.raw_len, &r));
+        }
+        if (r < 0)
+                log_msg(LOG_WARNING, "journal %s: damaged or torn record at byte %zu of %zu: "
+                        "using the %zu records before it", s->journal, off, len, n_records);
+        if (!same_boot) { /* holders do not survive a reboot; namespaces do */
+                for (size_t b = 0; b <= s->loaded.mask; b++) {
+                        for (struct hlink *l = s->loaded.buckets[b], *next; l; l = next) {
+                                next = l->next;
+                                struct entry *e = container_of(l, struct entry, by_key);
+                                struct jrec jr;
+                                entry_decode(e, &jr);
+                                if (jr.type == JOURNAL_LOCK) {
+                                        dropped++;
+                                        entry_del(&s->loaded, &bytes, e->key);
+                                }
+                        }
+                }
+                log_msg(LOG_NOTICE, "journal %s is from another boot: %zu locks dropped",
+                        s->journal, dropped);
+        }
+        free(buf);
+        return max_fence;
+}
+
+static void local_free(struct store *base) {
+        struct store_local *s = (struct store_local *)base;
+        if (s->fd >= 0)
+                close(s->fd);
+        if (s->lockfd >= 0)
+                close(s->lockfd);
+        entries_free(&s->live);
+        entries_free(&s->loaded);
+        fence_file_close(&s->fences);
+        jbuf_free(&s->rec);
+        free(s->journal);
+        free(s->journal_new);
+        free(s);
+}
+
+static const struct store_ops store_local_ops = {
+        .name = "local",
+        .acquire = local_acquire,
+        .update = local_update,
+        .release = local_release,
+        .put_dir = local_put_dir,
+        .remove_dir = local_remove_dir,
+        .restore = local_restore,
+        .free = local_free,
+};
+
+/* mkdir -p dir, the last component with mode. */
+static int make_dirs(const char *dir, mode_t mode) {
+        char *copy = strdup(dir);
+        if (!copy)
+                return -ENOMEM;
+        int r = 0;
+        for (char *p = copy + 1;; p++) {
+                if (*p != '/' && *p != '\0')
+                        continue;
+                char c = *p;
+                *p = '\0';
+                if (mkdir(copy, c ? 0755 : mode) < 0 && errno != EEXIST)
+                        r = -errno;
+                *p = c;
+                if (!c || r)
+                        break;
+        }
+        free(copy);
+        return r;
+}
+
+int store_local_open(const char *state_dir, const char *fence_file, struct store **ret) {
+        struct store_local *s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->base.ops = &store_local_ops;
+        s->fd = s->lockfd = -1;
+        int r = -ENOMEM;
+        char *lock = NULL;
+        if (htab_init(&s->live) < 0 || htab_init(&s->loaded) < 0 ||
+            asprintf(&s->journal, "%s/journal", state_dir) < 0 ||
+            asprintf(&s->journal_new, "%s/journal.new", state_dir) < 0 ||
+            asprintf(&lock, "%s/lock", state_dir) < 0)
+                goto fail;
+        if ((r = make_dirs(state_dir, 0700)) < 0)
+                goto fail;
+        s->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (s->lockfd < 0) {
+                r = -errno;
+                goto fail;
+        }
+        if (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
+                r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+                goto fail;
+        }
+        if ((r = read_boot_id(s->boot_id)) < 0)
+                log_msg(LOG_WARNING, "cannot read the boot id: %s", strerror(-r));
+        uint64_t max_fence = load_journal(s);
+        if ((r = fence_file_open(fence_file, max_fence + 1, &s->fences)) < 0)
+                goto fail;
+        free(lock);
+        *ret = &s->base;
+        return 0;
+fail:
+        free(lock);
+        local_free(&s->base);
+        return r;
+}
