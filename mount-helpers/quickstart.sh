@@ -9,7 +9,9 @@ mount-helpers/install-deps.sh
 [ -d build ] || meson setup build >/dev/null
 ninja -C build lockfs >/dev/null
 mkdir -p "$mnt"
-if mountpoint -q "$mnt"; then
+# A live mount is refused; the dead mount of a killed lockfs is cleared by
+# lockfs itself, which restores the locks of holders still alive.
+if mountpoint -q "$mnt" && stat "$mnt" >/dev/null 2>&1; then
         echo "$mnt is already a mount point; unmount it first: fusermount3 -u $mnt" >&2
         exit 1
 fi

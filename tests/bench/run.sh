@@ -9,10 +9,11 @@ cd "$(dirname "$0")/../.."
 work=$(mktemp -d)
 mkdir "$work/lockfs" "$work/tmpfs"
 mount -t tmpfs tmpfs "$work/tmpfs"
-build/lockfs "$work/lockfs"
+build/lockfs -o "state_dir=$work/state,fence_file=$work/fence" "$work/lockfs"
 cleanup() {
         fusermount3 -u "$work/lockfs" 2>/dev/null || true
         umount "$work/tmpfs" 2>/dev/null || true
+        chattr -i "$work/lockfs" 2>/dev/null || true # lockfs keeps the bare mount point immutable
         rm -rf "$work"
 }
 trap cleanup EXIT
