@@ -397,6 +397,7 @@ int lt_take(struct locktable *t, struct node *n, const struct caller *c, enum lo
         r = acquisition_view(t, n, c, h, how, now, &v);
         if (r == 0)
                 r = t->store->ops->acquire(t->store, &v, &fence);
+        int64_t deadline = v.deadline_mono_ms;
         lock_view_clear(&v);
         if (r < 0) {
                 if (h)
@@ -410,16 +411,17 @@ int lt_take(struct locktable *t, struct node *n, const struct caller *c, enum lo
                 n->uid = c->uid;
                 n->gid = c->gid;
         }
+        /* exactly the state the store recorded */
         n->how = h ? how : LOCK_HOW_DETACHED;
         n->liveness_known = h != NULL;
         n->fence = fence;
-        n->acquired_ms = now;
+        n->acquired_ms = n->renewed_ms = now;
         n->ttl_s = t->cfg.default_ttl_s;
         n->content_len = 0;
         n->claim_ignored_pid = 0;
         n->flock_owner = 0;
         t->m.acquired++;
-        lt_renew(t, n);
+        lt_set_deadline(t, n, deadline);
         return 0;
 }
 

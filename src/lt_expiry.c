@@ -25,27 +25,22 @@ static void timer_arm(struct locktable *t) {
                 t->armed_key = key;
 }
 
-/* Restart n's TTL from now (renewal); a TTL of 0 unqueues it. */
-void lt_renew(struct locktable *t, struct node *n) {
-        n->renewed_ms = lt_now_wall_ms();
-        if (n->ttl_s == 0) {
+void lt_set_deadline(struct locktable *t, struct node *n, int64_t key) {
+        if (key == 0) {
                 heap_remove(&t->deadlines, &n->deadline);
+        } else if (n->deadline.index == HEAP_NOT_QUEUED) {
+                if (heap_push(&t->deadlines, &n->deadline, key) < 0)
+                        log_debug("deadline heap full: %s keeps no TTL", n->name);
         } else {
-                int64_t key = lt_now_mono_ms() + (int64_t)n->ttl_s * 1000;
-                if (n->deadline.index == HEAP_NOT_QUEUED) {
-                        if (heap_push(&t->deadlines, &n->deadline, key) < 0)
-                                log_debug("deadline heap full: %s keeps no TTL", n->name);
-                } else {
-                        heap_rekey(&t->deadlines, &n->deadline, key);
-                }
+                heap_rekey(&t->deadlines, &n->deadline, key);
         }
         timer_arm(t);
 }
 
-void lt_set_deadline(struct locktable *t, struct node *n, int64_t key) {
-        if (heap_push(&t->deadlines, &n->deadline, key) < 0)
-                log_debug("deadline heap full: %s keeps no TTL", n->name);
-        timer_arm(t);
+/* Restart n's TTL from now (renewal); a TTL of 0 unqueues it. */
+void lt_renew(struct locktable *t, struct node *n) {
+        n->renewed_ms = lt_now_wall_ms();
+        lt_set_deadline(t, n, n->ttl_s ? lt_now_mono_ms() + (int64_t)n->ttl_s * 1000 : 0);
 }
 
 /* Release lock n for cause; if report, queue its name for the kernel. */

@@ -211,7 +211,7 @@ void lt_holder_unref(struct locktable *t, struct holder *h);
 /* lt_expiry.c: deadlines and release. */
 /* Restart n's TTL from now (renewal); a TTL of 0 unqueues it. */
 void lt_renew(struct locktable *t, struct node *n);
-/* Queue n's TTL to end at CLOCK_MONOTONIC ms key (a restored deadline). */
+/* Make n's TTL end at CLOCK_MONOTONIC ms key; 0 unqueues it. */
 void lt_set_deadline(struct locktable *t, struct node *n, int64_t key);
 /* Release lock n for cause; with report, queue its name for the kernel. */
 void lt_release(struct locktable *t, struct node *n, enum release_cause cause,
