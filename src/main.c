@@ -39,6 +39,19 @@ static void raise_fd_limit(void) {
         }
 }
 
+/* If the daemon pid that holds our state was killed but cannot finish
+ * dying, abort its connection and await its end. */
+static int abort_dying_daemon(const char *mnt, pid_t pid) {
+        int r = mountpoint_abort_dying(mnt, pid, 10000);
+        if (r > 0)
+                log_msg(LOG_NOTICE, "lockfs pid %d was killed but could not finish dying; "
+                        "aborted its connection on %s", (int)pid, mnt);
+        else if (r < 0)
+                log_msg(LOG_ERR, "lockfs pid %d was killed but does not end: %s", (int)pid,
+                        strerror(-r));
+        return r;
+}
+
 /* The store at the state directory and fence file options name, or the
  * defaults for mount point mnt. */
 static int store_open(const struct lockfs_options *o, const char *mnt, struct store **ret) {
@@ -50,6 +63,8 @@ static int store_open(const struct lockfs_options *o, const char *mnt, struct st
         const char *state_dir = o->state_dir[0] ? o->state_dir : dir;
         const char *fence_file = o->fence_file[0] ? o->fence_file : fence;
         if (r == 0)
+                r = store_local_open(state_dir, fence_file, ret);
+        if (r == -EBUSY && abort_dying_daemon(mnt, store_local_owner(state_dir)) > 0)
                 r = store_local_open(state_dir, fence_file, ret);
         if (r == -EBUSY)
                 log_msg(LOG_ERR, "state directory %s is in use by another lockfs", state_dir);

@@ -27,6 +27,16 @@ int mountpoint_id(const char *canonical, char **ret);
  * live file system is mounted there, or another -errno. */
 int mountpoint_clear_dead(const char *path);
 
+/* A lockfs killed with SIGKILL can fail to die: a thread of it waits in
+ * the kernel (a delete notification needs a directory lock that a caller
+ * holds while it waits for the dead daemon's answer), so the connection
+ * stays open and callers hang instead of getting ENOTCONN. If process pid
+ * is such a dying daemon (its main thread is a zombie), abort the FUSE
+ * connection on path (umount -f) and wait up to timeout_ms for pid to
+ * end. Returns 1 when it did, 0 when pid is not dying, -ETIMEDOUT, or
+ * another -errno. */
+int mountpoint_abort_dying(const char *path, pid_t pid, int timeout_ms);
+
 /* Set the immutable attribute on the directory path (nobody, root
  * included, can create anything in it). 0, or -errno (-ENOTTY or
  * -EOPNOTSUPP where the file system has no such attribute). */

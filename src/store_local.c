@@ -569,6 +569,20 @@ static int make_dirs(const char *dir, mode_t mode) {
         return r;
 }
 
+pid_t store_local_owner(const char *state_dir) {
+        char *lock, buf[32] = "";
+        if (asprintf(&lock, "%s/lock", state_dir) < 0)
+                return 0;
+        int fd = open(lock, O_RDONLY | O_CLOEXEC);
+        free(lock);
+        if (fd < 0)
+                return 0;
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        long pid = n > 0 ? strtol(buf, NULL, 10) : 0;
+        return pid > 0 && pid < INT32_MAX ? (pid_t)pid : 0;
+}
+
 int store_local_open(const char *state_dir, const char *fence_file, struct store **ret) {
         struct store_local *s = calloc(1, sizeof(*s));
         if (!s)
@@ -593,6 +607,10 @@ int store_local_open(const char *state_dir, const char *fence_file, struct store
                 r = errno == EWOULDBLOCK ? -EBUSY : -errno;
                 goto fail;
         }
+        char pid[32];
+        int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+        if (ftruncate(s->lockfd, 0) < 0 || pwrite(s->lockfd, pid, (size_t)n, 0) != n)
+                log_msg(LOG_WARNING, "cannot record our pid in %s: %s", lock, strerror(errno));
         if ((r = read_boot_id(s->boot_id)) < 0)
                 log_msg(LOG_WARNING, "cannot read the boot id: %s", strerror(-r));
         uint64_t max_fence = load_journal(s);

@@ -25,6 +25,7 @@ WRAPPER = shlex.split(os.environ.get("LOCKFS_WRAPPER", ""))
 TEST_USER = "lockfs-test"
 TEST_USER2 = "lockfs-test2"
 READY_TIMEOUT = 60 if WRAPPER else 10
+DYING_TIMEOUT = 10
 
 
 class Mount:
@@ -47,6 +48,7 @@ class Mount:
         self.state_dir = os.path.join(self.dir, "state")
         self.fence_file = os.path.join(self.dir, "fence")
         self.proc = None
+        self.dying = None
         self.log_lines = []
         self._reader = None
 
@@ -85,6 +87,7 @@ class Mount:
                     self._reader = threading.Thread(target=self._drain, args=(buf,),
                                                     daemon=True)
                     self._reader.start()
+                    self._reap_dying()
                     return self
 
     def _drain(self, rest):
@@ -112,10 +115,31 @@ class Mount:
             return any(line.split()[1] == self.mnt for line in f)
 
     def crash(self):
-        """SIGKILL the daemon and wait for it; its dead mount stays."""
+        """SIGKILL the daemon; its dead mount stays. Returns once it ended,
+        or after DYING_TIMEOUT when it cannot finish dying (a thread of it
+        waits in the kernel on the dead connection, see README): then the
+        next start() must abort that connection, and reaps it. Returns True
+        when the daemon ended here."""
         self.proc.kill()
-        self.proc.wait()
+        try:
+            self.proc.wait(timeout=DYING_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.dying, self.proc = self.proc, None
+            return False
         self._close_daemon()
+        return True
+
+    def _reap_dying(self):
+        """Reap a daemon that crash() left dying (its successor aborted its
+        connection)."""
+        if self.dying is None:
+            return
+        try:
+            self.dying.wait(timeout=READY_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"killed daemon pid {self.dying.pid} still has not ended")
+        self.dying.stderr.close()
+        self.dying = None
 
     def _close_daemon(self):
         if self._reader:
@@ -136,6 +160,9 @@ class Mount:
         daemon ran)."""
         if self.proc is None:
             self.unmount()
+            if self.dying is not None:
+                subprocess.run(["umount", "-f", self.mnt], capture_output=True)
+                self._reap_dying()
             self.cleanup_dir()
             return None
         self.unmount()
