@@ -48,7 +48,7 @@ class Mount:
         self.state_dir = os.path.join(self.dir, "state")
         self.fence_file = os.path.join(self.dir, "fence")
         self.proc = None
-        self.dying = None
+        self.dying = self._dying_reader = None
         self.log_lines = []
         self._reader = None
 
@@ -124,7 +124,8 @@ class Mount:
         try:
             self.proc.wait(timeout=DYING_TIMEOUT)
         except subprocess.TimeoutExpired:
-            self.dying, self.proc = self.proc, None
+            self.dying, self._dying_reader = self.proc, self._reader
+            self.proc = self._reader = None
             return False
         self._close_daemon()
         return True
@@ -138,8 +139,10 @@ class Mount:
             self.dying.wait(timeout=READY_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise RuntimeError(f"killed daemon pid {self.dying.pid} still has not ended")
+        if self._dying_reader:
+            self._dying_reader.join(timeout=5)
         self.dying.stderr.close()
-        self.dying = None
+        self.dying = self._dying_reader = None
 
     def _close_daemon(self):
         if self._reader:
