@@ -389,8 +389,13 @@ static int acquisition_view(struct locktable *t, const struct node *n, const str
 int lt_take(struct locktable *t, struct node *n, const struct caller *c, enum lock_how how) {
         struct holder *h = NULL;
         int r = c->self.pid ? lt_holder_ref(t, c, &h) : 0;
-        if (r < 0)
+        if (r == 0)
+                r = lt_quota_check(t, n, h ? h->uid : c->uid);
+        if (r < 0) {
+                if (h)
+                        lt_holder_unref(t, h);
                 return r;
+        }
         struct lock_view v;
         uint64_t fence;
         int64_t now = lt_now_wall_ms();
@@ -421,6 +426,13 @@ int lt_take(struct locktable *t, struct node *n, const struct caller *c, enum lo
         n->claim_ignored_pid = 0;
         n->flock_owner = 0;
         t->m.acquired++;
+        if (log_enabled(LOG_DEBUG)) {
+                char *path = lt_node_path(n);
+                log_debug("acquired %s (fence %llu) by pid %d uid %u", path ? path : n->name,
+                          (unsigned long long)fence, (int)c->self.pid, (unsigned)n->uid);
+                free(path);
+        }
+        lt_quota_charge(t, n);
         lt_set_deadline(t, n, deadline);
         return 0;
 }
@@ -469,7 +481,7 @@ int locktable_new(const struct locktable_config *cfg, struct store *s, struct lo
         pthread_mutex_init(&t->mu, NULL);
         int r = -ENOMEM;
         if (htab_init(&t->inodes) < 0 || htab_init(&t->names) < 0 || htab_init(&t->holders) < 0 ||
-            htab_init(&t->waiters) < 0)
+            htab_init(&t->waiters) < 0 || htab_init(&t->uid_counts) < 0)
                 goto fail;
         t->epfd = epoll_create1(EPOLL_CLOEXEC);
         t->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -526,6 +538,7 @@ void locktable_free(struct locktable *t) {
         htab_free(&t->names);
         htab_free(&t->holders);
         htab_free(&t->waiters);
+        lt_quota_free(t);
         heap_free(&t->deadlines);
         if (t->epfd >= 0)
                 close(t->epfd);
@@ -897,6 +910,11 @@ out:
         return r;
 }
 
+/* A force-unlock: root, or with user_break the uid the lock belongs to. */
+static bool may_break(const struct locktable *t, const struct node *n, const struct caller *c) {
+        return c->uid == 0 || (t->cfg.user_break && c->uid == n->uid);
+}
+
 int locktable_unlink(struct locktable *t, uint64_t parent, const char *name,
                      const struct caller *c, struct lock_view *ret_forced) {
         memset(ret_forced, 0, sizeof(*ret_forced));
@@ -914,13 +932,13 @@ int locktable_unlink(struct locktable *t, uint64_t parent, const char *name,
                 r = -ENOENT;
         } else if (n->kind == LT_DIR) {
                 r = -EISDIR;
-        } else if (n->n_aliases && !lt_may_release(n, c) && c->uid != 0) {
+        } else if (n->n_aliases && !lt_may_release(n, c) && !may_break(t, n, c)) {
                 r = -EPERM;
         } else if (n->n_aliases) {
                 name_remove(t, raw); /* one of several names: the lock stays */
         } else if (lt_may_release(n, c)) {
                 lt_release(t, n, n->holder ? CAUSE_UNLINK : CAUSE_DETACHED, NULL);
-        } else if (c->uid == 0) {
+        } else if (may_break(t, n, c)) {
                 if (lock_view_fill(n, ret_forced, false) < 0)
                         ret_forced->path = NULL;
                 lt_release(t, n, CAUSE_ROOT, NULL);

@@ -36,6 +36,8 @@ struct locktable_config {
         uint64_t max_locks;     /* locks + directories; 0 = unlimited */
         size_t max_content;     /* bytes a holder may write */
         unsigned max_depth;     /* path components; 0 = unlimited */
+        uint64_t max_locks_per_uid; /* held locks per uid but root; 0 = unlimited */
+        bool user_break;        /* a lock's uid may force-unlock it, as root may */
 };
 
 enum lt_kind { LT_DIR, LT_LOCK, LT_META_FILE };

@@ -2,6 +2,7 @@
 /* Daemon logging to stderr or syslog, filtered by level. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "log.h"
 
@@ -15,17 +16,28 @@ void log_setup(bool to_syslog, bool debug) {
                 openlog("lockfs", LOG_PID, LOG_DAEMON);
 }
 
-void log_msg(int level, const char *fmt, ...) {
-        if (level == LOG_DEBUG && !log_debug_on)
+bool log_enabled(int level) {
+        return level != LOG_DEBUG || log_debug_on;
+}
+
+void log_vmsg(int level, const char *fmt, va_list ap) {
+        if (!log_enabled(level))
                 return;
-        va_list ap;
-        va_start(ap, fmt);
         if (log_to_syslog) {
                 vsyslog(level, fmt, ap);
         } else {
                 char line[1024];
                 vsnprintf(line, sizeof(line), fmt, ap);
+                size_t n = strlen(line);
+                while (n && line[n - 1] == '\n') /* libfuse ends its messages with one */
+                        line[--n] = '\0';
                 fprintf(stderr, "lockfs: %s\n", line);
         }
+}
+
+void log_msg(int level, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        log_vmsg(level, fmt, ap);
         va_end(ap);
 }

@@ -71,9 +71,29 @@ void lt_report(struct removals *report, uint64_t parent, uint64_t ino, const cha
                 report->v[report->n++] = (struct removal){ parent, ino, copy };
 }
 
+static const char *const cause_names[] = {
+        [CAUSE_UNLINK] = "unlinked by its holder", [CAUSE_EXIT] = "holder exited",
+        [CAUSE_TTL] = "TTL ran out", [CAUSE_ROOT] = "force-unlocked",
+        [CAUSE_DETACHED] = "unlinked", [CAUSE_UNLOCK] = "unlocked",
+};
+
+/* Released: expiries at notice, the rest at debug level. */
+static void log_release(const struct node *n, enum release_cause cause) {
+        int level = cause == CAUSE_TTL ? LOG_NOTICE : LOG_DEBUG;
+        if (!log_enabled(level))
+                return;
+        char *path = lt_node_path(n);
+        log_msg(level, "released %s (fence %llu, pid %d): %s", path ? path : n->name,
+                (unsigned long long)n->fence, n->holder ? (int)n->holder->proc.pid : 0,
+                cause_names[cause]);
+        free(path);
+}
+
 void lt_release(struct locktable *t, struct node *n, enum release_cause cause,
                 struct removals *report) {
         count_release(t, cause);
+        if (!t->closing)
+                log_release(n, cause);
         if (n->wq_head && lt_handoff(t, n))
                 return; /* the name stays, with its next holder */
         lt_report(report, n->parent->ino, n->ino, n->name);
@@ -85,6 +105,7 @@ void lt_release(struct locktable *t, struct node *n, enum release_cause cause,
                 free(path);
         }
         lt_detach_holder(t, n);
+        lt_quota_uncharge(t, n);
         heap_remove(&t->deadlines, &n->deadline);
         if (n->all_prev)
                 n->all_prev->all_next = n->all_next;

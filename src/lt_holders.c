@@ -166,6 +166,7 @@ void lt_apply_claim(struct locktable *t, struct node *n, const struct caller *c,
         free(claimed);
         lt_detach_holder(t, n);
         lt_attach_holder(n, h);
+        lt_quota_charge(t, n);
         n->how = LOCK_HOW_CLAIM;
         n->liveness_known = true;
         n->claim_ignored_pid = 0;

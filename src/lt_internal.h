@@ -65,6 +65,8 @@ struct node {
         size_t content_cap;
         struct node *aliases;    /* other names of this lock */
         unsigned n_aliases;
+        bool charged;            /* counted in t->uid_counts, as charged_uid */
+        uid_t charged_uid;
         /* flock(2), SPEC §7 */
         uint64_t parent_was;     /* parent's inode while linked (for a late flock) */
         uint64_t flock_owner;    /* open file description holding the flock, 0 = none */
@@ -125,6 +127,7 @@ struct locktable {
         size_t n_polled;
         struct lock_metrics m;
         struct htab waiters;     /* parked flock requests by id */
+        struct htab uid_counts;  /* held locks per uid (lt_quota.c) */
         struct lt_grant *grants; /* owed replies, see lt_unlock() */
         size_t n_grants, cap_grants;
         lt_grant_fn grant_fn;
@@ -193,6 +196,15 @@ int lt_create(struct locktable *t, uint64_t parent, const char *name, const stru
  * times, default TTL, empty content, no flock (SPEC R5.4). how applies when
  * c's pid is known (else the lock is detached). 0 or -errno (n unchanged). */
 int lt_take(struct locktable *t, struct node *n, const struct caller *c, enum lock_how how);
+
+/* lt_quota.c: held locks per uid. */
+/* -EDQUOT when uid may not hold one more lock than now (n would be it). */
+int lt_quota_check(struct locktable *t, const struct node *n, uid_t uid);
+/* Count held lock n for n->uid (moving it from the uid it was counted
+ * for); uncharge when it is released. */
+void lt_quota_charge(struct locktable *t, struct node *n);
+void lt_quota_uncharge(struct locktable *t, struct node *n);
+void lt_quota_free(struct locktable *t);
 
 /* lt_flock.c: flock(2) waiters. */
 /* Hand n to its first live waiter instead of releasing it; false when no

@@ -173,6 +173,7 @@ static int restore_lock(void *arg, const struct lock_view *v) {
                 memcpy(n->content, v->content, v->content_len);
         n->content_len = n->content_cap = v->content_len;
         lt_lock_list_add(t, n);
+        lt_quota_charge(t, n); /* restored over the cap if need be: never dropped for it */
         if (v->ttl_s)
                 lt_set_deadline(t, n, v->deadline_mono_ms);
         for (size_t i = 0; i < v->n_aliases; i++)

@@ -29,6 +29,11 @@ static int fuse_args_build(const struct lockfs_options *o, struct fuse_args *arg
         return 0;
 }
 
+/* libfuse's messages go where ours go (its levels are syslog's). */
+static void fuse_log_to_ours(enum fuse_log_level level, const char *fmt, va_list ap) {
+        log_vmsg((int)level, fmt, ap);
+}
+
 /* One pidfd per holder process: allow as many descriptors as we may. */
 static void raise_fd_limit(void) {
         struct rlimit rl;
@@ -134,6 +139,7 @@ int main(int argc, char **argv) {
                 return 0;
         }
         log_setup(!o.foreground, o.debug);
+        fuse_set_log_func(fuse_log_to_ours);
         raise_fd_limit();
 
         int ret = 1, r;
@@ -152,12 +158,14 @@ int main(int argc, char **argv) {
                 .max_locks = o.max_locks,
                 .max_content = o.max_content,
                 .max_depth = o.max_depth,
+                .max_locks_per_uid = o.max_locks_per_uid,
+                .user_break = o.user_break,
         };
 
         if (gethostname(ctx.host, sizeof(ctx.host) - 1) < 0)
                 strcpy(ctx.host, "localhost");
-        if ((r = mountpoint_canonical(o.mountpoint, &mnt)) < 0) {
-                log_msg(LOG_ERR, "cannot resolve mount point %s: %s", o.mountpoint, strerror(-r));
+        if ((r = mountpoint_canonical(o.mountpoint, &mnt)) < 0 || (r = mountpoint_check(mnt)) < 0) {
+                log_msg(LOG_ERR, "cannot use mount point %s: %s", o.mountpoint, strerror(-r));
                 goto out;
         }
         if (store_open(&o, mnt, &store) < 0)

@@ -54,6 +54,53 @@ out:
         return r;
 }
 
+/* Undo mountinfo's octal escapes (\040 for a space) in place. */
+static void unescape_octal(char *s) {
+        char *o = s;
+        for (; *s; s++) {
+                if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+                    s[3] >= '0' && s[3] <= '7') {
+                        *o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+                        s += 3;
+                } else {
+                        *o++ = *s;
+                }
+        }
+        *o = '\0';
+}
+
+/* True when something is mounted on path (from /proc/self/mountinfo, which
+ * never asks the mounted file system, so a hung mount cannot hang us). */
+static bool is_mounted_on(const char *path) {
+        FILE *f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return false;
+        char *line = NULL;
+        size_t cap = 0;
+        bool found = false;
+        while (!found && getline(&line, &cap, f) > 0) {
+                char *save = NULL, *field = strtok_r(line, " ", &save);
+                for (int i = 1; field && i < 5; i++)
+                        field = strtok_r(NULL, " ", &save);
+                if (field) {
+                        unescape_octal(field);
+                        found = strcmp(field, path) == 0;
+                }
+        }
+        free(line);
+        fclose(f);
+        return found;
+}
+
+int mountpoint_check(const char *path) {
+        if (is_mounted_on(path))
+                return 0; /* dead, hung or live: handled when mounting */
+        struct stat st;
+        if (stat(path, &st) < 0)
+                return -errno;
+        return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
 int mountpoint_id(const char *canonical, char **ret) {
         const char *p = canonical;
         while (*p == '/')

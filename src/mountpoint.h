@@ -16,6 +16,11 @@
  * *ret. 0 or -errno. */
 int mountpoint_canonical(const char *mountpoint, char **ret);
 
+/* 0 when path is a directory or has something mounted on it (perhaps a
+ * dead lockfs: not touched here); else -errno (-ENOENT, -ENOTDIR). Checked
+ * before any state is created for it. */
+int mountpoint_check(const char *path);
+
 /* The mount id of canonical path: the path without its leading slash,
  * '/' turned into '-', and bytes other than [A-Za-z0-9_.:] (and a leading
  * '.') as \xNN, as systemd-escape --path does ("/run/locks" ->

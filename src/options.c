@@ -60,6 +60,12 @@ static int apply_option(struct lockfs_options *o, const char *item, char *err, s
                 if (parse_u64(val, UINT64_MAX, &v) < 0)
                         goto bad_value;
                 o->max_locks = v;
+        } else if (KEY("max_locks_per_uid")) {
+                if (parse_u64(val, UINT64_MAX, &v) < 0)
+                        goto bad_value;
+                o->max_locks_per_uid = v;
+        } else if (KEY("user_break") && !val) {
+                o->user_break = true;
         } else if (KEY("max_content")) {
                 if (parse_u64(val, LOCKFS_MAX_CONTENT_LIMIT, &v) < 0 || v == 0)
                         goto bad_value;
@@ -149,8 +155,6 @@ int options_parse(int argc, char **argv, struct lockfs_options *o, char *err, si
                 if (r < 0)
                         return r;
         }
-        if (o->debug)
-                o->foreground = true;
         if (!o->mountpoint && !o->show_help && !o->show_version) {
                 snprintf(err, errlen, "no mount point given");
                 return -EINVAL;
@@ -165,16 +169,22 @@ void options_usage(FILE *f, const char *prog) {
                 "Serve a lock directory: every regular file in it is a lock.\n"
                 "\n"
                 "  -f                   stay in the foreground, log to stderr\n"
-                "  -d, -o debug         debug log (implies -f)\n"
+                "  -d                   debug log in the foreground (-f -o debug)\n"
                 "  -h, --help           this text\n"
                 "  -V, --version        print the version\n"
                 "\n"
                 "options (-o):\n"
+                "  debug                log every acquisition and release (to syslog\n"
+                "                       unless -f)\n"
                 "  ttl=SECONDS          default lock TTL, 0 = none (default %d)\n"
                 "  max_locks=N          locks plus directories, 0 = no limit (default %d)\n"
+                "  max_locks_per_uid=N  locks one uid (not root) may hold, 0 = no limit\n"
+                "                       (default 0); past it, creates fail with EDQUOT\n"
                 "  max_content=BYTES    content a holder may write (default %d)\n"
                 "  max_depth=N          path components, 0 = no limit (default %d)\n"
                 "  allow_other          let users other than root use the mount\n"
+                "  user_break           the uid a lock belongs to may force-unlock it (rm,\n"
+                "                       lockctl break), as root may; logged\n"
                 "  state_dir=DIR        the journal of held locks (default\n"
                 "                       " LOCKFS_STATE_ROOT "/MOUNT-ID, MOUNT-ID as systemd-escape --path)\n"
                 "  fence_file=FILE      fence reservations, on persistent disk (default\n"

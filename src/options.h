@@ -27,6 +27,8 @@ struct lockfs_options {
         bool show_version;        /* -V, --version */
         uint32_t ttl_s;           /* -o ttl=, 0 = none */
         uint64_t max_locks;       /* -o max_locks=, 0 = unlimited */
+        uint64_t max_locks_per_uid; /* -o max_locks_per_uid=, 0 = unlimited */
+        bool user_break;          /* -o user_break */
         size_t max_content;       /* -o max_content=, 1 .. 16 MiB */
         unsigned max_depth;       /* -o max_depth=, 0 = unlimited */
         char state_dir[LOCKFS_PATH_MAX];  /* -o state_dir=, "" = the default */

@@ -3,7 +3,8 @@
 # The whole test suite, as CI runs it: install packages, build, run the unit
 # and integration tests; rebuild with ASan+UBSan and run them all again
 # (sanitized daemon and unit tests); run integration tests with the daemon
-# under valgrind (a leak or memory error fails them).
+# under valgrind (a leak or memory error fails them); run the libFuzzer
+# harnesses briefly.
 # Ends with one line "tests: N passed, M failed"; exits non-zero on failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +68,13 @@ if [ -d build-test ]; then
         run_tests build-test take status namespace release holder flock restart
 fi
 unset LOCKFS_WRAPPER
+
+echo "== fuzz (libFuzzer: holder content and the journal reader, brief)"
+if tests/fuzz/run.sh "${FUZZ_RUNS:-200000}"; then
+        passed=$((passed + 1))
+else
+        failed=$((failed + 1)); status=1
+fi
 
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] || status=1

@@ -288,6 +288,24 @@ class Holder:
         return rc
 
 
+def mount_id(path):
+    """The daemon's name for mount point path (src/mountpoint.h: as
+    systemd-escape --path writes it)."""
+    p = os.path.realpath(path).strip("/")
+    if not p:
+        return "-"
+    out = []
+    for i, c in enumerate(p.encode()):
+        ch = chr(c)
+        if ch == "/":
+            out.append("-")
+        elif ch.isascii() and (ch.isalnum() or ch in "_:" or (ch == "." and i > 0)):
+            out.append(ch)
+        else:
+            out.append("\\x%02x" % c)
+    return "".join(out)
+
+
 def wait_until(pred, timeout=5.0, what="condition"):
     """Poll pred until true; for states with no event to await. Fails
     loudly after timeout."""
@@ -312,6 +330,6 @@ def main():
     unittest.main(verbosity=2)
 
 
-__all__ = ["Mount", "LockfsTestCase", "Holder", "ensure_user", "as_user", "wait_until",
+__all__ = ["Mount", "LockfsTestCase", "Holder", "ensure_user", "as_user", "wait_until", "mount_id",
            "errno_of", "main", "errno", "RACE_CLIENT", "LOCKFS_BIN", "TEST_USER",
            "TEST_USER2"]

@@ -63,8 +63,17 @@ class TempMountPoint:
         os.mkdir(self.mnt)
 
     def cleanup(self):
+        """Unmount, and remove what the daemon left with its default state
+        paths: the journal directory, the fence file, the immutable flag."""
         if mount_entry(self.mnt):
             subprocess.run(["fusermount3", "-uz", self.mnt], capture_output=True)
+        mount_id = harness.mount_id(self.mnt)
+        shutil.rmtree(os.path.join("/run/lockfs", mount_id), ignore_errors=True)
+        try:
+            os.unlink(os.path.join("/var/lib/lockfs", mount_id + ".fence"))
+        except FileNotFoundError:
+            pass
+        subprocess.run(["chattr", "-i", self.mnt], capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

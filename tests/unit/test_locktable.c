@@ -514,6 +514,65 @@ static void test_max_locks(void **state) {
         lock_views_free(v, n);
 }
 
+static int setup_quota(void **state) {
+        struct locktable_config cfg = { .max_locks = 100, .max_content = 64, .max_depth = 4,
+                                        .max_locks_per_uid = 2, .user_break = true };
+        return setup_cfg(state, &cfg);
+}
+
+/* -o max_locks_per_uid: a uid past its cap gets EDQUOT, root never. */
+static void test_per_uid_cap(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a;
+        struct lt_handle h;
+        struct lock_view forced;
+        assert_int_equal(take(f, "u1", &f->other, O_WRONLY, &a, &h), 0);
+        assert_int_equal(take(f, "u2", &f->other, O_WRONLY, &a, &h), 0);
+        assert_int_equal(take(f, "u3", &f->other, O_WRONLY | O_EXCL, &a, &h), -EDQUOT);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "u3", &a), -ENOENT);
+        for (int i = 0; i < 5; i++) { /* root is not capped */
+                char name[8];
+                snprintf(name, sizeof(name), "r%d", i);
+                assert_int_equal(take(f, name, &f->self, O_WRONLY, &a, &h), 0);
+        }
+        /* a release makes room again */
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "u1", &f->other, &forced), 0);
+        assert_int_equal(take(f, "u3", &f->other, O_WRONLY, &a, &h), 0);
+        assert_int_equal(take(f, "u4", &f->other, O_WRONLY, &a, &h), -EDQUOT);
+}
+
+/* -o user_break: the lock's uid may force-unlock it from another process;
+ * another uid may not. */
+static void test_user_break(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a;
+        struct lt_handle h;
+        struct lock_view forced;
+        struct caller same_uid, other_uid;
+        assert_int_equal(holder_identify(getpid(), 1000, 1000, &same_uid), 0);
+        assert_int_equal(holder_identify(getpid(), 1001, 1001, &other_uid), 0);
+        assert_int_equal(take(f, "b.lock", &f->other, O_WRONLY, &a, &h), 0);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "b.lock", &other_uid, &forced),
+                         -EPERM);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "b.lock", &same_uid, &forced), 0);
+        assert_non_null(forced.path); /* reported as a force-unlock */
+        assert_int_equal(forced.pid, f->other_pid);
+        lock_view_clear(&forced);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "b.lock", &a), -ENOENT);
+}
+
+static void test_no_user_break_by_default(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a;
+        struct lt_handle h;
+        struct lock_view forced;
+        struct caller same_uid;
+        assert_int_equal(holder_identify(getpid(), 1000, 1000, &same_uid), 0);
+        assert_int_equal(take(f, "b.lock", &f->other, O_WRONLY, &a, &h), 0);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "b.lock", &same_uid, &forced),
+                         -EPERM);
+}
+
 static void test_rename_rules(void **state) {
         struct fixture *f = *state;
         struct lt_attr a, b, d;
@@ -783,6 +842,9 @@ int main(void) {
                 T(test_directories_and_names),
                 T(test_directory_owner_rules),
                 T(test_max_locks),
+                cmocka_unit_test_setup_teardown(test_per_uid_cap, setup_quota, teardown),
+                cmocka_unit_test_setup_teardown(test_user_break, setup_quota, teardown),
+                T(test_no_user_break_by_default),
                 T(test_rename_rules),
                 T(test_meta_directory_is_read_only),
                 T(test_link_gives_a_lock_a_second_name),

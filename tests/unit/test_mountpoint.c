@@ -52,6 +52,14 @@ static void test_canonical_path_resolves_the_parent(void **state) {
         rmdir(dir);
 }
 
+static void test_mount_point_check(void **state) {
+        (void)state;
+        assert_int_equal(mountpoint_check("/proc"), 0); /* mounted on */
+        assert_int_equal(mountpoint_check("/tmp"), 0);
+        assert_int_equal(mountpoint_check("/no/such/dir"), -ENOENT);
+        assert_int_equal(mountpoint_check("/proc/self/status"), -ENOTDIR);
+}
+
 /* chattr -i */
 static int clear_immutable(const char *path) {
         int fd = open(path, O_RDONLY | O_DIRECTORY), flags = 0;
@@ -89,6 +97,7 @@ int main(void) {
                 cmocka_unit_test(test_mount_id_escapes_like_systemd),
                 cmocka_unit_test(test_canonical_path_resolves_the_parent),
                 cmocka_unit_test(test_bare_directory_becomes_immutable),
+                cmocka_unit_test(test_mount_point_check),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

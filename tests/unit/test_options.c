@@ -50,6 +50,7 @@ static void test_option_lists(void **state) {
         assert_int_equal(parse(&o, err, 4, "-o", "max_depth=3,debug", "/m"), 0);
         assert_int_equal(o.max_depth, 3);
         assert_true(o.debug);
+        assert_false(o.foreground); /* -o debug logs more, wherever the log goes */
 }
 
 static void test_bad_input_is_rejected_with_a_reason(void **state) {
