@@ -120,15 +120,20 @@ class TestLayout(Installed):
         self.assertIn("ExecStart=/usr/local/sbin/lockfs -f -o ${LOCKFS_OPTS} %f", unit)
         self.assertIn("Restart=on-failure", unit)
         self.assertTrue(os.path.exists(self.path("usr/local/share/man/man8/lockfs.8")))
+        self.assertTrue(os.path.exists(self.path("usr/local/share/man/man1/lockctl.1")))
+        r = subprocess.run([self.path("usr/local/bin/lockctl"), "--version"],
+                           capture_output=True, text=True)
+        self.assertEqual((r.returncode, r.stdout.split()[0]), (0, "lockctl"))
         r = subprocess.run([lockfs, "--version"], capture_output=True, text=True)
         self.assertEqual(r.returncode, 0)
         self.assertTrue(r.stdout.startswith("lockfs "))
 
-    def test_man_page_renders_without_warnings(self):
-        r = subprocess.run(["groff", "-man", "-ww", "-z",
-                            self.path("usr/local/share/man/man8/lockfs.8")],
-                           capture_output=True, text=True)
-        self.assertEqual((r.returncode, r.stderr), (0, ""))
+    def test_man_pages_render_without_warnings(self):
+        for page in ("man8/lockfs.8", "man1/lockctl.1"):
+            r = subprocess.run(["groff", "-man", "-ww", "-z",
+                                self.path("usr/local/share/man", page)],
+                               capture_output=True, text=True)
+            self.assertEqual((r.returncode, r.stderr), (0, ""), page)
 
     def test_unit_verifies(self):
         unitdir = os.path.join(self.work, "units")

@@ -1,0 +1,341 @@
+/* SPDX-License-Identifier: MIT */
+/* A JSON scanner for lockctl: walks the daemon's status text in place, so
+ * what it prints keeps every number and string exactly as written. */
+#include <errno.h>
+#include <string.h>
+
+#include "lockctl.h"
+
+static bool is_ws(char c) {
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* The first index at or after i that is not whitespace. */
+static size_t skip_ws(struct lc_span t, size_t i) {
+        while (i < t.n && is_ws(t.p[i]))
+                i++;
+        return i;
+}
+
+/* The index just past the string that starts at i, or 0 when it has no
+ * closing quote. */
+static size_t skip_string(struct lc_span t, size_t i) {
+        for (i++; i < t.n; i++) {
+                if (t.p[i] == '\\')
+                        i++;
+                else if (t.p[i] == '"')
+                        return i + 1;
+        }
+        return 0;
+}
+
+static bool is_literal_char(char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '-' || c == '+' ||
+               c == '.' || c == 'E';
+}
+
+/* The index just past the value at i (after whitespace), or 0 when there
+ * is none. Nesting is followed with a counter, not recursion, so no
+ * document can exhaust the stack. */
+static size_t skip_value(struct lc_span t, size_t i) {
+        size_t depth = 0, start;
+
+        i = skip_ws(t, i);
+        if (i >= t.n)
+                return 0;
+        if (t.p[i] == '"')
+                return skip_string(t, i);
+        if (t.p[i] == '{' || t.p[i] == '[') {
+                while (i < t.n) {
+                        char c = t.p[i];
+                        if (c == '"') {
+                                i = skip_string(t, i);
+                                if (i == 0)
+                                        return 0;
+                                continue;
+                        }
+                        if (c == '{' || c == '[')
+                                depth++;
+                        else if ((c == '}' || c == ']') && --depth == 0)
+                                return i + 1;
+                        i++;
+                }
+                return 0;
+        }
+        start = i;
+        while (i < t.n && is_literal_char(t.p[i]))
+                i++;
+        return i > start ? i : 0;
+}
+
+struct lc_span lc_json_trim(struct lc_span v) {
+        while (v.n > 0 && is_ws(v.p[0])) {
+                v.p++;
+                v.n--;
+        }
+        while (v.n > 0 && is_ws(v.p[v.n - 1]))
+                v.n--;
+        return v;
+}
+
+int lc_json_iter_init(struct lc_json_iter *it, struct lc_span v, char close) {
+        char open = close == '}' ? '{' : '[';
+
+        v = lc_json_trim(v);
+        if (v.n < 2 || v.p[0] != open || v.p[v.n - 1] != close)
+                return -EINVAL;
+        *it = (struct lc_json_iter){.text = v, .pos = 1, .close = close, .first = true};
+        return 0;
+}
+
+int lc_json_next(struct lc_json_iter *it, struct lc_span *ret_key, struct lc_span *ret_val) {
+        struct lc_span t = it->text;
+        size_t i = skip_ws(t, it->pos), end;
+
+        if (i >= t.n)
+                return -EINVAL;
+        if (t.p[i] == it->close) {
+                it->pos = i;
+                return 0;
+        }
+        if (!it->first) {
+                if (t.p[i] != ',')
+                        return -EINVAL;
+                i = skip_ws(t, i + 1);
+        }
+        it->first = false;
+        if (it->close == '}') {
+                if (i >= t.n || t.p[i] != '"')
+                        return -EINVAL;
+                end = skip_string(t, i);
+                if (end == 0)
+                        return -EINVAL;
+                if (ret_key)
+                        *ret_key = (struct lc_span){t.p + i, end - i};
+                i = skip_ws(t, end);
+                if (i >= t.n || t.p[i] != ':')
+                        return -EINVAL;
+                i = skip_ws(t, i + 1);
+        }
+        end = skip_value(t, i);
+        if (end == 0)
+                return -EINVAL;
+        *ret_val = (struct lc_span){t.p + i, end - i};
+        it->pos = end;
+        return 1;
+}
+
+int lc_json_get(struct lc_span obj, const char *key, struct lc_span *ret_val) {
+        struct lc_json_iter it;
+        struct lc_span k, v;
+        size_t key_len = strlen(key);
+        int r = lc_json_iter_init(&it, obj, '}');
+
+        while (r >= 0 && (r = lc_json_next(&it, &k, &v)) > 0) {
+                _cleanup_free_ char *name = NULL;
+                size_t name_len;
+                bool match;
+
+                if (!memchr(k.p, '\\', k.n)) /* no escapes: compare in place */
+                        match = k.n - 2 == key_len && memcmp(k.p + 1, key, key_len) == 0;
+                else
+                        match = lc_json_string(k, &name, &name_len) == 0 &&
+                                name_len == key_len && memcmp(name, key, key_len) == 0;
+                if (match) {
+                        *ret_val = v;
+                        return 1;
+                }
+        }
+        return r;
+}
+
+char lc_json_type(struct lc_span v) {
+        v = lc_json_trim(v);
+        if (v.n == 0)
+                return 0;
+        switch (v.p[0]) {
+        case '{': case '[': case '"': case 'n': case 't': case 'f':
+                return v.p[0];
+        default:
+                return '0';
+        }
+}
+
+static int hex4(const char *p, size_t left, unsigned *ret) {
+        unsigned v = 0;
+
+        if (left < 4)
+                return -EINVAL;
+        for (int i = 0; i < 4; i++) {
+                char c = p[i];
+                v <<= 4;
+                if (c >= '0' && c <= '9')
+                        v |= (unsigned)(c - '0');
+                else if (c >= 'a' && c <= 'f')
+                        v |= (unsigned)(c - 'a' + 10);
+                else if (c >= 'A' && c <= 'F')
+                        v |= (unsigned)(c - 'A' + 10);
+                else
+                        return -EINVAL;
+        }
+        *ret = v;
+        return 0;
+}
+
+static size_t put_utf8(unsigned cp, char *out) {
+        if (cp < 0x80) {
+                out[0] = (char)cp;
+                return 1;
+        }
+        if (cp < 0x800) {
+                out[0] = (char)(0xC0 | (cp >> 6));
+                out[1] = (char)(0x80 | (cp & 0x3F));
+                return 2;
+        }
+        if (cp < 0x10000) {
+                out[0] = (char)(0xE0 | (cp >> 12));
+                out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                out[2] = (char)(0x80 | (cp & 0x3F));
+                return 3;
+        }
+        out[0] = (char)(0xF0 | (cp >> 18));
+        out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[3] = (char)(0x80 | (cp & 0x3F));
+        return 4;
+}
+
+/* Decode the \u escape at p[0..left) (just past the 'u'); a lone or broken
+ * surrogate becomes U+FFFD. Returns how many bytes after the 'u' it used. */
+static size_t decode_u(const char *p, size_t left, unsigned *ret_cp) {
+        unsigned hi, lo;
+
+        *ret_cp = 0xFFFD;
+        if (hex4(p, left, &hi) < 0)
+                return 0;
+        if (hi < 0xD800 || hi > 0xDFFF) {
+                *ret_cp = hi;
+                return 4;
+        }
+        if (hi <= 0xDBFF && left >= 10 && p[4] == '\\' && p[5] == 'u' &&
+            hex4(p + 6, left - 6, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
+                *ret_cp = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                return 10;
+        }
+        return 4;
+}
+
+int lc_json_string(struct lc_span v, char **ret, size_t *ret_len) {
+        char *out;
+        size_t o = 0, end;
+
+        v = lc_json_trim(v);
+        if (v.n < 2 || v.p[0] != '"' || v.p[v.n - 1] != '"')
+                return -EINVAL;
+        end = v.n - 1;
+        out = lc_oom(malloc(2 * v.n + 4)); /* an escape never grows past twice */
+        for (size_t i = 1; i < end; i++) {
+                char c = v.p[i];
+                unsigned cp;
+
+                if (c != '\\') {
+                        out[o++] = c;
+                        continue;
+                }
+                if (++i >= end)
+                        break;
+                switch (v.p[i]) {
+                case 'b': out[o++] = '\b'; break;
+                case 'f': out[o++] = '\f'; break;
+                case 'n': out[o++] = '\n'; break;
+                case 'r': out[o++] = '\r'; break;
+                case 't': out[o++] = '\t'; break;
+                case 'u':
+                        i += decode_u(v.p + i + 1, end - i - 1, &cp);
+                        o += put_utf8(cp, out + o);
+                        break;
+                default: /* " \ / */
+                        out[o++] = v.p[i];
+                        break;
+                }
+        }
+        out[o] = '\0';
+        *ret = out;
+        if (ret_len)
+                *ret_len = o;
+        return 0;
+}
+
+int lc_json_int(struct lc_span v, int64_t *ret) {
+        char buf[32], *end;
+        long long x;
+
+        v = lc_json_trim(v);
+        if (v.n == 0 || v.n >= sizeof(buf))
+                return -EINVAL;
+        for (size_t i = 0; i < v.n; i++)
+                if (!((v.p[i] >= '0' && v.p[i] <= '9') || (i == 0 && v.p[i] == '-')))
+                        return -EINVAL;
+        memcpy(buf, v.p, v.n);
+        buf[v.n] = '\0';
+        errno = 0;
+        x = strtoll(buf, &end, 10);
+        if (errno != 0 || *end != '\0' || end == buf)
+                return -EINVAL;
+        *ret = x;
+        return 0;
+}
+
+static void newline(FILE *f, bool pretty, int depth) {
+        if (!pretty)
+                return;
+        fputc('\n', f);
+        for (int d = 0; d < depth; d++)
+                fputs("  ", f);
+}
+
+void lc_json_print(FILE *f, struct lc_span v, bool pretty, int indent) {
+        int depth = indent;
+
+        v = lc_json_trim(v);
+        for (size_t i = 0; i < v.n; i++) {
+                char c = v.p[i];
+                size_t j;
+
+                switch (c) {
+                case ' ': case '\t': case '\n': case '\r':
+                        break;
+                case '"':
+                        j = skip_string(v, i);
+                        if (j == 0)
+                                j = v.n;
+                        fwrite(v.p + i, 1, j - i, f);
+                        i = j - 1;
+                        break;
+                case '{': case '[':
+                        fputc(c, f);
+                        j = skip_ws(v, i + 1);
+                        if (j < v.n && (v.p[j] == '}' || v.p[j] == ']')) {
+                                fputc(v.p[j], f); /* {} and [] stay on one line */
+                                i = j;
+                                break;
+                        }
+                        newline(f, pretty, ++depth);
+                        break;
+                case '}': case ']':
+                        newline(f, pretty, --depth);
+                        fputc(c, f);
+                        break;
+                case ',':
+                        fputc(c, f);
+                        newline(f, pretty, depth);
+                        break;
+                case ':':
+                        fputs(pretty ? ": " : ":", f);
+                        break;
+                default:
+                        fputc(c, f);
+                        break;
+                }
+        }
+}

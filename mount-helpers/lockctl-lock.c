@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: MIT */
+/* lockctl: read a lock's live status and decode its "lockfs" facts. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lockctl.h"
+
+/* Most a status may be: the largest holder content (16 MiB) plus ours. */
+#define STATUS_MAX ((size_t)64 << 20)
+
+/* The string member key of obj, decoded; NULL when absent or no string. */
+static char *get_str(struct lc_span obj, const char *key, size_t *ret_len) {
+        struct lc_span v;
+        char *s;
+
+        if (lc_json_get(obj, key, &v) != 1 || lc_json_string(v, &s, ret_len) < 0)
+                return NULL;
+        return s;
+}
+
+/* The integer member key of obj, or dflt. */
+static int64_t get_int(struct lc_span obj, const char *key, int64_t dflt) {
+        struct lc_span v;
+        int64_t x;
+
+        if (lc_json_get(obj, key, &v) != 1 || lc_json_int(v, &x) < 0)
+                return dflt;
+        return x;
+}
+
+/* Remaining TTL in ms, measured on the daemon's clock at rendering time
+ * (acquired_at + age_ms) so the figure matches the document; -1 when the
+ * lock has no TTL, -2 when the status does not say. */
+static int64_t ttl_left(struct lc_span lf, int64_t age_ms) {
+        _cleanup_free_ char *expires = NULL, *acquired = NULL;
+        struct lc_span v;
+        int64_t exp_ms, now_ms, acq_ms;
+        struct timespec ts;
+
+        if (lc_json_get(lf, "expires_at", &v) != 1)
+                return -2;
+        if (lc_json_type(v) == 'n')
+                return -1;
+        expires = get_str(lf, "expires_at", NULL);
+        if (!expires || lc_parse_time(expires, &exp_ms) < 0)
+                return -2;
+        acquired = get_str(lf, "acquired_at", NULL);
+        if (acquired && age_ms >= 0 && lc_parse_time(acquired, &acq_ms) == 0) {
+                now_ms = acq_ms + age_ms;
+        } else {
+                clock_gettime(CLOCK_REALTIME, &ts);
+                now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        }
+        return exp_ms > now_ms ? exp_ms - now_ms : 0;
+}
+
+void lc_lock_clear(struct lc_lock *l) {
+        free(l->path);
+        free(l->user);
+        free(l->comm);
+        free(l->fence);
+        memset(l, 0, sizeof(*l));
+}
+
+int lc_lock_parse(struct lc_span doc, struct lc_lock *ret) {
+        struct lc_span lf, v;
+        char buf[32];
+
+        memset(ret, 0, sizeof(*ret));
+        if (lc_json_type(doc) != '{' || lc_json_get(doc, "lockfs", &lf) != 1 ||
+            lc_json_type(lf) != '{')
+                return -EBADMSG;
+        ret->path = get_str(lf, "path", &ret->path_len);
+        if (!ret->path)
+                return -EBADMSG;
+        ret->detached = lc_json_get(lf, "pid", &v) != 1 || lc_json_int(v, &ret->pid) < 0;
+        ret->user = get_str(lf, "user", &ret->user_len);
+        if (!ret->user) {
+                snprintf(buf, sizeof(buf), "%lld", (long long)get_int(lf, "uid", -1));
+                ret->user = lc_oom(strdup(buf));
+                ret->user_len = strlen(buf);
+        }
+        ret->comm = get_str(lf, "comm", &ret->comm_len);
+        if (!ret->comm)
+                ret->comm = lc_oom(strdup(""));
+        ret->age_ms = get_int(lf, "age_ms", -1);
+        ret->ttl_left_ms = ttl_left(lf, ret->age_ms);
+        if (lc_json_get(lf, "fence", &v) == 1 && lc_json_type(v) == '0')
+                ret->fence = lc_oom(strndup(v.p, v.n));
+        else
+                ret->fence = lc_oom(strdup("?"));
+        return 0;
+}
+
+int lc_status_read(const char *path, char **ret_doc, struct lc_span *ret_obj) {
+        _cleanup_free_ char *doc = NULL;
+        struct lc_span obj, lf;
+        struct stat st;
+        size_t len;
+        int fd, r;
+
+        /* O_NONBLOCK: a FIFO given by mistake must not hang us */
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        if (!S_ISREG(st.st_mode)) {
+                close(fd);
+                return S_ISDIR(st.st_mode) ? -EISDIR : -EBADMSG;
+        }
+        r = lc_read_all(fd, STATUS_MAX, &doc, &len);
+        close(fd);
+        if (r < 0)
+                return r;
+        obj = lc_json_trim((struct lc_span){doc, len});
+        if (lc_json_type(obj) != '{' || lc_json_get(obj, "lockfs", &lf) != 1 ||
+            lc_json_type(lf) != '{')
+                return -EBADMSG;
+        *ret_obj = obj;
+        *ret_doc = doc;
+        doc = NULL;
+        return 0;
+}
+
+int lc_status_error(const char *file, int r) {
+        _cleanup_free_ char *name = lc_esc(file);
+
+        switch (r) {
+        case -ENOENT:
+                lc_err("%s is not held", name);
+                return LC_EXIT_NOT_HELD;
+        case -EBADMSG:
+                lc_err("%s is not a lockfs lock (no lock status in it)", name);
+                return EX_DATAERR;
+        case -EISDIR:
+                lc_err("%s is a directory, not a lock", name);
+                return EX_DATAERR;
+        default:
+                lc_err("cannot read %s: %s", name, strerror(-r));
+                return EX_NOINPUT;
+        }
+}
