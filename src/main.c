@@ -202,6 +202,7 @@ int main(int argc, char **argv) {
         /* Fork (unless -f) before any thread starts. */
         if (fuse_daemonize(o.foreground) < 0)
                 goto out;
+        store_local_record_owner(store); /* the pid a successor checks */
         if ((r = notifier_start(se, &notifier)) == 0)
                 ctx.notifier = notifier;
         if (r < 0 ||

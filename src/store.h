@@ -68,6 +68,9 @@ int store_mem_new(struct store **ret);
  * is handed out by restore(). -EBADMSG when the fence file is damaged,
  * else -errno; problems with the journal itself are logged, never fatal. */
 int store_local_open(const char *state_dir, const char *fence_file, struct store **ret);
+/* Record the calling process as the one using the local store s (again
+ * after a fork: fuse_daemonize). */
+void store_local_record_owner(struct store *s);
 /* The pid of the daemon that uses state_dir (or last used it), 0 when
  * unknown. */
 pid_t store_local_owner(const char *state_dir);

@@ -569,6 +569,15 @@ static int make_dirs(const char *dir, mode_t mode) {
         return r;
 }
 
+void store_local_record_owner(struct store *base) {
+        struct store_local *s = (struct store_local *)base;
+        char pid[32];
+        int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+        if (ftruncate(s->lockfd, 0) < 0 || pwrite(s->lockfd, pid, (size_t)n, 0) != n)
+                log_msg(LOG_WARNING, "cannot record our pid beside %s: %s", s->journal,
+                        strerror(errno));
+}
+
 pid_t store_local_owner(const char *state_dir) {
         char *lock, buf[32] = "";
         if (asprintf(&lock, "%s/lock", state_dir) < 0)
@@ -607,10 +616,7 @@ int store_local_open(const char *state_dir, const char *fence_file, struct store
                 r = errno == EWOULDBLOCK ? -EBUSY : -errno;
                 goto fail;
         }
-        char pid[32];
-        int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-        if (ftruncate(s->lockfd, 0) < 0 || pwrite(s->lockfd, pid, (size_t)n, 0) != n)
-                log_msg(LOG_WARNING, "cannot record our pid in %s: %s", lock, strerror(errno));
+        store_local_record_owner(&s->base);
         if ((r = read_boot_id(s->boot_id)) < 0)
                 log_msg(LOG_WARNING, "cannot read the boot id: %s", strerror(-r));
         uint64_t max_fence = load_journal(s);
