@@ -23,16 +23,15 @@ bool log_enabled(int level) {
 void log_vmsg(int level, const char *fmt, va_list ap) {
         if (!log_enabled(level))
                 return;
-        if (log_to_syslog) {
-                vsyslog(level, fmt, ap);
-        } else {
-                char line[1024];
-                vsnprintf(line, sizeof(line), fmt, ap);
-                size_t n = strlen(line);
-                while (n && line[n - 1] == '\n') /* libfuse ends its messages with one */
-                        line[--n] = '\0';
+        char line[1024];
+        vsnprintf(line, sizeof(line), fmt, ap);
+        size_t n = strlen(line);
+        while (n && line[n - 1] == '\n') /* libfuse ends its messages with one */
+                line[--n] = '\0';
+        if (log_to_syslog)
+                syslog(level, "%s", line);
+        else
                 fprintf(stderr, "lockfs: %s\n", line);
-        }
 }
 
 void log_msg(int level, const char *fmt, ...) {

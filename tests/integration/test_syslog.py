@@ -7,6 +7,7 @@ every acquisition and release with -o debug, libfuse's own messages too.
 The test runs in a private mount namespace with a fresh /dev on tmpfs
 (holding /dev/fuse, /dev/null and a datagram socket at /dev/log that the
 test reads), so the machine's syslog is neither needed nor touched."""
+import ast
 import os
 import subprocess
 import sys
@@ -58,10 +59,30 @@ while not any("unmounting" in l for l in lines):
 print("\n".join(lines))
 """
 
+NO_DEV_FUSE = r"""
+import os, socket, subprocess, sys
+lockfs, work = sys.argv[1], sys.argv[2]
+subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/dev"], check=True)
+subprocess.run(["mknod", "-m", "666", "/dev/null", "c", "1", "3"], check=True)
+log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+log.bind("/dev/log")
+log.settimeout(10)
+r = subprocess.run([lockfs, "-o", "state_dir=%s/state,fence_file=%s/fence" % (work, work),
+                    os.path.join(work, "mnt")], stdin=subprocess.DEVNULL)
+print("rc", r.returncode)
+log.setblocking(False)
+try:
+    while True:                     # one datagram per line, newlines escaped
+        print(repr(log.recv(4096).decode(errors="replace")))
+except BlockingIOError:
+    pass
+"""
+
 
 class TestSyslog(unittest.TestCase):
 
-    def run_inside(self, mode):
+    def run_inside(self, mode, script=INSIDE):
         work = os.path.realpath(os.environ.get("TMPDIR", "/tmp"))
         work = subprocess.run(["mktemp", "-d", "-p", work, "lockfs-syslog-XXXXXX"],
                               capture_output=True, text=True, check=True).stdout.strip()
@@ -69,7 +90,7 @@ class TestSyslog(unittest.TestCase):
         self.addCleanup(subprocess.run, ["rm", "-rf", work])
         self.addCleanup(subprocess.run, ["chattr", "-i", os.path.join(work, "mnt")],
                         capture_output=True)
-        r = subprocess.run(["unshare", "-m", sys.executable, "-c", INSIDE,
+        r = subprocess.run(["unshare", "-m", sys.executable, "-c", script,
                             os.path.abspath(harness.LOCKFS_BIN), work, mode],
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -89,6 +110,18 @@ class TestSyslog(unittest.TestCase):
         self.assertFalse(any("acquired " in l for l in lines), "acquisitions are debug")
         # facility daemon (3): priority = 3 * 8 + level; notice (5) = 29
         self.assertTrue(any(l.startswith("<29>") and "force-unlock" in l for l in lines))
+
+    def test_libfuse_messages_go_to_the_same_place(self):
+        """Without /dev/fuse, libfuse itself reports the failure: through
+        our log function, so into syslog with our tag."""
+        lines = self.run_inside("normal", NO_DEV_FUSE)
+        self.assertNotEqual(lines[0], "rc 0", "mounting without /dev/fuse must fail")
+        msgs = [ast.literal_eval(l) for l in lines[1:]]
+        fuse = [m for m in msgs if "fuse:" in m]
+        self.assertTrue(fuse, f"no libfuse message in {msgs}")
+        for m in fuse:
+            self.assertRegex(m, r"^<\d+>.*lockfs\[\d+\]: fuse: ")
+            self.assertNotIn("\n", m, "a message is one line")
 
     def test_debug_logs_every_acquisition_and_release(self):
         lines = self.run_inside("debug")
