@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "lockctl.h"
+#include "utf8.h"
 
 static bool is_ws(char c) {
         return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -161,68 +162,14 @@ char lc_json_type(struct lc_span v) {
         }
 }
 
-static int hex4(const char *p, size_t left, unsigned *ret) {
-        unsigned v = 0;
-
-        if (left < 4)
-                return -EINVAL;
-        for (int i = 0; i < 4; i++) {
-                char c = p[i];
-                v <<= 4;
-                if (c >= '0' && c <= '9')
-                        v |= (unsigned)(c - '0');
-                else if (c >= 'a' && c <= 'f')
-                        v |= (unsigned)(c - 'a' + 10);
-                else if (c >= 'A' && c <= 'F')
-                        v |= (unsigned)(c - 'A' + 10);
-                else
-                        return -EINVAL;
-        }
-        *ret = v;
-        return 0;
-}
-
-static size_t put_utf8(unsigned cp, char *out) {
-        if (cp < 0x80) {
-                out[0] = (char)cp;
-                return 1;
-        }
-        if (cp < 0x800) {
-                out[0] = (char)(0xC0 | (cp >> 6));
-                out[1] = (char)(0x80 | (cp & 0x3F));
-                return 2;
-        }
-        if (cp < 0x10000) {
-                out[0] = (char)(0xE0 | (cp >> 12));
-                out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-                out[2] = (char)(0x80 | (cp & 0x3F));
-                return 3;
-        }
-        out[0] = (char)(0xF0 | (cp >> 18));
-        out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[3] = (char)(0x80 | (cp & 0x3F));
-        return 4;
-}
-
-/* Decode the \u escape at p[0..left) (just past the 'u'); a lone or broken
- * surrogate becomes U+FFFD. Returns how many bytes after the 'u' it used. */
-static size_t decode_u(const char *p, size_t left, unsigned *ret_cp) {
-        unsigned hi, lo;
-
-        *ret_cp = 0xFFFD;
-        if (hex4(p, left, &hi) < 0)
-                return 0;
-        if (hi < 0xD800 || hi > 0xDFFF) {
-                *ret_cp = hi;
-                return 4;
-        }
-        if (hi <= 0xDBFF && left >= 10 && p[4] == '\\' && p[5] == 'u' &&
-            hex4(p + 6, left - 6, &lo) == 0 && lo >= 0xDC00 && lo <= 0xDFFF) {
-                *ret_cp = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
-                return 10;
-        }
-        return 4;
+/* Decode the \u escape at p[0..left) (just past the 'u') into *ret_cp;
+ * a lone or broken surrogate becomes U+FFFD. Returns the bytes used after
+ * the 'u'. */
+static size_t decode_u(const char *p, size_t left, uint32_t *ret_cp) {
+        size_t used = json_u_escape(p, left, ret_cp);
+        if (!used || (*ret_cp >= 0xD800 && *ret_cp <= 0xDFFF))
+                *ret_cp = 0xFFFD;
+        return used;
 }
 
 int lc_json_string(struct lc_span v, char **ret, size_t *ret_len) {
@@ -236,7 +183,7 @@ int lc_json_string(struct lc_span v, char **ret, size_t *ret_len) {
         out = lc_oom(malloc(2 * v.n + 4)); /* an escape never grows past twice */
         for (size_t i = 1; i < end; i++) {
                 char c = v.p[i];
-                unsigned cp;
+                uint32_t cp;
 
                 if (c != '\\') {
                         out[o++] = c;
@@ -252,7 +199,7 @@ int lc_json_string(struct lc_span v, char **ret, size_t *ret_len) {
                 case 't': out[o++] = '\t'; break;
                 case 'u':
                         i += decode_u(v.p + i + 1, end - i - 1, &cp);
-                        o += put_utf8(cp, out + o);
+                        o += utf8_encode(cp, out + o);
                         break;
                 default: /* " \ / */
                         out[o++] = v.p[i];

@@ -57,6 +57,9 @@ static int dir_of(struct locktable *t, const char *path, uid_t uid, gid_t gid, s
         }
 }
 
+/* A directory from the store: made (with any missing parents, owned by
+ * root until their own turn comes) or, when made earlier as a parent,
+ * given its owner. */
 static int restore_dir(void *arg, const char *path, uid_t uid, gid_t gid) {
         struct restore *rs = arg;
         struct locktable *t = rs->t;

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "status.h"
+#include "utf8.h"
 
 #define STATUS_TTL_MAX_S (10u * 365u * 24u * 3600u)       /* 10 years */
 #define STATUS_TIME_MAX_MS INT64_C(253402300799999)      /* 9999-12-31T23:59:59.999Z */
@@ -435,53 +436,6 @@ static bool next_member(const char *s, size_t n, size_t *pos, struct member *m) 
         return m->value_len > 0;
 }
 
-/* Parse 4 hex digits at s (n bytes available) into *ret. */
-static bool parse_hex4(const char *s, size_t n, uint32_t *ret) {
-        uint32_t v = 0;
-        size_t i;
-
-        if (n < 4)
-                return false;
-        for (i = 0; i < 4; i++) {
-                char c = s[i];
-
-                v <<= 4;
-                if (is_digit(c))
-                        v |= (uint32_t)(c - '0');
-                else if (c >= 'a' && c <= 'f')
-                        v |= (uint32_t)(c - 'a' + 10);
-                else if (c >= 'A' && c <= 'F')
-                        v |= (uint32_t)(c - 'A' + 10);
-                else
-                        return false;
-        }
-        *ret = v;
-        return true;
-}
-
-static size_t utf8_encode(uint32_t cp, char *out) {
-        if (cp < 0x80) {
-                out[0] = (char)cp;
-                return 1;
-        }
-        if (cp < 0x800) {
-                out[0] = (char)(0xC0 | (cp >> 6));
-                out[1] = (char)(0x80 | (cp & 0x3F));
-                return 2;
-        }
-        if (cp < 0x10000) {
-                out[0] = (char)(0xE0 | (cp >> 12));
-                out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-                out[2] = (char)(0x80 | (cp & 0x3F));
-                return 3;
-        }
-        out[0] = (char)(0xF0 | (cp >> 18));
-        out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[3] = (char)(0x80 | (cp & 0x3F));
-        return 4;
-}
-
 /* Length of the bad \u escape at s[0..n) (n >= 2), which cJSON reads as
  * U+0000: 6 bytes, but no more than its ASCII ones, so that the rest of
  * the string stays valid UTF-8. */
@@ -496,20 +450,15 @@ static size_t bad_u_len(const char *s, size_t n) {
 /* Decode the \uXXXX escape (or surrogate pair) at s[0..n) (n >= 2) into
  * out. Returns the bytes consumed. */
 static size_t decode_u_escape(const char *s, size_t n, char *out, size_t *ret_len) {
-        uint32_t cp = 0, lo;
-
-        if (!parse_hex4(s + 2, n - 2, &cp)) {
+        uint32_t cp;
+        size_t used = json_u_escape(s + 2, n - 2, &cp);
+        if (!used) {
                 out[0] = '\0';
                 *ret_len = 1;
                 return bad_u_len(s, n);
         }
-        if (cp >= 0xD800 && cp <= 0xDBFF && n >= 12 && s[6] == '\\' && s[7] == 'u' &&
-            parse_hex4(s + 8, n - 8, &lo) && lo >= 0xDC00 && lo <= 0xDFFF) {
-                *ret_len = utf8_encode(0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00), out);
-                return 12;
-        }
         *ret_len = utf8_encode(cp, out);
-        return 6;
+        return 2 + used;
 }
 
 /* Decode the content of a JSON string, s[0..n), into out (room for n
@@ -603,7 +552,7 @@ static int put_string(struct strbuf *b, const char *s, size_t n) {
 
                 k = 1;
                 if (c == '\\' && i + 1 < n && s[i + 1] == 'u') {
-                        bool ok = parse_hex4(s + i + 2, n - i - 2, &cp);
+                        bool ok = json_hex4(s + i + 2, n - i - 2, &cp);
 
                         k = ok ? 6 : bad_u_len(s + i, n - i);
                         r = ok ? sb_put(b, s + i, 6) : sb_puts(b, "\\u0000");

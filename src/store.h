@@ -18,7 +18,8 @@ struct store;
 /* What a persistent store gives back at start (store_ops.restore): every
  * directory, then every lock, as they were last recorded. */
 struct store_restore_cb {
-        /* A directory at path (its parents come first) made by uid/gid. */
+        /* A directory at path made by uid/gid, in no particular order: a
+         * parent may come after its children (make it, then own it). */
         int (*dir)(void *ctx, const char *path, uid_t uid, gid_t gid);
         /* A lock: v->path, alias paths and every persistent field are set;
          * v->ino is the key it had. The callback decides whether it still

@@ -361,43 +361,30 @@ static int loaded_lock_view(struct store_local *s, const struct jrec *r, struct 
         return 0;
 }
 
-/* Hand every loaded entry of type to cb, directories outermost first. */
+/* Hand every loaded entry of type to cb. */
 static void restore_type(struct store_local *s, enum journal_type type,
                          const struct store_restore_cb *cb) {
-        /* Directories: deliver in order of depth so parents come first. */
-        for (unsigned depth = 0; depth < (type == JOURNAL_DIR ? PATH_DEPTH_MAX : 1); depth++) {
-                bool more = false;
-                for (size_t b = 0; b <= s->loaded.mask; b++) {
-                        for (struct hlink *l = s->loaded.buckets[b]; l; l = l->next) {
-                                struct entry *e = container_of(l, struct entry, by_key);
-                                struct jrec r;
-                                entry_decode(e, &r);
-                                if (r.type != type)
-                                        continue;
-                                if (type == JOURNAL_LOCK) {
-                                        struct lock_view v;
-                                        if (loaded_lock_view(s, &r, &v) == 0)
-                                                cb->lock(cb->ctx, &v);
-                                        else
-                                                log_msg(LOG_WARNING, "journal: lock %.*s has no "
-                                                        "place in the tree; dropped",
-                                                        (int)r.name_len, r.name);
-                                        lock_view_clear(&v);
-                                        continue;
-                                }
+        for (size_t b = 0; b <= s->loaded.mask; b++) {
+                for (struct hlink *l = s->loaded.buckets[b]; l; l = l->next) {
+                        struct jrec r;
+                        entry_decode(container_of(l, struct entry, by_key), &r);
+                        if (r.type != type)
+                                continue;
+                        if (type == JOURNAL_DIR) {
                                 char *path = loaded_path(s, r.parent, r.name, r.name_len);
-                                unsigned d = 0;
-                                for (const char *p = path; p && *p; p++)
-                                        d += *p == '/';
-                                if (d == depth + 1)
+                                if (path)
                                         cb->dir(cb->ctx, path, r.uid, r.gid);
-                                else if (d > depth + 1)
-                                        more = true;
                                 free(path);
+                                continue;
                         }
+                        struct lock_view v;
+                        if (loaded_lock_view(s, &r, &v) == 0)
+                                cb->lock(cb->ctx, &v);
+                        else
+                                log_msg(LOG_WARNING, "journal: lock %.*s has no place in the "
+                                        "tree; dropped", (int)r.name_len, r.name);
+                        lock_view_clear(&v);
                 }
-                if (!more)
-                        break;
         }
 }
 

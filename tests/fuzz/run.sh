@@ -10,7 +10,7 @@ out=build-fuzz
 mkdir -p "$out"
 flags=(-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=undefined -Isrc -I/usr/include/cjson)
-clang "${flags[@]}" tests/fuzz/fuzz_content.c src/status.c -lcjson -o "$out/fuzz_content"
+clang "${flags[@]}" tests/fuzz/fuzz_content.c src/status.c src/utf8.c -lcjson -o "$out/fuzz_content"
 clang "${flags[@]}" -include errno.h tests/fuzz/fuzz_journal.c src/journal.c src/crc32c.c \
         -o "$out/fuzz_journal"
 status=0

@@ -291,9 +291,27 @@ def loads(text):
     return json.loads(text, object_pairs_hook=_no_dup_keys)
 
 
+EXCL = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+
+
+def create(path, data=b""):
+    """Take path with an exclusive create from this process; write data."""
+    fd = os.open(path, EXCL, 0o644)
+    try:
+        if data:
+            os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
 def status(path):
     with open(path) as f:
         return loads(f.read())
+
+
+def lockinfo(path):
+    """The daemon's facts ("lockfs" member) of the lock at path."""
+    return status(path)["lockfs"]
 
 
 def exists(path):

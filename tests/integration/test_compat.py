@@ -29,23 +29,17 @@ import harness  # noqa: E402
 import lockfs_it  # noqa: E402
 from harness import (TEST_USER, TEST_USER2, LockfsTestCase, as_user, errno,  # noqa: E402
                      errno_of, wait_until)
-from lockfs_it import spawn, status, gone, exists, metrics  # noqa: E402
+from lockfs_it import EXCL, lockinfo, spawn, status, gone, exists, metrics  # noqa: E402
 
 T = 20                  # bound on every blocking call
 AT_ONCE = 1.0           # "released at once": gone within this long of the kill
 LINGER = 0.3            # "not released": still there this long after the kill
-
-EXCL = os.O_WRONLY | os.O_CREAT | os.O_EXCL
 
 
 def run(argv, **kw):
     """Run a (second) taker to completion; never blocks longer than T."""
     kw.setdefault("stdin", subprocess.DEVNULL)
     return subprocess.run(argv, capture_output=True, text=True, timeout=T, **kw)
-
-
-def lockinfo(path):
-    return status(path)["lockfs"]
 
 
 class CompatCase(LockfsTestCase):

@@ -24,7 +24,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 from harness import Holder, LockfsTestCase, errno_of, wait_until  # noqa: E402
-from lockfs_it import (Lines, agent, close_pipes, exists, gone, metrics,  # noqa: E402
+from lockfs_it import (Lines, lockinfo, agent, close_pipes, exists, gone, metrics,  # noqa: E402
                        released, spawn, status)
 
 SLOW = 4 if harness.WRAPPER else 1      # under valgrind everything is slower
@@ -327,10 +327,6 @@ class Watcher:
 
 def waiters(m):
     return metrics(m)["lockfs_waiters"]
-
-
-def lockinfo(path):
-    return status(path)["lockfs"]
 
 
 class FlockCase(LockfsTestCase):

@@ -11,18 +11,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 from harness import LockfsTestCase, Holder, errno, errno_of, wait_until  # noqa: E402
-from lockfs_it import agent, status, gone, exists, metrics, parse_metrics  # noqa: E402
-
-EXCL = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-
-
-def create(path, data=b""):
-    fd = os.open(path, EXCL, 0o644)
-    try:
-        if data:
-            os.write(fd, data)
-    finally:
-        os.close(fd)
+from lockfs_it import EXCL, create, agent, status, gone, exists, metrics, parse_metrics  # noqa: E402
 
 
 class TestNames(LockfsTestCase):

@@ -15,10 +15,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 import lockfs_it  # noqa: E402
 from harness import LockfsTestCase, Holder, errno, errno_of, wait_until  # noqa: E402
-from lockfs_it import (agent, spawn, status, gone, exists, metrics, released,  # noqa: E402
+from lockfs_it import (EXCL, agent, spawn, status, gone, exists, metrics, released,  # noqa: E402
                        DeleteWatch)
 
-EXCL = os.O_WRONLY | os.O_CREAT | os.O_EXCL
 
 # Takes argv[1] with content argv[2] and keeps that descriptor; then runs
 # one fd operation per stdin line, answering with its errno (0 on success).

@@ -29,6 +29,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import stat
 import struct
 import subprocess
@@ -40,10 +41,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 import lockfs_it  # noqa: E402
 from harness import LockfsTestCase, Holder, errno, errno_of, wait_until  # noqa: E402
-from lockfs_it import (agent, spawn, status, gone, exists, metrics,  # noqa: E402
+from lockfs_it import (EXCL, create, lockinfo, agent, spawn, status, gone, exists, metrics,  # noqa: E402
                        parse_iso, DeleteWatch)
 
-EXCL = os.O_WRONLY | os.O_CREAT | os.O_EXCL
 SLOW = 4 if harness.WRAPPER else 1
 T = 20 * SLOW                           # ceiling for one awaited step
 USER_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
@@ -153,19 +153,6 @@ except OSError as e:
 """
 
 
-def create(path, data=b""):
-    fd = os.open(path, EXCL, 0o644)
-    try:
-        if data:
-            os.write(fd, data)
-    finally:
-        os.close(fd)
-
-
-def lockinfo(path):
-    return status(path)["lockfs"]
-
-
 def summary(log):
     """(restored, holder gone, TTL ended, failed) from a start's log; all
     zero when the daemon logged no summary."""
@@ -177,6 +164,20 @@ def summary(log):
 
 
 class RestartCase(LockfsTestCase):
+
+    def assert_released_at_exit(self, p, proc, end=None):
+        """End proc (close its stdin so it exits, or kill it with end) and
+        see lock p go at once: a delete event on the file, then gone for
+        every observer."""
+        w = DeleteWatch(self, p)
+        if end:
+            end()
+        else:
+            proc.stdin.close()
+        self.assertEqual(proc.wait(timeout=T), -signal.SIGKILL if end else 0)
+        rc, text = w.wait(2 * SLOW)
+        self.assertIn("DELETE_SELF", text)
+        self.assert_gone_now(p)
 
     def restart(self):
         """Start the daemon again (after crash()); return what it logged
@@ -400,11 +401,7 @@ class TestCrashRestart(RestartCase):
         self.addCleanup(h.kill)
         self.crash_restart()
         self.assertEqual(lockinfo(p)["pid"], h.pid)
-        w = DeleteWatch(self, p)
-        h.kill()
-        rc, out = w.wait(2 * SLOW)
-        self.assertIn("DELETE_SELF", out)
-        self.assert_gone_now(p)
+        self.assert_released_at_exit(p, h.proc, h.kill)
 
     def test_same_pid_other_process_is_not_the_holder(self):
         """A pid reused by another process (same pid, other start time) is
@@ -923,12 +920,7 @@ class TestRestartFlock(FlockCase):
         self.assertEqual((info["pid"], info["fence"]), (pid, fence))
         self.assert_taken_by(p, pid)
         self.assertEqual(metrics(self.m)["lockfs_waiters"], 0)
-        w = DeleteWatch(self, p)
-        proc.stdin.close()
-        self.assertEqual(proc.wait(timeout=T), 0)
-        rc, text = w.wait(2 * SLOW)
-        self.assertIn("DELETE_SELF", text)
-        self.assert_gone_now(p)
+        self.assert_released_at_exit(p, proc)
         self.assertIsNone(wproc.poll(), "the old waiter lives on")
 
     def test_lock_granted_through_flock_survives(self):
@@ -949,12 +941,7 @@ class TestRestartFlock(FlockCase):
         for k in ("pid", "how", "fence", "acquired_at"):
             self.assertEqual(after[k], before[k], k)
         self.assert_taken_by(p, wpid)
-        w = DeleteWatch(self, p)
-        wproc.stdin.close()
-        self.assertEqual(wproc.wait(timeout=T), 0)
-        rc, text = w.wait(2 * SLOW)
-        self.assertIn("DELETE_SELF", text)
-        self.assert_gone_now(p)
+        self.assert_released_at_exit(p, wproc)
 
     def test_restored_flock_lock_is_handed_to_a_new_waiter(self):
         p = self.p("f.lock")

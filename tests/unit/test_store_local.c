@@ -184,6 +184,36 @@ static void test_live_holders_come_back_dead_ones_do_not(void **state) {
         waitpid(alive_pid, NULL, 0);
 }
 
+/* Directories come back with their owners whatever order the store hands
+ * them in (many chains, so some children come before their parents). */
+static void test_nested_directories_keep_their_owners(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a;
+        char name[16];
+        for (int chain = 0; chain < 20; chain++) {
+                uint64_t dir = LT_INO_ROOT;
+                for (int depth = 0; depth < 3; depth++) {
+                        struct caller c = f->self;
+                        c.uid = c.gid = (uid_t)(1000 + depth);
+                        snprintf(name, sizeof(name), "d%d-%d", chain, depth);
+                        assert_int_equal(locktable_mkdir(f->t, dir, name, &c, &a), 0);
+                        dir = a.ino;
+                }
+        }
+        restart(f);
+        restart(f); /* what the first restore re-recorded comes back too */
+        for (int chain = 0; chain < 20; chain++) {
+                uint64_t dir = LT_INO_ROOT;
+                for (int depth = 0; depth < 3; depth++) {
+                        snprintf(name, sizeof(name), "d%d-%d", chain, depth);
+                        dir = ino_of(f, dir, name);
+                        assert_int_not_equal(dir, 0);
+                        assert_int_equal(locktable_getattr(f->t, dir, &a), 0);
+                        assert_int_equal(a.uid, 1000 + depth);
+                }
+        }
+}
+
 static void test_release_and_rename_are_journaled(void **state) {
         struct fixture *f = *state;
         struct lock_view forced;
@@ -420,6 +450,7 @@ static void test_unjournaled_acquisition_fails(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 T(test_live_holders_come_back_dead_ones_do_not),
+                T(test_nested_directories_keep_their_owners),
                 T(test_release_and_rename_are_journaled),
                 T(test_ttl_counts_while_down),
                 T(test_journal_stays_proportional_to_locks_held),
