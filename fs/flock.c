@@ -151,6 +151,7 @@ static void flock_exclusive(fuse_req_t req, fuse_ino_t ino, struct file *f, bool
 
 void fs_op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op) {
         struct lockfs_ctx *ctx = fuse_req_userdata(req);
+        fs_count_request(ctx, FS_OP_FLOCK);
         struct file *f = file_of(fi);
         if (!f || f->type != FILE_LOCK) {
                 fuse_reply_err(req, EOPNOTSUPP); /* only locks can be flocked */

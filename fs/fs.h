@@ -15,6 +15,15 @@
 
 struct file;
 
+/* FUSE requests counted per kind for .lockfs/metrics (fs_count_request). */
+enum fs_op {
+        FS_OP_LOOKUP, FS_OP_FORGET, FS_OP_GETATTR, FS_OP_SETATTR, FS_OP_MKNOD, FS_OP_MKDIR,
+        FS_OP_UNLINK, FS_OP_RMDIR, FS_OP_SYMLINK, FS_OP_RENAME, FS_OP_LINK, FS_OP_OPEN,
+        FS_OP_READ, FS_OP_WRITE, FS_OP_FLUSH, FS_OP_RELEASE, FS_OP_FSYNC, FS_OP_OPENDIR,
+        FS_OP_READDIR, FS_OP_RELEASEDIR, FS_OP_STATFS, FS_OP_CREATE, FS_OP_FLOCK,
+        FS_OP_COUNT
+};
+
 /* What every handler reaches through fuse_req_userdata(). */
 struct lockfs_ctx {
         struct locktable *table;
@@ -27,7 +36,12 @@ struct lockfs_ctx {
         struct htab flocks;
         atomic_uint_fast64_t next_flock_id;
         atomic_uint_fast64_t next_file_id;
+        atomic_uint_fast64_t requests[FS_OP_COUNT];
 };
+
+static inline void fs_count_request(struct lockfs_ctx *ctx, enum fs_op op) {
+        atomic_fetch_add_explicit(&ctx->requests[op], 1, memory_order_relaxed);
+}
 
 extern const struct fuse_lowlevel_ops lockfs_ops;
 

@@ -231,7 +231,7 @@ static void read_ancestry(struct caller *c, pid_t ppid, uint64_t child_start) {
  * /proc/PID/stat (the same bytes as /proc/PID/comm, read atomically with
  * the start time). The start time is checked again at the end so that
  * cmdline and ancestry cannot belong to a process that reused the pid. */
-static int fill_process(struct caller *c, pid_t pid) {
+static int fill_process(struct caller *c, pid_t pid, bool ancestry) {
         struct proc_stat st;
         uint64_t again;
         int r;
@@ -245,7 +245,10 @@ static int fill_process(struct caller *c, pid_t pid) {
         r = read_cmdline(pid, c->cmdline, sizeof(c->cmdline));
         if (r < 0)
                 return r;
-        read_ancestry(c, st.ppid, st.start_time);
+        if (ancestry)
+                read_ancestry(c, st.ppid, st.start_time);
+        else
+                c->partial = true;
         r = holder_read_start_time(pid, &again);
         if (r < 0)
                 return r;
@@ -260,19 +263,45 @@ static void caller_reset(struct caller *c, pid_t tid, uid_t uid, gid_t gid) {
         c->gid = gid;
 }
 
-int holder_identify(pid_t tid, uid_t uid, gid_t gid, struct caller *ret) {
+/* The process (thread group) of thread tid. A thread group leader is the
+ * common case: pidfd_open() accepts only leaders, which is far cheaper than
+ * formatting /proc/TID/status. */
+static int thread_group_of(pid_t tid, pid_t *ret) {
         struct proc_status ps;
+        int fd = (int)syscall(SYS_pidfd_open, tid, 0);
+        if (fd >= 0) {
+                close(fd);
+                *ret = tid;
+                return 0;
+        }
+        int r = read_status(tid, &ps);
+        if (r < 0)
+                return r;
+        *ret = ps.tgid;
+        return 0;
+}
+
+static int identify(pid_t tid, uid_t uid, gid_t gid, bool ancestry, struct caller *ret) {
+        pid_t tgid;
         int r;
 
         caller_reset(ret, tid, uid, gid);
         if (tid == 0)
                 return 0;
-        r = read_status(tid, &ps);
+        r = thread_group_of(tid, &tgid);
         if (r >= 0)
-                r = fill_process(ret, ps.tgid);
+                r = fill_process(ret, tgid, ancestry);
         if (r < 0)
                 caller_reset(ret, tid, uid, gid);
         return r;
+}
+
+int holder_identify(pid_t tid, uid_t uid, gid_t gid, struct caller *ret) {
+        return identify(tid, uid, gid, true, ret);
+}
+
+int holder_identify_quick(pid_t tid, uid_t uid, gid_t gid, struct caller *ret) {
+        return identify(tid, uid, gid, false, ret);
 }
 
 int holder_identify_process(pid_t pid, struct caller *ret) {
@@ -286,7 +315,7 @@ int holder_identify_process(pid_t pid, struct caller *ret) {
         if (r >= 0) {
                 ret->uid = ps.euid;
                 ret->gid = ps.egid;
-                r = fill_process(ret, pid);
+                r = fill_process(ret, pid, true);
         }
         if (r < 0)
                 caller_reset(ret, pid, 0, 0);

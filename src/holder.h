@@ -28,6 +28,7 @@ struct caller {
         gid_t gid;
         char comm[HOLDER_COMM_MAX];
         char cmdline[HOLDER_CMDLINE_MAX]; /* arguments joined by single spaces */
+        bool partial;               /* ancestry not read (holder_identify_quick) */
         size_t n_ancestors;
         struct proc_id ancestors[HOLDER_ANCESTRY_MAX]; /* parent first, up to pid 1 */
 };
@@ -37,6 +38,12 @@ struct caller {
  * with self.pid == 0 and no ancestors, and returns 0.
  * Returns 0, or -ESRCH when the thread vanished while being read. */
 int holder_identify(pid_t tid, uid_t uid, gid_t gid, struct caller *ret);
+
+/* holder_identify() without the ancestry (ret->partial set, n_ancestors 0):
+ * enough to acquire a free name or to recognise the holder itself, about
+ * half the /proc reads. Callers whose answer depends on lineage must fall
+ * back to holder_identify(). */
+int holder_identify_quick(pid_t tid, uid_t uid, gid_t gid, struct caller *ret);
 
 /* Same as holder_identify() for a process known by its pid (no thread
  * mapping), with the uid/gid read from /proc. Used to describe a claimed

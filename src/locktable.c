@@ -932,6 +932,8 @@ int locktable_unlink(struct locktable *t, uint64_t parent, const char *name,
                 r = -ENOENT;
         } else if (n->kind == LT_DIR) {
                 r = -EISDIR;
+        } else if (c->partial && n->holder && !lt_is_holder(n, c)) {
+                r = -EAGAIN; /* may be a descendant: needs the ancestry */
         } else if (n->n_aliases && !lt_may_release(n, c) && !may_break(t, n, c)) {
                 r = -EPERM;
         } else if (n->n_aliases) {

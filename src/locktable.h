@@ -111,7 +111,8 @@ int locktable_getattr(struct locktable *t, uint64_t ino, struct lt_attr *ret);
 
 /* CREATE (open with O_CREAT). A free name is acquired for c and gives a
  * holder handle. A held name: -EEXIST with O_EXCL; otherwise the same as
- * locktable_open(). Counts one lookup. -EACCES inside .lockfs, -ENOSPC past
+ * locktable_open(). c may be partial (holder_identify_quick) only with
+ * O_EXCL. Counts one lookup. -EACCES inside .lockfs, -ENOSPC past
  * max_locks, -ENAMETOOLONG, -EISDIR/-EEXIST on a directory. */
 int locktable_create(struct locktable *t, uint64_t parent, const char *name,
                      const struct caller *c, int flags,
@@ -149,7 +150,9 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
  * creator's uid may (from any process); root always may: a force-unlock, for which *ret_forced
  * receives the lock as it was (ret_forced->path non-NULL; clear it with
  * lock_view_clear). -EPERM otherwise, -EISDIR for a directory, -EACCES for
- * .lockfs. */
+ * .lockfs. A partial caller (holder_identify_quick) that is not the holder
+ * process itself gets -EAGAIN and nothing changes: call again with the
+ * full identity. */
 int locktable_unlink(struct locktable *t, uint64_t parent, const char *name,
                      const struct caller *c, struct lock_view *ret_forced);
 

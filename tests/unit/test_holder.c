@@ -275,6 +275,13 @@ static void test_identify_thread(void **state) {
         assert_int_equal(c.ancestors[0].pid, getppid());
         assert_true(caller_is_or_descends_from(&c, &me));
 
+        /* the quick identity maps the thread too, and reads no ancestry */
+        assert_int_equal(holder_identify_quick(tid, 7, 8, &c), 0);
+        assert_int_equal(c.self.pid, me.pid);
+        assert_int_equal(c.self.start_time, me.start_time);
+        assert_true(c.partial);
+        assert_int_equal(c.n_ancestors, 0);
+
         /* a thread id is not a process */
         assert_int_equal(holder_identify_process(tid, &c), -ESRCH);
         assert_int_equal(c.self.pid, 0);
@@ -287,6 +294,30 @@ static void test_identify_thread(void **state) {
 }
 
 /* comm with spaces and ')' must not derail parsing of /proc/PID/stat. */
+/* The quick identity is the full one minus the ancestry. */
+static void test_identify_quick(void **state) {
+        struct caller full, quick;
+
+        (void)state;
+        assert_int_equal(holder_identify(gettid(), 1001, 1002, &full), 0);
+        assert_int_equal(holder_identify_quick(gettid(), 1001, 1002, &quick), 0);
+        assert_false(full.partial);
+        assert_true(full.n_ancestors > 0);
+        assert_true(quick.partial);
+        assert_int_equal(quick.n_ancestors, 0);
+        assert_int_equal(quick.self.pid, full.self.pid);
+        assert_int_equal(quick.self.start_time, full.self.start_time);
+        assert_int_equal(quick.uid, 1001);
+        assert_int_equal(quick.gid, 1002);
+        assert_string_equal(quick.comm, full.comm);
+        assert_string_equal(quick.cmdline, full.cmdline);
+        /* itself only: its parent is not found through a partial identity */
+        assert_true(caller_is_or_descends_from(&quick, &full.self));
+        assert_false(caller_is_or_descends_from(&quick, &full.ancestors[0]));
+        assert_int_equal(holder_identify_quick(-1, 0, 0, &quick), -ESRCH);
+        assert_int_equal(quick.self.pid, 0);
+}
+
 static void test_identify_child_hostile_comm(void **state) {
         static const char name[] = "a) b (c) 1 2 )";
         struct proc_id me = self_id();
@@ -569,6 +600,7 @@ int main(void) {
                 cmocka_unit_test(test_start_time),
                 cmocka_unit_test(test_descends_from),
                 cmocka_unit_test(test_find_lineage),
+                cmocka_unit_test(test_identify_quick),
                 cmocka_unit_test(test_pidfd_open),
                 cmocka_unit_test(test_alive),
                 cmocka_unit_test(test_alive_leader_exited),

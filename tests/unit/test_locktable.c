@@ -278,6 +278,36 @@ static void test_holder_death_releases_all_its_locks(void **state) {
         assert_int_equal(take(f, "d1", &f->self, O_WRONLY | O_EXCL, &a, &h), 0);
 }
 
+/* An unlink by a partial caller (holder_identify_quick) succeeds for the
+ * holder itself; anyone else gets -EAGAIN and nothing changes, so the
+ * adapter retries with the ancestry (a descendant may release). */
+static void test_partial_caller_unlink(void **state) {
+        struct fixture *f = *state;
+        int fd = -1;
+        pid_t pid = spawn_sleeper(&fd);
+        struct caller child, child_quick, me_quick;
+        assert_int_equal(holder_identify(pid, 0, 0, &child), 0);
+        assert_int_equal(holder_identify_quick(pid, 0, 0, &child_quick), 0);
+        assert_int_equal(holder_identify_quick(getpid(), 0, 0, &me_quick), 0);
+        struct lt_attr a;
+        struct lt_handle h;
+        struct lock_view forced;
+        /* an exclusive create by a partial caller acquires */
+        assert_int_equal(take(f, "q", &me_quick, O_WRONLY | O_EXCL, &a, &h), 0);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "q", &me_quick, &forced), 0);
+        assert_null(forced.path);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "q", &a), -ENOENT);
+        /* my lock, unlinked by my child: first -EAGAIN, then allowed */
+        assert_int_equal(take(f, "p", &f->self, O_WRONLY | O_EXCL, &a, &h), 0);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "p", &child_quick, &forced),
+                         -EAGAIN);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "p", &a), 0);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "p", &child, &forced), 0);
+        assert_null(forced.path); /* a descendant's release, not a force-unlock */
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "p", &a), -ENOENT);
+        end_child(pid, fd);
+}
+
 static void test_ttl_expiry_and_renewal(void **state) {
         struct fixture *f = *state;
         struct lt_attr a;
@@ -833,6 +863,7 @@ int main(void) {
                 T(test_fences_strictly_increase),
                 T(test_unlink_rules),
                 T(test_holder_death_releases_all_its_locks),
+                T(test_partial_caller_unlink),
                 T(test_ttl_expiry_and_renewal),
                 T(test_renewal_postpones_expiry),
                 T(test_claims),
