@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(gcc meson ninja-build pkg-config fuse3 libfuse3-dev libcjson-dev libcmocka-dev
           python3 nodejs jq inotify-tools util-linux valgrind strace
           liblockfile-bin lockfile-progs procmail golang-go e2fsprogs groff-base
-          systemd man-db mount clang libclang-rt-14-dev)
+          systemd man-db mount clang libclang-rt-14-dev
+          etcd-server etcd-client libcurl4-openssl-dev)
 missing=()
 for p in "${packages[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

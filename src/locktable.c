@@ -40,6 +40,8 @@ void lock_view_clear(struct lock_view *v) {
                 free(v->aliases[i].path);
         }
         free(v->aliases);
+        free(v->host);
+        v->host = NULL;
         v->path = NULL;
         v->content = NULL;
         v->aliases = NULL;
@@ -291,10 +293,21 @@ static int lock_view_fill(const struct node *n, struct lock_view *v, bool with_c
                 v->pid = n->holder->proc.pid;
                 memcpy(v->comm, n->holder->comm, sizeof(v->comm));
                 memcpy(v->cmdline, n->holder->cmdline, sizeof(v->cmdline));
+        } else if (n->remote) {
+                v->detached = false;
+                v->pid = n->remote->pid;
+                memcpy(v->comm, n->remote->comm, sizeof(v->comm));
+                memcpy(v->cmdline, n->remote->cmdline, sizeof(v->cmdline));
+                v->host = strdup(n->remote->host);
+                if (!v->host)
+                        return -ENOMEM;
         }
+        v->lost = n->lost;
         v->path = lt_node_path(n);
-        if (!v->path)
+        if (!v->path) {
+                lock_view_clear(v);
                 return -ENOMEM;
+        }
         if (with_content && n->content_len) {
                 v->content = malloc(n->content_len);
                 if (!v->content) {
@@ -425,6 +438,8 @@ int lt_take(struct locktable *t, struct node *n, const struct caller *c, enum lo
         n->content_len = 0;
         n->claim_ignored_pid = 0;
         n->flock_owner = 0;
+        lt_remote_free(n); /* a flock waiter took over another host's lock */
+        n->lost = false;
         t->m.acquired++;
         if (log_enabled(LOG_DEBUG)) {
                 char *path = lt_node_path(n);
@@ -790,7 +805,7 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
                 holder = lt_is_holder(n, c);
         /* A detached lock is renewed (touched) by its creator's uid, as the
          * dotlock tools do to keep it from going stale (SPEC R3.3a). */
-        if (!holder && what == LT_SET_TIMES && !n->holder && c->uid == n->uid)
+        if (!holder && what == LT_SET_TIMES && !n->holder && !n->remote && c->uid == n->uid)
                 holder = true;
         if (!holder) {
                 if (what & LT_SET_SIZE)

@@ -236,6 +236,33 @@ void locktable_metrics(struct locktable *t, struct lock_metrics *ret);
 int locktable_reaper_fd(struct locktable *t);
 int locktable_reap(struct locktable *t, lt_removed_fn fn, void *ctx);
 
+/* ---- a shared store's view (cluster mode, lt_remote.c) ----
+ * Called from the store's watch thread, in the store's order. Names that
+ * go are reported through fn outside the lock. */
+
+/* Lock v->path is held through another host as v says (fence: the store's
+ * revision of the acquisition; host, pid, comm, cmdline, uid, gid, times,
+ * TTL, how, content). Makes missing directories; updates a known remote
+ * lock; a local lock with a lower fence was lost and becomes this one;
+ * our own acquisition (same fence) and late events are ignored. -EINVAL
+ * for a path that is not a proper name (logged), -EISDIR, -ENOMEM. */
+int locktable_remote_put(struct locktable *t, const struct lock_view *v, lt_removed_fn fn,
+                         void *ctx);
+/* The store deleted path at revision rev: a remote lock acquired before
+ * rev is over (parked flock waiters take the name in turn); a local one
+ * is marked lost. */
+int locktable_remote_delete(struct locktable *t, const char *path, uint64_t rev,
+                            lt_removed_fn fn, void *ctx);
+/* True when the local lock at path has acquisition fence (held here). */
+bool locktable_holds(struct locktable *t, const char *path, uint64_t fence);
+/* A full listing follows (remote_put for every lock); sync_end drops the
+ * remote locks it did not name. */
+void locktable_remote_sync_begin(struct locktable *t);
+void locktable_remote_sync_end(struct locktable *t, lt_removed_fn fn, void *ctx);
+/* The store lost every local lock (a lease ended): their status says
+ * "lost"; holders keep their handles and fences. Returns how many. */
+size_t locktable_mark_lost(struct locktable *t);
+
 /* Clocks, in ms (wall and monotonic). */
 int64_t lt_now_wall_ms(void);
 int64_t lt_now_mono_ms(void);

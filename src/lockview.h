@@ -44,6 +44,9 @@ struct lock_view {
         uint32_t ttl_s;          /* 0 = no TTL */
         int64_t expires_at_ms;   /* wall clock; meaningless when ttl_s == 0 */
         pid_t claim_ignored_pid; /* last claim that named a foreign pid, or 0 */
+        char *host;              /* malloc'd: a lock held through another host's
+                                  * daemon (cluster mode); NULL = this host */
+        bool lost;               /* the shared store no longer backs this lock */
         char *content;           /* what the holder wrote, malloc'd (may be NULL) */
         size_t content_len;
         /* Filled for persistent stores only (store acquire/update, restore): */

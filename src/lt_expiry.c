@@ -96,14 +96,18 @@ void lt_release(struct locktable *t, struct node *n, enum release_cause cause,
                 log_release(n, cause);
         if (n->wq_head && lt_handoff(t, n))
                 return; /* the name stays, with its next holder */
-        lt_report(report, n->parent->ino, n->ino, n->name);
-        lt_drop_aliases(t, n, report);
         char *path = t->store->ops->release && !t->closing ? lt_node_path(n) : NULL;
         if (path) {
                 if (t->store->ops->release(t->store, n->ino, path, n->fence) < 0)
                         log_msg(LOG_ERR, "cannot record the release of %s", path);
                 free(path);
         }
+        lt_lock_remove(t, n, report);
+}
+
+void lt_lock_remove(struct locktable *t, struct node *n, struct removals *report) {
+        lt_report(report, n->parent->ino, n->ino, n->name);
+        lt_drop_aliases(t, n, report);
         lt_detach_holder(t, n);
         lt_quota_uncharge(t, n);
         heap_remove(&t->deadlines, &n->deadline);
@@ -115,6 +119,7 @@ void lt_release(struct locktable *t, struct node *n, enum release_cause cause,
                 n->all_next->all_prev = n->all_prev;
         n->all_prev = n->all_next = NULL;
         lt_node_unlink(t, n);
+        lt_remote_free(n);
         free(n->content);
         n->content = NULL;
         n->content_len = n->content_cap = 0;

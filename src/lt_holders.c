@@ -132,6 +132,8 @@ bool lt_is_holder(const struct node *n, const struct caller *c) {
 }
 
 bool lt_may_release(const struct node *n, const struct caller *c) {
+        if (n->remote)
+                return false; /* another host's: only a force-unlock */
         return n->holder ? lt_is_holder(n, c) : c->uid == n->uid;
 }
 

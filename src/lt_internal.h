@@ -67,10 +67,23 @@ struct node {
         unsigned n_aliases;
         bool charged;            /* counted in t->uid_counts, as charged_uid */
         uid_t charged_uid;
+        /* cluster mode (lt_remote.c) */
+        struct lt_remote *remote; /* held through another host's daemon */
+        bool lost;               /* local lock whose backing the store lost */
         /* flock(2), SPEC §7 */
         uint64_t parent_was;     /* parent's inode while linked (for a late flock) */
         uint64_t flock_owner;    /* open file description holding the flock, 0 = none */
         struct lt_waiter *wq_head, *wq_tail; /* parked LOCK_EX requests, FIFO */
+};
+
+/* What another host's daemon published about a lock it holds (the rest is
+ * in the node: uid, gid, times, TTL, how, content; fence = its revision). */
+struct lt_remote {
+        char *host;
+        pid_t pid;
+        char comm[HOLDER_COMM_MAX];
+        char cmdline[HOLDER_CMDLINE_MAX];
+        uint64_t sync_gen;       /* last listing that named it */
 };
 
 /* A parked flock(LOCK_EX) request, owned by the table until granted or
@@ -132,6 +145,7 @@ struct locktable {
         size_t n_grants, cap_grants;
         lt_grant_fn grant_fn;
         void *grant_ctx;
+        uint64_t sync_gen;       /* current listing of the shared store (lt_remote.c) */
 };
 
 #define TIMER_TAG UINT64_MAX
@@ -162,6 +176,19 @@ void lt_node_unlink(struct locktable *t, struct node *n);
 void lt_node_maybe_free(struct locktable *t, struct node *n);
 /* "/a/b/name" of a linked node, malloc'd; NULL on allocation failure. */
 char *lt_node_path(const struct node *n);
+
+/* lt_restore.c: the directory holding path (made as needed, by uid/gid,
+ * unchecked names) and the last name of path in *name (pointing into
+ * path). -ENOTDIR when a lock is in the way, -ENOMEM. */
+int lt_dir_of(struct locktable *t, const char *path, uid_t uid, gid_t gid, struct node **ret,
+              const char **name);
+
+/* lt_remote.c: free n's remote record (n->remote NULL after). */
+void lt_remote_free(struct node *n);
+
+/* Take lock n out of the tree without telling the store: report its names,
+ * drop holder, quota, deadline and content. */
+void lt_lock_remove(struct locktable *t, struct node *n, struct removals *report);
 
 /* Tell the store the current state of lock n (logged on failure). */
 void lt_store_update(struct locktable *t, const struct node *n);

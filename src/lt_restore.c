@@ -20,8 +20,8 @@ struct restore {
 /* The directory holding path (made as needed, by uid/gid) and the last
  * name of path in *name (pointing into path). -ENOTDIR when a lock is in
  * the way, -ENOMEM. */
-static int dir_of(struct locktable *t, const char *path, uid_t uid, gid_t gid, struct node **ret,
-                  const char **name) {
+int lt_dir_of(struct locktable *t, const char *path, uid_t uid, gid_t gid, struct node **ret,
+              const char **name) {
         struct node *dir = t->root;
         const char *p = path;
         for (;;) {
@@ -65,7 +65,7 @@ static int restore_dir(void *arg, const char *path, uid_t uid, gid_t gid) {
         struct locktable *t = rs->t;
         struct node *dir, *n;
         const char *name;
-        int r = dir_of(t, path, 0, 0, &dir, &name);
+        int r = lt_dir_of(t, path, 0, 0, &dir, &name);
         if (r < 0)
                 return r;
         n = lt_name_get(t, dir, name);
@@ -103,7 +103,7 @@ static int restored_holder(struct locktable *t, const struct lock_view *v, struc
 static int restore_alias(struct locktable *t, struct node *n, const char *path) {
         struct node *dir;
         const char *name;
-        int r = dir_of(t, path, 0, 0, &dir, &name);
+        int r = lt_dir_of(t, path, 0, 0, &dir, &name);
         if (r < 0)
                 return r;
         if (lt_name_get(t, dir, name))
@@ -141,7 +141,7 @@ static int restore_lock(void *arg, const struct lock_view *v) {
         }
         struct node *dir, *n = NULL;
         const char *name;
-        int r = dir_of(t, v->path, 0, 0, &dir, &name);
+        int r = lt_dir_of(t, v->path, 0, 0, &dir, &name);
         if (r == 0 && lt_name_get(t, dir, name))
                 r = -EEXIST;
         if (r == 0 && !(n = lt_node_new(t, LT_LOCK, name)))

@@ -17,6 +17,9 @@
 #include "options.h"
 #include "reaper.h"
 #include "store.h"
+#if LOCKFS_HAVE_ETCD
+#include "store_etcd.h"
+#endif
 
 /* Arguments for libfuse: only what lockfs decides itself. */
 static int fuse_args_build(const struct lockfs_options *o, struct fuse_args *args) {
@@ -55,6 +58,83 @@ static int abort_dying_daemon(const char *mnt, pid_t pid) {
                 log_msg(LOG_ERR, "lockfs pid %d was killed but does not end: %s", (int)pid,
                         strerror(-r));
         return r;
+}
+
+#if LOCKFS_HAVE_ETCD
+/* Cluster mode: what etcd's watch reports goes into the table, and names
+ * that vanish are told to the kernel. */
+struct cluster {
+        struct locktable *table;
+        struct notifier *notifier;
+};
+
+static void cluster_put(void *arg, const struct lock_view *v) {
+        struct cluster *c = arg;
+        locktable_remote_put(c->table, v, notifier_removed, c->notifier);
+}
+
+static void cluster_del(void *arg, const char *path, uint64_t rev) {
+        struct cluster *c = arg;
+        locktable_remote_delete(c->table, path, rev, notifier_removed, c->notifier);
+}
+
+static bool cluster_holds(void *arg, const char *path, uint64_t fence) {
+        struct cluster *c = arg;
+        return locktable_holds(c->table, path, fence);
+}
+
+static void cluster_sync_begin(void *arg) {
+        struct cluster *c = arg;
+        locktable_remote_sync_begin(c->table);
+}
+
+static void cluster_sync_end(void *arg) {
+        struct cluster *c = arg;
+        locktable_remote_sync_end(c->table, notifier_removed, c->notifier);
+}
+
+static void cluster_lost(void *arg) {
+        struct cluster *c = arg;
+        size_t n = locktable_mark_lost(c->table);
+        if (n)
+                log_msg(LOG_WARNING, "%zu held locks are lost: their status says so, and other "
+                        "hosts may take their names", n);
+}
+
+/* Feed the table from etcd; wait a little for the first listing. */
+static void cluster_start(struct store *store, struct cluster *c) {
+        const struct store_etcd_events ev = {
+                .put = cluster_put, .del = cluster_del, .holds = cluster_holds,
+                .sync_begin = cluster_sync_begin,
+                .sync_end = cluster_sync_end, .lost = cluster_lost, .ctx = c,
+        };
+        int r = store_etcd_start(store, &ev, 3000);
+        if (r == -ETIMEDOUT)
+                log_msg(LOG_WARNING, "etcd does not answer yet: serving; creates fail with EIO "
+                        "until it does");
+        else if (r < 0)
+                log_msg(LOG_ERR, "cannot start watching etcd: %s", strerror(-r));
+}
+#endif
+
+/* The cluster store (backend=etcd) the options describe. */
+static int store_open_etcd(const struct lockfs_options *o, const char *host,
+                           struct store **ret) {
+#if LOCKFS_HAVE_ETCD
+        const struct store_etcd_config cfg = {
+                .endpoints = o->endpoints, .prefix = o->prefix,
+                .lease_ttl_s = o->lease_ttl_s, .host = host,
+        };
+        int r = store_etcd_open(&cfg, ret);
+        if (r < 0)
+                log_msg(LOG_ERR, "cannot use etcd at %s: %s", o->endpoints, strerror(-r));
+        return r;
+#else
+        (void)o;
+        (void)host;
+        (void)ret;
+        return -EOPNOTSUPP;
+#endif
 }
 
 /* The store at the state directory and fence file options name, or the
@@ -151,7 +231,8 @@ int main(int argc, char **argv) {
         struct fuse_loop_config *loop = NULL;
         struct notifier *notifier = NULL;
         struct reaper *reaper = NULL;
-        bool mounted = false, signals = false, flocks = false;
+        bool mounted = false, signals = false, flocks = false, feeding = false;
+        (void)feeding; /* used in cluster mode only */
         struct lockfs_ctx ctx = { .files_mu = PTHREAD_MUTEX_INITIALIZER };
         struct locktable_config cfg = {
                 .default_ttl_s = o.ttl_s,
@@ -168,7 +249,8 @@ int main(int argc, char **argv) {
                 log_msg(LOG_ERR, "cannot use mount point %s: %s", o.mountpoint, strerror(-r));
                 goto out;
         }
-        if (store_open(&o, mnt, &store) < 0)
+        if ((o.backend_etcd ? store_open_etcd(&o, ctx.host, &store)
+                            : store_open(&o, mnt, &store)) < 0)
                 goto out;
         if ((r = locktable_new(&cfg, store, &table)) < 0) {
                 log_msg(LOG_ERR, "cannot set up the lock table: %s", strerror(-r));
@@ -202,7 +284,8 @@ int main(int argc, char **argv) {
         /* Fork (unless -f) before any thread starts. */
         if (fuse_daemonize(o.foreground) < 0)
                 goto out;
-        store_local_record_owner(store); /* the pid a successor checks */
+        if (!o.backend_etcd)
+                store_local_record_owner(store); /* the pid a successor checks */
         if ((r = notifier_start(se, &notifier)) == 0)
                 ctx.notifier = notifier;
         if (r < 0 ||
@@ -210,6 +293,13 @@ int main(int argc, char **argv) {
                 log_msg(LOG_ERR, "cannot start threads: %s", strerror(-r));
                 goto out;
         }
+#if LOCKFS_HAVE_ETCD
+        struct cluster cluster = { .table = table, .notifier = notifier };
+        if (o.backend_etcd) {
+                cluster_start(store, &cluster);
+                feeding = true;
+        }
+#endif
         loop = fuse_loop_cfg_create();
         if (!loop)
                 goto out;
@@ -223,6 +313,10 @@ int main(int argc, char **argv) {
         log_msg(LOG_NOTICE, "unmounting %s", mnt);
 
 out:
+#if LOCKFS_HAVE_ETCD
+        if (feeding)
+                store_etcd_stop(store); /* no event into the table from here on */
+#endif
         reaper_stop(reaper);
         notifier_stop(notifier);
         if (flocks)

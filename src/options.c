@@ -79,6 +79,19 @@ static int apply_option(struct lockfs_options *o, const char *item, char *err, s
                 if (!val || !*val || strlen(val) >= LOCKFS_PATH_MAX)
                         goto bad_value;
                 strcpy(dst, val);
+        } else if (KEY("backend")) {
+                if (!val || (strcmp(val, "etcd") && strcmp(val, "local")))
+                        goto bad_value;
+                o->backend_etcd = !strcmp(val, "etcd");
+        } else if (KEY("endpoints") || KEY("prefix")) {
+                char *dst = KEY("endpoints") ? o->endpoints : o->prefix;
+                if (!val || !*val || strlen(val) >= LOCKFS_PATH_MAX)
+                        goto bad_value;
+                strcpy(dst, val);
+        } else if (KEY("lease_ttl")) {
+                if (parse_u64(val, 3600, &v) < 0 || v < 2)
+                        goto bad_value;
+                o->lease_ttl_s = (uint32_t)v;
         } else if (option_ignored(item, klen, val)) {
                 /* nothing to do */
         } else if (KEY("ro") && !val) {
@@ -104,13 +117,51 @@ static int apply_option_list(struct lockfs_options *o, const char *list, char *e
         }
         int r = 0;
         char *save = NULL;
+        bool after_endpoints = false;
         for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+                bool url = !strncmp(item, "http://", 7) || !strncmp(item, "https://", 8);
+                if (after_endpoints && url) { /* endpoints=URL,URL: the list goes on */
+                        size_t len = strlen(o->endpoints);
+                        if (len + 1 + strlen(item) >= sizeof(o->endpoints)) {
+                                snprintf(err, errlen, "option 'endpoints' is too long");
+                                r = -EINVAL;
+                                break;
+                        }
+                        o->endpoints[len] = ',';
+                        strcpy(o->endpoints + len + 1, item);
+                        continue;
+                }
                 r = apply_option(o, item, err, errlen);
                 if (r < 0)
                         break;
+                after_endpoints = !strncmp(item, "endpoints=", 10);
         }
         free(copy);
         return r;
+}
+
+/* The cluster options make sense together, and only together. */
+static int cluster_check(const struct lockfs_options *o, char *err, size_t errlen) {
+        size_t plen = strlen(o->prefix);
+        if (!o->backend_etcd && o->endpoints[0]) {
+                snprintf(err, errlen, "option 'endpoints' needs backend=etcd");
+                return -EINVAL;
+        }
+        if (!o->backend_etcd)
+                return 0;
+        if (!LOCKFS_HAVE_ETCD) {
+                snprintf(err, errlen, "this lockfs was built without etcd support (libcurl)");
+                return -EINVAL;
+        }
+        if (!o->endpoints[0]) {
+                snprintf(err, errlen, "backend=etcd needs endpoints=URL[,URL...]");
+                return -EINVAL;
+        }
+        if (o->prefix[0] != '/' || o->prefix[plen - 1] != '/' || plen < 2) {
+                snprintf(err, errlen, "prefix must start and end with '/' (as in /lockfs/NAME/)");
+                return -EINVAL;
+        }
+        return 0;
 }
 
 int options_parse(int argc, char **argv, struct lockfs_options *o, char *err, size_t errlen) {
@@ -119,6 +170,8 @@ int options_parse(int argc, char **argv, struct lockfs_options *o, char *err, si
                 .max_locks = LOCKFS_DEFAULT_MAX_LOCKS,
                 .max_content = LOCKFS_DEFAULT_MAX_CONTENT,
                 .max_depth = LOCKFS_DEFAULT_MAX_DEPTH,
+                .prefix = LOCKFS_DEFAULT_PREFIX,
+                .lease_ttl_s = LOCKFS_DEFAULT_LEASE_TTL_S,
         };
         err[0] = '\0';
         for (int i = 1; i < argc; i++) {
@@ -159,7 +212,7 @@ int options_parse(int argc, char **argv, struct lockfs_options *o, char *err, si
                 snprintf(err, errlen, "no mount point given");
                 return -EINVAL;
         }
-        return 0;
+        return cluster_check(o, err, errlen);
 }
 
 void options_usage(FILE *f, const char *prog) {
@@ -189,10 +242,16 @@ void options_usage(FILE *f, const char *prog) {
                 "                       " LOCKFS_STATE_ROOT "/MOUNT-ID, MOUNT-ID as systemd-escape --path)\n"
                 "  fence_file=FILE      fence reservations, on persistent disk (default\n"
                 "                       " LOCKFS_FENCE_ROOT "/MOUNT-ID.fence)\n"
+                "  backend=etcd         cluster mode: share the lock directory with every\n"
+                "                       lockfs on the same etcd prefix (default: local)\n"
+                "  endpoints=URL[,URL]  etcd client URLs (http://127.0.0.1:2379)\n"
+                "  prefix=/P/           etcd key prefix (default " LOCKFS_DEFAULT_PREFIX ")\n"
+                "  lease_ttl=SECONDS    this daemon's etcd lease: its locks vanish that\n"
+                "                       long after it dies (default %d, at least 2)\n"
                 "\n"
                 "SOURCE (any word) and generic mount options such as rw, nosuid, nodev,\n"
                 "noatime, _netdev, nofail, noauto or x-systemd.* are accepted and\n"
                 "ignored, so /etc/fstab can mount it:  lockfs /run/locks fuse.lockfs ttl=600 0 0\n",
                 prog, LOCKFS_DEFAULT_TTL_S, LOCKFS_DEFAULT_MAX_LOCKS, LOCKFS_DEFAULT_MAX_CONTENT,
-                LOCKFS_DEFAULT_MAX_DEPTH);
+                LOCKFS_DEFAULT_MAX_DEPTH, LOCKFS_DEFAULT_LEASE_TTL_S);
 }

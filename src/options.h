@@ -16,6 +16,8 @@
 #define LOCKFS_DEFAULT_MAX_DEPTH 32
 #define LOCKFS_MAX_CONTENT_LIMIT (16u << 20)
 #define LOCKFS_PATH_MAX 4096
+#define LOCKFS_DEFAULT_PREFIX "/lockfs/"
+#define LOCKFS_DEFAULT_LEASE_TTL_S 10
 
 struct lockfs_options {
         const char *mountpoint;   /* points into argv */
@@ -33,6 +35,11 @@ struct lockfs_options {
         unsigned max_depth;       /* -o max_depth=, 0 = unlimited */
         char state_dir[LOCKFS_PATH_MAX];  /* -o state_dir=, "" = the default */
         char fence_file[LOCKFS_PATH_MAX]; /* -o fence_file=, "" = the default */
+        /* cluster mode: -o backend=etcd,endpoints=URL[,URL...],prefix=,lease_ttl= */
+        bool backend_etcd;
+        char endpoints[LOCKFS_PATH_MAX];  /* comma-separated URLs */
+        char prefix[LOCKFS_PATH_MAX];     /* starts and ends with '/' */
+        uint32_t lease_ttl_s;
 };
 
 /* Parse argv into *ret (defaults first). Returns 0, or -EINVAL with a

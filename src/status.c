@@ -300,7 +300,8 @@ static bool add_lockfs(cJSON *o, const struct lock_view *v, int64_t now_ms, cons
             !add_u64(l, "uid", v->uid) || !add_user(l, "user", v->uid) ||
             !add_array_str(l, "comm", v->comm, sizeof(v->comm)) ||
             !add_array_str(l, "cmdline", v->cmdline, sizeof(v->cmdline)) ||
-            !add_str(l, "host", host) || !add_time(l, "acquired_at", v->acquired_at_ms) ||
+            !add_str(l, "host", v->host ? v->host : host) ||
+            !add_time(l, "acquired_at", v->acquired_at_ms) ||
             !add_time(l, "renewed_at", v->renewed_at_ms) ||
             !add_i64(l, "age_ms", age > 0 ? age : 0) || !add_u64(l, "ttl_s", v->ttl_s))
                 return false;
@@ -312,6 +313,8 @@ static bool add_lockfs(cJSON *o, const struct lock_view *v, int64_t now_ms, cons
             !cJSON_AddBoolToObject(l, "liveness_known", v->liveness_known))
                 return false;
         if (v->claim_ignored_pid != 0 && !add_i64(l, "claim_ignored_pid", v->claim_ignored_pid))
+                return false;
+        if (v->lost && !cJSON_AddBoolToObject(l, "lost", true))
                 return false;
         return true;
 }

@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: MIT */
+/* The lock table's view of a shared store (cluster mode, SPEC R8.4): locks
+ * held through other hosts' daemons appear, change and vanish as the
+ * store's watch reports them; local locks the store stopped backing are
+ * marked lost. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "lt_internal.h"
+
+void lt_remote_free(struct node *n) {
+        if (!n->remote)
+                return;
+        free(n->remote->host);
+        free(n->remote);
+        n->remote = NULL;
+}
+
+/* A path from the store is "/a/b/name": components that are real names
+ * (not empty, ".", "..", too long) and not .lockfs at the top. */
+static bool remote_path_ok(const char *path) {
+        if (path[0] != '/' || !path[1])
+                return false;
+        const char *p = path + 1;
+        if (!strncmp(p, LT_META_DIR_NAME, strlen(LT_META_DIR_NAME)) &&
+            (p[strlen(LT_META_DIR_NAME)] == '/' || !p[strlen(LT_META_DIR_NAME)]))
+                return false;
+        for (;;) {
+                size_t len = strcspn(p, "/");
+                if (len == 0 || len > LT_NAME_MAX || (len == 1 && p[0] == '.') ||
+                    (len == 2 && p[0] == '.' && p[1] == '.'))
+                        return false;
+                if (!p[len])
+                        return true;
+                p += len + 1;
+        }
+}
+
+/* The node named by path (a lock, an alias's target, or a directory), or
+ * NULL. Never creates anything. */
+static struct node *node_at(struct locktable *t, const char *path) {
+        struct node *n = t->root;
+        const char *p = path;
+        while (n && *p) {
+                while (*p == '/')
+                        p++;
+                size_t len = strcspn(p, "/");
+                char *part = strndup(p, len);
+                if (!part)
+                        return NULL;
+                n = n->kind == LT_DIR ? lt_name_get(t, n, part) : NULL;
+                free(part);
+                p += len;
+        }
+        return n && n->target ? n->target : n;
+}
+
+/* Copy what v says into remote lock n. */
+static int remote_fill(struct node *n, const struct lock_view *v) {
+        if (!n->remote) {
+                n->remote = calloc(1, sizeof(*n->remote));
+                if (!n->remote)
+                        return -ENOMEM;
+        }
+        char *host = strdup(v->host ? v->host : "");
+        char *content = NULL;
+        if (!host)
+                return -ENOMEM;
+        if (v->content_len) {
+                content = malloc(v->content_len);
+                if (!content) {
+                        free(host);
+                        return -ENOMEM;
+                }
+                memcpy(content, v->content, v->content_len);
+        }
+        free(n->remote->host);
+        n->remote->host = host;
+        n->remote->pid = v->pid;
+        memcpy(n->remote->comm, v->comm, sizeof(n->remote->comm));
+        memcpy(n->remote->cmdline, v->cmdline, sizeof(n->remote->cmdline));
+        free(n->content);
+        n->content = content;
+        n->content_len = n->content_cap = v->content_len;
+        n->fence = v->fence;
+        n->how = v->how;
+        n->liveness_known = v->liveness_known;
+        n->uid = v->uid;
+        n->gid = v->gid;
+        n->acquired_ms = v->acquired_at_ms;
+        n->renewed_ms = v->renewed_at_ms;
+        n->ttl_s = v->ttl_s;
+        n->lost = false;
+        return 0;
+}
+
+/* Local lock n now belongs to another host (v): its holder loses it (its
+ * handles are stale: writes fail), the inode and parked flock waiters stay. */
+static int lock_to_remote(struct locktable *t, struct node *n, const struct lock_view *v) {
+        lt_detach_holder(t, n);
+        lt_quota_uncharge(t, n);
+        heap_remove(&t->deadlines, &n->deadline);
+        n->flock_owner = 0;
+        int r = remote_fill(n, v);
+        if (r == 0)
+                n->remote->sync_gen = t->sync_gen;
+        return r;
+}
+
+/* A new remote lock for v at path (directories made as needed). */
+static int remote_insert(struct locktable *t, const struct lock_view *v) {
+        struct node *dir;
+        const char *name;
+        int r = lt_dir_of(t, v->path, 0, 0, &dir, &name);
+        if (r < 0)
+                return r;
+        struct node *n = lt_node_new(t, LT_LOCK, name);
+        if (!n)
+                return -ENOMEM;
+        r = remote_fill(n, v);
+        if (r < 0) {
+                lt_remote_free(n);
+                free(n->content);
+                n->content = NULL;
+                lt_node_maybe_free(t, n);
+                return r;
+        }
+        n->remote->sync_gen = t->sync_gen;
+        lt_node_link(t, dir, n);
+        lt_lock_list_add(t, n);
+        return 0;
+}
+
+/* Report what went (outside the lock) and free the list. */
+static void report_removals(struct removals *gone, lt_removed_fn fn, void *ctx) {
+        for (size_t i = 0; i < gone->n; i++) {
+                if (fn)
+                        fn(ctx, gone->v[i].parent, gone->v[i].ino, gone->v[i].name);
+                free(gone->v[i].name);
+        }
+        free(gone->v);
+}
+
+/* Remote lock n is over: parked flock waiters take the name in turn, else
+ * it goes. */
+static void remote_end(struct locktable *t, struct node *n, struct removals *gone) {
+        if (n->wq_head && lt_handoff(t, n))
+                return;
+        lt_lock_remove(t, n, gone);
+}
+
+int locktable_remote_put(struct locktable *t, const struct lock_view *v, lt_removed_fn fn,
+                         void *ctx) {
+        if (!v->path || !remote_path_ok(v->path)) {
+                log_msg(LOG_WARNING, "shared store: ignoring a lock named %s",
+                        v->path ? v->path : "(none)");
+                return -EINVAL;
+        }
+        struct removals gone = { 0 };
+        int r = 0;
+        pthread_mutex_lock(&t->mu);
+        struct node *n = node_at(t, v->path);
+        if (n && n->kind == LT_DIR) {
+                log_msg(LOG_WARNING, "shared store: lock %s is a directory here", v->path);
+                r = -EISDIR;
+        } else if (n && n->kind == LT_LOCK && v->fence < n->fence) {
+                r = 0; /* older than what is here: a late event */
+        } else if (n && !n->remote && v->fence == n->fence) {
+                r = 0; /* our own acquisition */
+        } else if (n && n->remote) {
+                r = remote_fill(n, v);
+                if (r == 0)
+                        n->remote->sync_gen = t->sync_gen;
+        } else if (n) { /* our lock, taken anew elsewhere: we lost it */
+                log_msg(LOG_WARNING, "lost %s (fence %llu): taken through %s (fence %llu)",
+                        v->path, (unsigned long long)n->fence,
+                        v->host ? v->host : "another host", (unsigned long long)v->fence);
+                r = lock_to_remote(t, n, v);
+        } else {
+                r = remote_insert(t, v);
+        }
+        lt_unlock(t);
+        report_removals(&gone, fn, ctx);
+        return r;
+}
+
+int locktable_remote_delete(struct locktable *t, const char *path, uint64_t rev,
+                            lt_removed_fn fn, void *ctx) {
+        struct removals gone = { 0 };
+        pthread_mutex_lock(&t->mu);
+        struct node *n = remote_path_ok(path) ? node_at(t, path) : NULL;
+        if (n && n->kind == LT_LOCK && n->fence < rev) {
+                if (n->remote) {
+                        remote_end(t, n, &gone);
+                } else if (!n->lost) { /* deleted behind our back: lease ended, or an admin */
+                        log_msg(LOG_WARNING, "lost %s (fence %llu): its key was deleted", path,
+                                (unsigned long long)n->fence);
+                        n->lost = true;
+                }
+        }
+        lt_unlock(t);
+        report_removals(&gone, fn, ctx);
+        return 0;
+}
+
+bool locktable_holds(struct locktable *t, const char *path, uint64_t fence) {
+        pthread_mutex_lock(&t->mu);
+        struct node *n = remote_path_ok(path) ? node_at(t, path) : NULL;
+        bool held = n && n->kind == LT_LOCK && !n->remote && n->fence == fence;
+        pthread_mutex_unlock(&t->mu);
+        return held;
+}
+
+void locktable_remote_sync_begin(struct locktable *t) {
+        pthread_mutex_lock(&t->mu);
+        t->sync_gen++;
+        pthread_mutex_unlock(&t->mu);
+}
+
+void locktable_remote_sync_end(struct locktable *t, lt_removed_fn fn, void *ctx) {
+        struct removals gone = { 0 };
+        pthread_mutex_lock(&t->mu);
+        struct node *next;
+        for (struct node *n = t->all_locks; n; n = next) {
+                next = n->all_next;
+                if (n->remote && n->remote->sync_gen != t->sync_gen)
+                        remote_end(t, n, &gone);
+        }
+        lt_unlock(t);
+        report_removals(&gone, fn, ctx);
+}
+
+size_t locktable_mark_lost(struct locktable *t) {
+        size_t n_lost = 0;
+        pthread_mutex_lock(&t->mu);
+        for (struct node *n = t->all_locks; n; n = n->all_next) {
+                if (!n->remote && !n->lost) {
+                        n->lost = true;
+                        n_lost++;
+                }
+        }
+        pthread_mutex_unlock(&t->mu);
+        return n_lost;
+}

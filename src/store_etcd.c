@@ -1,0 +1,495 @@
+/* SPDX-License-Identifier: MIT */
+/* The cluster store (SPEC R8.4): every lock is a key PREFIX + its path in
+ * etcd, attached to this daemon's lease, created in one transaction that
+ * fails when the key exists (the fence is its create revision), deleted
+ * only while it is still ours. A keep-alive thread renews the lease; a
+ * prefix watch reports other hosts' locks to the table (events). */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "etcd.h"
+#include "log.h"
+#include "store_etcd.h"
+
+/* A release etcd did not take (unreachable): retried until it does, else
+ * the key would outlive the lock for as long as our lease lives. */
+struct pending_delete {
+        struct pending_delete *next;
+        int64_t rev;
+        char key[];
+};
+
+struct store_etcd {
+        struct store base;
+        struct etcd *etcd;
+        char *prefix;
+        size_t prefix_len;
+        char *host;
+        int64_t ttl_s;
+        struct store_etcd_events ev;
+        struct etcd_watch *watch;
+        pthread_t keeper;
+        bool keeper_running;
+        pthread_mutex_t mu;
+        pthread_cond_t cond;     /* wakes the keeper (stop, lease trouble) and start() */
+        bool stopping;
+        int64_t lease;           /* 0: none (never granted, or lost) */
+        int64_t last_renewed_ms; /* monotonic: the last answer that kept the lease */
+        bool unreachable_logged;
+        bool synced;             /* the first listing came */
+        int64_t last_error_log_ms;
+        struct pending_delete *deletes;
+};
+
+static struct store_etcd *of(struct store *s) {
+        return (struct store_etcd *)s;
+}
+
+static int64_t mono_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* CLOCK_MONOTONIC time ms from now, for pthread_cond_timedwait. */
+static struct timespec deadline_after(int64_t ms) {
+        int64_t at = mono_ms() + ms;
+        return (struct timespec){ .tv_sec = at / 1000, .tv_nsec = (at % 1000) * 1000000 };
+}
+
+/* The key of path "/a/b": PREFIX "a/b". */
+static char *key_of(const struct store_etcd *s, const char *path) {
+        char *key;
+        return asprintf(&key, "%s%s", s->prefix, path[0] == '/' ? path + 1 : path) < 0 ? NULL
+                                                                                     : key;
+}
+
+/* Log a failed call at most once a second, so an outage cannot flood. */
+static void log_failure(struct store_etcd *s, const char *what, const char *path, int err) {
+        int64_t now = mono_ms();
+        pthread_mutex_lock(&s->mu);
+        bool quiet = now - s->last_error_log_ms < 1000;
+        if (!quiet)
+                s->last_error_log_ms = now;
+        pthread_mutex_unlock(&s->mu);
+        if (!quiet)
+                log_msg(LOG_ERR, "etcd: cannot %s %s: %s", what, path,
+                        err == -ENOTCONN ? "etcd unreachable" : strerror(-err));
+}
+
+/* ---- the value: who holds the lock, as JSON ---- */
+
+static const char *how_names[] = { "creator", "claim", "flock", "detached" };
+
+static char *value_encode(const struct store_etcd *s, const struct lock_view *v, size_t *ret_len) {
+        cJSON *o = cJSON_CreateObject();
+        char *text = NULL;
+        if (!o)
+                return NULL;
+        char *content = v->content_len ? strndup(v->content, v->content_len) : strdup("");
+        if (content && cJSON_AddStringToObject(o, "host", s->host) &&
+            cJSON_AddNumberToObject(o, "pid", v->pid) &&
+            cJSON_AddNumberToObject(o, "uid", v->uid) &&
+            cJSON_AddNumberToObject(o, "gid", v->gid) &&
+            cJSON_AddStringToObject(o, "comm", v->comm) &&
+            cJSON_AddStringToObject(o, "cmdline", v->cmdline) &&
+            cJSON_AddStringToObject(o, "how", how_names[v->how]) &&
+            cJSON_AddBoolToObject(o, "liveness_known", v->liveness_known) &&
+            cJSON_AddNumberToObject(o, "acquired_at_ms", (double)v->acquired_at_ms) &&
+            cJSON_AddNumberToObject(o, "renewed_at_ms", (double)v->renewed_at_ms) &&
+            cJSON_AddNumberToObject(o, "ttl_s", v->ttl_s) &&
+            cJSON_AddStringToObject(o, "content", content))
+                text = cJSON_PrintUnformatted(o);
+        free(content);
+        cJSON_Delete(o);
+        if (text)
+                *ret_len = strlen(text);
+        return text;
+}
+
+static double num(const cJSON *o, const char *name) {
+        const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, name);
+        return cJSON_IsNumber(j) ? j->valuedouble : 0;
+}
+
+static const char *str(const cJSON *o, const char *name) {
+        const char *p = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, name));
+        return p ? p : "";
+}
+
+/* Fill v (path and fence set by the caller) from a value; missing fields
+ * stay empty. -EINVAL when it is not a JSON object, -ENOMEM. */
+static int value_decode(const char *text, size_t len, struct lock_view *v) {
+        cJSON *o = cJSON_ParseWithLength(text, len);
+        if (!cJSON_IsObject(o)) {
+                cJSON_Delete(o);
+                return -EINVAL;
+        }
+        v->host = strdup(str(o, "host"));
+        const char *content = str(o, "content");
+        v->content_len = strlen(content);
+        v->content = v->content_len ? strdup(content) : NULL;
+        if (!v->host || (v->content_len && !v->content)) {
+                cJSON_Delete(o);
+                return -ENOMEM;
+        }
+        v->pid = (pid_t)num(o, "pid");
+        v->uid = (uid_t)num(o, "uid");
+        v->gid = (gid_t)num(o, "gid");
+        snprintf(v->comm, sizeof(v->comm), "%s", str(o, "comm"));
+        snprintf(v->cmdline, sizeof(v->cmdline), "%s", str(o, "cmdline"));
+        v->how = LOCK_HOW_CREATOR;
+        for (size_t i = 0; i < sizeof(how_names) / sizeof(how_names[0]); i++)
+                if (!strcmp(str(o, "how"), how_names[i]))
+                        v->how = (enum lock_how)i;
+        v->detached = v->how == LOCK_HOW_DETACHED;
+        v->liveness_known = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "liveness_known"));
+        v->acquired_at_ms = (int64_t)num(o, "acquired_at_ms");
+        v->renewed_at_ms = (int64_t)num(o, "renewed_at_ms");
+        v->ttl_s = (uint32_t)num(o, "ttl_s");
+        v->expires_at_ms = v->renewed_at_ms + (int64_t)v->ttl_s * 1000;
+        cJSON_Delete(o);
+        return 0;
+}
+
+/* ---- store operations (called under the table lock) ---- */
+
+static int64_t current_lease(struct store_etcd *s) {
+        pthread_mutex_lock(&s->mu);
+        int64_t lease = s->lease;
+        pthread_mutex_unlock(&s->mu);
+        return lease;
+}
+
+/* etcd says the lease is gone: wake the keeper, whose renewal then
+ * declares it lost and asks for a new one. */
+static void lease_gone(struct store_etcd *s) {
+        pthread_mutex_lock(&s->mu);
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->mu);
+}
+
+static int etcd_acquire(struct store *base, const struct lock_view *v, uint64_t *ret_fence) {
+        struct store_etcd *s = of(base);
+        int64_t lease = current_lease(s);
+        if (!lease) {
+                log_failure(s, "take", v->path, -ENOTCONN);
+                return -EIO; /* no grant without etcd's word */
+        }
+        char *key = key_of(s, v->path);
+        size_t len;
+        char *value = value_encode(s, v, &len);
+        int r = key && value ? 0 : -ENOMEM;
+        if (r == 0 && v->fence) /* a hand-off: the acquisition it replaces goes first */
+                r = etcd_delete_if(s->etcd, key, (int64_t)v->fence);
+        if (r == -ESTALE)
+                r = 0;
+        int64_t rev = 0;
+        if (r == 0)
+                r = etcd_create(s->etcd, key, value, len, lease, &rev, NULL);
+        free(key);
+        free(value);
+        if (r == 0) {
+                *ret_fence = (uint64_t)rev;
+                return 0;
+        }
+        if (r == -EEXIST || r == -ENOMEM)
+                return r;
+        if (r == -ENOENT)
+                lease_gone(s);
+        log_failure(s, "take", v->path, r);
+        return -EIO;
+}
+
+static int etcd_store_update(struct store *base, const struct lock_view *v) {
+        struct store_etcd *s = of(base);
+        int64_t lease = current_lease(s);
+        char *key = key_of(s, v->path);
+        size_t len;
+        char *value = value_encode(s, v, &len);
+        int r = key && value ? 0 : -ENOMEM;
+        if (r == 0 && lease)
+                r = etcd_update(s->etcd, key, value, len, lease, (int64_t)v->fence);
+        free(key);
+        free(value);
+        if (r == -ENOENT)
+                lease_gone(s);
+        if (r == -ESTALE)
+                r = 0; /* no longer ours: the watch marks it lost */
+        if (r < 0)
+                log_failure(s, "update", v->path, r);
+        return r;
+}
+
+static void delete_later(struct store_etcd *s, const char *key, int64_t rev) {
+        size_t len = strlen(key);
+        struct pending_delete *d = malloc(sizeof(*d) + len + 1);
+        if (!d)
+                return; /* the key then lives until our lease ends */
+        d->rev = rev;
+        memcpy(d->key, key, len + 1);
+        pthread_mutex_lock(&s->mu);
+        d->next = s->deletes;
+        s->deletes = d;
+        pthread_mutex_unlock(&s->mu);
+}
+
+static int etcd_release(struct store *base, uint64_t ino, const char *path, uint64_t fence) {
+        (void)ino;
+        struct store_etcd *s = of(base);
+        char *key = key_of(s, path);
+        if (!key)
+                return -ENOMEM;
+        int r = etcd_delete_if(s->etcd, key, (int64_t)fence);
+        if (r == -ENOTCONN || r == -EIO) {
+                log_failure(s, "release", path, r);
+                delete_later(s, key, (int64_t)fence);
+        }
+        free(key);
+        return 0;
+}
+
+/* ---- the keeper: lease and pending deletes ---- */
+
+static void retry_deletes(struct store_etcd *s) {
+        pthread_mutex_lock(&s->mu);
+        struct pending_delete *list = s->deletes;
+        s->deletes = NULL;
+        pthread_mutex_unlock(&s->mu);
+        while (list) {
+                struct pending_delete *d = list;
+                list = d->next;
+                int r = etcd_delete_if(s->etcd, d->key, d->rev);
+                if (r == -ENOTCONN || r == -EIO) {
+                        pthread_mutex_lock(&s->mu);
+                        d->next = s->deletes;
+                        s->deletes = d;
+                        pthread_mutex_unlock(&s->mu);
+                } else {
+                        free(d);
+                }
+        }
+}
+
+/* The lease is over: every local lock is unbacked from now on. */
+static void lease_lost(struct store_etcd *s, const char *why) {
+        pthread_mutex_lock(&s->mu);
+        s->lease = 0;
+        pthread_mutex_unlock(&s->mu);
+        log_msg(LOG_WARNING, "etcd: lease lost (%s); held locks are marked lost", why);
+        if (s->ev.lost)
+                s->ev.lost(s->ev.ctx);
+}
+
+/* One turn of the keeper: get a lease, or renew it. */
+static void keeper_turn(struct store_etcd *s) {
+        int64_t lease = current_lease(s), ttl = 0;
+        if (!lease) {
+                int r = etcd_lease_grant(s->etcd, s->ttl_s, &lease, &ttl);
+                if (r < 0) {
+                        if (!s->unreachable_logged)
+                                log_msg(LOG_ERR, "etcd: cannot get a lease: %s",
+                                        r == -ENOTCONN ? "etcd unreachable" : strerror(-r));
+                        s->unreachable_logged = true;
+                        return;
+                }
+                pthread_mutex_lock(&s->mu);
+                s->lease = lease;
+                s->last_renewed_ms = mono_ms();
+                pthread_cond_broadcast(&s->cond);
+                pthread_mutex_unlock(&s->mu);
+                log_msg(LOG_NOTICE, "etcd: lease %llx granted (%lld s)", (unsigned long long)lease,
+                        (long long)ttl);
+                s->unreachable_logged = false;
+                return;
+        }
+        int64_t asked = mono_ms();
+        int r = etcd_lease_keepalive(s->etcd, lease, &ttl);
+        pthread_mutex_lock(&s->mu);
+        int64_t last = s->last_renewed_ms;
+        if (r == 0)
+                s->last_renewed_ms = asked;
+        pthread_mutex_unlock(&s->mu);
+        if (r == 0) {
+                if (s->unreachable_logged)
+                        log_msg(LOG_NOTICE, "etcd: reachable again; lease %llx kept",
+                                (unsigned long long)lease);
+                s->unreachable_logged = false;
+        } else if (r == -ENOENT) {
+                lease_lost(s, "etcd ended it");
+        } else {
+                if (!s->unreachable_logged)
+                        log_msg(LOG_ERR, "etcd: cannot renew the lease: %s",
+                                r == -ENOTCONN ? "etcd unreachable" : strerror(-r));
+                s->unreachable_logged = true;
+                /* etcd ends the lease TTL after the last renewal it saw */
+                if (mono_ms() - last >= s->ttl_s * 1000)
+                        lease_lost(s, "not renewed within its TTL");
+        }
+}
+
+static void *keeper_main(void *arg) {
+        struct store_etcd *s = arg;
+        pthread_mutex_lock(&s->mu);
+        while (!s->stopping) {
+                pthread_mutex_unlock(&s->mu);
+                keeper_turn(s);
+                retry_deletes(s);
+                pthread_mutex_lock(&s->mu);
+                /* renew three times per TTL; retry fast while without a lease */
+                int64_t wait_ms = s->lease && !s->unreachable_logged ? s->ttl_s * 1000 / 3 : 250;
+                struct timespec until = deadline_after(wait_ms);
+                if (!s->stopping)
+                        pthread_cond_timedwait(&s->cond, &s->mu, &until);
+        }
+        pthread_mutex_unlock(&s->mu);
+        return NULL;
+}
+
+/* ---- the watch: other hosts' locks ---- */
+
+static void on_watch(void *arg, enum etcd_watch_event ev, const struct etcd_kv *kv) {
+        struct store_etcd *s = arg;
+        switch (ev) {
+        case ETCD_WATCH_PUT:
+        case ETCD_WATCH_DELETE: {
+                if (kv->key_len <= s->prefix_len || memcmp(kv->key, s->prefix, s->prefix_len))
+                        return;
+                char *path;
+                if (asprintf(&path, "/%s", kv->key + s->prefix_len) < 0)
+                        return;
+                if (ev == ETCD_WATCH_DELETE) {
+                        if (s->ev.del)
+                                s->ev.del(s->ev.ctx, path, (uint64_t)kv->mod_revision);
+                } else if (kv->lease && kv->lease == current_lease(s)) {
+                        if (s->ev.holds &&
+                            !s->ev.holds(s->ev.ctx, path, (uint64_t)kv->create_revision)) {
+                                log_msg(LOG_NOTICE, "etcd: deleting %s, taken for a create "
+                                        "that had failed", kv->key);
+                                etcd_delete_if(s->etcd, kv->key, kv->create_revision);
+                        }
+                } else {
+                        struct lock_view v = { .path = path, .fence = (uint64_t)kv->create_revision };
+                        int r = value_decode(kv->value, kv->value_len, &v);
+                        if (r == 0 && s->ev.put)
+                                s->ev.put(s->ev.ctx, &v);
+                        else if (r == -EINVAL)
+                                log_msg(LOG_WARNING, "etcd: key %s holds no lock status", kv->key);
+                        v.path = NULL; /* freed below */
+                        lock_view_clear(&v);
+                }
+                free(path);
+                break;
+        }
+        case ETCD_WATCH_DOWN:
+                log_msg(LOG_WARNING, "etcd: watch interrupted; reconnecting");
+                break;
+        case ETCD_WATCH_UP:
+                log_msg(LOG_NOTICE, "etcd: watch resumed");
+                break;
+        case ETCD_WATCH_SYNC_BEGIN:
+                if (s->ev.sync_begin)
+                        s->ev.sync_begin(s->ev.ctx);
+                break;
+        case ETCD_WATCH_SYNC_END:
+                if (s->ev.sync_end)
+                        s->ev.sync_end(s->ev.ctx);
+                pthread_mutex_lock(&s->mu);
+                s->synced = true;
+                pthread_cond_broadcast(&s->cond);
+                pthread_mutex_unlock(&s->mu);
+                break;
+        }
+}
+
+/* ---- life cycle ---- */
+
+void store_etcd_stop(struct store *base) {
+        struct store_etcd *s = of(base);
+        etcd_watch_stop(s->watch);
+        s->watch = NULL;
+        if (s->keeper_running) {
+                pthread_mutex_lock(&s->mu);
+                s->stopping = true;
+                pthread_cond_broadcast(&s->cond);
+                pthread_mutex_unlock(&s->mu);
+                pthread_join(s->keeper, NULL);
+                s->keeper_running = false;
+        }
+}
+
+static void etcd_store_free(struct store *base) {
+        struct store_etcd *s = of(base);
+        store_etcd_stop(base);
+        retry_deletes(s);
+        /* A clean stop: the mount and its locks end, so do our keys. */
+        if (s->lease)
+                etcd_lease_revoke(s->etcd, s->lease);
+        while (s->deletes) {
+                struct pending_delete *d = s->deletes;
+                s->deletes = d->next;
+                free(d);
+        }
+        etcd_free(s->etcd);
+        pthread_cond_destroy(&s->cond);
+        pthread_mutex_destroy(&s->mu);
+        free(s->prefix);
+        free(s->host);
+        free(s);
+}
+
+static const struct store_ops etcd_ops = {
+        .name = "etcd",
+        .acquire = etcd_acquire,
+        .update = etcd_store_update,
+        .release = etcd_release,
+        .free = etcd_store_free,
+};
+
+int store_etcd_open(const struct store_etcd_config *cfg, struct store **ret) {
+        struct store_etcd *s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->base.ops = &etcd_ops;
+        pthread_mutex_init(&s->mu, NULL);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&s->cond, &ca);
+        pthread_condattr_destroy(&ca);
+        s->ttl_s = cfg->lease_ttl_s;
+        s->prefix = strdup(cfg->prefix);
+        s->host = strdup(cfg->host);
+        int r = s->prefix && s->host ? etcd_new(cfg->endpoints, &s->etcd) : -ENOMEM;
+        if (r < 0) {
+                etcd_store_free(&s->base);
+                return r;
+        }
+        s->prefix_len = strlen(s->prefix);
+        *ret = &s->base;
+        return 0;
+}
+
+int store_etcd_start(struct store *base, const struct store_etcd_events *ev, int wait_ms) {
+        struct store_etcd *s = of(base);
+        s->ev = *ev;
+        int r = etcd_watch_start(s->etcd, s->prefix, 0, on_watch, s, &s->watch);
+        if (r < 0)
+                return r;
+        r = -pthread_create(&s->keeper, NULL, keeper_main, s);
+        if (r < 0)
+                return r;
+        s->keeper_running = true;
+        struct timespec until = deadline_after(wait_ms);
+        r = 0;
+        pthread_mutex_lock(&s->mu);
+        while (!(s->synced && s->lease) && r == 0)
+                r = -pthread_cond_timedwait(&s->cond, &s->mu, &until);
+        pthread_mutex_unlock(&s->mu);
+        return r == 0 ? 0 : -ETIMEDOUT;
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* The cluster store on etcd (store_etcd.c): the store interface plus what
+ * only a shared store has, a feed of other hosts' locks. */
+#ifndef LOCKFS_STORE_ETCD_H
+#define LOCKFS_STORE_ETCD_H
+
+#include "store.h"
+
+struct store_etcd_config {
+        const char *endpoints;   /* "http://h1:2379,http://h2:2379" */
+        const char *prefix;      /* key prefix, starts and ends with '/' */
+        unsigned lease_ttl_s;    /* this daemon's lease */
+        const char *host;        /* published as the holder's host */
+};
+
+/* What the prefix watch reports, on its own thread, in etcd's order (see
+ * locktable_remote_put and friends, which these feed). */
+struct store_etcd_events {
+        /* v: path, fence (create revision), host and holder fields set. */
+        void (*put)(void *ctx, const struct lock_view *v);
+        void (*del)(void *ctx, const char *path, uint64_t rev);
+        /* Is acquisition fence of path held here? Asked for keys under
+         * this daemon's lease: one that is not is an orphan (a create that
+         * timed out yet reached etcd) and gets deleted. */
+        bool (*holds)(void *ctx, const char *path, uint64_t fence);
+        void (*sync_begin)(void *ctx);
+        void (*sync_end)(void *ctx);
+        /* The lease ended (etcd said so, or it was not renewed within its
+         * TTL): no local lock is backed any more. */
+        void (*lost)(void *ctx);
+        void *ctx;
+};
+
+/* A store on etcd; sends nothing yet. -EINVAL for bad endpoints, -ENOMEM.
+ * Its acquire fails with -EEXIST when the key exists and with -EIO when
+ * etcd cannot be asked or the lease is gone (never a guess); release
+ * retries in the background until etcd takes it. free() revokes the
+ * lease, so a clean stop releases this daemon's locks everywhere. */
+int store_etcd_open(const struct store_etcd_config *cfg, struct store **ret);
+/* Start the watch and the lease keeper (after any fork). Waits up to
+ * wait_ms for a lease and the first listing: 0, or -ETIMEDOUT (both keep
+ * trying in the background). */
+int store_etcd_start(struct store *s, const struct store_etcd_events *ev, int wait_ms);
+
+/* Stop the watch and the keeper: no event comes after this returns. The
+ * store still answers calls (free() also stops them). */
+void store_etcd_stop(struct store *s);
+
+#endif
