@@ -85,6 +85,42 @@ static void test_mount_helper_form_and_fstab_words(void **state) {
         assert_int_equal(parse(&o, err, 4, "-o", "nosuid=1", "/m"), -EINVAL);
 }
 
+static void test_cluster_options(void **state) {
+        (void)state;
+        struct lockfs_options o;
+        char err[256];
+        assert_int_equal(parse(&o, err, 2, "/m"), 0);
+        assert_false(o.backend_etcd);
+        assert_string_equal(o.prefix, "/lockfs/");
+        assert_int_equal(o.lease_ttl_s, 10);
+        /* a list of endpoints keeps its commas; options after it still apply */
+        assert_int_equal(parse(&o, err, 4, "-o",
+                               "backend=etcd,endpoints=http://a:2379,https://b:2379,"
+                               "prefix=/lockfs/x/,lease_ttl=3,ttl=5", "/m"), 0);
+        assert_true(o.backend_etcd);
+        assert_string_equal(o.endpoints, "http://a:2379,https://b:2379");
+        assert_string_equal(o.prefix, "/lockfs/x/");
+        assert_int_equal(o.lease_ttl_s, 3);
+        assert_int_equal(o.ttl_s, 5);
+        /* a URL outside an endpoints list is no option */
+        assert_int_equal(parse(&o, err, 4, "-o", "ttl=5,http://a:2379", "/m"), -EINVAL);
+        assert_non_null(strstr(err, "unknown option"));
+        const struct { const char *opts, *reason; } bad[] = {
+                { "backend=etcd", "needs endpoints" },
+                { "endpoints=http://a:2379", "needs backend=etcd" },
+                { "backend=zookeeper", "bad value" },
+                { "backend=etcd,endpoints=http://a:2379,prefix=lockfs/", "prefix must" },
+                { "backend=etcd,endpoints=http://a:2379,prefix=/lockfs", "prefix must" },
+                { "backend=etcd,endpoints=http://a:2379,lease_ttl=1", "bad value" },
+                { "backend=etcd,endpoints=http://a:2379,lease_ttl=x", "bad value" },
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                assert_int_equal(parse(&o, err, 4, "-o", bad[i].opts, "/m"), -EINVAL);
+                if (!strstr(err, bad[i].reason))
+                        fail_msg("%s: '%s' does not say '%s'", bad[i].opts, err, bad[i].reason);
+        }
+}
+
 static void test_help_and_version_need_no_mountpoint(void **state) {
         (void)state;
         struct lockfs_options o;
@@ -101,6 +137,7 @@ int main(void) {
                 cmocka_unit_test(test_option_lists),
                 cmocka_unit_test(test_bad_input_is_rejected_with_a_reason),
                 cmocka_unit_test(test_mount_helper_form_and_fstab_words),
+                cmocka_unit_test(test_cluster_options),
                 cmocka_unit_test(test_help_and_version_need_no_mountpoint),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
