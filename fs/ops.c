@@ -33,10 +33,12 @@ static int caller_of(fuse_req_t req, struct caller *c) {
         return r;
 }
 
-/* The same without the ancestry (see holder_identify_quick). */
-static int caller_quick_of(fuse_req_t req, struct caller *c) {
+/* The same without the ancestry (see holder_identify_quick), and with
+ * names false, without the cmdline too (holder_identify_process_only). */
+static int caller_quick_of(fuse_req_t req, bool names, struct caller *c) {
         const struct fuse_ctx *fc = fuse_req_ctx(req);
-        int r = holder_identify_quick(fc->pid, fc->uid, fc->gid, c);
+        int r = names ? holder_identify_quick(fc->pid, fc->uid, fc->gid, c)
+                      : holder_identify_process_only(fc->pid, fc->uid, fc->gid, c);
         if (r < 0)
                 fuse_reply_err(req, -r);
         return r;
@@ -282,7 +284,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         struct lockfs_ctx *ctx = ctx_of(req);
         struct caller c;
         /* An exclusive create acquires or fails whoever asks: no lineage. */
-        if ((fi->flags & O_EXCL ? caller_quick_of(req, &c) : caller_of(req, &c)) < 0)
+        if ((fi->flags & O_EXCL ? caller_quick_of(req, true, &c) : caller_of(req, &c)) < 0)
                 return;
         struct file *f = file_new(ctx, FILE_LOCK);
         struct lt_attr a;
@@ -413,7 +415,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
         fs_count_request(ctx_of(req), FS_OP_UNLINK);
         struct caller c;
-        if (caller_quick_of(req, &c) < 0)
+        if (caller_quick_of(req, false, &c) < 0)
                 return;
         struct lock_view forced;
         int r = locktable_unlink(ctx_of(req)->table, parent, name, &c, &forced);

@@ -231,7 +231,10 @@ static void read_ancestry(struct caller *c, pid_t ppid, uint64_t child_start) {
  * /proc/PID/stat (the same bytes as /proc/PID/comm, read atomically with
  * the start time). The start time is checked again at the end so that
  * cmdline and ancestry cannot belong to a process that reused the pid. */
-static int fill_process(struct caller *c, pid_t pid, bool ancestry) {
+/* What identify() reads beyond the process and its start time. */
+enum { ID_CMDLINE = 1, ID_ANCESTRY = 2 };
+
+static int fill_process(struct caller *c, pid_t pid, unsigned what) {
         struct proc_stat st;
         uint64_t again;
         int r;
@@ -242,13 +245,14 @@ static int fill_process(struct caller *c, pid_t pid, bool ancestry) {
         c->self.pid = pid;
         c->self.start_time = st.start_time;
         memcpy(c->comm, st.comm, sizeof(c->comm));
+        c->partial = !(what & ID_ANCESTRY);
+        if (!(what & ID_CMDLINE))
+                return 0; /* one read: nothing to check against pid reuse */
         r = read_cmdline(pid, c->cmdline, sizeof(c->cmdline));
         if (r < 0)
                 return r;
-        if (ancestry)
+        if (what & ID_ANCESTRY)
                 read_ancestry(c, st.ppid, st.start_time);
-        else
-                c->partial = true;
         r = holder_read_start_time(pid, &again);
         if (r < 0)
                 return r;
@@ -281,7 +285,7 @@ static int thread_group_of(pid_t tid, pid_t *ret) {
         return 0;
 }
 
-static int identify(pid_t tid, uid_t uid, gid_t gid, bool ancestry, struct caller *ret) {
+static int identify(pid_t tid, uid_t uid, gid_t gid, unsigned what, struct caller *ret) {
         pid_t tgid;
         int r;
 
@@ -290,18 +294,22 @@ static int identify(pid_t tid, uid_t uid, gid_t gid, bool ancestry, struct calle
                 return 0;
         r = thread_group_of(tid, &tgid);
         if (r >= 0)
-                r = fill_process(ret, tgid, ancestry);
+                r = fill_process(ret, tgid, what);
         if (r < 0)
                 caller_reset(ret, tid, uid, gid);
         return r;
 }
 
 int holder_identify(pid_t tid, uid_t uid, gid_t gid, struct caller *ret) {
-        return identify(tid, uid, gid, true, ret);
+        return identify(tid, uid, gid, ID_CMDLINE | ID_ANCESTRY, ret);
 }
 
 int holder_identify_quick(pid_t tid, uid_t uid, gid_t gid, struct caller *ret) {
-        return identify(tid, uid, gid, false, ret);
+        return identify(tid, uid, gid, ID_CMDLINE, ret);
+}
+
+int holder_identify_process_only(pid_t tid, uid_t uid, gid_t gid, struct caller *ret) {
+        return identify(tid, uid, gid, 0, ret);
 }
 
 int holder_identify_process(pid_t pid, struct caller *ret) {
@@ -315,7 +323,7 @@ int holder_identify_process(pid_t pid, struct caller *ret) {
         if (r >= 0) {
                 ret->uid = ps.euid;
                 ret->gid = ps.egid;
-                r = fill_process(ret, pid, true);
+                r = fill_process(ret, pid, ID_CMDLINE | ID_ANCESTRY);
         }
         if (r < 0)
                 caller_reset(ret, pid, 0, 0);

@@ -44,6 +44,9 @@ int holder_identify(pid_t tid, uid_t uid, gid_t gid, struct caller *ret);
  * half the /proc reads. Callers whose answer depends on lineage must fall
  * back to holder_identify(). */
 int holder_identify_quick(pid_t tid, uid_t uid, gid_t gid, struct caller *ret);
+/* holder_identify_quick() without the cmdline (empty): the process, its
+ * start time and comm, from one read. Enough to recognise a holder. */
+int holder_identify_process_only(pid_t tid, uid_t uid, gid_t gid, struct caller *ret);
 
 /* Same as holder_identify() for a process known by its pid (no thread
  * mapping), with the uid/gid read from /proc. Used to describe a claimed

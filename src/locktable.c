@@ -536,6 +536,8 @@ void locktable_free(struct locktable *t) {
         t->closing = true; /* the store keeps the locks for the next daemon */
         while (t->all_locks)
                 lt_release(t, t->all_locks, CAUSE_UNLINK, NULL);
+        while (t->idle_head)
+                lt_holder_forget_idle(t, t->idle_head);
         if (t->inodes.buckets) {
                 for (size_t i = 0; i <= t->inodes.mask; i++) {
                         struct hlink *l = t->inodes.buckets[i];

@@ -248,9 +248,9 @@ int locktable_reap(struct locktable *t, lt_removed_fn fn, void *ctx);
  * for a path that is not a proper name (logged), -EISDIR, -ENOMEM. */
 int locktable_remote_put(struct locktable *t, const struct lock_view *v, lt_removed_fn fn,
                          void *ctx);
-/* The store deleted path at revision rev: a remote lock acquired before
- * rev is over (parked flock waiters take the name in turn); a local one
- * is marked lost. */
+/* The store deleted path at revision rev: a lock acquired before rev is
+ * over, also a local one (force-unlocked elsewhere, or its lease ended):
+ * parked flock waiters take the name in turn, else it goes. */
 int locktable_remote_delete(struct locktable *t, const char *path, uint64_t rev,
                             lt_removed_fn fn, void *ctx);
 /* True when the local lock at path has acquisition fence (held here). */

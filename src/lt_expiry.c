@@ -132,19 +132,21 @@ int locktable_reaper_fd(struct locktable *t) {
         return t->epfd;
 }
 
-/* Release every lock of the holder whose key fired. */
+/* Release every lock of the holder whose key fired, then its record (a
+ * dead pidfd stays readable). */
 static int reap_holder(struct locktable *t, uint64_t key, struct removals *out) {
         struct proc_id p = { .pid = (pid_t)(key & 0x3fffff), .start_time = key >> 22 };
         struct holder *h = lt_holder_find(t, &p);
         if (!h)
                 return 0;
         int released = 0;
-        /* The last release frees h: count first, never touch h after. */
         unsigned left = h->refs;
         while (left--) {
                 lt_release(t, h->locks, CAUSE_EXIT, out);
                 released++;
         }
+        if (!t->closing)
+                lt_holder_forget_idle(t, h); /* idle now: its last lock went */
         return released;
 }
 

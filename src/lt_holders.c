@@ -54,12 +54,42 @@ static void holder_unwatch(struct locktable *t, struct holder *h) {
         close(h->pidfd);
 }
 
+static void idle_remove(struct locktable *t, struct holder *h) {
+        if (h->idle_prev)
+                h->idle_prev->idle_next = h->idle_next;
+        else
+                t->idle_head = h->idle_next;
+        if (h->idle_next)
+                h->idle_next->idle_prev = h->idle_prev;
+        else
+                t->idle_tail = h->idle_prev;
+        h->idle_prev = h->idle_next = NULL;
+        t->n_idle--;
+}
+
+static void holder_free(struct locktable *t, struct holder *h) {
+        holder_unwatch(t, h);
+        htab_remove(&t->holders, &h->by_pid);
+        free(h);
+}
+
+void lt_holder_forget_idle(struct locktable *t, struct holder *h) {
+        idle_remove(t, h);
+        holder_free(t, h);
+}
+
 /* A counted reference to the holder record of process c->self, created
  * (pidfd opened and watched) on first use. -ESRCH when it is gone. */
 int lt_holder_ref(struct locktable *t, const struct caller *c, struct holder **ret) {
         struct holder *h = lt_holder_find(t, &c->self);
         if (h) {
-                h->refs++;
+                if (h->refs++ == 0) { /* idle: the same process is back */
+                        idle_remove(t, h);
+                        h->uid = c->uid;
+                        h->gid = c->gid;
+                        memcpy(h->comm, c->comm, sizeof(h->comm));
+                        memcpy(h->cmdline, c->cmdline, sizeof(h->cmdline));
+                }
                 *ret = h;
                 return 0;
         }
@@ -96,9 +126,18 @@ int lt_holder_ref(struct locktable *t, const struct caller *c, struct holder **r
 void lt_holder_unref(struct locktable *t, struct holder *h) {
         if (--h->refs > 0)
                 return;
-        holder_unwatch(t, h);
-        htab_remove(&t->holders, &h->by_pid);
-        free(h);
+        if (t->closing) {
+                holder_free(t, h);
+                return;
+        }
+        h->idle_next = t->idle_head;
+        if (t->idle_head)
+                t->idle_head->idle_prev = h;
+        else
+                t->idle_tail = h;
+        t->idle_head = h;
+        if (++t->n_idle > LT_IDLE_HOLDERS)
+                lt_holder_forget_idle(t, t->idle_tail);
 }
 
 void lt_attach_holder(struct node *n, struct holder *h) {

@@ -24,9 +24,14 @@ struct holder {
         char comm[HOLDER_COMM_MAX];
         char cmdline[HOLDER_CMDLINE_MAX];
         int pidfd;               /* -1: no pidfds here, polled instead */
-        unsigned refs;           /* locks held */
+        unsigned refs;           /* locks held; 0: idle (kept for its next lock) */
         struct node *locks;      /* list through node->hl_next */
+        struct holder *idle_prev, *idle_next; /* t->idle, while refs == 0 */
 };
+
+/* Holder records kept (pidfd watched) after their last lock, so a process
+ * that takes and releases locks in a loop costs no pidfd each time. */
+#define LT_IDLE_HOLDERS 64
 
 struct node {
         struct hlink by_ino;     /* t->inodes: every node the kernel may know */
@@ -146,6 +151,8 @@ struct locktable {
         lt_grant_fn grant_fn;
         void *grant_ctx;
         uint64_t sync_gen;       /* current listing of the shared store (lt_remote.c) */
+        struct holder *idle_head, *idle_tail; /* idle holders, newest first */
+        size_t n_idle;
 };
 
 #define TIMER_TAG UINT64_MAX
@@ -200,6 +207,8 @@ struct holder *lt_holder_find(struct locktable *t, const struct proc_id *p);
 /* A counted reference to c's holder record, created (and its death
  * watched) on first use. -ESRCH when the process is gone. */
 int lt_holder_ref(struct locktable *t, const struct caller *c, struct holder **ret);
+/* Free an idle holder (its process died, or the table goes). */
+void lt_holder_forget_idle(struct locktable *t, struct holder *h);
 /* Make h (one reference, already taken) the holder of lock n. */
 void lt_attach_holder(struct node *n, struct holder *h);
 /* Drop n's holder (and its reference); a no-op for detached locks. */

@@ -2,7 +2,7 @@
 /* The lock table's view of a shared store (cluster mode, SPEC R8.4): locks
  * held through other hosts' daemons appear, change and vanish as the
  * store's watch reports them; local locks the store stopped backing are
- * marked lost. */
+ * marked lost, and end when the store deletes them. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,13 +192,10 @@ int locktable_remote_delete(struct locktable *t, const char *path, uint64_t rev,
         pthread_mutex_lock(&t->mu);
         struct node *n = remote_path_ok(path) ? node_at(t, path) : NULL;
         if (n && n->kind == LT_LOCK && n->fence < rev) {
-                if (n->remote) {
-                        remote_end(t, n, &gone);
-                } else if (!n->lost) { /* deleted behind our back: lease ended, or an admin */
+                if (!n->remote) /* behind our back: a force-unlock elsewhere, or our lease ended */
                         log_msg(LOG_WARNING, "lost %s (fence %llu): its key was deleted", path,
                                 (unsigned long long)n->fence);
-                        n->lost = true;
-                }
+                remote_end(t, n, &gone);
         }
         lt_unlock(t);
         report_removals(&gone, fn, ctx);

@@ -24,6 +24,14 @@ struct pending_delete {
         char key[];
 };
 
+/* A key whose create got no answer: etcd may still have made it. */
+struct uncertain {
+        struct uncertain *next;
+        char key[];
+};
+
+#define MAX_UNCERTAIN 1024
+
 struct store_etcd {
         struct store base;
         struct etcd *etcd;
@@ -44,6 +52,8 @@ struct store_etcd {
         bool synced;             /* the first listing came */
         int64_t last_error_log_ms;
         struct pending_delete *deletes;
+        struct uncertain *uncertain; /* newest first, at most MAX_UNCERTAIN */
+        size_t n_uncertain;
 };
 
 static struct store_etcd *of(struct store *s) {
@@ -174,6 +184,44 @@ static void lease_gone(struct store_etcd *s) {
         pthread_mutex_unlock(&s->mu);
 }
 
+static void uncertain_add(struct store_etcd *s, const char *key) {
+        size_t len = strlen(key);
+        struct uncertain *u = malloc(sizeof(*u) + len + 1);
+        if (!u)
+                return;
+        memcpy(u->key, key, len + 1);
+        pthread_mutex_lock(&s->mu);
+        u->next = s->uncertain;
+        s->uncertain = u;
+        if (++s->n_uncertain > MAX_UNCERTAIN) { /* drop the oldest */
+                struct uncertain **p = &s->uncertain;
+                while ((*p)->next)
+                        p = &(*p)->next;
+                free(*p);
+                *p = NULL;
+                s->n_uncertain--;
+        }
+        pthread_mutex_unlock(&s->mu);
+}
+
+/* Was key's create unanswered? Forgets it either way. */
+static bool uncertain_take(struct store_etcd *s, const char *key) {
+        bool found = false;
+        pthread_mutex_lock(&s->mu);
+        for (struct uncertain **p = &s->uncertain; *p; p = &(*p)->next) {
+                if (!strcmp((*p)->key, key)) {
+                        struct uncertain *u = *p;
+                        *p = u->next;
+                        free(u);
+                        s->n_uncertain--;
+                        found = true;
+                        break;
+                }
+        }
+        pthread_mutex_unlock(&s->mu);
+        return found;
+}
+
 static int etcd_acquire(struct store *base, const struct lock_view *v, uint64_t *ret_fence) {
         struct store_etcd *s = of(base);
         int64_t lease = current_lease(s);
@@ -192,6 +240,8 @@ static int etcd_acquire(struct store *base, const struct lock_view *v, uint64_t 
         int64_t rev = 0;
         if (r == 0)
                 r = etcd_create(s->etcd, key, value, len, lease, &rev, NULL);
+        if (r == -ENOTCONN)
+                uncertain_add(s, key); /* see on_watch */
         free(key);
         free(value);
         if (r == 0) {
@@ -367,7 +417,9 @@ static void on_watch(void *arg, enum etcd_watch_event ev, const struct etcd_kv *
                         if (s->ev.del)
                                 s->ev.del(s->ev.ctx, path, (uint64_t)kv->mod_revision);
                 } else if (kv->lease && kv->lease == current_lease(s)) {
-                        if (s->ev.holds &&
+                        /* ours: known to the table, or released already,
+                         * or made by a create we answered EIO */
+                        if (uncertain_take(s, kv->key) && s->ev.holds &&
                             !s->ev.holds(s->ev.ctx, path, (uint64_t)kv->create_revision)) {
                                 log_msg(LOG_NOTICE, "etcd: deleting %s, taken for a create "
                                         "that had failed", kv->key);
@@ -434,6 +486,11 @@ static void etcd_store_free(struct store *base) {
                 struct pending_delete *d = s->deletes;
                 s->deletes = d->next;
                 free(d);
+        }
+        while (s->uncertain) {
+                struct uncertain *u = s->uncertain;
+                s->uncertain = u->next;
+                free(u);
         }
         etcd_free(s->etcd);
         pthread_cond_destroy(&s->cond);

@@ -19,9 +19,9 @@ struct store_etcd_events {
         /* v: path, fence (create revision), host and holder fields set. */
         void (*put)(void *ctx, const struct lock_view *v);
         void (*del)(void *ctx, const char *path, uint64_t rev);
-        /* Is acquisition fence of path held here? Asked for keys under
-         * this daemon's lease: one that is not is an orphan (a create that
-         * timed out yet reached etcd) and gets deleted. */
+        /* Is acquisition fence of path held here? Asked for a key under
+         * this daemon's lease whose create got no answer (it may still have
+         * reached etcd): if not held, it is an orphan and gets deleted. */
         bool (*holds)(void *ctx, const char *path, uint64_t fence);
         void (*sync_begin)(void *ctx);
         void (*sync_end)(void *ctx);

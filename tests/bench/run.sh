@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# The lockfs benchmark suite in one command: mounts lockfs, tmpfs and two
-# nullfs floors, starts a private etcd, runs every benchmark side by side
-# and prints one table (name, figure, unit, ratio/target, verdict). Not a
-# test: it asserts nothing, and exits 0 unless something could not run.
+# The lockfs benchmark suite in one command: mounts lockfs (and lockfs on
+# etcd where it supports that), tmpfs and three nullfs floors, starts a
+# private etcd, runs every benchmark side by side and prints one table
+# (name, figure, unit, ratio/target, verdict). Not a test: it asserts
+# nothing, and exits 0 unless something could not run.
 #
 # usage (as root, from anywhere, after `meson setup B && ninja -C B`):
 #   [BUILD=build] [SECONDS_PER_RUN=3] [ROUNDS=3] [TRIALS=1000] [TTL_TRIALS=1000]
 #   [ETCD_CYCLES=2000] [SCALE_SIZES="1000 100000"] [SCALE_FULL=1]
 #   [SCALE_PROCS=10000] tests/bench/run.sh
 #
+# SECONDS_PER_RUN is each rate's measuring time, ROUNDS the interleaved
+# rounds of the cycle comparisons (median kept), TRIALS the SIGKILL trials,
+# TTL_TRIALS the TTL expiries, ETCD_CYCLES the cycles of one etcdbench run.
 # SCALE_FULL=1 adds 1,000,000 locks and the SCALE_PROCS-holder variant of
 # every size (expect minutes). Progress goes to stderr, the table to stdout.
+#
+# The floor a target compares lockfs with is the nullfs variant whose FUSE
+# requests per cycle match lockfs's (from .lockfs/metrics). lockfs on etcd
+# is mounted with -o backend=etcd,... when the daemon accepts it, else its
+# rows say n/a. Daemon log lines that look like trouble are shown on stderr.
 # Builds nothing: it needs $BUILD/lockfs, $BUILD/tests/lockbench and
 # $BUILD/tests/nullfs, and uses $BUILD/tests/etcdbench and etcd when present.
 set -uo pipefail
@@ -65,6 +74,7 @@ fuse_stop() {
         return 0
 }
 
+# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
         local i
         for i in "${!fuse_mounts[@]}"; do
@@ -242,8 +252,14 @@ mount -t tmpfs tmpfs "$work/tmpfs" || { log "cannot mount tmpfs"; exit 1; }
 fuse_start "$work/lockfs" "$LOCKFS" -f -o "state_dir=$work/state,fence_file=$work/fence" ||
         { log "cannot mount lockfs:"; cat "$work/lockfs.log" >&2; exit 1; }
 lockfs_pid=$daemon_pid
-fuse_start "$work/null0" "$NULLFS" -f || { log "cannot mount nullfs"; exit 1; }
-fuse_start "$work/null1" "$NULLFS" -f --timeout=1 --noflush || { log "cannot mount nullfs"; exit 1; }
+# The floors: nullfs with timeouts 0, with the kernel caching names for 1 s
+# and no FLUSH, and with timeouts 0 and no FLUSH.
+null_opts=("" "--timeout=1 --noflush" "--noflush")
+null_names=("timeouts 0" "--timeout=1 --noflush" "timeouts 0 --noflush")
+for i in "${!null_opts[@]}"; do
+        # shellcheck disable=SC2086 # the options are words
+        fuse_start "$work/null$i" "$NULLFS" -f ${null_opts[$i]} || { log "cannot mount nullfs"; exit 1; }
+done
 etcd_url="" le_why="no etcd"
 if start_etcd; then
         if fuse_start "$work/lockfs-etcd" "$LOCKFS" -f -o \
@@ -283,14 +299,15 @@ median() {
 
 # The cycles run in ROUNDS interleaved rounds (so a burst of load elsewhere on
 # the machine hits every file system alike); each figure is the median round.
-lf_rates=() lf_p50s=() lf_p99s=() n0_rates=() n1_rates=() tmpfs_rates=() disk_rates=()
+lf_rates=() lf_p50s=() lf_p99s=() tmpfs_rates=() disk_rates=()
+declare -A null_rates null_req null_reqd # by variant: rates as a list, requests of the last round
 for ((round = 1; round <= ${ROUNDS:-3}; round++)); do
         cycle lockfs "$work/lockfs" "$metrics"
         lf_rates+=("$rate") lf_p50s+=("$p50") lf_p99s+=("$p99") lf_req=$req lf_reqd=$reqd
-        cycle "nullfs (timeouts 0)" "$work/null0" "$work/null0/.requests"
-        n0_rates+=("$rate") n0_req=$req n0_reqd=$reqd
-        cycle "nullfs (--timeout=1 --noflush)" "$work/null1" "$work/null1/.requests"
-        n1_rates+=("$rate") n1_req=$req n1_reqd=$reqd
+        for i in "${!null_opts[@]}"; do
+                cycle "nullfs (${null_names[$i]})" "$work/null$i" "$work/null$i/.requests"
+                null_rates[$i]="${null_rates[$i]:-} $rate" null_req[$i]=$req null_reqd[$i]=$reqd
+        done
         cycle tmpfs "$work/tmpfs"
         tmpfs_rates+=("$rate")
         cycle disk "$disk"
@@ -299,48 +316,92 @@ done
 lf_rate=$(median "${lf_rates[@]}")
 lf_p50=$(median "${lf_p50s[@]}")
 lf_p99=$(median "${lf_p99s[@]}")
-n0_rate=$(median "${n0_rates[@]}")
-n1_rate=$(median "${n1_rates[@]}")
+for i in "${!null_opts[@]}"; do
+        # shellcheck disable=SC2086 # a list of numbers
+        null_rates[$i]=$(median ${null_rates[$i]})
+done
 tmpfs_rate=$(median "${tmpfs_rates[@]}")
 disk_rate=$(median "${disk_rates[@]}")
 flock_rate=n/a
 run "flock on a disk file" "$LB" flock "$disk/flock-file" "$SECS" && flock_rate=$(get cycles_per_s)
-etcd_rate=n/a etcd_p50=n/a etcd_p99=n/a
-if [ -n "$etcd_url" ] && [ -x "$ETCDBENCH" ]; then
-        if run "etcd create+delete cycles" "$ETCDBENCH" "$etcd_url" "$ETCD_CYCLES"; then
-                etcd_rate=$(get cycles_per_s) etcd_p50=$(get p50_us) etcd_p99=$(get p99_us)
-        fi
-elif [ ! -x "$ETCDBENCH" ]; then
-        log "no $ETCDBENCH (built only with libcurl)"
-fi
-le_rate=n/a
-if [ -n "$lockfs_etcd" ]; then
-        cycle "lockfs on etcd" "$lockfs_etcd" "$lockfs_etcd/.lockfs/metrics"
-        le_rate=$rate le_req=$req
-fi
+# etcd's unary gRPC calls so far, one `METHOD COUNT` line each (its /metrics)
+etcd_calls() {
+        curl -s "$etcd_url/metrics" | awk '/^grpc_server_handled_total/ && /grpc_type="unary"/ {
+                match($0, /grpc_method="[^"]*"/); c[substr($0, RSTART + 13, RLENGTH - 14)] += $NF }
+                END { for (m in c) print m, c[m] }'
+}
 
-# The floor with lockfs's settings: lockfs sends no FLUSH when it sets noflush
-# (and then it also lets the kernel cache names), else timeouts 0.
-if [ "$lf_req" != n/a ] && ! grep -q flush <<<"$lf_reqd"; then
-        floor_rate=$n1_rate floor_name="nullfs --timeout=1 --noflush"
-else
-        floor_rate=$n0_rate floor_name="nullfs timeouts 0"
+# etcd_per_cycle BEFORE AFTER CYCLES: "TOTAL|Txn 2.00, ..." calls per cycle
+etcd_per_cycle() {
+        awk -v n="$3" 'FNR == NR { a[$1] = $2; next } { d = ($2 - a[$1]) / n; t += d
+                if (d >= 0.005) { s = s sep sprintf("%s %.2f", $1, d); sep = ", " } }
+                END { printf "%.2f|%s\n", t, s }' <(echo "$1") <(echo "$2")
+}
+
+# Direct etcd (etcdbench) and lockfs on etcd, in interleaved rounds as above;
+# etcd's own call counts give the round trips per cycle of each.
+etcd_rates=() etcd_p50s=() etcd_p99s=() le_rates=() etcd_calls_pc=n/a le_calls_pc=n/a
+if [ -n "$etcd_url" ] && [ ! -x "$ETCDBENCH" ]; then
+        log "no $ETCDBENCH (built only with libcurl)"
+        failures=$((failures + 1))
 fi
+for ((round = 1; round <= ${ROUNDS:-3}; round++)); do
+        if [ -n "$etcd_url" ] && [ -x "$ETCDBENCH" ]; then
+                before=$(etcd_calls)
+                if run "etcd create+delete cycles" "$ETCDBENCH" "$etcd_url" "$ETCD_CYCLES"; then
+                        etcd_rates+=("$(get cycles_per_s)") etcd_p50s+=("$(get p50_us)") etcd_p99s+=("$(get p99_us)")
+                        etcd_calls_pc=$(etcd_per_cycle "$before" "$(etcd_calls)" "$(($(get cycles) + 1))")
+                fi
+        fi
+        if [ -n "$lockfs_etcd" ]; then
+                before=$(etcd_calls)
+                cycle "lockfs on etcd" "$lockfs_etcd" "$lockfs_etcd/.lockfs/metrics"
+                le_rates+=("$rate") le_req=$req le_reqd=$reqd
+                [ "$rate" != n/a ] && le_calls_pc=$(etcd_per_cycle "$before" "$(etcd_calls)" "$(get cycles)")
+        fi
+done
+etcd_rate=$(median "${etcd_rates[@]}")
+etcd_p50=$(median "${etcd_p50s[@]}")
+etcd_p99=$(median "${etcd_p99s[@]}")
+le_rate=$(median "${le_rates[@]}")
+
+# profile_distance "op v, op v, ..." "op v, ...": how far two request mixes differ
+profile_distance() {
+        awk -v a="$1" -v b="$2" 'function load(s, m,   n, i, f, kv) {
+                        n = split(s, f, ", "); for (i = 1; i <= n; i++) { split(f[i], kv, " "); m[kv[1]] = kv[2] } }
+                BEGIN { load(a, x); load(b, y); for (k in x) d += (x[k] - y[k]) ^ 2
+                        for (k in y) if (!(k in x)) d += y[k] ^ 2; printf "%.4f\n", d }'
+}
+
+# The floor with lockfs's settings: the nullfs variant whose requests per
+# cycle match lockfs's (same timeouts and flush behaviour give the same mix).
+floor=0
+if [ "$lf_req" != n/a ]; then
+        best=""
+        for i in "${!null_opts[@]}"; do
+                d=$(profile_distance "$lf_reqd" "${null_reqd[$i]}")
+                if [ -z "$best" ] || awk -v d="$d" -v b="$best" 'BEGIN { exit !(d < b) }'; then
+                        best=$d floor=$i
+                fi
+        done
+fi
+floor_rate=${null_rates[$floor]}
 floor_ratio=$(ratio "$lf_rate" "$floor_rate")
 row "cycle lockfs" "$lf_rate" cycles/s "$floor_ratio x floor (>= 0.7)" "$(verdict "$floor_ratio" ">=" 0.7)"
 row "  lockfs cycle p50 / p99" "$lf_p50" us "p99 $(fmt "$lf_p99") us"
 row "  lockfs FUSE requests/cycle" "$lf_req" req "$lf_reqd"
-row "cycle nullfs, timeouts 0" "$n0_rate" cycles/s "$(ratio "$lf_rate" "$n0_rate") x (lockfs/this)"
-row "  nullfs t=0 requests/cycle" "$n0_req" req "$n0_reqd"
-row "cycle nullfs, --timeout=1 --noflush" "$n1_rate" cycles/s "$(ratio "$lf_rate" "$n1_rate") x (lockfs/this)"
-row "  nullfs t=1 requests/cycle" "$n1_req" req "$n1_reqd"
-row "  floor used for the target" "$floor_rate" cycles/s "$floor_name"
+for i in "${!null_opts[@]}"; do
+        row "cycle nullfs, ${null_names[$i]}" "${null_rates[$i]}" cycles/s "$(ratio "$lf_rate" "${null_rates[$i]}") x (lockfs/this)"
+        row "  its FUSE requests/cycle" "${null_req[$i]}" req "${null_reqd[$i]}"
+done
+row "  floor used for the target" "$floor_rate" cycles/s "nullfs ${null_names[$floor]} (same request mix)"
 row "cycle tmpfs" "$tmpfs_rate" cycles/s "$(ratio "$lf_rate" "$tmpfs_rate") x (lockfs/this)"
 row "cycle disk ($(stat -f -c %T "$disk"), /var/tmp)" "$disk_rate" cycles/s "$(ratio "$lf_rate" "$disk_rate") x (lockfs/this)"
 row "flock EX+UN, disk file" "$flock_rate" cycles/s "$(ratio "$lf_rate" "$flock_rate") x (lockfs/this)"
 etcd_ratio=$(ratio "$lf_rate" "$etcd_rate")
 row "cycle etcd create+delete (libcurl)" "$etcd_rate" cycles/s "lockfs $etcd_ratio x (>= 5)" "$(verdict "$etcd_ratio" ">=" 5)"
 row "  etcd cycle p50 / p99" "$etcd_p50" us "p99 $(fmt "$etcd_p99") us"
+row "  etcd calls/cycle, direct" "${etcd_calls_pc%%|*}" calls "${etcd_calls_pc#*|}"
 le_ratio=$(ratio "$etcd_rate" "$le_rate") # cycle time on lockfs-etcd / direct
 if [ -n "$lockfs_etcd" ]; then
         row "cycle lockfs on etcd" "$le_rate" cycles/s "time $le_ratio x direct etcd (<= 1.3)" \
@@ -348,7 +409,10 @@ if [ -n "$lockfs_etcd" ]; then
 else
         row "cycle lockfs on etcd" n/a cycles/s "not mounted: ${le_why:0:60}" n/a
 fi
-[ -n "$lockfs_etcd" ] && row "  lockfs-etcd requests/cycle" "$le_req" req ""
+if [ -n "$lockfs_etcd" ]; then
+        row "  lockfs-etcd FUSE requests/cycle" "$le_req" req "$le_reqd"
+        row "  etcd calls/cycle, lockfs on etcd" "${le_calls_pc%%|*}" calls "${le_calls_pc#*|}"
+fi
 
 # ---- 2. status read ------------------------------------------------------------------
 

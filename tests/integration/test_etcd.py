@@ -593,6 +593,19 @@ class TestDaemonDeath(ClusterCase):
         self.wait_vanished(self.C, "x.lock")
 
 
+    def test_clean_stop_releases_at_once(self):
+        # README: a clean stop revokes the lease, releasing the mount's locks
+        h = Holder(self.A.path("x.lock"))
+        self.addCleanup(h.kill)
+        self.assertTrue(h.ok)
+        self.wait_visible(self.B, "x.lock")
+        t0 = time.monotonic()
+        self.assertEqual(self.A.stop(), 0, self.A.log())
+        self.wait_vanished(self.B, "x.lock", timeout=RELEASE_S)
+        log(f"unmount of A -> its lock gone on B after {(time.monotonic() - t0) * 1000:.0f} ms")
+        self.assertEqual(self.keys("x.lock"), {})
+
+
 class TestInotify(ClusterCase):
 
     def check(self, release):

@@ -419,7 +419,8 @@ def pidfd_count(pid):
                  "polls) and Mount.proc may not be the daemon")
 class TestPidfds(ReleaseMixin, LockfsTestCase):
     """R5.1: holder death is watched through pidfds, one per holder process
-    (not per lock), closed again when the process's locks are released."""
+    (not per lock), closed when the process exits (kept after its last
+    release for its next lock, for at most 64 such processes)."""
 
     def test_one_pidfd_per_holder_process(self):
         daemon = self.m.proc.pid
@@ -451,12 +452,19 @@ class TestPidfds(ReleaseMixin, LockfsTestCase):
         for n in names[1:] + [q]:
             wait_until(lambda: gone(n), 1.0, "release on holder exit")
         self.assertEqual(pidfd_count(daemon), 0, "pidfds of dead holders must be closed")
-        # the last lock of a live holder released by unlink closes its pidfd
+        # after the last lock of a live holder its pidfd stays, for its next
+        # lock (a take/release loop opens none), until the process exits
         c = agent(self)
         c.ok("create", path=q, data="{pid}")
         self.assertEqual(pidfd_count(daemon), 1)
         c.ok("unlink", path=q)
-        self.assertEqual(pidfd_count(daemon), 0)
+        self.assertEqual(pidfd_count(daemon), 1)
+        for _ in range(3):
+            c.ok("create", path=q, data="{pid}")
+            c.ok("unlink", path=q)
+        self.assertEqual(pidfd_count(daemon), 1)
+        c.exit()
+        wait_until(lambda: pidfd_count(daemon) == 0, 1.0, "idle pidfd closed at exit")
 
 
 class TestMountTTL(ReleaseMixin, LockfsTestCase):

@@ -308,6 +308,45 @@ static void test_partial_caller_unlink(void **state) {
         end_child(pid, fd);
 }
 
+static int count_fds(void) {
+        int n = 0;
+        for (int fd = 0; fd < 4096; fd++)
+                n += fcntl(fd, F_GETFD) >= 0;
+        return n;
+}
+
+/* A holder's record (and pidfd) outlives its last lock for its next one,
+ * for at most 64 processes; a dead process's record goes. */
+static void test_idle_holders_are_capped_and_reaped(void **state) {
+        struct fixture *f = *state;
+        enum { N = 70 };
+        pid_t pids[N];
+        int fds[N];
+        int before = count_fds();
+        for (int i = 0; i < N; i++) {
+                pids[i] = spawn_sleeper(&fds[i]);
+                struct caller c;
+                assert_int_equal(holder_identify(pids[i], 0, 0, &c), 0);
+                struct lt_attr a;
+                struct lt_handle h;
+                struct lock_view forced;
+                assert_int_equal(take(f, "idle", &c, O_WRONLY | O_EXCL, &a, &h), 0);
+                assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "idle", &c, &forced), 0);
+        }
+        /* N sleeper pipes plus at most 64 idle pidfds */
+        assert_int_equal(count_fds() - before, N + 64);
+        /* later children inherited earlier pipes: close them all, then wait */
+        for (int i = 0; i < N; i++)
+                close(fds[i]);
+        for (int i = 0; i < N; i++)
+                waitpid(pids[i], NULL, 0);
+        int released = 0;
+        while (count_fds() > before) /* each death wakes the reaper */
+                assert_true((released += reap_wait(f->t, 5000, NULL, NULL)) >= 0);
+        assert_int_equal(released, 0); /* idle records release nothing */
+        assert_int_equal(count_fds(), before);
+}
+
 static void test_ttl_expiry_and_renewal(void **state) {
         struct fixture *f = *state;
         struct lt_attr a;
@@ -864,6 +903,7 @@ int main(void) {
                 T(test_unlink_rules),
                 T(test_holder_death_releases_all_its_locks),
                 T(test_partial_caller_unlink),
+                T(test_idle_holders_are_capped_and_reaped),
                 T(test_ttl_expiry_and_renewal),
                 T(test_renewal_postpones_expiry),
                 T(test_claims),

@@ -210,13 +210,8 @@ static void test_local_lock_taken_elsewhere_is_lost(void **state) {
         assert_null(v.host);
         assert_int_equal(v.pid, getpid());
         lock_view_clear(&v);
-        /* its key deleted behind our back: still ours here, but lost */
-        assert_int_equal(locktable_remote_delete(f->t, "/l.lock", h.fence + 1, on_removed, f),
-                         0);
-        assert_int_equal(locktable_view(f->t, a.ino, &v), 0);
-        assert_true(v.lost);
-        lock_view_clear(&v);
-        /* taken anew through another host: same name and inode, their holder */
+        /* taken anew through another host (its delete not seen yet): same
+         * name and inode, their holder */
         assert_int_equal(put(f, "/l.lock", 1000, NULL), 0);
         assert_int_equal(ino_of(f, LT_INO_ROOT, "l.lock"), (int64_t)a.ino);
         assert_int_equal(locktable_view(f->t, a.ino, &v), 0);
@@ -229,6 +224,26 @@ static void test_local_lock_taken_elsewhere_is_lost(void **state) {
         struct lock_metrics m;
         locktable_metrics(f->t, &m);
         assert_int_equal(m.held, 1);
+}
+
+/* A local lock whose key is deleted elsewhere (force-unlock on another
+ * host, or its lease ended) vanishes here too. */
+static void test_local_lock_deleted_elsewhere_goes(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a;
+        struct lt_handle h;
+        assert_int_equal(locktable_create(f->t, LT_INO_ROOT, "k.lock", &f->self,
+                                          O_CREAT | O_EXCL | O_WRONLY, &a, &h), 0);
+        locktable_forget(f->t, a.ino, 1);
+        assert_int_equal(locktable_remote_delete(f->t, "/k.lock", h.fence, on_removed, f), 0);
+        assert_true(ino_of(f, LT_INO_ROOT, "k.lock") > 0); /* not after this acquisition */
+        assert_int_equal(locktable_remote_delete(f->t, "/k.lock", h.fence + 1, on_removed, f),
+                         0);
+        assert_int_equal(ino_of(f, LT_INO_ROOT, "k.lock"), -ENOENT);
+        assert_string_equal(f->last_removed, "k.lock");
+        assert_int_equal(locktable_write(f->t, &h, &f->self, 0, "x", 1), -EEXIST);
+        assert_int_equal(locktable_create(f->t, LT_INO_ROOT, "k.lock", &f->user,
+                                          O_CREAT | O_EXCL | O_WRONLY, &a, &h), 0);
 }
 
 static void test_mark_lost_marks_local_locks_only(void **state) {
@@ -289,6 +304,7 @@ int main(void) {
                 T(test_bad_paths_are_refused),
                 T(test_listing_drops_what_it_does_not_name),
                 T(test_local_lock_taken_elsewhere_is_lost),
+                T(test_local_lock_deleted_elsewhere_goes),
                 T(test_mark_lost_marks_local_locks_only),
                 T(test_flock_waiter_takes_over_when_remote_ends),
         };
