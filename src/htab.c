@@ -42,7 +42,7 @@ static void htab_grow(struct htab *t) {
 }
 
 void htab_insert(struct htab *t, struct hlink *l, uint64_t hash) {
-        if (t->n > t->mask)
+        if (t->n > 2 * t->mask + 1) /* two per bucket on average: half the buckets */
                 htab_grow(t);
         l->hash = hash;
         struct hlink **head = &t->buckets[hash & t->mask];

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <linux/fs.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -292,12 +293,12 @@ static int lock_view_fill(const struct node *n, struct lock_view *v, bool with_c
         if (n->holder) {
                 v->pid = n->holder->proc.pid;
                 memcpy(v->comm, n->holder->comm, sizeof(v->comm));
-                memcpy(v->cmdline, n->holder->cmdline, sizeof(v->cmdline));
+                snprintf(v->cmdline, sizeof(v->cmdline), "%s", n->holder->cmdline);
         } else if (n->remote) {
                 v->detached = false;
                 v->pid = n->remote->pid;
                 memcpy(v->comm, n->remote->comm, sizeof(v->comm));
-                memcpy(v->cmdline, n->remote->cmdline, sizeof(v->cmdline));
+                snprintf(v->cmdline, sizeof(v->cmdline), "%s", n->remote->cmdline);
                 v->host = strdup(n->remote->host);
                 if (!v->host)
                         return -ENOMEM;
@@ -389,7 +390,7 @@ static int acquisition_view(struct locktable *t, const struct node *n, const str
         v->gid = h ? h->gid : c->gid;
         if (h) {
                 memcpy(v->comm, h->comm, sizeof(v->comm));
-                memcpy(v->cmdline, h->cmdline, sizeof(v->cmdline));
+                snprintf(v->cmdline, sizeof(v->cmdline), "%s", h->cmdline);
         }
         v->acquired_at_ms = v->renewed_at_ms = now;
         v->ttl_s = t->cfg.default_ttl_s;
@@ -895,6 +896,10 @@ int locktable_link(struct locktable *t, uint64_t ino, uint64_t newparent, const 
                 r = -EPERM;
                 goto out;
         }
+        if (t->cfg.shared) {
+                r = -EXDEV; /* a second name would be no key of the shared store */
+                goto out;
+        }
         if ((r = room_check(t, newdir, newname)) < 0)
                 goto out;
         char *name = strdup(newname);
@@ -1023,6 +1028,10 @@ int locktable_rename(struct locktable *t, uint64_t parent, const char *name,
         }
         if (n->kind == LT_LOCK && !lt_is_holder(n, c)) {
                 r = -EPERM;
+                goto out;
+        }
+        if (t->cfg.shared && (n->kind == LT_LOCK || n->n_children)) {
+                r = -EXDEV; /* a name in a shared store: take the new one instead */
                 goto out;
         }
         if (n->kind == LT_DIR && (r = dir_may_change(n, c)) < 0)

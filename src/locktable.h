@@ -38,6 +38,9 @@ struct locktable_config {
         unsigned max_depth;     /* path components; 0 = unlimited */
         uint64_t max_locks_per_uid; /* held locks per uid but root; 0 = unlimited */
         bool user_break;        /* a lock's uid may force-unlock it, as root may */
+        bool shared;            /* names live in a shared store (cluster mode):
+                                 * link, and rename of a lock or of a directory
+                                 * holding anything, fail with -EXDEV */
 };
 
 enum lt_kind { LT_DIR, LT_LOCK, LT_META_FILE };
@@ -159,7 +162,8 @@ int locktable_unlink(struct locktable *t, uint64_t parent, const char *name,
 /* RENAME of a lock by its holder to a free name (holder and fence move with
  * it) or of a directory to a free name (see rmdir for who may). -EEXIST
  * when the target exists, -EPERM for a non-holder, -EINVAL for unsupported
- * flags or a directory moved into itself. */
+ * flags or a directory moved into itself, -EXDEV in a shared table (see
+ * locktable_config). */
 int locktable_rename(struct locktable *t, uint64_t parent, const char *name,
                      uint64_t newparent, const char *newname, unsigned flags,
                      const struct caller *c);
@@ -169,7 +173,7 @@ int locktable_rename(struct locktable *t, uint64_t parent, const char *name,
  * expect (same inode, st_nlink 2). newname becomes the lock's own name and
  * the old name a second one; unlinking either name leaves the lock, the
  * last one releases it. -EEXIST when newname exists, -EPERM for a
- * non-holder or a directory. Counts one lookup. */
+ * non-holder or a directory, -EXDEV in a shared table. Counts one lookup. */
 int locktable_link(struct locktable *t, uint64_t ino, uint64_t newparent, const char *newname,
                    const struct caller *c, struct lt_attr *ret);
 

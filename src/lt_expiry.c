@@ -166,21 +166,34 @@ static int reap_deadlines(struct locktable *t, struct removals *out) {
         return released;
 }
 
-/* The polling fallback: release the locks of holders found dead. */
+/* The polling fallback: release the locks of holders found dead. Dead
+ * ones are collected first: a release may free other (idle) records. */
 static int reap_polled(struct locktable *t, struct removals *out) {
         uint64_t ticks;
         while (read(t->pollfd, &ticks, sizeof(ticks)) > 0)
                 ;
-        int released = 0;
+        size_t n = 0, cap = 0;
+        uint64_t *dead = NULL;
         for (size_t b = 0; b <= t->holders.mask; b++) {
-                struct hlink *l = t->holders.buckets[b];
-                while (l) {
+                for (struct hlink *l = t->holders.buckets[b]; l; l = l->next) {
                         struct holder *h = container_of(l, struct holder, by_pid);
-                        l = l->next; /* h may be freed below */
-                        if (h->pidfd < 0 && !holder_alive(&h->proc))
-                                released += reap_holder(t, lt_holder_key(&h->proc), out);
+                        if (h->pidfd >= 0 || holder_alive(&h->proc))
+                                continue;
+                        if (n == cap) {
+                                size_t more = cap ? 2 * cap : 16;
+                                uint64_t *d = realloc(dead, more * sizeof(*d));
+                                if (!d)
+                                        continue; /* the rest at the next tick */
+                                dead = d;
+                                cap = more;
+                        }
+                        dead[n++] = lt_holder_key(&h->proc);
                 }
         }
+        int released = 0;
+        for (size_t i = 0; i < n; i++)
+                released += reap_holder(t, dead[i], out);
+        free(dead);
         return released;
 }
 

@@ -70,6 +70,7 @@ static void idle_remove(struct locktable *t, struct holder *h) {
 static void holder_free(struct locktable *t, struct holder *h) {
         holder_unwatch(t, h);
         htab_remove(&t->holders, &h->by_pid);
+        free(h->cmdline);
         free(h);
 }
 
@@ -83,13 +84,20 @@ void lt_holder_forget_idle(struct locktable *t, struct holder *h) {
 int lt_holder_ref(struct locktable *t, const struct caller *c, struct holder **ret) {
         struct holder *h = lt_holder_find(t, &c->self);
         if (h) {
-                if (h->refs++ == 0) { /* idle: the same process is back */
+                if (h->refs == 0) { /* idle: the same process is back */
+                        char *cmdline = c->comm[0] ? strdup(c->cmdline) : NULL;
+                        if (c->comm[0] && !cmdline)
+                                return -ENOMEM;
                         idle_remove(t, h);
+                        if (cmdline) { /* it may have exec'd since */
+                                free(h->cmdline);
+                                h->cmdline = cmdline;
+                                memcpy(h->comm, c->comm, sizeof(h->comm));
+                        }
                         h->uid = c->uid;
                         h->gid = c->gid;
-                        memcpy(h->comm, c->comm, sizeof(h->comm));
-                        memcpy(h->cmdline, c->cmdline, sizeof(h->cmdline));
                 }
+                h->refs++;
                 *ret = h;
                 return 0;
         }
@@ -101,6 +109,10 @@ int lt_holder_ref(struct locktable *t, const struct caller *c, struct holder **r
         else if (fd < 0)
                 return fd;
         h = calloc(1, sizeof(*h));
+        if (h && !(h->cmdline = strdup(c->cmdline))) {
+                free(h);
+                h = NULL;
+        }
         if (!h) {
                 close(fd);
                 return -ENOMEM;
@@ -109,12 +121,12 @@ int lt_holder_ref(struct locktable *t, const struct caller *c, struct holder **r
         h->uid = c->uid;
         h->gid = c->gid;
         memcpy(h->comm, c->comm, sizeof(h->comm));
-        memcpy(h->cmdline, c->cmdline, sizeof(h->cmdline));
         h->pidfd = fd;
         h->refs = 1;
         int r = holder_watch(t, h);
         if (r < 0) {
                 close(fd);
+                free(h->cmdline);
                 free(h);
                 return r;
         }

@@ -22,7 +22,7 @@ struct holder {
         uid_t uid;
         gid_t gid;
         char comm[HOLDER_COMM_MAX];
-        char cmdline[HOLDER_CMDLINE_MAX];
+        char *cmdline;           /* malloc'd, never NULL */
         int pidfd;               /* -1: no pidfds here, polled instead */
         unsigned refs;           /* locks held; 0: idle (kept for its next lock) */
         struct node *locks;      /* list through node->hl_next */
@@ -37,20 +37,31 @@ struct node {
         struct hlink by_ino;     /* t->inodes: every node the kernel may know */
         struct hlink by_name;    /* t->names: linked nodes, by (parent, name) */
         uint64_t ino;
-        enum lt_kind kind;
-        bool linked;             /* in the tree; false once released/removed */
         struct node *parent;
         char *name;
         uint64_t nlookup;        /* kernel references (LOOKUP minus FORGET) */
+        int64_t ctime_ms;
+        /* small fields together, so the struct packs tightly */
+        enum lt_kind kind;
         uid_t uid;               /* dir creator; lock holder or detached creator */
         gid_t gid;
-        int64_t ctime_ms;
+        enum lock_how how;       /* locks */
+        uint32_t ttl_s;
+        pid_t claim_ignored_pid;
+        uid_t charged_uid;       /* counted in t->uid_counts as this uid (charged) */
+        uint32_t n_children;     /* directories */
+        uint32_t n_aliases;      /* other names of this lock */
+        uint32_t content_len;    /* at most max_content (16 MiB) */
+        uint32_t content_cap;
+        bool linked;             /* in the tree; false once released/removed */
+        bool liveness_known;
+        bool charged;
+        bool lost;               /* local lock whose backing the store lost */
         /* a second name of a lock (link(2)): target is the lock; such a node
          * is in the tree but not in t->inodes */
         struct node *target;
         struct node *alias_next; /* target->aliases list */
         /* directories */
-        size_t n_children;
         struct node *children;   /* list through sib_next/sib_prev */
         struct node *sib_prev, *sib_next;
         /* locks */
@@ -58,23 +69,12 @@ struct node {
         struct holder *holder;   /* NULL when detached */
         struct node *hl_prev, *hl_next;   /* holder's locks */
         struct node *all_prev, *all_next; /* every held lock */
-        enum lock_how how;
-        bool liveness_known;
         int64_t acquired_ms;     /* wall clock */
         int64_t renewed_ms;      /* wall clock */
-        uint32_t ttl_s;
         struct heap_entry deadline; /* monotonic ms */
-        pid_t claim_ignored_pid;
         char *content;
-        size_t content_len;
-        size_t content_cap;
         struct node *aliases;    /* other names of this lock */
-        unsigned n_aliases;
-        bool charged;            /* counted in t->uid_counts, as charged_uid */
-        uid_t charged_uid;
-        /* cluster mode (lt_remote.c) */
-        struct lt_remote *remote; /* held through another host's daemon */
-        bool lost;               /* local lock whose backing the store lost */
+        struct lt_remote *remote; /* held through another host's daemon (lt_remote.c) */
         /* flock(2), SPEC §7 */
         uint64_t parent_was;     /* parent's inode while linked (for a late flock) */
         uint64_t flock_owner;    /* open file description holding the flock, 0 = none */
@@ -85,9 +85,9 @@ struct node {
  * in the node: uid, gid, times, TTL, how, content; fence = its revision). */
 struct lt_remote {
         char *host;
+        char *cmdline;
         pid_t pid;
         char comm[HOLDER_COMM_MAX];
-        char cmdline[HOLDER_CMDLINE_MAX];
         uint64_t sync_gen;       /* last listing that named it */
 };
 

@@ -14,6 +14,7 @@ void lt_remote_free(struct node *n) {
         if (!n->remote)
                 return;
         free(n->remote->host);
+        free(n->remote->cmdline);
         free(n->remote);
         n->remote = NULL;
 }
@@ -65,13 +66,18 @@ static int remote_fill(struct node *n, const struct lock_view *v) {
                         return -ENOMEM;
         }
         char *host = strdup(v->host ? v->host : "");
+        char *cmdline = strndup(v->cmdline, sizeof(v->cmdline));
         char *content = NULL;
-        if (!host)
+        if (!host || !cmdline) {
+                free(host);
+                free(cmdline);
                 return -ENOMEM;
+        }
         if (v->content_len) {
                 content = malloc(v->content_len);
                 if (!content) {
                         free(host);
+                        free(cmdline);
                         return -ENOMEM;
                 }
                 memcpy(content, v->content, v->content_len);
@@ -80,7 +86,8 @@ static int remote_fill(struct node *n, const struct lock_view *v) {
         n->remote->host = host;
         n->remote->pid = v->pid;
         memcpy(n->remote->comm, v->comm, sizeof(n->remote->comm));
-        memcpy(n->remote->cmdline, v->cmdline, sizeof(n->remote->cmdline));
+        free(n->remote->cmdline);
+        n->remote->cmdline = cmdline;
         free(n->content);
         n->content = content;
         n->content_len = n->content_cap = v->content_len;

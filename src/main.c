@@ -241,6 +241,7 @@ int main(int argc, char **argv) {
                 .max_depth = o.max_depth,
                 .max_locks_per_uid = o.max_locks_per_uid,
                 .user_break = o.user_break,
+                .shared = o.backend_etcd,
         };
 
         if (gethostname(ctx.host, sizeof(ctx.host) - 1) < 0)

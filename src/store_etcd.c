@@ -49,6 +49,8 @@ struct store_etcd {
         int64_t lease;           /* 0: none (never granted, or lost) */
         int64_t last_renewed_ms; /* monotonic: the last answer that kept the lease */
         bool unreachable_logged;
+        bool down;               /* a call found etcd unreachable; the keeper clears it */
+        bool wake;               /* the keeper has work now (predicate of cond) */
         bool synced;             /* the first listing came */
         int64_t last_error_log_ms;
         struct pending_delete *deletes;
@@ -180,6 +182,7 @@ static int64_t current_lease(struct store_etcd *s) {
  * declares it lost and asks for a new one. */
 static void lease_gone(struct store_etcd *s) {
         pthread_mutex_lock(&s->mu);
+        s->wake = true;
         pthread_cond_broadcast(&s->cond);
         pthread_mutex_unlock(&s->mu);
 }
@@ -222,10 +225,47 @@ static bool uncertain_take(struct store_etcd *s, const char *key) {
         return found;
 }
 
+/* Create key for acquisition value: 0 and the revision, -EEXIST, or
+ * -errno. Any create whose answer is not definite stays "uncertain" (see
+ * on_watch). A key of our own lease that nothing here holds is an orphan
+ * (a create answered too late): deleted, and the create tried once more. */
+static int create_key(struct store_etcd *s, const char *key, const char *value, size_t len,
+                      int64_t lease, int64_t *ret_rev) {
+        for (int attempt = 0;; attempt++) {
+                struct etcd_kv holder = { 0 };
+                uncertain_add(s, key);
+                int r = etcd_create(s->etcd, key, value, len, lease, ret_rev, &holder);
+                if (r != -ENOTCONN)
+                        uncertain_take(s, key);
+                bool orphan = r == -EEXIST && holder.lease == lease && attempt == 0;
+                if (orphan)
+                        r = etcd_delete_if(s->etcd, key, holder.create_revision);
+                etcd_kv_clear(&holder);
+                if (!orphan || (r < 0 && r != -ESTALE))
+                        return r;
+        }
+}
+
+/* etcd did not answer: calls fail fast until the keeper reaches it. */
+static void mark_down(struct store_etcd *s) {
+        pthread_mutex_lock(&s->mu);
+        s->down = true;
+        s->wake = true;
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->mu);
+}
+
+static bool is_down(struct store_etcd *s) {
+        pthread_mutex_lock(&s->mu);
+        bool down = s->down;
+        pthread_mutex_unlock(&s->mu);
+        return down;
+}
+
 static int etcd_acquire(struct store *base, const struct lock_view *v, uint64_t *ret_fence) {
         struct store_etcd *s = of(base);
         int64_t lease = current_lease(s);
-        if (!lease) {
+        if (!lease || is_down(s)) {
                 log_failure(s, "take", v->path, -ENOTCONN);
                 return -EIO; /* no grant without etcd's word */
         }
@@ -239,9 +279,7 @@ static int etcd_acquire(struct store *base, const struct lock_view *v, uint64_t 
                 r = 0;
         int64_t rev = 0;
         if (r == 0)
-                r = etcd_create(s->etcd, key, value, len, lease, &rev, NULL);
-        if (r == -ENOTCONN)
-                uncertain_add(s, key); /* see on_watch */
+                r = create_key(s, key, value, len, lease, &rev);
         free(key);
         free(value);
         if (r == 0) {
@@ -252,6 +290,8 @@ static int etcd_acquire(struct store *base, const struct lock_view *v, uint64_t 
                 return r;
         if (r == -ENOENT)
                 lease_gone(s);
+        if (r == -ENOTCONN)
+                mark_down(s);
         log_failure(s, "take", v->path, r);
         return -EIO;
 }
@@ -263,8 +303,12 @@ static int etcd_store_update(struct store *base, const struct lock_view *v) {
         size_t len;
         char *value = value_encode(s, v, &len);
         int r = key && value ? 0 : -ENOMEM;
-        if (r == 0 && lease)
+        if (r == 0 && (!lease || is_down(s)))
+                r = -ENOTCONN; /* what other hosts show of it lags until then */
+        else if (r == 0)
                 r = etcd_update(s->etcd, key, value, len, lease, (int64_t)v->fence);
+        if (r == -ENOTCONN && lease)
+                mark_down(s);
         free(key);
         free(value);
         if (r == -ENOENT)
@@ -286,6 +330,8 @@ static void delete_later(struct store_etcd *s, const char *key, int64_t rev) {
         pthread_mutex_lock(&s->mu);
         d->next = s->deletes;
         s->deletes = d;
+        s->wake = true;
+        pthread_cond_broadcast(&s->cond);
         pthread_mutex_unlock(&s->mu);
 }
 
@@ -295,7 +341,9 @@ static int etcd_release(struct store *base, uint64_t ino, const char *path, uint
         char *key = key_of(s, path);
         if (!key)
                 return -ENOMEM;
-        int r = etcd_delete_if(s->etcd, key, (int64_t)fence);
+        /* while etcd is known unreachable, do not hold up the table: the
+         * keeper deletes it when etcd answers */
+        int r = is_down(s) ? -ENOTCONN : etcd_delete_if(s->etcd, key, (int64_t)fence);
         if (r == -ENOTCONN || r == -EIO) {
                 log_failure(s, "release", path, r);
                 delete_later(s, key, (int64_t)fence);
@@ -311,11 +359,13 @@ static void retry_deletes(struct store_etcd *s) {
         struct pending_delete *list = s->deletes;
         s->deletes = NULL;
         pthread_mutex_unlock(&s->mu);
+        bool reachable = true;
         while (list) {
                 struct pending_delete *d = list;
                 list = d->next;
-                int r = etcd_delete_if(s->etcd, d->key, d->rev);
-                if (r == -ENOTCONN || r == -EIO) {
+                int r = reachable ? etcd_delete_if(s->etcd, d->key, d->rev) : -ENOTCONN;
+                if (r == -ENOTCONN || r == -EIO) { /* the rest waits for the next turn */
+                        reachable = false;
                         pthread_mutex_lock(&s->mu);
                         d->next = s->deletes;
                         s->deletes = d;
@@ -342,6 +392,8 @@ static void keeper_turn(struct store_etcd *s) {
         if (!lease) {
                 int r = etcd_lease_grant(s->etcd, s->ttl_s, &lease, &ttl);
                 if (r < 0) {
+                        if (r == -ENOTCONN)
+                                mark_down(s);
                         if (!s->unreachable_logged)
                                 log_msg(LOG_ERR, "etcd: cannot get a lease: %s",
                                         r == -ENOTCONN ? "etcd unreachable" : strerror(-r));
@@ -351,6 +403,7 @@ static void keeper_turn(struct store_etcd *s) {
                 pthread_mutex_lock(&s->mu);
                 s->lease = lease;
                 s->last_renewed_ms = mono_ms();
+                s->down = false;
                 pthread_cond_broadcast(&s->cond);
                 pthread_mutex_unlock(&s->mu);
                 log_msg(LOG_NOTICE, "etcd: lease %llx granted (%lld s)", (unsigned long long)lease,
@@ -362,8 +415,12 @@ static void keeper_turn(struct store_etcd *s) {
         int r = etcd_lease_keepalive(s->etcd, lease, &ttl);
         pthread_mutex_lock(&s->mu);
         int64_t last = s->last_renewed_ms;
-        if (r == 0)
+        if (r == 0) {
                 s->last_renewed_ms = asked;
+                s->down = false;
+        } else if (r == -ENOTCONN) {
+                s->down = true;
+        }
         pthread_mutex_unlock(&s->mu);
         if (r == 0) {
                 if (s->unreachable_logged)
@@ -391,11 +448,14 @@ static void *keeper_main(void *arg) {
                 keeper_turn(s);
                 retry_deletes(s);
                 pthread_mutex_lock(&s->mu);
-                /* renew three times per TTL; retry fast while without a lease */
-                int64_t wait_ms = s->lease && !s->unreachable_logged ? s->ttl_s * 1000 / 3 : 250;
+                /* renew three times per TTL; retry fast while without a
+                 * lease or etcd; at once when woken (lease gone, deletes) */
+                int64_t wait_ms = s->lease && !s->down ? s->ttl_s * 1000 / 3 : 250;
                 struct timespec until = deadline_after(wait_ms);
-                if (!s->stopping)
-                        pthread_cond_timedwait(&s->cond, &s->mu, &until);
+                int w = 0;
+                while (!s->stopping && !s->wake && w == 0)
+                        w = pthread_cond_timedwait(&s->cond, &s->mu, &until);
+                s->wake = false;
         }
         pthread_mutex_unlock(&s->mu);
         return NULL;

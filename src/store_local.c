@@ -30,12 +30,12 @@
 #define COMPACT_SLACK (1u << 20)
 #define PATH_DEPTH_MAX 512
 
-/* The last record of one key. */
+/* The last record of one key (one allocation with the record). */
 struct entry {
         struct hlink by_key;
         uint64_t key;
-        uint8_t *raw;
         size_t len;
+        uint8_t raw[];
 };
 
 struct store_local {
@@ -72,16 +72,14 @@ static struct entry *entry_find(struct htab *h, uint64_t key) {
 static struct entry *entry_set(struct htab *h, size_t *bytes, uint64_t key, const uint8_t *raw,
                                size_t len, int *err) {
         *err = 0;
-        struct entry *e = malloc(sizeof(*e));
-        uint8_t *copy = malloc(len);
-        if (!e || !copy) {
-                free(e);
-                free(copy);
+        struct entry *e = malloc(sizeof(*e) + len);
+        if (!e) {
                 *err = -ENOMEM;
                 return NULL;
         }
-        memcpy(copy, raw, len);
-        *e = (struct entry){ .key = key, .raw = copy, .len = len };
+        e->key = key;
+        e->len = len;
+        memcpy(e->raw, raw, len);
         struct entry *old = entry_find(h, key);
         if (old) {
                 htab_remove(h, &old->by_key);
@@ -93,10 +91,7 @@ static struct entry *entry_set(struct htab *h, size_t *bytes, uint64_t key, cons
 }
 
 static void entry_free(struct entry *e) {
-        if (e) {
-                free(e->raw);
-                free(e);
-        }
+        free(e);
 }
 
 /* Remove key from h; true when it was there. */

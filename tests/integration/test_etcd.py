@@ -381,6 +381,41 @@ class TestNamespace(ClusterCase):
         os.unlink(self.A.path("x.lock"))
 
 
+class TestNoSecondNames(ClusterCase):
+    """A lock's name is its key: link(2) and rename of a lock (or of a
+    directory holding one) would leave the key behind, so they fail with
+    EXDEV and nothing changes, here or elsewhere."""
+    N_MOUNTS = 2
+
+    def errno_of(self, fn, *args):
+        try:
+            fn(*args)
+        except OSError as e:
+            return e.errno
+        return 0
+
+    def test_link_and_rename_refused(self):
+        p = self.A.path("x.lock")
+        create(p)
+        self.wait_visible(self.B, "x.lock")
+        self.assertEqual(self.errno_of(os.link, p, self.A.path("y.lock")), errno.EXDEV)
+        self.assertEqual(self.errno_of(os.rename, p, self.A.path("z.lock")), errno.EXDEV)
+        os.mkdir(self.A.path("d"))
+        create(self.A.path("d", "in.lock"))
+        self.assertEqual(self.errno_of(os.rename, self.A.path("d"), self.A.path("e")),
+                         errno.EXDEV)
+        os.mkdir(self.A.path("empty"))
+        os.rename(self.A.path("empty"), self.A.path("moved"))   # no key in it: fine
+        self.assertEqual(sorted(os.listdir(self.A.mnt)), [".lockfs", "d", "moved", "x.lock"])
+        self.assertEqual(sorted(etcd_keys(self.etcd.endpoint, self.prefix)),
+                         sorted([self.prefix + "x.lock", self.prefix + "d/in.lock"]))
+        self.assertEqual(try_create(self.B.path("x.lock")), errno.EEXIST)
+        self.assertFalse(listed(self.B, "y.lock") or listed(self.B, "z.lock"))
+        os.unlink(p)
+        os.unlink(self.A.path("d", "in.lock"))
+        self.wait_vanished(self.B, "x.lock")
+
+
 class TestOptions(unittest.TestCase):
     """Bad cluster options are refused at start (no mount)."""
 
