@@ -283,8 +283,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         }
         struct lockfs_ctx *ctx = ctx_of(req);
         struct caller c;
-        /* An exclusive create acquires or fails whoever asks: no lineage. */
-        if ((fi->flags & O_EXCL ? caller_quick_of(req, true, &c) : caller_of(req, &c)) < 0)
+        /* An exclusive create acquires or fails whoever asks: no lineage,
+         * and no cmdline for a process the table knows (see below). */
+        if ((fi->flags & O_EXCL ? caller_quick_of(req, false, &c) : caller_of(req, &c)) < 0)
                 return;
         struct file *f = file_new(ctx, FILE_LOCK);
         struct lt_attr a;
@@ -293,6 +294,13 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
                 f->opener_tid = c.tid;
         if (r == 0)
                 r = locktable_create(ctx->table, parent, name, &c, fi->flags, &a, &f->lock);
+        if (r == -EAGAIN) { /* a process new to the table: read its cmdline */
+                if (caller_quick_of(req, true, &c) < 0) {
+                        file_put(f);
+                        return;
+                }
+                r = locktable_create(ctx->table, parent, name, &c, fi->flags, &a, &f->lock);
+        }
         if (r < 0) {
                 file_put(f);
                 fuse_reply_err(req, -r);

@@ -246,7 +246,8 @@ static int fill_process(struct caller *c, pid_t pid, unsigned what) {
         c->self.start_time = st.start_time;
         memcpy(c->comm, st.comm, sizeof(c->comm));
         c->partial = !(what & ID_ANCESTRY);
-        if (!(what & ID_CMDLINE))
+        c->no_cmdline = !(what & ID_CMDLINE);
+        if (c->no_cmdline)
                 return 0; /* one read: nothing to check against pid reuse */
         r = read_cmdline(pid, c->cmdline, sizeof(c->cmdline));
         if (r < 0)

@@ -29,6 +29,7 @@ struct caller {
         char comm[HOLDER_COMM_MAX];
         char cmdline[HOLDER_CMDLINE_MAX]; /* arguments joined by single spaces */
         bool partial;               /* ancestry not read (holder_identify_quick) */
+        bool no_cmdline;            /* cmdline not read (holder_identify_process_only) */
         size_t n_ancestors;
         struct proc_id ancestors[HOLDER_ANCESTRY_MAX]; /* parent first, up to pid 1 */
 };
@@ -44,8 +45,9 @@ int holder_identify(pid_t tid, uid_t uid, gid_t gid, struct caller *ret);
  * half the /proc reads. Callers whose answer depends on lineage must fall
  * back to holder_identify(). */
 int holder_identify_quick(pid_t tid, uid_t uid, gid_t gid, struct caller *ret);
-/* holder_identify_quick() without the cmdline (empty): the process, its
- * start time and comm, from one read. Enough to recognise a holder. */
+/* holder_identify_quick() without the cmdline (empty, no_cmdline set): the
+ * process, its start time and comm, from one read. Enough to recognise a
+ * holder, or to take a lock for a process the table knows already. */
 int holder_identify_process_only(pid_t tid, uid_t uid, gid_t gid, struct caller *ret);
 
 /* Same as holder_identify() for a process known by its pid (no thread

@@ -115,7 +115,9 @@ int locktable_getattr(struct locktable *t, uint64_t ino, struct lt_attr *ret);
 /* CREATE (open with O_CREAT). A free name is acquired for c and gives a
  * holder handle. A held name: -EEXIST with O_EXCL; otherwise the same as
  * locktable_open(). c may be partial (holder_identify_quick) only with
- * O_EXCL. Counts one lookup. -EACCES inside .lockfs, -ENOSPC past
+ * O_EXCL; without its cmdline too (holder_identify_process_only) it gets
+ * -EAGAIN, nothing changed, unless the table knows the process already:
+ * call again with the cmdline. Counts one lookup. -EACCES inside .lockfs, -ENOSPC past
  * max_locks, -ENAMETOOLONG, -EISDIR/-EEXIST on a directory. */
 int locktable_create(struct locktable *t, uint64_t parent, const char *name,
                      const struct caller *c, int flags,

@@ -80,13 +80,19 @@ void lt_holder_forget_idle(struct locktable *t, struct holder *h) {
 }
 
 /* A counted reference to the holder record of process c->self, created
- * (pidfd opened and watched) on first use. -ESRCH when it is gone. */
+ * (pidfd opened and watched) on first use. -ESRCH when it is gone,
+ * -EAGAIN when c lacks its cmdline and the table has none to reuse. */
 int lt_holder_ref(struct locktable *t, const struct caller *c, struct holder **ret) {
         struct holder *h = lt_holder_find(t, &c->self);
+        /* without the cmdline, only a known process whose comm is the same
+         * (no exec since) will do */
+        if (c->no_cmdline && (!h || strcmp(h->comm, c->comm)))
+                return -EAGAIN;
         if (h) {
                 if (h->refs == 0) { /* idle: the same process is back */
-                        char *cmdline = c->comm[0] ? strdup(c->cmdline) : NULL;
-                        if (c->comm[0] && !cmdline)
+                        bool names = c->comm[0] && !c->no_cmdline;
+                        char *cmdline = names ? strdup(c->cmdline) : NULL;
+                        if (names && !cmdline)
                                 return -ENOMEM;
                         idle_remove(t, h);
                         if (cmdline) { /* it may have exec'd since */

@@ -477,13 +477,19 @@ static void on_watch(void *arg, enum etcd_watch_event ev, const struct etcd_kv *
                         if (s->ev.del)
                                 s->ev.del(s->ev.ctx, path, (uint64_t)kv->mod_revision);
                 } else if (kv->lease && kv->lease == current_lease(s)) {
-                        /* ours: known to the table, or released already,
-                         * or made by a create we answered EIO */
-                        if (uncertain_take(s, kv->key) && s->ev.holds &&
-                            !s->ev.holds(s->ev.ctx, path, (uint64_t)kv->create_revision)) {
-                                log_msg(LOG_NOTICE, "etcd: deleting %s, taken for a create "
-                                        "that had failed", kv->key);
-                                etcd_delete_if(s->etcd, kv->key, kv->create_revision);
+                        /* ours: held here, released already, or made by a
+                         * create we answered EIO. holds() waits for the
+                         * table lock, so no create of ours is in flight
+                         * when the uncertain set is asked. */
+                        if (s->ev.holds &&
+                            !s->ev.holds(s->ev.ctx, path, (uint64_t)kv->create_revision) &&
+                            uncertain_take(s, kv->key)) {
+                                int r = etcd_delete_if(s->etcd, kv->key, kv->create_revision);
+                                if (r == 0)
+                                        log_msg(LOG_NOTICE, "etcd: deleted %s, made by a create "
+                                                "that had failed", kv->key);
+                                else if (r == -ESTALE) /* gone already: not that create's key */
+                                        uncertain_add(s, kv->key);
                         }
                 } else {
                         struct lock_view v = { .path = path, .fence = (uint64_t)kv->create_revision };

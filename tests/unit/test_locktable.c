@@ -308,6 +308,37 @@ static void test_partial_caller_unlink(void **state) {
         end_child(pid, fd);
 }
 
+/* A create by a caller identified without its cmdline works only for a
+ * process the table knows (its record, live or idle, has the cmdline). */
+static void test_create_without_cmdline(void **state) {
+        struct fixture *f = *state;
+        int fd = -1;
+        pid_t pid = spawn_sleeper(&fd);
+        struct caller bare, quick;
+        assert_int_equal(holder_identify_process_only(pid, 0, 0, &bare), 0);
+        assert_true(bare.no_cmdline);
+        assert_int_equal(bare.cmdline[0], '\0');
+        assert_int_equal(holder_identify_quick(pid, 0, 0, &quick), 0);
+        assert_false(quick.no_cmdline);
+        struct lt_attr a;
+        struct lt_handle h;
+        struct lock_view forced, v;
+        assert_int_equal(take(f, "nc", &bare, O_WRONLY | O_EXCL, &a, &h), -EAGAIN);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "nc", &a), -ENOENT);
+        assert_int_equal(take(f, "nc", &quick, O_WRONLY | O_EXCL, &a, &h), 0);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "nc", &bare, &forced), 0);
+        /* its record stays (idle): now the bare identity is enough */
+        assert_int_equal(take(f, "nc", &bare, O_WRONLY | O_EXCL, &a, &h), 0);
+        assert_int_equal(locktable_view(f->t, a.ino, &v), 0);
+        assert_string_equal(v.cmdline, quick.cmdline);
+        assert_true(strlen(v.cmdline) > 0);
+        lock_view_clear(&v);
+        /* a changed comm (an exec) needs the cmdline again */
+        snprintf(bare.comm, sizeof(bare.comm), "other");
+        assert_int_equal(take(f, "nc2", &bare, O_WRONLY | O_EXCL, &a, &h), -EAGAIN);
+        end_child(pid, fd);
+}
+
 static int count_fds(void) {
         int n = 0;
         for (int fd = 0; fd < 4096; fd++)
@@ -904,6 +935,7 @@ int main(void) {
                 T(test_holder_death_releases_all_its_locks),
                 T(test_partial_caller_unlink),
                 T(test_idle_holders_are_capped_and_reaped),
+                T(test_create_without_cmdline),
                 T(test_ttl_expiry_and_renewal),
                 T(test_renewal_postpones_expiry),
                 T(test_claims),
