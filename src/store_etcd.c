@@ -207,6 +207,16 @@ static void uncertain_add(struct store_etcd *s, const char *key) {
         pthread_mutex_unlock(&s->mu);
 }
 
+/* Is a create of key in flight or unanswered? */
+static bool uncertain_has(struct store_etcd *s, const char *key) {
+        bool found = false;
+        pthread_mutex_lock(&s->mu);
+        for (struct uncertain *u = s->uncertain; u && !found; u = u->next)
+                found = !strcmp(u->key, key);
+        pthread_mutex_unlock(&s->mu);
+        return found;
+}
+
 /* Was key's create unanswered? Forgets it either way. */
 static bool uncertain_take(struct store_etcd *s, const char *key) {
         bool found = false;
@@ -477,11 +487,12 @@ static void on_watch(void *arg, enum etcd_watch_event ev, const struct etcd_kv *
                         if (s->ev.del)
                                 s->ev.del(s->ev.ctx, path, (uint64_t)kv->mod_revision);
                 } else if (kv->lease && kv->lease == current_lease(s)) {
-                        /* ours: held here, released already, or made by a
-                         * create we answered EIO. holds() waits for the
-                         * table lock, so no create of ours is in flight
-                         * when the uncertain set is asked. */
-                        if (s->ev.holds &&
+                        /* ours: made by a create that was answered (held
+                         * here, or released since: nothing to do), or by one
+                         * in flight or unanswered (in the uncertain set).
+                         * holds() waits for the table lock, so for the
+                         * uncertain set the answer has come by then. */
+                        if (uncertain_has(s, kv->key) && s->ev.holds &&
                             !s->ev.holds(s->ev.ctx, path, (uint64_t)kv->create_revision) &&
                             uncertain_take(s, kv->key)) {
                                 int r = etcd_delete_if(s->etcd, kv->key, kv->create_revision);
