@@ -471,6 +471,24 @@ class TestLockfsDir(LockfsTestCase):
         # TYPE lines for the counters
         self.assertRegex(text, r"(?m)^# TYPE lockfs_acquired_total counter$")
 
+    def test_fuse_request_counts_and_no_flush(self):
+        """.lockfs/metrics counts FUSE requests by kind; a close sends no
+        FLUSH (open files are noflush)."""
+        def req(mm, op):
+            return mm[f'lockfs_fuse_requests_total{{op="{op}"}}']
+        before = metrics(self.m)
+        for _ in range(5):
+            fd = os.open(self.p("c.lock"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.close(fd)
+            os.unlink(self.p("c.lock"))
+        after = metrics(self.m)
+        self.assertEqual(req(after, "create") - req(before, "create"), 5)
+        self.assertEqual(req(after, "unlink") - req(before, "unlink"), 5)
+        self.assertEqual(req(after, "flush") - req(before, "flush"), 0)
+        self.assertGreaterEqual(req(after, "lookup") - req(before, "lookup"), 5)
+        with open(self.p(".lockfs", "metrics")) as f:
+            self.assertRegex(f.read(), r"(?m)^# TYPE lockfs_fuse_requests_total counter$")
+
     def test_read_only(self):
         d = self.p(".lockfs")
         denied = (errno.EACCES, errno.EPERM)
