@@ -851,7 +851,8 @@ static int sync_listing(struct etcd_watch *w) {
         emit(w, ETCD_WATCH_SYNC_BEGIN, NULL);
         for (size_t i = 0; i < n; i++)
                 emit(w, ETCD_WATCH_PUT, &kvs[i]);
-        emit(w, ETCD_WATCH_SYNC_END, NULL);
+        struct etcd_kv end = { .key = (char *)"", .value = (char *)"", .mod_revision = rev };
+        emit(w, ETCD_WATCH_SYNC_END, &end);
         etcd_kvs_free(kvs, n);
         w->next_rev = rev + 1;
         w->need_sync = false;

@@ -90,7 +90,8 @@ enum etcd_watch_event {
                                  * caller knows that are not among those PUTs are
                                  * gone. Sent at start when start_rev is 0, and
                                  * when the history needed to resume was compacted. */
-        ETCD_WATCH_SYNC_END,    /* end of the listing (kv NULL) */
+        ETCD_WATCH_SYNC_END,    /* end of the listing: kv->mod_revision is the
+                                 * revision it reflects (key and value empty) */
 };
 /* Called on the watch thread, in revision order; it may call other etcd_*
  * functions (not etcd_watch_stop on its own watch). */

@@ -262,9 +262,13 @@ int locktable_remote_delete(struct locktable *t, const char *path, uint64_t rev,
 /* True when the local lock at path has acquisition fence (held here). */
 bool locktable_holds(struct locktable *t, const char *path, uint64_t fence);
 /* A full listing follows (remote_put for every lock); sync_end drops the
- * remote locks it did not name. */
+ * remote locks it did not name, and when listed is given (the listing was
+ * complete, at revision rev) also the local locks acquired before rev whose
+ * path it did not name: their keys were deleted meanwhile. */
 void locktable_remote_sync_begin(struct locktable *t);
-void locktable_remote_sync_end(struct locktable *t, lt_removed_fn fn, void *ctx);
+void locktable_remote_sync_end(struct locktable *t, uint64_t rev,
+                               bool (*listed)(void *lctx, const char *path), void *lctx,
+                               lt_removed_fn fn, void *ctx);
 /* The store lost every local lock (a lease ended): their status says
  * "lost"; holders keep their handles and fences. Returns how many. */
 size_t locktable_mark_lost(struct locktable *t);

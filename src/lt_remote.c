@@ -223,13 +223,30 @@ void locktable_remote_sync_begin(struct locktable *t) {
         pthread_mutex_unlock(&t->mu);
 }
 
-void locktable_remote_sync_end(struct locktable *t, lt_removed_fn fn, void *ctx) {
+/* Local lock n, acquired before a complete listing that did not name it. */
+static bool local_unlisted(struct node *n, uint64_t rev,
+                           bool (*listed)(void *lctx, const char *path), void *lctx) {
+        if (n->remote || !listed || n->fence >= rev)
+                return false;
+        char *path = lt_node_path(n);
+        bool gone = path && !listed(lctx, path);
+        if (gone)
+                log_msg(LOG_WARNING, "lost %s (fence %llu): its key was deleted", path,
+                        (unsigned long long)n->fence);
+        free(path);
+        return gone;
+}
+
+void locktable_remote_sync_end(struct locktable *t, uint64_t rev,
+                               bool (*listed)(void *lctx, const char *path), void *lctx,
+                               lt_removed_fn fn, void *ctx) {
         struct removals gone = { 0 };
         pthread_mutex_lock(&t->mu);
         struct node *next;
         for (struct node *n = t->all_locks; n; n = next) {
                 next = n->all_next;
-                if (n->remote && n->remote->sync_gen != t->sync_gen)
+                if ((n->remote && n->remote->sync_gen != t->sync_gen) ||
+                    local_unlisted(n, rev, listed, lctx))
                         remote_end(t, n, &gone);
         }
         lt_unlock(t);

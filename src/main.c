@@ -88,9 +88,10 @@ static void cluster_sync_begin(void *arg) {
         locktable_remote_sync_begin(c->table);
 }
 
-static void cluster_sync_end(void *arg) {
+static void cluster_sync_end(void *arg, uint64_t rev,
+                             bool (*listed)(void *lctx, const char *path), void *lctx) {
         struct cluster *c = arg;
-        locktable_remote_sync_end(c->table, notifier_removed, c->notifier);
+        locktable_remote_sync_end(c->table, rev, listed, lctx, notifier_removed, c->notifier);
 }
 
 static void cluster_lost(void *arg) {

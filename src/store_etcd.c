@@ -56,6 +56,11 @@ struct store_etcd {
         struct pending_delete *deletes;
         struct uncertain *uncertain; /* newest first, at most MAX_UNCERTAIN */
         size_t n_uncertain;
+        /* the keys of a listing in progress, in etcd's (byte) order; only
+         * the watch thread touches them */
+        bool listing;
+        char **listed;
+        size_t n_listed, cap_listed;
 };
 
 static struct store_etcd *of(struct store *s) {
@@ -313,6 +318,11 @@ static int etcd_store_update(struct store *base, const struct lock_view *v) {
         size_t len;
         char *value = value_encode(s, v, &len);
         int r = key && value ? 0 : -ENOMEM;
+        if (v->lost) { /* keep it off the new lease: it ends with the old one */
+                free(key);
+                free(value);
+                return 0;
+        }
         if (r == 0 && (!lease || is_down(s)))
                 r = -ENOTCONN; /* what other hosts show of it lags until then */
         else if (r == 0)
@@ -473,6 +483,47 @@ static void *keeper_main(void *arg) {
 
 /* ---- the watch: other hosts' locks ---- */
 
+static void listed_clear(struct store_etcd *s) {
+        for (size_t i = 0; i < s->n_listed; i++)
+                free(s->listed[i]);
+        free(s->listed);
+        s->listed = NULL;
+        s->n_listed = s->cap_listed = 0;
+}
+
+/* Remember key of the listing in progress (false without memory: then
+ * nothing local is ended at its end). */
+static bool listed_add(struct store_etcd *s, const char *key) {
+        if (s->n_listed == s->cap_listed) {
+                size_t cap = s->cap_listed ? 2 * s->cap_listed : 64;
+                char **p = realloc(s->listed, cap * sizeof(*p));
+                if (!p)
+                        return false;
+                s->listed = p;
+                s->cap_listed = cap;
+        }
+        return (s->listed[s->n_listed] = strdup(key)) != NULL && ++s->n_listed;
+}
+
+/* Did the listing name path? (store_etcd_events.sync_end) */
+static bool listed_has(void *arg, const char *path) {
+        struct store_etcd *s = arg;
+        char *key = key_of(s, path);
+        bool found = false;
+        size_t lo = 0, hi = s->n_listed;
+        while (key && lo < hi && !found) { /* etcd lists keys in byte order */
+                size_t mid = lo + (hi - lo) / 2;
+                int c = strcmp(s->listed[mid], key);
+                found = c == 0;
+                if (c < 0)
+                        lo = mid + 1;
+                else
+                        hi = mid;
+        }
+        free(key);
+        return found || !key; /* without memory, keep what we hold */
+}
+
 static void on_watch(void *arg, enum etcd_watch_event ev, const struct etcd_kv *kv) {
         struct store_etcd *s = arg;
         switch (ev) {
@@ -480,6 +531,8 @@ static void on_watch(void *arg, enum etcd_watch_event ev, const struct etcd_kv *
         case ETCD_WATCH_DELETE: {
                 if (kv->key_len <= s->prefix_len || memcmp(kv->key, s->prefix, s->prefix_len))
                         return;
+                if (s->listing && ev == ETCD_WATCH_PUT && !listed_add(s, kv->key))
+                        s->listing = false; /* incomplete: it ends nothing local */
                 char *path;
                 if (asprintf(&path, "/%s", kv->key + s->prefix_len) < 0)
                         return;
@@ -522,12 +575,17 @@ static void on_watch(void *arg, enum etcd_watch_event ev, const struct etcd_kv *
                 log_msg(LOG_NOTICE, "etcd: watch resumed");
                 break;
         case ETCD_WATCH_SYNC_BEGIN:
+                listed_clear(s);
+                s->listing = true;
                 if (s->ev.sync_begin)
                         s->ev.sync_begin(s->ev.ctx);
                 break;
         case ETCD_WATCH_SYNC_END:
                 if (s->ev.sync_end)
-                        s->ev.sync_end(s->ev.ctx);
+                        s->ev.sync_end(s->ev.ctx, (uint64_t)kv->mod_revision,
+                                       s->listing ? listed_has : NULL, s);
+                s->listing = false;
+                listed_clear(s);
                 pthread_mutex_lock(&s->mu);
                 s->synced = true;
                 pthread_cond_broadcast(&s->cond);
@@ -564,6 +622,7 @@ static void etcd_store_free(struct store *base) {
                 s->deletes = d->next;
                 free(d);
         }
+        listed_clear(s);
         while (s->uncertain) {
                 struct uncertain *u = s->uncertain;
                 s->uncertain = u->next;

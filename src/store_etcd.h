@@ -24,7 +24,10 @@ struct store_etcd_events {
          * reached etcd): if not held, it is an orphan and gets deleted. */
         bool (*holds)(void *ctx, const char *path, uint64_t fence);
         void (*sync_begin)(void *ctx);
-        void (*sync_end)(void *ctx);
+        /* The listing reflected revision rev; listed(lctx, path) tells
+         * whether it named path (NULL: the listing is incomplete). */
+        void (*sync_end)(void *ctx, uint64_t rev, bool (*listed)(void *lctx, const char *path),
+                         void *lctx);
         /* The lease ended (etcd said so, or it was not renewed within its
          * TTL): no local lock is backed any more. */
         void (*lost)(void *ctx);

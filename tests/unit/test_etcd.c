@@ -684,6 +684,7 @@ static void test_watch_listing_and_live(void **state) {
         watch(f, "/w/", 0);
         long i = rec_wait(r, 0, ETCD_WATCH_SYNC_END);
         assert_int_equal(i, 3);
+        assert_true(r->v[3].mod_revision >= ra); /* the listing's revision */
         assert_event(r, 0, ETCD_WATCH_SYNC_BEGIN, NULL);
         assert_event(r, 1, ETCD_WATCH_PUT, "/w/a");
         assert_string_equal(r->v[1].value, "A");

@@ -187,11 +187,42 @@ static void test_listing_drops_what_it_does_not_name(void **state) {
                                           O_CREAT | O_EXCL | O_WRONLY, &a, &h), 0);
         locktable_remote_sync_begin(f->t);
         assert_int_equal(put(f, "/a.lock", 10, NULL), 0);
-        locktable_remote_sync_end(f->t, on_removed, f);
+        locktable_remote_sync_end(f->t, 0, NULL, NULL, on_removed, f);
         assert_true(ino_of(f, LT_INO_ROOT, "a.lock") > 0);
         assert_int_equal(ino_of(f, LT_INO_ROOT, "b.lock"), -ENOENT);
         assert_string_equal(f->last_removed, "b.lock");
         assert_true(ino_of(f, LT_INO_ROOT, "mine.lock") > 0); /* local: not the listing's */
+}
+
+static bool listed_only_kept(void *ctx, const char *path) {
+        (void)ctx;
+        return strcmp(path, "/kept.lock") == 0;
+}
+
+/* A complete listing at revision rev ends local locks acquired before rev
+ * that it does not name (deleted while the watch could not say so). */
+static void test_listing_ends_unlisted_local_locks(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a;
+        struct lt_handle kept, gone, young;
+        assert_int_equal(locktable_create(f->t, LT_INO_ROOT, "kept.lock", &f->self,
+                                          O_CREAT | O_EXCL | O_WRONLY, &a, &kept), 0);
+        assert_int_equal(locktable_create(f->t, LT_INO_ROOT, "gone.lock", &f->self,
+                                          O_CREAT | O_EXCL | O_WRONLY, &a, &gone), 0);
+        assert_int_equal(locktable_create(f->t, LT_INO_ROOT, "young.lock", &f->self,
+                                          O_CREAT | O_EXCL | O_WRONLY, &a, &young), 0);
+        /* an incomplete listing ends nothing local */
+        locktable_remote_sync_begin(f->t);
+        locktable_remote_sync_end(f->t, young.fence, NULL, NULL, on_removed, f);
+        assert_true(ino_of(f, LT_INO_ROOT, "gone.lock") > 0);
+        /* a complete one, at a revision after gone.lock but not young.lock */
+        locktable_remote_sync_begin(f->t);
+        locktable_remote_sync_end(f->t, young.fence, listed_only_kept, NULL, on_removed, f);
+        assert_true(ino_of(f, LT_INO_ROOT, "kept.lock") > 0);
+        assert_int_equal(ino_of(f, LT_INO_ROOT, "gone.lock"), -ENOENT);
+        assert_string_equal(f->last_removed, "gone.lock");
+        assert_true(ino_of(f, LT_INO_ROOT, "young.lock") > 0);
+        assert_int_equal(locktable_write(f->t, &gone, &f->self, 0, "x", 1), -EEXIST);
 }
 
 static void test_local_lock_taken_elsewhere_is_lost(void **state) {
@@ -305,6 +336,7 @@ int main(void) {
                 T(test_listing_drops_what_it_does_not_name),
                 T(test_local_lock_taken_elsewhere_is_lost),
                 T(test_local_lock_deleted_elsewhere_goes),
+                T(test_listing_ends_unlisted_local_locks),
                 T(test_mark_lost_marks_local_locks_only),
                 T(test_flock_waiter_takes_over_when_remote_ends),
         };
