@@ -417,7 +417,9 @@ class TestFlockCommand(FlockCase):
         self.assertEqual(holder_pid, flock_pid, r.stdout)
         self.assertIn(how, ("creator", "flock"))
         self.assertEqual(lines[2], "WROTE", "the command is a descendant of the holder")
-        self.assertTrue(gone(p), "flock(1) exited: its lock is released")
+        # flock(1) does not LOCK_UN: its exit closes the file, and the kernel
+        # sends that RELEASE after the process is gone (asynchronously)
+        wait_until(lambda: gone(p), T, "flock(1) exited: its lock is released")
 
     def test_command_waits_for_held_name(self):
         p = self.p("f.lock")
