@@ -343,6 +343,16 @@ static int store_view_extend(const struct node *n, struct lock_view *v) {
         return 0;
 }
 
+void lt_lock_set_from_view(struct node *n, const struct lock_view *v) {
+        n->fence = v->fence;
+        n->how = v->how;
+        n->liveness_known = v->liveness_known;
+        n->acquired_ms = v->acquired_at_ms;
+        n->renewed_ms = v->renewed_at_ms;
+        n->ttl_s = v->ttl_s;
+        n->claim_ignored_pid = v->claim_ignored_pid;
+}
+
 /* Tell the store that lock n changed; failures are logged, not fatal (a
  * persistent store rewrites its journal at its next change). */
 void lt_store_update(struct locktable *t, const struct node *n) {

@@ -197,6 +197,10 @@ void lt_remote_free(struct node *n);
  * drop holder, quota, deadline and content. */
 void lt_lock_remove(struct locktable *t, struct node *n, struct removals *report);
 
+/* Set lock n's acquisition fields from v: fence, how, liveness, times,
+ * TTL and ignored claim (not holder, uid, content or deadline). */
+void lt_lock_set_from_view(struct node *n, const struct lock_view *v);
+
 /* Tell the store the current state of lock n (logged on failure). */
 void lt_store_update(struct locktable *t, const struct node *n);
 

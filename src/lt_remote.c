@@ -91,14 +91,9 @@ static int remote_fill(struct node *n, const struct lock_view *v) {
         free(n->content);
         n->content = content;
         n->content_len = n->content_cap = v->content_len;
-        n->fence = v->fence;
-        n->how = v->how;
-        n->liveness_known = v->liveness_known;
+        lt_lock_set_from_view(n, v);
         n->uid = v->uid;
         n->gid = v->gid;
-        n->acquired_ms = v->acquired_at_ms;
-        n->renewed_ms = v->renewed_at_ms;
-        n->ttl_s = v->ttl_s;
         n->lost = false;
         return 0;
 }

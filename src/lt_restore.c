@@ -165,13 +165,7 @@ static int restore_lock(void *arg, const struct lock_view *v) {
                 n->uid = v->uid;
                 n->gid = v->gid;
         }
-        n->fence = v->fence;
-        n->how = v->how;
-        n->liveness_known = v->liveness_known;
-        n->acquired_ms = v->acquired_at_ms;
-        n->renewed_ms = v->renewed_at_ms;
-        n->ttl_s = v->ttl_s;
-        n->claim_ignored_pid = v->claim_ignored_pid;
+        lt_lock_set_from_view(n, v);
         if (v->content_len)
                 memcpy(n->content, v->content, v->content_len);
         n->content_len = n->content_cap = v->content_len;
