@@ -353,51 +353,40 @@ void lt_lock_set_from_view(struct node *n, const struct lock_view *v) {
         n->claim_ignored_pid = v->claim_ignored_pid;
 }
 
-/* Tell the store that lock n changed; failures are logged, not fatal (a
- * persistent store rewrites its journal at its next change). */
+int lt_store_view(const struct node *n, struct lock_view *v) {
+        int r = lock_view_fill(n, v, true);
+        if (r == 0 && (r = store_view_extend(n, v)) < 0)
+                lock_view_clear(v);
+        return r;
+}
+
+/* Queue the new state of lock n for the store; a failure is logged, not
+ * fatal (a persistent store rewrites its journal at its next change). */
 void lt_store_update(struct locktable *t, const struct node *n) {
-        if (!t->store->ops->update)
-                return;
-        struct lock_view v;
-        int r = lock_view_fill(n, &v, true);
-        if (r == 0 && (r = store_view_extend(n, &v)) == 0)
-                r = t->store->ops->update(t->store, &v);
-        if (r < 0)
-                log_msg(LOG_ERR, "cannot record the state of %s: %s", v.path ? v.path : n->name,
-                        strerror(-r));
-        lock_view_clear(&v);
-}
-
-/* Tell the store about directory n (made or moved), or that it is gone. */
-static void store_put_dir(struct locktable *t, const struct node *n) {
-        if (t->store->ops->put_dir &&
-            t->store->ops->put_dir(t->store, n->ino, n->parent->ino, n->name, n->uid, n->gid) < 0)
-                log_msg(LOG_ERR, "cannot record directory %s", n->name);
-}
-
-static void store_remove_dir(struct locktable *t, const struct node *n) {
-        if (t->store->ops->remove_dir && t->store->ops->remove_dir(t->store, n->ino) < 0)
-                log_msg(LOG_ERR, "cannot record the removal of directory %s", n->name);
+        lt_op_update(t, n);
 }
 
 /* ---- acquisition and release ---------------------------------------------- */
 
-/* The view of n as c would hold it after a new acquisition (fence aside). */
+/* The view of n as c would hold it after a new acquisition: v->fence is
+ * the acquisition it replaces (0 for a new name). */
 static int acquisition_view(struct locktable *t, const struct node *n, const struct caller *c,
                             const struct holder *h, enum lock_how how, int64_t now,
                             struct lock_view *v) {
         int r = lock_view_fill(n, v, false);
         if (r == 0)
                 r = store_view_extend(n, v);
-        if (r < 0)
+        if (r < 0) {
+                lock_view_clear(v);
                 return r;
+        }
         v->detached = h == NULL;
         v->liveness_known = h != NULL;
         v->how = h ? how : LOCK_HOW_DETACHED;
         v->pid = h ? h->proc.pid : 0;
         v->start_time = h ? h->proc.start_time : 0;
-        v->uid = h ? h->uid : c->uid;
-        v->gid = h ? h->gid : c->gid;
+        v->uid = c->uid; /* the requester's, whoever's record h was made by */
+        v->gid = c->gid;
         if (h) {
                 memcpy(v->comm, h->comm, sizeof(v->comm));
                 snprintf(v->cmdline, sizeof(v->cmdline), "%s", h->cmdline);
@@ -407,65 +396,89 @@ static int acquisition_view(struct locktable *t, const struct node *n, const str
         v->expires_at_ms = now + (int64_t)v->ttl_s * 1000;
         v->deadline_mono_ms = v->ttl_s ? lt_now_mono_ms() + (int64_t)v->ttl_s * 1000 : 0;
         v->claim_ignored_pid = 0;
+        v->lost = false;
         return 0;
 }
 
-int lt_take(struct locktable *t, struct node *n, const struct caller *c, enum lock_how how) {
+int lt_take(struct locktable *t, struct node *n, const struct caller *c, enum lock_how how,
+            struct lt_prep *prep, lt_op_done_fn done, void *arg, bool waited,
+            struct lt_op **ret) {
         struct holder *h = NULL;
-        int r = c->self.pid ? lt_holder_ref(t, c, &h) : 0;
+        int r = c->self.pid ? lt_holder_ref(t, c, prep, &h) : 0;
         if (r == 0)
-                r = lt_quota_check(t, n, h ? h->uid : c->uid);
-        if (r < 0) {
-                if (h)
-                        lt_holder_unref(t, h);
-                return r;
-        }
+                r = lt_quota_check(t, n, c->uid);
         struct lock_view v;
-        uint64_t fence;
         int64_t now = lt_now_wall_ms();
-        r = acquisition_view(t, n, c, h, how, now, &v);
         if (r == 0)
-                r = t->store->ops->acquire(t->store, &v, &fence);
-        int64_t deadline = v.deadline_mono_ms;
-        lock_view_clear(&v);
-        if (r < 0) {
+                r = acquisition_view(t, n, c, h, how, now, &v);
+        if (r == 0 && (r = lt_op_acquire(t, &v, done, arg, waited, ret)) < 0)
+                lock_view_clear(&v);
+        if (r != 0) {
                 if (h)
                         lt_holder_unref(t, h);
                 return r;
         }
         lt_detach_holder(t, n);
-        if (h) {
+        if (h)
                 lt_attach_holder(n, h);
-        } else {
-                n->uid = c->uid;
-                n->gid = c->gid;
-        }
-        /* exactly the state the store recorded */
+        n->uid = c->uid;
+        n->gid = c->gid;
+        /* exactly the state the store is asked to record */
         n->how = h ? how : LOCK_HOW_DETACHED;
         n->liveness_known = h != NULL;
-        n->fence = fence;
+        n->fence = 0; /* no handle of the old acquisition is valid now */
         n->acquired_ms = n->renewed_ms = now;
         n->ttl_s = t->cfg.default_ttl_s;
         n->content_len = 0;
+        n->content_gen++;
         n->claim_ignored_pid = 0;
         n->flock_owner = 0;
         lt_remote_free(n); /* a flock waiter took over another host's lock */
         n->lost = false;
+        n->busy = true;
+        n->doomed = 0;
+        heap_remove(&t->deadlines, &n->deadline);
+        lt_quota_charge(t, n);
+        return 0;
+}
+
+int lt_take_settle(struct locktable *t, struct node *n, struct lt_op *op) {
+        n->busy = false;
+        if (op->err < 0) {
+                lt_detach_holder(t, n);
+                lt_quota_uncharge(t, n);
+                n->doomed = 0;
+                return op->err;
+        }
+        n->fence = op->fence;
         t->m.acquired++;
         if (log_enabled(LOG_DEBUG)) {
                 char *path = lt_node_path(n);
                 log_debug("acquired %s (fence %llu) by pid %d uid %u", path ? path : n->name,
-                          (unsigned long long)fence, (int)c->self.pid, (unsigned)n->uid);
+                          (unsigned long long)n->fence, n->holder ? (int)n->holder->proc.pid : 0,
+                          (unsigned)n->uid);
                 free(path);
         }
-        lt_quota_charge(t, n);
-        lt_set_deadline(t, n, deadline);
+        lt_set_deadline(t, n, op->view.deadline_mono_ms);
+        if (n->doomed) { /* released while the store was asked */
+                enum release_cause cause = (enum release_cause)(n->doomed - 1);
+                n->doomed = 0;
+                lt_release(t, n, cause, &t->late);
+        }
         return 0;
 }
 
-/* Create lock name in dir for caller c. */
+void lt_create_done(struct locktable *t, struct lt_op *op) {
+        struct node *n = op->arg;
+        if (lt_take_settle(t, n, op) < 0)
+                lt_lock_remove(t, n, &t->late); /* others may have looked it up */
+}
+
+/* Create lock name in dir for caller c; the acquisition is answered
+ * through *ret_op (see lt_take). */
 static int lock_acquire(struct locktable *t, struct node *dir, const char *name,
-                        const struct caller *c, struct node **ret) {
+                        const struct caller *c, struct lt_prep *prep, struct node **ret,
+                        struct lt_op **ret_op) {
         int r = room_check(t, dir, name);
         if (r < 0)
                 return r;
@@ -473,14 +486,16 @@ static int lock_acquire(struct locktable *t, struct node *dir, const char *name,
         if (!n)
                 return -ENOMEM;
         lt_node_link(t, dir, n);
-        r = lt_take(t, n, c, LOCK_HOW_CREATOR);
-        if (r < 0) {
+        struct lt_op *op;
+        r = lt_take(t, n, c, LOCK_HOW_CREATOR, prep, lt_create_done, n, true, &op);
+        if (r != 0) {
                 lt_node_unlink(t, n);
                 node_free(t, n);
                 return r;
         }
         lt_lock_list_add(t, n);
         *ret = n;
+        *ret_op = op;
         return 0;
 }
 
@@ -505,6 +520,8 @@ int locktable_new(const struct locktable_config *cfg, struct store *s, struct lo
         t->next_ino = LT_INO_FIRST;
         t->epfd = t->timerfd = t->pollfd = -1;
         pthread_mutex_init(&t->mu, NULL);
+        pthread_mutex_init(&t->store_mu, NULL);
+        pthread_cond_init(&t->settled, NULL);
         int r = -ENOMEM;
         if (htab_init(&t->inodes) < 0 || htab_init(&t->names) < 0 || htab_init(&t->holders) < 0 ||
             htab_init(&t->waiters) < 0 || htab_init(&t->uid_counts) < 0)
@@ -542,7 +559,7 @@ void locktable_free(struct locktable *t) {
         if (!t)
                 return;
         for (struct node *n = t->all_locks; n; n = n->all_next)
-                lt_drop_waiters(t, n, -EINTR);
+                lt_drop_waiters(t, n, -ENOLCK); /* unmounting: nobody waits on */
         free(t->grants); /* nobody to answer at shutdown */
         t->closing = true; /* the store keeps the locks for the next daemon */
         while (t->all_locks)
@@ -574,6 +591,14 @@ void locktable_free(struct locktable *t) {
                 close(t->timerfd);
         if (t->pollfd >= 0)
                 close(t->pollfd);
+        while (t->ops_head) { /* every request flushed its own: none are left */
+                struct lt_op *op = t->ops_head;
+                t->ops_head = op->next;
+                lt_op_free(op);
+        }
+        free(t->late.v);
+        pthread_cond_destroy(&t->settled);
+        pthread_mutex_destroy(&t->store_mu);
         pthread_mutex_destroy(&t->mu);
         free(t);
 }
@@ -600,7 +625,14 @@ int locktable_lookup(struct locktable *t, uint64_t parent, const char *name, str
                 fill_meta_attr(LT_INO_META_DIR, ret);
         } else if (r == 0) {
                 n = child_get(t, dir, name);
-                if (n) {
+                while (n && n->busy) { /* exists or not: the store's answer decides */
+                        lt_wait_settled(t);
+                        if ((r = dir_get(t, parent, &dir)) < 0)
+                                break;
+                        n = child_get(t, dir, name);
+                }
+                if (r < 0) {
+                } else if (n) {
                         n->nlookup++;
                         fill_attr(n, ret);
                 } else {
@@ -649,6 +681,7 @@ static void lock_open(struct locktable *t, struct node *n, const struct caller *
                 h->kind = LT_HANDLE_HOLDER;
                 if (flags & O_TRUNC) {
                         n->content_len = 0;
+                        n->content_gen++;
                         lt_renew(t, n);
                         lt_store_update(t, n);
                 }
@@ -658,8 +691,10 @@ static void lock_open(struct locktable *t, struct node *n, const struct caller *
 }
 
 int lt_create(struct locktable *t, uint64_t parent, const char *name, const struct caller *c,
-              int flags, struct node **ret, struct lt_handle *ret_handle) {
+              int flags, struct lt_prep *prep, struct node **ret, struct lt_handle *ret_handle,
+              struct lt_op **ret_op) {
         struct node *dir, *n;
+        *ret_op = NULL;
         int r = dir_get(t, parent, &dir);
         if (r < 0)
                 return r;
@@ -669,21 +704,35 @@ int lt_create(struct locktable *t, uint64_t parent, const char *name, const stru
         if (n && n->kind == LT_DIR) {
                 r = (flags & O_EXCL) ? -EEXIST : -EISDIR;
         } else if (n && (flags & O_EXCL)) {
-                t->m.contended++;
+                t->m.contended++; /* also while its acquisition is with the store */
                 r = -EEXIST;
+        } else if (n && n->busy) {
+                return LT_NEED_SETTLED;
         } else if (n) {
                 lock_open(t, n, c, flags, ret_handle);
         } else {
-                r = lock_acquire(t, dir, name, c, &n);
+                r = lock_acquire(t, dir, name, c, prep, &n, ret_op);
                 if (r == 0) /* the creating handle holds, also for a detached lock */
                         *ret_handle = (struct lt_handle){
                                 .kind = (flags & O_ACCMODE) == O_RDONLY ? LT_HANDLE_READER
                                                                         : LT_HANDLE_HOLDER,
-                                .ino = n->ino, .fence = n->fence,
+                                .ino = n->ino,
                                 .append = (flags & O_APPEND) != 0 };
         }
         if (r == 0)
                 *ret = n;
+        return r;
+}
+
+int lt_acquired(struct locktable *t, struct node *n, struct lt_op *op, struct lt_handle *h) {
+        int r = op->err;
+        if (r == 0)
+                h->fence = op->fence;
+        lt_op_free(op);
+        if (r < 0) {
+                n->nlookup--;
+                lt_node_maybe_free(t, n);
+        }
         return r;
 }
 
@@ -693,13 +742,36 @@ int locktable_create(struct locktable *t, uint64_t parent, const char *name,
         int r = name_check(name);
         if (r < 0)
                 return r;
-        pthread_mutex_lock(&t->mu);
+        struct lt_prep prep = { .pidfd = -1 };
         struct node *n;
-        r = lt_create(t, parent, name, c, flags, &n, ret_handle);
+        struct lt_op *op;
+        for (;;) {
+                pthread_mutex_lock(&t->mu);
+                r = lt_create(t, parent, name, c, flags, &prep, &n, ret_handle, &op);
+                if (r == LT_NEED_SETTLED) {
+                        lt_wait_settled(t);
+                        pthread_mutex_unlock(&t->mu);
+                        continue;
+                }
+                if (r != LT_NEED_PROC || prep.ready)
+                        break;
+                pthread_mutex_unlock(&t->mu);
+                lt_prep_proc(&prep, &c->self); /* outside the lock */
+        }
+        if (r == LT_NEED_PROC)
+                r = -ESRCH;
         if (r == 0) {
-                n->nlookup++;
+                n->nlookup++; /* the kernel's, once answered; holds n until then */
                 fill_attr(n, ret_attr);
         }
+        lt_unlock(t); /* makes the acquisition's store call */
+        lt_prep_done(&prep);
+        if (r < 0 || !op)
+                return r;
+        pthread_mutex_lock(&t->mu);
+        r = lt_acquired(t, n, op, ret_handle);
+        if (r == 0)
+                fill_attr(n, ret_attr);
         pthread_mutex_unlock(&t->mu);
         return r;
 }
@@ -707,8 +779,15 @@ int locktable_create(struct locktable *t, uint64_t parent, const char *name,
 int locktable_open(struct locktable *t, uint64_t ino, const struct caller *c, int flags,
                    struct lt_handle *ret) {
         pthread_mutex_lock(&t->mu);
-        struct node *n = lt_node_by_ino(t, ino);
-        int r = 0;
+        struct node *n;
+        int r;
+again:
+        n = lt_node_by_ino(t, ino);
+        r = 0;
+        if (n && n->busy) {
+                lt_wait_settled(t);
+                goto again;
+        }
         if (n && !n->linked && n->kind == LT_LOCK) {
                 /* Released since the kernel looked it up: this open happened
                  * before the release. A writer is a contender of the old
@@ -726,7 +805,7 @@ int locktable_open(struct locktable *t, uint64_t ino, const struct caller *c, in
         } else {
                 lock_open(t, n, c, flags, ret);
         }
-        pthread_mutex_unlock(&t->mu);
+        lt_unlock(t);
         return r;
 }
 
@@ -756,39 +835,193 @@ static int content_resize(struct node *n, size_t len) {
 }
 
 
+/* A write's new content, made under the lock from the content it saw
+ * (gen), its claim and TTL parsed outside the lock, and what a failed
+ * store call restores (nothing is left half-recorded). */
+struct write_state {
+        char *content;           /* the new content, malloc'd */
+        size_t len;
+        uint64_t gen;            /* n->content_gen it was made from */
+        struct lt_claim claim;
+        bool has_claim;
+        bool ttl_set;
+        uint32_t ttl_s;
+        struct lt_prep self_prep;
+        /* the rollback, read by the op's done() */
+        struct node *n;
+        uint64_t fence;
+        char *old_content;
+        uint32_t old_len, old_cap, old_ttl_s;
+        pid_t old_claim_ignored;
+        struct holder *old_holder; /* a reference */
+        enum lock_how old_how;
+        bool old_liveness;
+};
+
+/* The store could not record a write: put the lock back as it was unless
+ * it changed since. */
+static void write_done(struct locktable *t, struct lt_op *op) {
+        struct write_state *w = op->arg;
+        struct node *n = w->n;
+        if (op->err < 0 && n->linked && n->fence == w->fence && n->content_gen == (uint32_t)(w->gen + 1)) {
+                free(n->content);
+                n->content = w->old_content;
+                n->content_len = w->old_len;
+                n->content_cap = w->old_cap;
+                w->old_content = NULL;
+                n->ttl_s = w->old_ttl_s;
+                n->claim_ignored_pid = w->old_claim_ignored;
+                if (n->holder != w->old_holder) {
+                        lt_detach_holder(t, n);
+                        if (w->old_holder && !w->old_holder->dead) {
+                                w->old_holder->refs++;
+                                lt_attach_holder(n, w->old_holder);
+                        }
+                        n->how = w->old_how; /* the uid is the writer's either way */
+                        n->liveness_known = w->old_liveness;
+                }
+                n->content_gen++;
+                log_msg(LOG_ERR, "cannot record the content of %s: %s (write refused)",
+                        op->view.path ? op->view.path : n->name, strerror(-op->err));
+        }
+        free(w->old_content);
+        w->old_content = NULL;
+        if (w->old_holder)
+                lt_holder_unref(t, w->old_holder);
+        w->old_holder = NULL;
+        n->nlookup--; /* pinned by the write */
+        lt_node_maybe_free(t, n);
+}
+
+/* Step of a write under the lock. 0 when the write is done (its store
+ * call queued in *ret_op), LT_NEED_PARSE when w->content must be parsed
+ * outside the lock first, LT_NEED_PROC / LT_NEED_SETTLED, or -errno. */
+#define LT_NEED_PARSE 4
+static int write_step(struct locktable *t, const struct lt_handle *h, const struct caller *c,
+                      off_t off, const void *buf, size_t size, struct write_state *w,
+                      struct lt_op **ret_op) {
+        struct node *n = handle_lock(t, h);
+        if (n && n->busy)
+                return LT_NEED_SETTLED;
+        if (!n || h->kind != LT_HANDLE_HOLDER || c->uid != n->uid) {
+                /* a holder's descriptor in another user's hands contends */
+                t->m.contended++;
+                return -EEXIST;
+        }
+        if (w->content && w->gen != n->content_gen) { /* changed meanwhile: again */
+                free(w->content);
+                w->content = NULL;
+        }
+        if (!w->content) {
+                if (h->append)
+                        off = (off_t)n->content_len;
+                if (off < 0 || (uint64_t)off + size > t->cfg.max_content)
+                        return -EFBIG;
+                size_t end = (size_t)off + size;
+                w->len = end > n->content_len ? end : n->content_len;
+                w->content = calloc(1, w->len ? w->len : 1);
+                if (!w->content)
+                        return -ENOMEM;
+                if (n->content_len)
+                        memcpy(w->content, n->content, n->content_len);
+                memcpy(w->content + off, buf, size);
+                w->gen = n->content_gen;
+                return LT_NEED_PARSE;
+        }
+        struct holder *old = n->holder;
+        enum lock_how old_how = n->how;
+        bool old_liveness = n->liveness_known;
+        if (old)
+                old->refs++; /* kept for a rollback */
+        if (w->has_claim) {
+                int r = lt_apply_claim(t, n, c, &w->claim, &w->self_prep);
+                if (r != 0) {
+                        if (old)
+                                lt_holder_unref(t, old);
+                        return r;
+                }
+        }
+        w->n = n;
+        w->fence = n->fence;
+        w->old_content = n->content;
+        w->old_len = n->content_len;
+        w->old_cap = n->content_cap;
+        w->old_ttl_s = n->ttl_s;
+        w->old_claim_ignored = n->claim_ignored_pid;
+        w->old_holder = old;
+        w->old_how = old_how;
+        w->old_liveness = old_liveness;
+        n->content = w->content;
+        n->content_len = n->content_cap = (uint32_t)w->len;
+        w->content = NULL;
+        n->content_gen++;
+        if (w->ttl_set)
+                n->ttl_s = w->ttl_s;
+        lt_renew(t, n);
+        struct lt_op *op = lt_op_update(t, n);
+        if (op) {
+                op->done = write_done;
+                op->arg = w;
+                op->waited = true;
+                n->nlookup++; /* pins n for write_done */
+        } else { /* nothing to record (or no memory, logged) */
+                free(w->old_content);
+                w->old_content = NULL;
+                if (old)
+                        lt_holder_unref(t, old);
+                w->old_holder = NULL;
+        }
+        *ret_op = op;
+        return 0;
+}
+
 ssize_t locktable_write(struct locktable *t, const struct lt_handle *h, const struct caller *c,
                         off_t off, const void *buf, size_t size) {
+        struct write_state w = { .self_prep = { .pidfd = -1 } };
+        struct lt_op *op = NULL;
+        int r;
         pthread_mutex_lock(&t->mu);
-        struct node *n = handle_lock(t, h);
-        ssize_t r;
-        if (!n || h->kind != LT_HANDLE_HOLDER) {
-                t->m.contended++;
-                r = -EEXIST;
-                goto out;
+        for (;;) {
+                r = write_step(t, h, c, off, buf, size, &w, &op);
+                if (r == LT_NEED_SETTLED) {
+                        lt_wait_settled(t);
+                        continue;
+                }
+                if (r != LT_NEED_PARSE && r != LT_NEED_PROC)
+                        break;
+                pthread_mutex_unlock(&t->mu);
+                if (r == LT_NEED_PARSE) {
+                        struct content_claim cc = status_parse_claim(w.content, w.len);
+                        if (w.has_claim)
+                                lt_claim_done(&w.claim);
+                        w.has_claim = cc.has_pid;
+                        if (cc.has_pid) /* /proc of the claimed process, unlocked */
+                                lt_claim_prepare(&w.claim, c, cc.pid);
+                        w.ttl_set = cc.has_ttl;
+                        w.ttl_s = cc.ttl_s;
+                } else if (w.self_prep.ready) {
+                        pthread_mutex_lock(&t->mu);
+                        r = -ESRCH;
+                        break;
+                } else {
+                        lt_prep_proc(&w.self_prep, &c->self);
+                }
+                pthread_mutex_lock(&t->mu);
         }
-        if (h->append)
-                off = (off_t)n->content_len;
-        if (off < 0 || (uint64_t)off + size > t->cfg.max_content) {
-                r = -EFBIG;
-                goto out;
+        lt_unlock(t);
+        if (op) {
+                pthread_mutex_lock(&t->mu);
+                if (op->err < 0)
+                        r = -EIO;
+                lt_op_free(op);
+                pthread_mutex_unlock(&t->mu);
         }
-        size_t end = (size_t)off + size;
-        size_t old_len = n->content_len;
-        r = content_resize(n, end > old_len ? end : old_len);
-        if (r < 0)
-                goto out;
-        memcpy(n->content + off, buf, size);
-        struct content_claim claim = status_parse_claim(n->content, n->content_len);
-        if (claim.has_pid)
-                lt_apply_claim(t, n, c, claim.pid);
-        if (claim.has_ttl)
-                n->ttl_s = claim.ttl_s;
-        lt_renew(t, n);
-        lt_store_update(t, n);
-        r = (ssize_t)size;
-out:
-        pthread_mutex_unlock(&t->mu);
-        return r;
+        free(w.content);
+        free(w.old_content);
+        if (w.has_claim)
+                lt_claim_done(&w.claim);
+        lt_prep_done(&w.self_prep);
+        return r < 0 ? r : (ssize_t)size;
 }
 
 int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle *h,
@@ -798,6 +1031,10 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
         pthread_mutex_lock(&t->mu);
         struct node *n = lt_node_by_ino(t, ino);
         int r = 0;
+        while (n && n->busy) {
+                lt_wait_settled(t);
+                n = lt_node_by_ino(t, ino);
+        }
         if (n && !n->linked && n->kind == LT_LOCK) {
                 /* a descriptor of a lost lock (futimens comes without a handle) */
                 r = (what & LT_SET_SIZE) ? -EEXIST : -EPERM;
@@ -812,7 +1049,9 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
                 r = (what & LT_SET_SIZE) ? -EISDIR : 0;
                 goto out;
         }
-        bool holder = h ? (h->kind == LT_HANDLE_HOLDER && handle_lock(t, h) == n)
+        /* a holder's descriptor in another user's hands is a contender's */
+        bool holder = h ? (h->kind == LT_HANDLE_HOLDER && handle_lock(t, h) == n &&
+                           c->uid == n->uid)
                         : lt_is_holder(n, c);
         if (!holder && h && h->kind == LT_HANDLE_READER)
                 holder = lt_is_holder(n, c);
@@ -834,6 +1073,7 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
                 r = content_resize(n, (size_t)size);
                 if (r < 0)
                         goto out;
+                n->content_gen++;
         }
         if (what & (LT_SET_SIZE | LT_SET_TIMES)) {
                 lt_renew(t, n);
@@ -842,7 +1082,7 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
 out:
         if (r == 0)
                 fill_attr(n, ret);
-        pthread_mutex_unlock(&t->mu);
+        lt_unlock(t);
         return r;
 }
 
@@ -891,6 +1131,10 @@ int locktable_link(struct locktable *t, uint64_t ino, uint64_t newparent, const 
                 return r;
         pthread_mutex_lock(&t->mu);
         struct node *n = lt_node_by_ino(t, ino), *newdir, *a = NULL;
+        while (n && n->busy) {
+                lt_wait_settled(t);
+                n = lt_node_by_ino(t, ino);
+        }
         if (!n || !n->linked || n->kind != LT_LOCK) {
                 r = n && n->kind == LT_DIR ? -EPERM : -ENOENT;
                 goto out;
@@ -938,7 +1182,7 @@ int locktable_link(struct locktable *t, uint64_t ino, uint64_t newparent, const 
         lt_store_update(t, n);
         fill_attr(n, ret);
 out:
-        pthread_mutex_unlock(&t->mu);
+        lt_unlock(t);
         return r;
 }
 
@@ -954,12 +1198,17 @@ int locktable_unlink(struct locktable *t, uint64_t parent, const char *name,
         if (r < 0)
                 return r;
         pthread_mutex_lock(&t->mu);
-        struct node *dir, *n;
+        struct node *dir, *n, *raw;
+again:
         r = dir_for_removal(t, parent, name, &dir);
         if (r < 0)
                 goto out;
-        struct node *raw = lt_name_get(t, dir, name);
+        raw = lt_name_get(t, dir, name);
         n = raw && raw->target ? raw->target : raw;
+        if (n && n->busy) {
+                lt_wait_settled(t);
+                goto again;
+        }
         if (!n) {
                 r = -ENOENT;
         } else if (n->kind == LT_DIR) {
@@ -1009,6 +1258,7 @@ int locktable_rename(struct locktable *t, uint64_t parent, const char *name,
                 return r;
         pthread_mutex_lock(&t->mu);
         struct node *dir, *newdir, *n;
+again:
         r = dir_get(t, parent, &dir);
         if (r == 0)
                 r = dir_get(t, newparent, &newdir);
@@ -1022,6 +1272,11 @@ int locktable_rename(struct locktable *t, uint64_t parent, const char *name,
         if (!n) {
                 r = -ENOENT;
                 goto out;
+        }
+        struct node *busy = lt_name_get(t, newdir, newname);
+        if (n->busy || (busy && busy->busy)) {
+                lt_wait_settled(t);
+                goto again;
         }
         if (n->target) { /* a second name stays where link(2) put it */
                 r = -EPERM;
@@ -1070,10 +1325,26 @@ int locktable_rename(struct locktable *t, uint64_t parent, const char *name,
         if (n->kind == LT_LOCK)
                 lt_store_update(t, n);
         else
-                store_put_dir(t, n);
+                lt_op_put_dir(t, n, NULL, NULL);
 out:
-        pthread_mutex_unlock(&t->mu);
+        lt_unlock(t);
         return r;
+}
+
+/* A directory the store could not record goes again, if it is still
+ * empty, so nothing exists that a restart would lose (SPEC R8.2). */
+static void mkdir_done(struct locktable *t, struct lt_op *op) {
+        struct node *n = op->arg;
+        if (op->err == 0)
+                return;
+        log_msg(LOG_ERR, "cannot record directory %s: %s (mkdir refused)", n->name,
+                strerror(-op->err));
+        if (!n->linked || n->n_children)
+                return;
+        lt_report(&t->late, n->parent->ino, n->ino, n->name);
+        lt_node_unlink(t, n);
+        t->n_nodes--;
+        t->m.directories--;
 }
 
 int locktable_mkdir(struct locktable *t, uint64_t parent, const char *name,
@@ -1101,11 +1372,25 @@ int locktable_mkdir(struct locktable *t, uint64_t parent, const char *name,
         n->uid = c->uid;
         n->gid = c->gid;
         lt_node_link(t, dir, n);
-        n->nlookup++;
+        n->nlookup++; /* the kernel's once answered; pins n until then */
         t->n_nodes++;
         t->m.directories++;
-        store_put_dir(t, n);
+        struct lt_op *op = lt_op_put_dir(t, n, mkdir_done, n);
+        if (op)
+                op->waited = true;
         fill_attr(n, ret);
+        lt_unlock(t); /* records the directory */
+        if (!op)
+                return 0;
+        pthread_mutex_lock(&t->mu);
+        r = op->err < 0 ? -EIO : 0;
+        lt_op_free(op);
+        if (r < 0) {
+                n->nlookup--;
+                lt_node_maybe_free(t, n);
+        }
+        pthread_mutex_unlock(&t->mu);
+        return r;
 out:
         pthread_mutex_unlock(&t->mu);
         return r;
@@ -1132,13 +1417,13 @@ int locktable_rmdir(struct locktable *t, uint64_t parent, const char *name,
                 r = dir_may_change(n, c);
         if (r < 0)
                 goto out;
-        store_remove_dir(t, n);
+        lt_op_remove_dir(t, n);
         lt_node_unlink(t, n);
         t->n_nodes--;
         t->m.directories--;
         lt_node_maybe_free(t, n);
 out:
-        pthread_mutex_unlock(&t->mu);
+        lt_unlock(t);
         return r;
 }
 

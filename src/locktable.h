@@ -9,6 +9,7 @@
 #ifndef LOCKFS_LOCKTABLE_H
 #define LOCKFS_LOCKTABLE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -204,6 +205,10 @@ void lt_dirents_free(struct lt_dirent *d, size_t n);
 
 /* Where grants of parked requests go; set once before serving. */
 void locktable_set_grant_fn(struct locktable *t, lt_grant_fn fn, void *ctx);
+/* Where names go that the table removes after a store's answer (a create
+ * or directory the store refused, a release deferred to that answer); set
+ * once before serving. Called outside the lock. */
+void locktable_set_removed_fn(struct locktable *t, lt_removed_fn fn, void *ctx);
 
 /* LOCK_EX by open file description owner (a nonzero id never reused for
  * another open file description), a descriptor of inode ino whose
@@ -214,6 +219,11 @@ void locktable_set_grant_fn(struct locktable *t, lt_grant_fn fn, void *ctx);
  * -EWOULDBLOCK when held and nonblock, -EOPNOTSUPP for a non-lock, -ESTALE
  * when the lock and its directory are gone. */
 #define LT_PARKED 1
+/* The error a parked request gets when the process it acts for (its opener,
+ * or the dying holder it would wait on) is gone: it would wait on itself.
+ * Never -EINTR: the kernel turns that into a restart, which leaks to the
+ * caller as errno 512 when no signal is pending. */
+#define LT_WAITER_ORPHANED (-EDEADLK)
 int locktable_flock(struct locktable *t, uint64_t ino, const struct lt_handle *h, uint64_t owner,
                     const struct caller *c, bool nonblock, uint64_t id, struct lt_handle *ret);
 

@@ -91,17 +91,17 @@ static void log_release(const struct node *n, enum release_cause cause) {
 
 void lt_release(struct locktable *t, struct node *n, enum release_cause cause,
                 struct removals *report) {
+        if (n->busy) { /* its acquisition is with the store: release at the answer */
+                if (!n->doomed)
+                        n->doomed = (uint8_t)(1 + cause);
+                return;
+        }
         count_release(t, cause);
         if (!t->closing)
                 log_release(n, cause);
         if (n->wq_head && lt_handoff(t, n))
                 return; /* the name stays, with its next holder */
-        char *path = t->store->ops->release && !t->closing ? lt_node_path(n) : NULL;
-        if (path) {
-                if (t->store->ops->release(t->store, n->ino, path, n->fence) < 0)
-                        log_msg(LOG_ERR, "cannot record the release of %s", path);
-                free(path);
-        }
+        lt_op_release(t, n);
         lt_lock_remove(t, n, report);
 }
 
@@ -132,21 +132,25 @@ int locktable_reaper_fd(struct locktable *t) {
         return t->epfd;
 }
 
-/* Release every lock of the holder whose key fired, then its record (a
- * dead pidfd stays readable). */
+/* The process of holder h died: cancel the flock requests parked for it
+ * (SPEC R7.1: a hand-off never goes to a dead process), release every lock
+ * it holds (one whose acquisition is with the store goes at the answer),
+ * and stop watching it; the record goes with its last reference. */
 static int reap_holder(struct locktable *t, uint64_t key, struct removals *out) {
         struct proc_id p = { .pid = (pid_t)(key & 0x3fffff), .start_time = key >> 22 };
         struct holder *h = lt_holder_find(t, &p);
-        if (!h)
+        if (!h || h->dead)
                 return 0;
+        lt_holder_reaped(t, h); /* holds a reference until the end */
         int released = 0;
-        unsigned left = h->refs;
-        while (left--) {
-                lt_release(t, h->locks, CAUSE_EXIT, out);
-                released++;
+        struct node *n = h->locks, *next;
+        for (; n; n = next) {
+                next = n->hl_next;
+                if (!n->busy)
+                        released++;
+                lt_release(t, n, CAUSE_EXIT, out);
         }
-        if (!t->closing)
-                lt_holder_forget_idle(t, h); /* idle now: its last lock went */
+        lt_holder_unref(t, h);
         return released;
 }
 
@@ -166,35 +170,37 @@ static int reap_deadlines(struct locktable *t, struct removals *out) {
         return released;
 }
 
-/* The polling fallback: release the locks of holders found dead. Dead
- * ones are collected first: a release may free other (idle) records. */
-static int reap_polled(struct locktable *t, struct removals *out) {
+/* The polling fallback (holders without a pidfd): the keys of every
+ * polled holder, collected under the lock; their liveness is read from
+ * /proc outside it (polled_dead), and the dead ones are reaped by key, so
+ * a record freed meanwhile is simply not found. */
+static uint64_t *polled_keys(struct locktable *t, size_t *ret_n) {
         uint64_t ticks;
         while (read(t->pollfd, &ticks, sizeof(ticks)) > 0)
                 ;
-        size_t n = 0, cap = 0;
-        uint64_t *dead = NULL;
-        for (size_t b = 0; b <= t->holders.mask; b++) {
-                for (struct hlink *l = t->holders.buckets[b]; l; l = l->next) {
+        size_t n = 0, cap = t->n_polled;
+        uint64_t *keys = cap ? malloc(cap * sizeof(*keys)) : NULL;
+        for (size_t b = 0; keys && b <= t->holders.mask; b++) {
+                for (struct hlink *l = t->holders.buckets[b]; l && n < cap; l = l->next) {
                         struct holder *h = container_of(l, struct holder, by_pid);
-                        if (h->pidfd >= 0 || holder_alive(&h->proc))
-                                continue;
-                        if (n == cap) {
-                                size_t more = cap ? 2 * cap : 16;
-                                uint64_t *d = realloc(dead, more * sizeof(*d));
-                                if (!d)
-                                        continue; /* the rest at the next tick */
-                                dead = d;
-                                cap = more;
-                        }
-                        dead[n++] = lt_holder_key(&h->proc);
+                        if (h->pidfd < 0 && !h->dead)
+                                keys[n++] = lt_holder_key(&h->proc);
                 }
         }
-        int released = 0;
-        for (size_t i = 0; i < n; i++)
-                released += reap_holder(t, dead[i], out);
-        free(dead);
-        return released;
+        *ret_n = n;
+        return keys;
+}
+
+/* Keep only the keys whose process is gone (reads /proc: no lock held). */
+static size_t polled_dead(uint64_t *keys, size_t n) {
+        size_t dead = 0;
+        for (size_t i = 0; i < n; i++) {
+                struct proc_id p = { .pid = (pid_t)(keys[i] & 0x3fffff),
+                                     .start_time = keys[i] >> 22 };
+                if (!holder_alive(&p))
+                        keys[dead++] = keys[i];
+        }
+        return dead;
 }
 
 int locktable_reap(struct locktable *t, lt_removed_fn fn, void *ctx) {
@@ -204,12 +210,24 @@ int locktable_reap(struct locktable *t, lt_removed_fn fn, void *ctx) {
                 return n < 0 && errno != EINTR ? -errno : 0;
         struct removals out = { 0 };
         int released = 0;
+        uint64_t *polled = NULL;
+        size_t n_polled = 0;
         pthread_mutex_lock(&t->mu);
         for (int i = 0; i < n; i++) {
                 uint64_t tag = ev[i].data.u64;
-                released += tag == TIMER_TAG ? reap_deadlines(t, &out)
-                          : tag == POLL_TAG  ? reap_polled(t, &out)
-                                             : reap_holder(t, tag, &out);
+                if (tag == POLL_TAG && !polled)
+                        polled = polled_keys(t, &n_polled);
+                else
+                        released += tag == TIMER_TAG ? reap_deadlines(t, &out)
+                                                     : reap_holder(t, tag, &out);
+        }
+        if (polled) {
+                pthread_mutex_unlock(&t->mu);
+                n_polled = polled_dead(polled, n_polled);
+                pthread_mutex_lock(&t->mu);
+                for (size_t i = 0; i < n_polled; i++)
+                        released += reap_holder(t, polled[i], &out);
+                free(polled);
         }
         lt_unlock(t);
         for (size_t i = 0; i < out.n; i++) {

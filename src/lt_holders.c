@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
@@ -45,6 +47,8 @@ static int holder_watch(struct locktable *t, struct holder *h) {
 }
 
 static void holder_unwatch(struct locktable *t, struct holder *h) {
+        if (h->dead && h->pidfd < 0)
+                return; /* unwatched when it was reaped */
         if (h->pidfd < 0) {
                 if (--t->n_polled == 0)
                         poll_timer_set(t, false);
@@ -79,11 +83,38 @@ void lt_holder_forget_idle(struct locktable *t, struct holder *h) {
         holder_free(t, h);
 }
 
-/* A counted reference to the holder record of process c->self, created
- * (pidfd opened and watched) on first use. -ESRCH when it is gone,
- * -EAGAIN when c lacks its cmdline and the table has none to reuse. */
-int lt_holder_ref(struct locktable *t, const struct caller *c, struct holder **ret) {
+void lt_prep_proc(struct lt_prep *prep, const struct proc_id *p) {
+        *prep = (struct lt_prep){ .ready = true, .pidfd = -1 };
+        int fd = holder_pidfd_open(p);
+        if (fd == -ENOSYS || fd == -EMFILE || fd == -ENFILE) /* watched by polling /proc */
+                prep->err = holder_alive(p) ? 0 : -ESRCH;
+        else if (fd < 0)
+                prep->err = fd;
+        else
+                prep->pidfd = fd;
+}
+
+void lt_prep_done(struct lt_prep *prep) {
+        if (prep->pidfd >= 0)
+                close(prep->pidfd);
+        *prep = (struct lt_prep){ .pidfd = -1 };
+}
+
+bool lt_holder_dead(struct holder *h) {
+        if (h->dead)
+                return true;
+        if (h->pidfd < 0) /* no pidfd: a signal-0 probe (no /proc read) */
+                return kill(h->proc.pid, 0) < 0 && errno == ESRCH;
+        struct pollfd p = { .fd = h->pidfd, .events = POLLIN };
+        return poll(&p, 1, 0) == 1;
+}
+
+/* A counted reference to the holder record of process c->self. */
+int lt_holder_ref(struct locktable *t, const struct caller *c, struct lt_prep *prep,
+                  struct holder **ret) {
         struct holder *h = lt_holder_find(t, &c->self);
+        if (h && h->dead)
+                return -ESRCH;
         /* without the cmdline, only a known process whose comm is the same
          * (no exec since) will do */
         if (c->no_cmdline && (!h || strcmp(h->comm, c->comm)))
@@ -107,44 +138,53 @@ int lt_holder_ref(struct locktable *t, const struct caller *c, struct holder **r
                 *ret = h;
                 return 0;
         }
-        int fd = holder_pidfd_open(&c->self);
-        if ((fd == -ENOSYS || fd == -EMFILE || fd == -ENFILE) && !holder_alive(&c->self))
-                return -ESRCH;
-        if (fd == -ENOSYS || fd == -EMFILE || fd == -ENFILE)
-                fd = -1; /* no pidfd to be had: watched by polling /proc */
-        else if (fd < 0)
-                return fd;
+        if (!prep || !prep->ready)
+                return LT_NEED_PROC; /* its pidfd is opened outside the lock */
+        if (prep->err < 0)
+                return prep->err;
         h = calloc(1, sizeof(*h));
         if (h && !(h->cmdline = strdup(c->cmdline))) {
                 free(h);
                 h = NULL;
         }
-        if (!h) {
-                close(fd);
+        if (!h)
                 return -ENOMEM;
-        }
         h->proc = c->self;
         h->uid = c->uid;
         h->gid = c->gid;
         memcpy(h->comm, c->comm, sizeof(h->comm));
-        h->pidfd = fd;
+        h->pidfd = prep->pidfd;
         h->refs = 1;
         int r = holder_watch(t, h);
         if (r < 0) {
-                close(fd);
                 free(h->cmdline);
                 free(h);
-                return r;
+                return r; /* the pidfd stays with prep */
         }
+        prep->pidfd = -1; /* the record's now */
         htab_insert(&t->holders, &h->by_pid, htab_hash_u64((uint64_t)h->proc.pid));
         *ret = h;
         return 0;
 }
 
+/* h's process died: its parked requests are cancelled (their reply: LT_WAITER_ORPHANED)
+ * and its death is no longer watched (a dead pidfd stays readable). The
+ * caller holds a reference of its own across this. */
+void lt_holder_reaped(struct locktable *t, struct holder *h) {
+        h->refs++;
+        if (h->refs == 1)
+                idle_remove(t, h);
+        holder_unwatch(t, h);
+        h->pidfd = -1;
+        h->dead = true;
+        while (h->waits)
+                lt_waiter_cancel(t, h->waits, LT_WAITER_ORPHANED);
+}
+
 void lt_holder_unref(struct locktable *t, struct holder *h) {
         if (--h->refs > 0)
                 return;
-        if (t->closing) {
+        if (t->closing || h->dead) {
                 holder_free(t, h);
                 return;
         }
@@ -185,7 +225,14 @@ void lt_detach_holder(struct locktable *t, struct node *n) {
 }
 
 bool lt_is_holder(const struct node *n, const struct caller *c) {
-        return n->holder && caller_is_or_descends_from(c, &n->holder->proc);
+        if (!n->holder)
+                return false;
+        if (c->self.pid > 0 && c->self.pid == n->holder->proc.pid &&
+            c->self.start_time == n->holder->proc.start_time)
+                return true;
+        /* a descendant only while it runs as the lock's uid: `su other -c rm`
+         * is not the holder (SPEC R3.4) */
+        return c->uid == n->uid && caller_is_or_descends_from(c, &n->holder->proc);
 }
 
 bool lt_may_release(const struct node *n, const struct caller *c) {
@@ -194,44 +241,63 @@ bool lt_may_release(const struct node *n, const struct caller *c) {
         return n->holder ? lt_is_holder(n, c) : c->uid == n->uid;
 }
 
-/* Make the process claimed in n's content the holder when it is the writer
- * c or one of its ancestors (SPEC R3.3, R3.3a). */
-void lt_apply_claim(struct locktable *t, struct node *n, const struct caller *c, pid_t pid) {
-        if (pid == 0) {
+void lt_claim_prepare(struct lt_claim *cl, const struct caller *c, pid_t pid) {
+        *cl = (struct lt_claim){ .pid = pid, .prep = { .pidfd = -1 } };
+        /* init is everyone's ancestor; a lock it "held" would never die */
+        if (pid <= 1 || !caller_find_lineage(c, pid, &cl->who))
+                return;
+        if (cl->who.pid == c->self.pid) {
+                cl->valid = true;
+                return;
+        }
+        cl->proc = malloc(sizeof(*cl->proc));
+        if (!cl->proc || holder_identify_process(pid, cl->proc) < 0 ||
+            cl->proc->self.start_time != cl->who.start_time ||
+            (c->uid != 0 && cl->proc->uid != c->uid))
+                return; /* gone, reused, or another user's process */
+        cl->proc->uid = c->uid; /* the lock stays the writer's (SPEC R3.3) */
+        cl->proc->gid = c->gid;
+        lt_prep_proc(&cl->prep, &cl->who);
+        cl->valid = cl->prep.err == 0;
+}
+
+void lt_claim_done(struct lt_claim *cl) {
+        free(cl->proc);
+        cl->proc = NULL;
+        lt_prep_done(&cl->prep);
+}
+
+/* Make the process claimed in n's content the holder when cl allows it
+ * (SPEC R3.3, R3.3a). */
+int lt_apply_claim(struct locktable *t, struct node *n, const struct caller *c,
+                   struct lt_claim *cl, struct lt_prep *self_prep) {
+        if (cl->pid == 0) {
                 lt_detach_holder(t, n);
                 n->how = LOCK_HOW_DETACHED;
                 n->liveness_known = false; /* no process to watch */
-                return;
+                return 0;
         }
-        if (n->holder && n->holder->proc.pid == pid)
-                return;
-        /* init is everyone's ancestor; a lock it "held" would never die. */
-        if (pid == 1)
-                goto ignore_claim;
-        struct proc_id who;
-        struct caller *claimed = NULL;
+        if (n->holder && n->holder->proc.pid == cl->pid && c->uid == n->uid)
+                return 0;
         struct holder *h;
-        if (!caller_find_lineage(c, pid, &who))
-                goto ignore;
-        if (who.pid == c->self.pid) {
-                if (lt_holder_ref(t, c, &h) < 0)
-                        goto ignore;
-        } else {
-                claimed = malloc(sizeof(*claimed));
-                if (!claimed || holder_identify_process(pid, claimed) < 0 ||
-                    claimed->self.start_time != who.start_time || lt_holder_ref(t, claimed, &h) < 0)
-                        goto ignore;
+        int r = -ESRCH;
+        if (cl->valid && !cl->proc)
+                r = lt_holder_ref(t, c, self_prep, &h);
+        else if (cl->valid)
+                r = lt_holder_ref(t, cl->proc, &cl->prep, &h);
+        if (r == LT_NEED_PROC)
+                return r;
+        if (r < 0) {
+                n->claim_ignored_pid = cl->pid;
+                return 0;
         }
-        free(claimed);
         lt_detach_holder(t, n);
         lt_attach_holder(n, h);
+        n->uid = c->uid;
+        n->gid = c->gid;
         lt_quota_charge(t, n);
         n->how = LOCK_HOW_CLAIM;
         n->liveness_known = true;
         n->claim_ignored_pid = 0;
-        return;
-ignore:
-        free(claimed);
-ignore_claim:
-        n->claim_ignored_pid = pid;
+        return 0;
 }

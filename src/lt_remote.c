@@ -164,6 +164,10 @@ int locktable_remote_put(struct locktable *t, const struct lock_view *v, lt_remo
         int r = 0;
         pthread_mutex_lock(&t->mu);
         struct node *n = node_at(t, v->path);
+        while (n && n->busy) { /* our acquisition of it is with the store */
+                lt_wait_settled(t);
+                n = node_at(t, v->path);
+        }
         if (n && n->kind == LT_DIR) {
                 log_msg(LOG_WARNING, "shared store: lock %s is a directory here", v->path);
                 r = -EISDIR;
@@ -193,6 +197,10 @@ int locktable_remote_delete(struct locktable *t, const char *path, uint64_t rev,
         struct removals gone = { 0 };
         pthread_mutex_lock(&t->mu);
         struct node *n = remote_path_ok(path) ? node_at(t, path) : NULL;
+        while (n && n->busy) {
+                lt_wait_settled(t);
+                n = node_at(t, path);
+        }
         if (n && n->kind == LT_LOCK && n->fence < rev) {
                 if (!n->remote) /* behind our back: a force-unlock elsewhere, or our lease ended */
                         log_msg(LOG_WARNING, "lost %s (fence %llu): its key was deleted", path,
@@ -207,6 +215,10 @@ int locktable_remote_delete(struct locktable *t, const char *path, uint64_t rev,
 bool locktable_holds(struct locktable *t, const char *path, uint64_t fence) {
         pthread_mutex_lock(&t->mu);
         struct node *n = remote_path_ok(path) ? node_at(t, path) : NULL;
+        while (n && n->busy) { /* the answer to its create decides */
+                lt_wait_settled(t);
+                n = node_at(t, path);
+        }
         bool held = n && n->kind == LT_LOCK && !n->remote && n->fence == fence;
         pthread_mutex_unlock(&t->mu);
         return held;
@@ -240,6 +252,8 @@ void locktable_remote_sync_end(struct locktable *t, uint64_t rev,
         struct node *next;
         for (struct node *n = t->all_locks; n; n = next) {
                 next = n->all_next;
+                if (n->busy) /* acquired after the listing */
+                        continue;
                 if ((n->remote && n->remote->sync_gen != t->sync_gen) ||
                     local_unlisted(n, rev, listed, lctx))
                         remote_end(t, n, &gone);
@@ -252,7 +266,7 @@ size_t locktable_mark_lost(struct locktable *t) {
         size_t n_lost = 0;
         pthread_mutex_lock(&t->mu);
         for (struct node *n = t->all_locks; n; n = n->all_next) {
-                if (!n->remote && !n->lost) {
+                if (!n->remote && !n->lost && !n->busy) {
                         n->lost = true;
                         n_lost++;
                 }

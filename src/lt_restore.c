@@ -96,7 +96,14 @@ static int restored_holder(struct locktable *t, const struct lock_view *v, struc
         }
         c.uid = v->uid;
         c.gid = v->gid;
-        return lt_holder_ref(t, &c, ret);
+        /* restore runs before the mount serves: its /proc reads and pidfd
+         * opens cannot hold up any request */
+        struct lt_prep prep = { .pidfd = -1 };
+        if (!lt_holder_find(t, &c.self))
+                lt_prep_proc(&prep, &c.self);
+        int r = lt_holder_ref(t, &c, &prep, ret);
+        lt_prep_done(&prep);
+        return r;
 }
 
 /* Give lock n the other name path (link(2)). */
@@ -159,12 +166,10 @@ static int restore_lock(void *arg, const struct lock_view *v) {
                 return r;
         }
         lt_node_link(t, dir, n);
-        if (h) {
+        if (h)
                 lt_attach_holder(n, h);
-        } else {
-                n->uid = v->uid;
-                n->gid = v->gid;
-        }
+        n->uid = v->uid;
+        n->gid = v->gid;
         lt_lock_set_from_view(n, v);
         if (v->content_len)
                 memcpy(n->content, v->content, v->content_len);
@@ -191,7 +196,9 @@ int locktable_restore(struct locktable *t, struct locktable_restored *ret) {
         struct restore rs = { t, ret };
         struct store_restore_cb cb = { restore_dir, restore_lock, &rs };
         pthread_mutex_lock(&t->mu);
+        t->restoring = true; /* store calls at once: nothing is served yet */
         int r = t->store->ops->restore(t->store, &cb);
-        pthread_mutex_unlock(&t->mu);
+        t->restoring = false;
+        lt_deliver(t);
         return r;
 }

@@ -288,8 +288,10 @@ int main(int argc, char **argv) {
                 goto out;
         if (!o.backend_etcd)
                 store_local_record_owner(store); /* the pid a successor checks */
-        if ((r = notifier_start(se, &notifier)) == 0)
+        if ((r = notifier_start(se, &notifier)) == 0) {
                 ctx.notifier = notifier;
+                locktable_set_removed_fn(table, notifier_removed, notifier);
+        }
         if (r < 0 ||
             (r = reaper_start(table, notifier_removed, notifier, &reaper)) < 0) {
                 log_msg(LOG_ERR, "cannot start threads: %s", strerror(-r));

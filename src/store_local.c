@@ -213,6 +213,27 @@ static int append(struct store_local *s) {
 
 /* ---- store operations ------------------------------------------------------ */
 
+/* Make s->rec (a record for key) the live entry of key and append it. If
+ * it cannot be written, the live entries go back to what they were, so a
+ * later compaction never writes a change its caller was told failed. */
+static int record(struct store_local *s, uint64_t key) {
+        int r;
+        struct entry *old = entry_set(&s->live, &s->live_bytes, key, s->rec.data, s->rec.len, &r);
+        if (r < 0)
+                return r;
+        r = append(s);
+        if (r < 0) {
+                entry_del(&s->live, &s->live_bytes, key);
+                if (old) {
+                        htab_insert(&s->live, &old->by_key, htab_hash_u64(old->key));
+                        s->live_bytes += old->len;
+                }
+                return r;
+        }
+        entry_free(old);
+        return 0;
+}
+
 static int local_acquire(struct store *base, const struct lock_view *v, uint64_t *ret_fence) {
         struct store_local *s = (struct store_local *)base;
         uint64_t fence;
@@ -226,20 +247,8 @@ static int local_acquire(struct store *base, const struct lock_view *v, uint64_t
         s->rec.len = 0;
         if ((r = journal_put_lock(&s->rec, &with_fence)) < 0)
                 return r;
-        struct entry *old = entry_set(&s->live, &s->live_bytes, v->ino, s->rec.data, s->rec.len,
-                                      &r);
-        if (r < 0)
-                return r;
-        r = append(s);
-        if (r < 0) { /* not journaled: the acquisition must not happen */
-                entry_del(&s->live, &s->live_bytes, v->ino);
-                if (old) {
-                        htab_insert(&s->live, &old->by_key, htab_hash_u64(old->key));
-                        s->live_bytes += old->len;
-                }
-                return -EIO;
-        }
-        entry_free(old);
+        if (record(s, v->ino) < 0)
+                return -EIO; /* not journaled: the acquisition must not happen */
         *ret_fence = fence;
         return 0;
 }
@@ -248,9 +257,7 @@ static int local_update(struct store *base, const struct lock_view *v) {
         struct store_local *s = (struct store_local *)base;
         s->rec.len = 0;
         int r = journal_put_lock(&s->rec, v);
-        if (r == 0)
-                entry_free(entry_set(&s->live, &s->live_bytes, v->ino, s->rec.data, s->rec.len, &r));
-        return r < 0 ? r : append(s);
+        return r < 0 ? r : record(s, v->ino);
 }
 
 static int local_forget(struct store_local *s, uint64_t key) {
@@ -276,9 +283,7 @@ static int local_put_dir(struct store *base, uint64_t ino, uint64_t parent, cons
         struct store_local *s = (struct store_local *)base;
         s->rec.len = 0;
         int r = journal_put_dir(&s->rec, ino, parent, name, uid, gid);
-        if (r == 0)
-                entry_free(entry_set(&s->live, &s->live_bytes, ino, s->rec.data, s->rec.len, &r));
-        return r < 0 ? r : append(s);
+        return r < 0 ? r : record(s, ino);
 }
 
 /* ---- restore ----------------------------------------------------------------- */

@@ -197,22 +197,23 @@ class Agent:
         self.out = Lines(self.proc.stdout)
         self.pid = int(self.out.expect("READY").split()[1])
 
-    def call(self, op, **kw):
+    def call(self, op, timeout=20, **kw):
+        """Perform op; fails the test when no answer comes within timeout s."""
         kw["op"] = op
         self.proc.stdin.write(json.dumps(kw) + "\n")
         self.proc.stdin.flush()
-        return json.loads(self.out.get(20, what=f"agent answer to {op}"))
+        return json.loads(self.out.get(timeout, what=f"agent answer to {op}"))
 
-    def ok(self, op, **kw):
-        r = self.call(op, **kw)
+    def ok(self, op, timeout=20, **kw):
+        r = self.call(op, timeout, **kw)
         if not r["ok"]:
             raise AssertionError(f"agent {op} {kw} failed: errno {r['errno']} "
                                  f"({os.strerror(r['errno'])})")
         return r["value"]
 
-    def err(self, op, **kw):
+    def err(self, op, timeout=20, **kw):
         """errno of op (0 on success)."""
-        r = self.call(op, **kw)
+        r = self.call(op, timeout, **kw)
         return 0 if r["ok"] else r["errno"]
 
     def exit(self):

@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for holder records, claims and hand-offs (src/lt_holders.c,
+ * src/lt_flock.c, src/lt_expiry.c): identity rules respect uids, and no
+ * hand-off goes to a dead process. Real processes play the holders. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "locktable.h"
+#include "store.h"
+
+struct grant {
+        uint64_t id;
+        int err;
+};
+
+struct fixture {
+        struct store *store;
+        struct locktable *t;
+        struct caller self;      /* this test process, as root */
+        struct grant grants[8];
+        size_t n_grants;
+};
+
+static void on_grant(void *ctx, uint64_t id, int err, const struct lt_handle *h) {
+        (void)h;
+        struct fixture *f = ctx;
+        if (f->n_grants < 8)
+                f->grants[f->n_grants++] = (struct grant){ id, err };
+}
+
+static int setup(void **state) {
+        struct fixture *f = calloc(1, sizeof(*f));
+        struct locktable_config cfg = { .max_locks = 100, .max_content = 64, .max_depth = 4 };
+        assert_int_equal(store_mem_new(&f->store), 0);
+        assert_int_equal(locktable_new(&cfg, f->store, &f->t), 0);
+        locktable_set_grant_fn(f->t, on_grant, f);
+        assert_int_equal(holder_identify(getpid(), 0, 0, &f->self), 0);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        struct fixture *f = *state;
+        locktable_free(f->t);
+        store_free(f->store);
+        free(f);
+        return 0;
+}
+
+/* A child of ours that lives until *ret_fd is closed. */
+static pid_t spawn_child(int *ret_fd) {
+        int p[2];
+        if (pipe(p) < 0)
+                return -1;
+        pid_t pid = fork();
+        if (pid == 0) {
+                /* keep only the read end: a write end of an earlier child's
+                 * pipe, inherited here, would keep that child alive */
+                char c;
+                if (dup2(p[0], 3) < 0 || close_range(4, ~0U, 0) < 0)
+                        _exit(1);
+                while (read(3, &c, 1) > 0)
+                        ;
+                _exit(0);
+        }
+        close(p[0]);
+        *ret_fd = p[1];
+        return pid;
+}
+
+static int take(struct fixture *f, const char *name, const struct caller *c,
+                struct lt_handle *h) {
+        struct lt_attr a;
+        return locktable_create(f->t, LT_INO_ROOT, name, c, O_CREAT | O_EXCL | O_WRONLY, &a, h);
+}
+
+/* Wait for the reaper fd and reap what is due. */
+static void reap(struct fixture *f) {
+        struct pollfd p = { .fd = locktable_reaper_fd(f->t), .events = POLLIN };
+        assert_int_equal(poll(&p, 1, 10000), 1);
+        locktable_reap(f->t, NULL, NULL);
+}
+
+/* SPEC R3.4: a descendant of the holder acts as the holder only while it
+ * runs as the lock's uid (`su other -c rm` is not the holder). */
+static void test_descendant_of_another_uid_is_not_the_holder(void **state) {
+        struct fixture *f = *state;
+        struct lt_handle h;
+        assert_int_equal(take(f, "maint.lock", &f->self, &h), 0);
+        int fd;
+        pid_t child = spawn_child(&fd);
+        struct caller as_user, as_root;
+        assert_int_equal(holder_identify(child, 1000, 1000, &as_user), 0);
+        assert_int_equal(holder_identify(child, 0, 0, &as_root), 0);
+        struct lock_view forced;
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "maint.lock", &as_user, &forced),
+                         -EPERM);
+        assert_int_equal(locktable_write(f->t, &h, &as_user, 0, "x", 1), -EEXIST);
+        struct lt_attr a;
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "maint.lock", &a), 0);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "maint.lock", &as_root, &forced), 0);
+        assert_null(forced.path); /* a release by the holder's lineage, not a break */
+        close(fd);
+        waitpid(child, NULL, 0);
+}
+
+/* SPEC R3.3: a claim may name only a process of the writer's uid, and the
+ * lock keeps the writer's uid (a user under su cannot make its lock
+ * root's). */
+static void test_claim_of_another_uids_process_is_ignored(void **state) {
+        struct fixture *f = *state;
+        int fd;
+        pid_t child = spawn_child(&fd);
+        struct caller writer; /* our child writing as uid 1000; we are its parent, uid 0 */
+        assert_int_equal(holder_identify(child, 1000, 1000, &writer), 0);
+        struct lt_handle h;
+        assert_int_equal(take(f, "c.lock", &writer, &h), 0);
+        char pid[16];
+        int len = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+        assert_int_equal(locktable_write(f->t, &h, &writer, 0, pid, (size_t)len), len);
+        struct lock_view v;
+        assert_int_equal(locktable_view(f->t, h.ino, &v), 0);
+        assert_int_equal(v.pid, child);
+        assert_int_equal(v.uid, 1000);
+        assert_int_equal(v.claim_ignored_pid, getpid());
+        lock_view_clear(&v);
+        /* the same claim by root's own child (same uid) is honoured */
+        struct caller root_writer;
+        assert_int_equal(holder_identify(child, 0, 0, &root_writer), 0);
+        assert_int_equal(take(f, "d.lock", &root_writer, &h), 0);
+        assert_int_equal(locktable_write(f->t, &h, &root_writer, 0, pid, (size_t)len), len);
+        assert_int_equal(locktable_view(f->t, h.ino, &v), 0);
+        assert_int_equal(v.pid, getpid());
+        assert_int_equal(v.uid, 0);
+        assert_int_equal(v.how, LOCK_HOW_CLAIM);
+        lock_view_clear(&v);
+        close(fd);
+        waitpid(child, NULL, 0);
+}
+
+/* A holder's descriptor in the hands of another uid is a contender's. */
+static void test_holder_handle_of_another_uid_contends(void **state) {
+        struct fixture *f = *state;
+        struct lt_handle h;
+        assert_int_equal(take(f, "p.lock", &f->self, &h), 0);
+        int fd;
+        pid_t child = spawn_child(&fd);
+        struct caller other;
+        assert_int_equal(holder_identify(child, 1000, 1000, &other), 0);
+        char pid[16];
+        int len = snprintf(pid, sizeof(pid), "%d", (int)child);
+        assert_int_equal(locktable_write(f->t, &h, &other, 0, pid, (size_t)len), -EEXIST);
+        struct lt_attr a;
+        assert_int_equal(locktable_setattr(f->t, h.ino, &h, &other, LT_SET_SIZE, 0, &a), -EEXIST);
+        struct lt_handle granted;
+        assert_int_equal(locktable_flock(f->t, h.ino, &h, 99, &other, true, 1, &granted),
+                         -EWOULDBLOCK);
+        struct lock_view v;
+        assert_int_equal(locktable_view(f->t, h.ino, &v), 0);
+        assert_int_equal(v.pid, getpid());
+        assert_int_equal(v.content_len, 0);
+        lock_view_clear(&v);
+        close(fd);
+        waitpid(child, NULL, 0);
+}
+
+/* The review's use-after-free: a holder parked as a flock waiter on its own
+ * lock dies. Its wait is cancelled, its lock released, nothing handed to
+ * the dead process (run under ASan in the suite). */
+static void test_dying_holder_waiting_on_its_own_lock(void **state) {
+        struct fixture *f = *state;
+        int fd;
+        pid_t shell = spawn_child(&fd);
+        struct caller s;
+        assert_int_equal(holder_identify(shell, 1000, 1000, &s), 0);
+        struct lt_handle h, granted;
+        assert_int_equal(take(f, "n.lock", &s, &h), 0);
+        assert_int_equal(locktable_flock(f->t, h.ino, &h, 8, &s, false, 1, &granted), 0);
+        struct lt_handle h9 = h; /* a second open file of the same holder */
+        assert_int_equal(locktable_flock(f->t, h.ino, &h9, 9, &s, false, 2, &granted),
+                         LT_PARKED);
+        close(fd);
+        waitpid(shell, NULL, 0);
+        reap(f);
+        assert_int_equal(f->n_grants, 1);
+        assert_int_equal(f->grants[0].id, 2);
+        assert_int_equal(f->grants[0].err, LT_WAITER_ORPHANED);
+        struct lt_attr a;
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "n.lock", &a), -ENOENT);
+        /* a later release through the dead holder's descriptor is harmless */
+        locktable_flock_unlock(f->t, h.ino, 8, NULL, NULL);
+        assert_int_equal(take(f, "n.lock", &f->self, &h), 0);
+}
+
+/* A release hands the lock on only to a live waiter: one whose process
+ * died (not reaped yet) is cancelled and the next one gets it. */
+static void test_handoff_skips_a_dead_waiter(void **state) {
+        struct fixture *f = *state;
+        struct lt_handle h, granted;
+        assert_int_equal(take(f, "q.lock", &f->self, &h), 0);
+        assert_int_equal(locktable_flock(f->t, h.ino, &h, 1, &f->self, false, 1, &granted), 0);
+        int fd_dead, fd_live;
+        pid_t dead = spawn_child(&fd_dead), live = spawn_child(&fd_live);
+        struct caller cd, cl;
+        assert_int_equal(holder_identify(dead, 0, 0, &cd), 0);
+        assert_int_equal(holder_identify(live, 0, 0, &cl), 0);
+        struct lt_handle c = { .kind = LT_HANDLE_CONTENDER, .ino = h.ino };
+        assert_int_equal(locktable_flock(f->t, h.ino, &c, 2, &cd, false, 2, &granted), LT_PARKED);
+        assert_int_equal(locktable_flock(f->t, h.ino, &c, 3, &cl, false, 3, &granted), LT_PARKED);
+        close(fd_dead);
+        waitpid(dead, NULL, 0); /* dead; the reaper has not run */
+        assert_int_equal(locktable_flock_unlock(f->t, h.ino, 1, NULL, NULL), 0);
+        assert_int_equal(f->n_grants, 2);
+        assert_int_equal(f->grants[0].id, 2);
+        assert_int_equal(f->grants[0].err, LT_WAITER_ORPHANED);
+        assert_int_equal(f->grants[1].id, 3);
+        assert_int_equal(f->grants[1].err, 0);
+        struct lock_view v;
+        assert_int_equal(locktable_view(f->t, h.ino, &v), 0);
+        assert_int_equal(v.pid, live);
+        assert_int_equal(v.how, LOCK_HOW_FLOCK);
+        lock_view_clear(&v);
+        close(fd_live);
+        waitpid(live, NULL, 0);
+        reap(f);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_descendant_of_another_uid_is_not_the_holder,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_claim_of_another_uids_process_is_ignored,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_holder_handle_of_another_uid_contends, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_dying_holder_waiting_on_its_own_lock, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_handoff_skips_a_dead_waiter, setup,
+                                                teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
