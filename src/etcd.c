@@ -1190,17 +1190,9 @@ static bool watch_message(struct etcd_watch *w, const cJSON *root) {
                         set_error(w->e, "etcd ended the watch: %s", msg);
                 return false;
         }
-        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "canceled"))) {
-                /* a watch etcd did not allow: with "created" too, so this goes first */
-                const char *why =
-                        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "cancel_reason"));
-                if (auth_error(0, why))
-                        w->end = WATCH_AUTH;
-                if (why)
-                        set_error(w->e, "etcd cancelled the watch: %s", why);
-                return false;
-        }
-        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "created"))) {
+        /* a watch etcd refused comes "created" and "canceled" at once: not up */
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "created")) &&
+            !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "canceled"))) {
                 atomic_store(&w->e->cur, w->idx);
                 go_up(w);
         }
@@ -1209,6 +1201,16 @@ static bool watch_message(struct etcd_watch *w, const cJSON *root) {
                 return false;
         if (compact > 0) {
                 w->end = WATCH_COMPACTED;
+                return false;
+        }
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "canceled"))) {
+                /* a watch etcd did not allow (cancel_reason says why) */
+                const char *why =
+                        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "cancel_reason"));
+                if (auth_error(0, why))
+                        w->end = WATCH_AUTH;
+                if (why)
+                        set_error(w->e, "etcd cancelled the watch: %s", why);
                 return false;
         }
         /* all events of a revision come in one response: skip only those
