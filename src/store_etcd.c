@@ -193,8 +193,9 @@ int store_etcd_value_decode(const char *text, size_t len, struct lock_view *v, c
         int r = -EINVAL;
         int64_t pid, uid, gid, acq, ren, ttl;
         const char *host = get_str(o, "host", HOST_LIMIT, false);
-        const char *comm = get_str(o, "comm", HOLDER_COMM_MAX - 1, false);
-        const char *cmdline = get_str(o, "cmdline", HOLDER_CMDLINE_MAX - 1, false);
+        /* a process names itself: comm and cmdline may hold any byte, as locally */
+        const char *comm = get_str(o, "comm", HOLDER_COMM_MAX - 1, true);
+        const char *cmdline = get_str(o, "cmdline", HOLDER_CMDLINE_MAX - 1, true);
         const char *how = get_str(o, "how", 16, false);
         const char *content = get_str(o, "content", LOCKFS_MAX_CONTENT_LIMIT, true);
         const cJSON *live = cJSON_GetObjectItemCaseSensitive(o, "liveness_known");

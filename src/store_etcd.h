@@ -59,8 +59,8 @@ int store_etcd_check(struct store *s, char *why, size_t whylen);
 /* Decode a lock's value as read from etcd, which anyone with write access
  * to the prefix can forge: every field present, of its type and in range
  * (pid 1..2^22, 0 when detached; uid and gid below 2^32-1; times 0 ..
- * year 9999; ttl_s 32-bit; comm, cmdline and host without control bytes
- * and within their sizes). Sets v's holder fields, host and content (path
+ * year 9999; ttl_s 32-bit; comm, cmdline and host within their sizes,
+ * host not empty and without control bytes). Sets v's holder fields, host and content (path
  * and fence are the caller's). 0; -EINVAL with the reason in why (v
  * untouched); -ENOMEM. */
 int store_etcd_value_decode(const char *text, size_t len, struct lock_view *v, char *why,

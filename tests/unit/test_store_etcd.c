@@ -220,7 +220,8 @@ static void test_strings_are_checked(void **state) {
         expect("host", big, true);
         expect("comm", "\"123456789012345\"", true);   /* 15: what /proc gives */
         expect("comm", "\"1234567890123456\"", false); /* 16 */
-        expect("comm", "\"a\\tb\"", false);
+        expect("comm", "\"a\\tb\"", true); /* any bytes, as /proc shows them */
+        expect("cmdline", "\"python3 -c \\\"\\nimport os\\\"\"", true);
         expect("how", "\"root\"", false);
         expect("how", "\"\"", false);
         expect("how", "\"flock\"", true);
