@@ -417,7 +417,7 @@ static void set_error(struct etcd *e, const char *fmt, const char *what) {
 
 /* The headers of a request now (with the current token), and the token's
  * generation in *gen. NULL on ENOMEM. */
-static struct curl_slist *headers_now(struct etcd *e, uint64_t *gen) {
+static struct curl_slist *headers_now(struct etcd *e, bool with_token, uint64_t *gen) {
         /* no "Expect: 100-continue" round trip for larger bodies */
         struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
         if (!h || !curl_slist_append(h, "Expect:")) {
@@ -427,9 +427,10 @@ static struct curl_slist *headers_now(struct etcd *e, uint64_t *gen) {
         char *auth = NULL;
         pthread_mutex_lock(&e->lock);
         *gen = e->token_gen;
-        if (e->token && asprintf(&auth, "Authorization: %s", e->token) < 0)
+        bool send = with_token && e->token;
+        if (send && asprintf(&auth, "Authorization: %s", e->token) < 0)
                 auth = NULL;
-        bool failed = e->token && !auth;
+        bool failed = send && !auth;
         pthread_mutex_unlock(&e->lock);
         if (auth) {
                 failed = !curl_slist_append(h, auth);
@@ -693,7 +694,8 @@ static int parse_answer(struct etcd *e, long status, const struct buf *out, unsi
  * -ECANCELED when the watch is stopped. */
 static int call_once(struct etcd *e, struct etcd_watch *w, const char *path, const char *body,
                      unsigned flags, cJSON **ret, uint64_t *gen) {
-        struct curl_slist *hdr = headers_now(e, gen);
+        /* etcd refuses an authenticate call that carries a stale token */
+        struct curl_slist *hdr = headers_now(e, !(flags & CALL_NOAUTH), gen);
         CURL *h = !hdr ? NULL : w ? w->unary : pool_get(e);
         if (!h) {
                 curl_slist_free_all(hdr);
@@ -1312,7 +1314,7 @@ static enum watch_end watch_stream(struct etcd_watch *w, size_t idx) {
                 body = NULL;
                 goto out;
         }
-        if (!(w->hdr = headers_now(w->e, &w->hdr_gen)))
+        if (!(w->hdr = headers_now(w->e, true, &w->hdr_gen)))
                 goto out;
         w->idx = idx;
         w->end = WATCH_BROKEN;
