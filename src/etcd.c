@@ -702,7 +702,7 @@ static int call_once(struct etcd *e, struct etcd_watch *w, const char *path, con
                 return -ENOMEM;
         }
         char errbuf[CURL_ERROR_SIZE];
-        bool tls_failed = false;
+        bool tls_failed = false, cert_refused = false;
         struct buf out = { 0 };
         int64_t deadline = now_ms() + CALL_MS;
         size_t first = atomic_load(&e->cur);
@@ -733,6 +733,9 @@ static int call_once(struct etcd *e, struct etcd_watch *w, const char *path, con
                         r = curl_error(c);
                         if (r == -EPROTO) /* another member may be genuine */
                                 tls_failed = true;
+                        else if (r == -ENOTCONN && strstr(errbuf, "alert") &&
+                                 strstr(errbuf, "certificate"))
+                                cert_refused = true; /* it answered: not with us */
                         else if (r != -ENOTCONN)
                                 break;
                         r = -ENOTCONN;
@@ -752,6 +755,8 @@ static int call_once(struct etcd *e, struct etcd_watch *w, const char *path, con
         }
         if (r == -ENOTCONN && tls_failed)
                 r = -EPROTO; /* no member answered, and one could not be trusted */
+        else if (r == -ENOTCONN && cert_refused)
+                r = -EKEYREJECTED; /* no member answered, and one refused our certificate */
         free(out.p);
         if (!w)
                 pool_put(e, h);

@@ -84,6 +84,9 @@ static const char *explain(int r) {
         case -EPROTO:
                 return "the server's certificate does not verify against cacert= (or names "
                        "another host)";
+        case -EKEYREJECTED:
+                return "etcd refused this client's certificate (cert=, key=: one signed by a CA "
+                       "etcd trusts)";
         case -EACCES:
                 return "etcd refused the credentials or the permission on the prefix (see "
                        "etcd_user=, etcd_password_file=, cert=; the role needs readwrite on "

@@ -52,7 +52,8 @@ int store_etcd_start(struct store *s, const struct store_etcd_events *ev, int wa
 
 /* Before start: check that etcd answers and that this daemon may read and
  * write under its prefix (authenticating when configured). 0, or -ENOTCONN
- * (no member answered), -EPROTO (a member's certificate failed), -EACCES
+ * (no member answered), -EPROTO (a member's certificate failed),
+ * -EKEYREJECTED (a member refused the client certificate), -EACCES
  * (credentials or permission refused), -EIO, with a reason in why. */
 int store_etcd_check(struct store *s, char *why, size_t whylen);
 

@@ -1000,6 +1000,10 @@ class TestTLS(SecureCase):
         self.refused(f"cannot read cacert={missing}", cacert=missing)
         self.refused(f"cannot read key={missing}", key=missing)
 
+    def test_no_client_certificate_refused_at_start(self):
+        # etcd answers with a TLS alert: it is there, and refuses us
+        self.refused("refused this client's certificate", cert=None, key=None)
+
     def test_without_cacert_the_system_cas_refuse_the_member(self):
         # the control for the CA above: without a CA the system's are used,
         # which do not know this test CA either
