@@ -68,9 +68,10 @@ def _signed(d, name, ca, subj, ext):
 
 
 def make_pki(d):
-    """Write ca, server, client and other-ca (.pem/.key) into directory d;
-    returns {"ca", "server", "server_key", "client", "client_key",
-    "other_ca"} as paths."""
+    """Write ca, server, client, other-ca and wrongname (a server
+    certificate of the right CA for another host name) into directory d
+    (.pem/.key); returns their paths as {"ca", "server", "server_key",
+    "client", "client_key", "other_ca", "wrongname", "wrongname_key"}."""
     for ca, cn in (("ca", "lockfs test CA"), ("other-ca", "unrelated CA")):
         _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                  "-nodes", "-keyout", ca + ".key", "-out", ca + ".pem", "-days", "2",
@@ -81,12 +82,16 @@ def make_pki(d):
     _signed(d, "server", "ca", "/CN=etcd-test",
             "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
             "extendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature\n")
+    _signed(d, "wrongname", "ca", "/CN=elsewhere",
+            "subjectAltName=DNS:elsewhere.invalid\n"
+            "extendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature\n")
     _signed(d, "client", "ca", "/CN=lockfs",
             "extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n")
     p = lambda n: os.path.join(d, n)  # noqa: E731
     return {"ca": p("ca.pem"), "server": p("server.pem"), "server_key": p("server.key"),
             "client": p("client.pem"), "client_key": p("client.key"),
-            "other_ca": p("other-ca.pem")}
+            "other_ca": p("other-ca.pem"),
+            "wrongname": p("wrongname.pem"), "wrongname_key": p("wrongname.key")}
 
 
 class EtcdServer:
@@ -123,6 +128,9 @@ class EtcdServer:
         if not self.pki:
             return None
         ctx = ssl.create_default_context(cafile=self.pki["ca"])
+        # a member with the "wrongname" certificate is there to be refused by
+        # lockfs; the health check still needs to reach it
+        ctx.check_hostname = self.pki["server"] != self.pki.get("wrongname")
         ctx.load_cert_chain(self.pki["client"], self.pki["client_key"])
         return ctx
 

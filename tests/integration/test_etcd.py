@@ -1004,6 +1004,14 @@ class TestTLS(SecureCase):
         # etcd answers with a TLS alert: it is there, and refuses us
         self.refused("refused this client's certificate", cert=None, key=None)
 
+    def test_certificate_for_another_host_name_refused_at_start(self):
+        pki = dict(self.pki, server=self.pki["wrongname"], server_key=self.pki["wrongname_key"])
+        other = EtcdServer(pki=pki)
+        self.addCleanup(other.cleanup)
+        other.start()
+        out = self.refused("certificate does not verify", endpoints=other.endpoint)
+        self.assertIn("host name", out)
+
     def test_without_cacert_the_system_cas_refuse_the_member(self):
         # the control for the CA above: without a CA the system's are used,
         # which do not know this test CA either
