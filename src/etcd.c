@@ -865,7 +865,7 @@ int etcd_lease_grant(struct etcd *e, int64_t ttl_s, int64_t *ret_id, int64_t *re
                 return r;
         int64_t id, ttl;
         const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
-        if (json_int(j, "ID", &id) < 0 || json_int(j, "TTL", &ttl) < 0 || id == 0 ||
+        if (json_int(j, "ID", &id) < 0 || json_int(j, "TTL", &ttl) < 0 || id <= 0 ||
             (cJSON_IsString(err) && *err->valuestring))
                 r = -EIO;
         cJSON_Delete(j);
