@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
 import urllib.request
 import uuid
 
@@ -1040,6 +1041,26 @@ class TestAuth(SecureCase):
         wait_until(lambda: vanished(b, "after.lock"), RELEASE_S, "after.lock released on b")
         for m in (a, b):
             self.assertNotIn(self.PASSWORD, m.log())
+
+    def test_anonymous_client_cannot_break_a_lock(self):
+        # the review's attack: a local user deletes the key through the
+        # gateway; with auth on, etcd refuses it and the lock stays
+        a, b = self.mount(), self.mount()
+        rel = "deploy.lock"
+        h = Holder(a.path(rel), unlink=True)
+        self.addCleanup(h.kill)
+        self.assertTrue(h.ok)
+        wait_until(lambda: visible(b, rel), VISIBLE_S, f"{rel} on b")
+        body = json.dumps({"key": _b64((self.prefix + rel).encode())}).encode()
+        req = urllib.request.Request(self.etcd.endpoint + "/v3/kv/deleterange", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            urllib.request.urlopen(req, timeout=5)
+        self.assertIn(b"user name is empty", cm.exception.read())
+        self.assertIn(self.prefix + rel, self.etcd.etcdctl("get", "--prefix", "--keys-only",
+                                                          self.prefix))
+        self.assertEqual(try_create(b.path(rel)), errno.EEXIST)
+        self.assertTrue(visible(b, rel))
 
     def test_wrong_password_refused_at_start(self):
         out = self.refused("refused the credentials",
