@@ -834,7 +834,7 @@ static int reauth(struct etcd *e, uint64_t gen) {
         return r;
 }
 
-/* call_once, and once more with a new token when etcd refused the token. */
+/* call_once, and again with a new token when etcd refused the token. */
 static int call(struct etcd *e, struct etcd_watch *w, const char *path, const char *body,
                 unsigned flags, cJSON **ret) {
         uint64_t gen;
@@ -847,7 +847,10 @@ static int call(struct etcd *e, struct etcd_watch *w, const char *path, const ch
                         return a;
         }
         int r = call_once(e, w, path, body, flags, ret, &gen);
-        if (r == -EKEYEXPIRED && e->user && !(flags & CALL_NOAUTH)) {
+        /* twice at most: the first may only pick up a token another thread
+         * got meanwhile (which may be refused too); the second then
+         * authenticates itself */
+        for (int k = 0; k < 2 && r == -EKEYEXPIRED && e->user && !(flags & CALL_NOAUTH); k++) {
                 int a = reauth(e, gen);
                 r = a < 0 ? a : call_once(e, w, path, body, flags, ret, &gen);
         }
@@ -1341,10 +1344,18 @@ out:
         return res;
 }
 
-/* etcd refused the stream's token: true when a new one came (at most once
- * per WATCH_REAUTH_MS, so a real lack of permission cannot make a storm). */
+/* etcd refused the stream's token: true when there is a newer one to try
+ * (another call's, or one got here: at most once per WATCH_REAUTH_MS, so
+ * a real lack of permission cannot make a storm). */
 static bool watch_reauth(struct etcd_watch *w) {
-        if (!w->e->user || (w->reauth_ms && now_ms() - w->reauth_ms < WATCH_REAUTH_MS))
+        if (!w->e->user)
+                return false;
+        pthread_mutex_lock(&w->e->lock);
+        bool newer = w->e->token_gen != w->hdr_gen;
+        pthread_mutex_unlock(&w->e->lock);
+        if (newer) /* another call got one meanwhile: try that first */
+                return true;
+        if (w->reauth_ms && now_ms() - w->reauth_ms < WATCH_REAUTH_MS)
                 return false;
         w->reauth_ms = now_ms();
         return reauth(w->e, w->hdr_gen) == 0;
@@ -1367,7 +1378,7 @@ static void *watch_main(void *data) {
                 for (size_t i = 0; i < w->e->n_urls && !w->need_sync; i++) {
                         size_t idx = (first + i) % w->e->n_urls;
                         enum watch_end end = watch_stream(w, idx);
-                        if (end == WATCH_AUTH && watch_reauth(w))
+                        for (int k = 0; k < 2 && end == WATCH_AUTH && watch_reauth(w); k++)
                                 end = watch_stream(w, idx);
                         if (end == WATCH_STOPPED)
                                 return NULL;

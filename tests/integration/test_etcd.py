@@ -906,6 +906,7 @@ class SecureCase(unittest.TestCase):
     """One etcd per class (started by setUpClass), mounts per test."""
     PKI = False
     AUTH = False
+    ETCD_ARGS = []
     USER, PASSWORD = "lockfs-daemon", "daemon-pw_x!y%z"
 
     @classmethod
@@ -914,7 +915,7 @@ class SecureCase(unittest.TestCase):
         os.chmod(cls.tmp, 0o700)
         cls.prefix = f"/lockfs/sec-{uuid.uuid4().hex[:8]}/"
         cls.pki = make_pki(cls.tmp) if cls.PKI else None
-        cls.etcd = EtcdServer(pki=cls.pki)
+        cls.etcd = EtcdServer(pki=cls.pki, extra_args=cls.ETCD_ARGS)
         try:
             cls.etcd.start()
             if cls.AUTH:
@@ -1079,6 +1080,26 @@ class TestAuth(SecureCase):
     def test_password_on_the_command_line_refused(self):
         self.refused("no password on the command line", etcd_password_file=None,
                      etcd_password="x")
+
+
+class TestAuthTokenExpiry(SecureCase):
+    """etcd's tokens live 1 s (--auth-token-ttl): every renewal and probe
+    finds its token expired, authenticates again and goes on."""
+    AUTH = True
+    ETCD_ARGS = ["--auth-token-ttl", "1"]
+
+    def test_expired_tokens_are_renewed_without_a_break(self):
+        a, b = self.mount(), self.mount()
+        # the keeper renews every lease_ttl/3 = 3.3 s, so each renewal
+        # (and the watch's probe after 3 s of silence) meets an expired token
+        for m in (a, b):
+            wait_until(lambda: sum("authenticated again" in l for l in m.log_lines) >= 2,
+                       20, "two re-authentications")
+        self.share_one_lock(a, b, "ttl.lock")
+        for m in (a, b):
+            bad = [l for l in m.log_lines if "interrupted" in l or "cannot" in l
+                   or "lost" in l]
+            self.assertEqual(bad, [], m.log())
 
 
 class TestForgedValues(SecureCase):
