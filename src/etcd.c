@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "etcd.h"
+#include "log.h"
 
 #define CONNECT_MS 1000         /* per connection attempt */
 #define CALL_MS 2000            /* a whole unary call, over every endpoint */
@@ -24,6 +25,8 @@
 #define KEEPALIVE_IDLE_S 2      /* TCP keep-alive: a dead peer is noticed after */
 #define KEEPALIVE_INTVL_S 1     /* IDLE + CNT * INTVL seconds of silence */
 #define KEEPALIVE_CNT 3
+#define MAX_TOKEN 4096          /* of an auth token (it goes into a header) */
+#define WATCH_REAUTH_MS 1000    /* watch: at most one re-authentication per */
 
 /* Not in etcd.h: standard base64 with padding, exported for the unit test.
  * encode: malloc'd NUL-terminated text, NULL on ENOMEM. decode: the bytes,
@@ -35,10 +38,17 @@ struct etcd {
         char **urls;            /* base URLs, no trailing '/' */
         size_t n_urls;
         atomic_size_t cur;      /* the endpoint that answered last */
-        struct curl_slist *headers;
-        pthread_mutex_t lock;   /* guards idle */
+        /* TLS files (NULL: curl's default CAs, no client certificate) */
+        char *cacert, *cert, *key;
+        /* etcd authentication (user NULL: none) */
+        char *user, *password;
+        pthread_mutex_t auth_lock; /* one authenticate call at a time */
+        pthread_mutex_t lock;   /* guards idle, token, token_gen, last_error */
         CURL *idle[POOL_MAX];
         size_t n_idle;
+        char *token;            /* NULL until authenticated (or auth is off) */
+        uint64_t token_gen;     /* bumped with each new token */
+        char last_error[256];   /* printable ASCII only */
 };
 
 struct buf {
@@ -46,7 +56,8 @@ struct buf {
         size_t len, cap;
 };
 
-enum watch_end { WATCH_BROKEN, WATCH_COMPACTED, WATCH_STOPPED };
+/* WATCH_AUTH: etcd refused the stream's token (expired, or no permission) */
+enum watch_end { WATCH_BROKEN, WATCH_COMPACTED, WATCH_STOPPED, WATCH_AUTH };
 
 struct etcd_watch {
         struct etcd *e;
@@ -59,6 +70,9 @@ struct etcd_watch {
         CURL *stream, *unary;
         size_t idx;             /* the endpoint of the stream */
         char *probe_body;
+        struct curl_slist *hdr; /* the stream's (and its probe's) headers */
+        uint64_t hdr_gen;       /* the token generation in hdr */
+        int64_t reauth_ms;      /* now_ms() of the watch's last re-authentication */
         int64_t heard;          /* now_ms() when the stream last showed life */
         int64_t next_rev;       /* first revision not delivered yet */
         bool need_sync, down;
@@ -207,8 +221,12 @@ static int json_int(const cJSON *o, const char *name, int64_t *v) {
         *v = 0;
         if (!x)
                 return 0;
-        if (cJSON_IsNumber(x)) {
-                *v = (int64_t)x->valuedouble;
+        if (cJSON_IsNumber(x)) { /* only whole numbers an int64 holds */
+                double d = x->valuedouble;
+                if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) ||
+                    (double)(int64_t)d != d)
+                        return -EIO;
+                *v = (int64_t)d;
                 return 0;
         }
         if (!cJSON_IsString(x))
@@ -269,6 +287,9 @@ static int parse_kv(const cJSON *j, struct etcd_kv *kv) {
                 r = json_int(j, "mod_revision", &kv->mod_revision);
         if (r >= 0)
                 r = json_int(j, "lease", &kv->lease);
+        /* etcd's revisions and lease ids are never negative */
+        if (r >= 0 && (kv->create_revision < 0 || kv->mod_revision < 0 || kv->lease < 0))
+                r = -EIO;
         if (r < 0)
                 etcd_kv_clear(kv);
         return r;
@@ -293,6 +314,7 @@ int etcd_new(const char *endpoints, struct etcd **ret) {
         if (!e)
                 return -ENOMEM;
         pthread_mutex_init(&e->lock, NULL);
+        pthread_mutex_init(&e->auth_lock, NULL);
         int r = -ENOMEM;
         const char *p = endpoints;
         while (*p) {
@@ -323,10 +345,6 @@ int etcd_new(const char *endpoints, struct etcd **ret) {
                 r = -EINVAL;
                 goto fail;
         }
-        /* no "Expect: 100-continue" round trip for larger bodies */
-        if (!(e->headers = curl_slist_append(NULL, "Content-Type: application/json")) ||
-            !curl_slist_append(e->headers, "Expect:"))
-                goto fail;
         *ret = e;
         return 0;
 fail:
@@ -342,9 +360,88 @@ void etcd_free(struct etcd *e) {
         for (size_t i = 0; i < e->n_urls; i++)
                 free(e->urls[i]);
         free(e->urls);
-        curl_slist_free_all(e->headers);
+        free(e->cacert);
+        free(e->cert);
+        free(e->key);
+        free(e->user);
+        if (e->password)
+                explicit_bzero(e->password, strlen(e->password));
+        free(e->password);
+        if (e->token)
+                explicit_bzero(e->token, strlen(e->token));
+        free(e->token);
+        pthread_mutex_destroy(&e->auth_lock);
         pthread_mutex_destroy(&e->lock);
         free(e);
+}
+
+static int set_str(char **dst, const char *src) {
+        free(*dst);
+        *dst = NULL;
+        if (src && *src && !(*dst = strdup(src)))
+                return -ENOMEM;
+        return 0;
+}
+
+int etcd_set_tls(struct etcd *e, const char *cacert, const char *cert, const char *key) {
+        if (!cert != !key)
+                return -EINVAL;
+        int r = set_str(&e->cacert, cacert);
+        if (r == 0)
+                r = set_str(&e->cert, cert);
+        if (r == 0)
+                r = set_str(&e->key, key);
+        return r;
+}
+
+int etcd_set_auth(struct etcd *e, const char *user, const char *password) {
+        if (!user || !*user || !password)
+                return -EINVAL;
+        int r = set_str(&e->user, user);
+        if (r == 0 && !(e->password = strdup(password)))
+                r = -ENOMEM;
+        return r;
+}
+
+/* Remember why a call failed, as printable ASCII (etcd's text is not trusted). */
+static void set_error(struct etcd *e, const char *fmt, const char *what) {
+        char tmp[sizeof(e->last_error)];
+        snprintf(tmp, sizeof(tmp), fmt, what ? what : "");
+        for (char *p = tmp; *p; p++)
+                if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+                        *p = '?';
+        pthread_mutex_lock(&e->lock);
+        memcpy(e->last_error, tmp, sizeof(tmp));
+        pthread_mutex_unlock(&e->lock);
+}
+
+/* The headers of a request now (with the current token), and the token's
+ * generation in *gen. NULL on ENOMEM. */
+static struct curl_slist *headers_now(struct etcd *e, bool with_token, uint64_t *gen) {
+        /* no "Expect: 100-continue" round trip for larger bodies */
+        struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+        if (!h || !curl_slist_append(h, "Expect:")) {
+                curl_slist_free_all(h);
+                return NULL;
+        }
+        char *auth = NULL;
+        pthread_mutex_lock(&e->lock);
+        *gen = e->token_gen;
+        bool send = with_token && e->token;
+        if (send && asprintf(&auth, "Authorization: %s", e->token) < 0)
+                auth = NULL;
+        bool failed = send && !auth;
+        pthread_mutex_unlock(&e->lock);
+        if (auth) {
+                failed = !curl_slist_append(h, auth);
+                explicit_bzero(auth, strlen(auth));
+                free(auth);
+        }
+        if (failed) {
+                curl_slist_free_all(h);
+                return NULL;
+        }
+        return h;
 }
 
 static CURL *pool_get(struct etcd *e) {
@@ -380,15 +477,26 @@ static size_t buf_write_cb(char *p, size_t size, size_t n, void *data) {
         return buf_add(data, p, size * n) < 0 ? 0 : size * n;
 }
 
-/* Reset h (keeping its connections) for a POST of body to url + path. */
-static void setup(struct etcd *e, CURL *h, const char *url, const char *path, const char *body) {
+/* Reset h (keeping its connections) for a POST of body to url + path with
+ * headers hdr (which must outlive the transfer). The server's certificate
+ * and host name are always verified. */
+static void setup(struct etcd *e, CURL *h, const char *url, const char *path, const char *body,
+                  struct curl_slist *hdr) {
         char full[MAX_URL + 64];
         snprintf(full, sizeof(full), "%s%s", url, path);
         curl_easy_reset(h);
         curl_easy_setopt(h, CURLOPT_URL, full);
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, e->headers);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+        if (e->cacert)
+                curl_easy_setopt(h, CURLOPT_CAINFO, e->cacert);
+        if (e->cert) {
+                curl_easy_setopt(h, CURLOPT_SSLCERT, e->cert);
+                curl_easy_setopt(h, CURLOPT_SSLKEY, e->key);
+        }
         curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
         curl_easy_setopt(h, CURLOPT_PROXY, "");
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -409,7 +517,7 @@ static size_t discard_cb(char *p, size_t size, size_t n, void *data) {
 /* Send the stream's liveness probe: a linearizable read of one key on the
  * stream's endpoint, which needs a member that works and has a quorum. */
 static void probe_start(struct etcd_watch *w) {
-        setup(w->e, w->unary, w->e->urls[w->idx], "/v3/kv/range", w->probe_body);
+        setup(w->e, w->unary, w->e->urls[w->idx], "/v3/kv/range", w->probe_body, w->hdr);
         curl_easy_setopt(w->unary, CURLOPT_TIMEOUT_MS, (long)CALL_MS);
         curl_easy_setopt(w->unary, CURLOPT_WRITEFUNCTION, discard_cb);
         curl_multi_add_handle(w->multi, w->unary);
@@ -449,7 +557,11 @@ static CURLcode perform(struct etcd_watch *w, CURL *h) {
                                 curl_multi_remove_handle(w->multi, w->unary);
                                 probing = false;
                                 w->heard = now_ms();
-                                if (res != CURLE_OK || status != 200) {
+                                if (res == CURLE_OK && (status == 401 || status == 403)) {
+                                        w->end = WATCH_AUTH; /* the token, not the member */
+                                        rc = CURLE_OK;
+                                        done = true;
+                                } else if (res != CURLE_OK || status != 200) {
                                         rc = CURLE_OPERATION_TIMEDOUT;
                                         done = true;
                                 }
@@ -495,6 +607,11 @@ static int curl_error(CURLcode c) {
         case CURLE_PARTIAL_FILE:
         case CURLE_SSL_CONNECT_ERROR:
                 return -ENOTCONN;
+        case CURLE_PEER_FAILED_VERIFICATION: /* the member is not who it should be */
+        case CURLE_SSL_CACERT_BADFILE:
+        case CURLE_SSL_CERTPROBLEM:
+        case CURLE_SSL_INVALIDCERTSTATUS:
+                return -EPROTO;
         default:
                 return -EIO;
         }
@@ -503,6 +620,7 @@ static int curl_error(CURLcode c) {
 enum {
         CALL_LEASE = 1,         /* "lease not found" in an error answer is -ENOENT */
         CALL_STREAM = 2,        /* a streaming call: the answer is {"result":{...}} */
+        CALL_NOAUTH = 4,        /* authenticate itself: no re-authentication */
 };
 
 /* The message of an error answer: {"error":"..","message":"..","code":N}
@@ -519,9 +637,23 @@ static const char *error_message(const cJSON *j) {
         return NULL;
 }
 
+/* What an error answer's message says about authentication: -EKEYEXPIRED
+ * for a token etcd no longer takes (renew it), -EACCES for a refusal (no
+ * or wrong credentials, no permission), 0 for anything else. */
+static int auth_error(long status, const char *msg) {
+        if (status == 401 || (msg && strstr(msg, "invalid auth token")))
+                return -EKEYEXPIRED;
+        if (msg && (strstr(msg, "permission denied") || strstr(msg, "user name is empty") ||
+                    strstr(msg, "authentication failed") || strstr(msg, "user name not found")))
+                return -EACCES;
+        return status == 403 ? -EACCES : 0;
+}
+
 /* Judge an answer: 0 with the JSON object in *ret, -EAGAIN when this member
- * cannot serve now (try another), or the error it stands for. */
-static int parse_answer(long status, const struct buf *out, unsigned flags, cJSON **ret) {
+ * cannot serve now (try another), or the error it stands for (the message
+ * in e->last_error). */
+static int parse_answer(struct etcd *e, long status, const struct buf *out, unsigned flags,
+                        cJSON **ret) {
         cJSON *j = out->len ? cJSON_ParseWithLength(out->p, out->len) : NULL;
         if (j && (flags & CALL_STREAM) && status == 200) {
                 cJSON *res = cJSON_DetachItemFromObjectCaseSensitive(j, "result");
@@ -538,11 +670,18 @@ static int parse_answer(long status, const struct buf *out, unsigned flags, cJSO
                 int r = status == 503 ? -EAGAIN : -EIO;
                 if ((flags & CALL_LEASE) && msg && strstr(msg, "lease not found"))
                         r = -ENOENT;
+                int a = auth_error(status, msg);
+                if (a)
+                        r = a;
+                char what[64];
+                snprintf(what, sizeof(what), "HTTP %ld", status);
+                set_error(e, "etcd answered: %s", msg ? msg : what);
                 cJSON_Delete(j);
                 return r;
         }
         if (!cJSON_IsObject(j)) {
                 cJSON_Delete(j);
+                set_error(e, "etcd's answer is not a JSON object%s", NULL);
                 return -EIO;
         }
         *ret = j;
@@ -553,11 +692,17 @@ static int parse_answer(long status, const struct buf *out, unsigned flags, cJSO
  * within CALL_MS in all. 0 with the answer in *ret (free with cJSON_Delete).
  * With w (on its thread) the call runs on w's handle and stops with
  * -ECANCELED when the watch is stopped. */
-static int call(struct etcd *e, struct etcd_watch *w, const char *path, const char *body,
-                unsigned flags, cJSON **ret) {
-        CURL *h = w ? w->unary : pool_get(e);
-        if (!h)
+static int call_once(struct etcd *e, struct etcd_watch *w, const char *path, const char *body,
+                     unsigned flags, cJSON **ret, uint64_t *gen) {
+        /* etcd refuses an authenticate call that carries a stale token */
+        struct curl_slist *hdr = headers_now(e, !(flags & CALL_NOAUTH), gen);
+        CURL *h = !hdr ? NULL : w ? w->unary : pool_get(e);
+        if (!h) {
+                curl_slist_free_all(hdr);
                 return -ENOMEM;
+        }
+        char errbuf[CURL_ERROR_SIZE];
+        bool tls_failed = false, cert_refused = false;
         struct buf out = { 0 };
         int64_t deadline = now_ms() + CALL_MS;
         size_t first = atomic_load(&e->cur);
@@ -568,25 +713,38 @@ static int call(struct etcd *e, struct etcd_watch *w, const char *path, const ch
                 if (left <= 0)
                         break;
                 out.len = 0;
-                setup(e, h, e->urls[idx], path, body);
+                errbuf[0] = '\0';
+                setup(e, h, e->urls[idx], path, body, hdr);
+                curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
                 curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)left);
                 curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, buf_write_cb);
                 curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
                 CURLcode c = perform(w, h);
+                curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
                 if (w && atomic_load(&w->stop)) {
                         r = -ECANCELED;
                         break;
                 }
                 if (c != CURLE_OK) {
+                        char what[MAX_URL + CURL_ERROR_SIZE + 8];
+                        snprintf(what, sizeof(what), "%s: %s", e->urls[idx],
+                                 errbuf[0] ? errbuf : curl_easy_strerror(c));
+                        set_error(e, "%s", what);
                         r = curl_error(c);
-                        if (r != -ENOTCONN)
+                        if (r == -EPROTO) /* another member may be genuine */
+                                tls_failed = true;
+                        else if (r == -ENOTCONN && strstr(errbuf, "alert") &&
+                                 strstr(errbuf, "certificate"))
+                                cert_refused = true; /* it answered: not with us */
+                        else if (r != -ENOTCONN)
                                 break;
+                        r = -ENOTCONN;
                         endpoint_failed(e, idx);
                         continue;
                 }
                 long status = 0;
                 curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-                r = parse_answer(status, &out, flags, ret);
+                r = parse_answer(e, status, &out, flags, ret);
                 if (r == -EAGAIN) {
                         r = -ENOTCONN;
                         endpoint_failed(e, idx);
@@ -595,10 +753,108 @@ static int call(struct etcd *e, struct etcd_watch *w, const char *path, const ch
                 atomic_store(&e->cur, idx);
                 break;
         }
+        if (r == -ENOTCONN && tls_failed)
+                r = -EPROTO; /* no member answered, and one could not be trusted */
+        else if (r == -ENOTCONN && cert_refused)
+                r = -EKEYREJECTED; /* no member answered, and one refused our certificate */
         free(out.p);
         if (!w)
                 pool_put(e, h);
+        curl_slist_free_all(hdr);
         return r;
+}
+
+/* Ask etcd for a token for e->user. 0 (also when etcd has authentication
+ * off: then no token is sent), -EACCES for wrong credentials, or the
+ * call's error. Called with auth_lock held. */
+static int authenticate(struct etcd *e) {
+        cJSON *o = cJSON_CreateObject(), *j = NULL;
+        char *body = NULL;
+        if (o && cJSON_AddStringToObject(o, "name", e->user) &&
+            cJSON_AddStringToObject(o, "password", e->password))
+                body = cJSON_PrintUnformatted(o);
+        cJSON *pw = cJSON_GetObjectItemCaseSensitive(o, "password");
+        if (cJSON_IsString(pw))
+                explicit_bzero(pw->valuestring, strlen(pw->valuestring));
+        cJSON_Delete(o);
+        if (!body)
+                return -ENOMEM;
+        uint64_t gen;
+        int r = call_once(e, NULL, "/v3/auth/authenticate", body, CALL_NOAUTH, &j, &gen);
+        explicit_bzero(body, strlen(body));
+        free(body);
+        char *token = NULL;
+        if (r == -EIO) {
+                char msg[sizeof(e->last_error)];
+                pthread_mutex_lock(&e->lock);
+                memcpy(msg, e->last_error, sizeof(msg));
+                pthread_mutex_unlock(&e->lock);
+                if (strstr(msg, "authentication is not enabled"))
+                        r = 0; /* nothing to send */
+        } else if (r == 0) {
+                const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "token"));
+                size_t n = t ? strlen(t) : 0;
+                for (size_t i = 0; i < n; i++) /* it goes into a header line */
+                        if ((unsigned char)t[i] <= 0x20 || (unsigned char)t[i] > 0x7e)
+                                n = 0;
+                if (n == 0 || n > MAX_TOKEN) {
+                        set_error(e, "etcd's authenticate answer holds no usable token%s", NULL);
+                        r = -EIO;
+                } else if (!(token = strdup(t))) {
+                        r = -ENOMEM;
+                }
+                if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "token")))
+                        explicit_bzero(cJSON_GetObjectItemCaseSensitive(j, "token")->valuestring, n);
+        }
+        cJSON_Delete(j);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&e->lock);
+        if (e->token)
+                explicit_bzero(e->token, strlen(e->token));
+        free(e->token);
+        e->token = token;
+        e->token_gen++;
+        pthread_mutex_unlock(&e->lock);
+        return 0;
+}
+
+/* The token of generation gen was refused: get a new one, unless another
+ * thread already did. */
+static int reauth(struct etcd *e, uint64_t gen) {
+        pthread_mutex_lock(&e->auth_lock);
+        pthread_mutex_lock(&e->lock);
+        bool renewed = e->token_gen != gen;
+        pthread_mutex_unlock(&e->lock);
+        int r = renewed ? 0 : authenticate(e);
+        pthread_mutex_unlock(&e->auth_lock);
+        if (!renewed && r == 0 && gen != 0)
+                log_msg(LOG_NOTICE, "etcd: authenticated again as %s (the token had expired)",
+                        e->user);
+        return r;
+}
+
+/* call_once, and again with a new token when etcd refused the token. */
+static int call(struct etcd *e, struct etcd_watch *w, const char *path, const char *body,
+                unsigned flags, cJSON **ret) {
+        uint64_t gen;
+        if (e->user && !(flags & CALL_NOAUTH)) {
+                pthread_mutex_lock(&e->lock);
+                gen = e->token_gen;
+                pthread_mutex_unlock(&e->lock);
+                int a = gen == 0 ? reauth(e, 0) : 0; /* the first token */
+                if (a < 0)
+                        return a;
+        }
+        int r = call_once(e, w, path, body, flags, ret, &gen);
+        /* twice at most: the first may only pick up a token another thread
+         * got meanwhile (which may be refused too); the second then
+         * authenticates itself */
+        for (int k = 0; k < 2 && r == -EKEYEXPIRED && e->user && !(flags & CALL_NOAUTH); k++) {
+                int a = reauth(e, gen);
+                r = a < 0 ? a : call_once(e, w, path, body, flags, ret, &gen);
+        }
+        return r == -EKEYEXPIRED ? -EACCES : r;
 }
 
 /* ---- leases ---- */
@@ -612,7 +868,7 @@ int etcd_lease_grant(struct etcd *e, int64_t ttl_s, int64_t *ret_id, int64_t *re
                 return r;
         int64_t id, ttl;
         const cJSON *err = cJSON_GetObjectItemCaseSensitive(j, "error");
-        if (json_int(j, "ID", &id) < 0 || json_int(j, "TTL", &ttl) < 0 || id == 0 ||
+        if (json_int(j, "ID", &id) < 0 || json_int(j, "TTL", &ttl) < 0 || id <= 0 ||
             (cJSON_IsString(err) && *err->valuestring))
                 r = -EIO;
         cJSON_Delete(j);
@@ -815,6 +1071,77 @@ int etcd_range_prefix(struct etcd *e, const char *prefix, struct etcd_kv **ret, 
         return range_prefix(e, NULL, prefix, ret, ret_n, ret_rev);
 }
 
+/* ---- the start-up check ---- */
+
+static void copy_error(struct etcd *e, char *why, size_t whylen) {
+        pthread_mutex_lock(&e->lock);
+        snprintf(why, whylen, "%s", e->last_error[0] ? e->last_error : "no details");
+        pthread_mutex_unlock(&e->lock);
+}
+
+int etcd_check(struct etcd *e, const char *prefix, char *why, size_t whylen) {
+        char *key64 = NULL, *end64 = NULL, *body = NULL, *probe64 = NULL, *probe = NULL;
+        cJSON *j = NULL;
+        int r = 0;
+        snprintf(why, whylen, "out of memory");
+        if (e->user) {
+                pthread_mutex_lock(&e->auth_lock);
+                r = authenticate(e);
+                pthread_mutex_unlock(&e->auth_lock);
+                if (r < 0) {
+                        copy_error(e, why, whylen);
+                        return r;
+                }
+        }
+        /* read: a count of the prefix */
+        if ((r = prefix_range64(prefix, &key64, &end64)) < 0)
+                return r;
+        r = -ENOMEM;
+        if (asprintf(&body, "{\"key\":\"%s\",\"range_end\":\"%s\",\"count_only\":true}",
+                     key64, end64) < 0) {
+                body = NULL;
+                goto out;
+        }
+        r = call(e, NULL, "/v3/kv/range", body, 0, &j);
+        cJSON_Delete(j);
+        j = NULL;
+        if (r < 0)
+                goto fail;
+        /* write: a transaction whose comparison never holds (a version is
+         * never below 0), so its put never runs, but etcd checks the
+         * permission for it */
+        r = -ENOMEM;
+        if (asprintf(&probe, "%s.lockfs/check", prefix) < 0) {
+                probe = NULL;
+                goto out;
+        }
+        if (!(probe64 = b64_str(probe)))
+                goto out;
+        free(body);
+        if (asprintf(&body,
+                     "{\"compare\":[{\"key\":\"%s\",\"target\":\"VERSION\",\"result\":\"LESS\","
+                     "\"version\":\"0\"}],\"success\":[{\"request_delete_range\":{\"key\":\"%s\"}}],"
+                     "\"failure\":[]}", probe64, probe64) < 0) {
+                body = NULL;
+                goto out;
+        }
+        r = call(e, NULL, "/v3/kv/txn", body, 0, &j);
+        cJSON_Delete(j);
+        if (r < 0)
+                goto fail;
+        why[0] = '\0';
+        goto out;
+fail:
+        copy_error(e, why, whylen);
+out:
+        free(key64);
+        free(end64);
+        free(body);
+        free(probe64);
+        free(probe);
+        return r;
+}
+
 /* ---- watch ---- */
 
 static void emit(struct etcd_watch *w, enum etcd_watch_event ev, const struct etcd_kv *kv) {
@@ -863,9 +1190,19 @@ static int sync_listing(struct etcd_watch *w) {
  * (w->end says why). */
 static bool watch_message(struct etcd_watch *w, const cJSON *root) {
         const cJSON *res = cJSON_GetObjectItemCaseSensitive(root, "result");
-        if (!cJSON_IsObject(res))
-                return false;   /* {"error":...} or garbage */
-        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "created"))) {
+        if (!cJSON_IsObject(res)) { /* {"error":...} or garbage */
+                const cJSON *err = cJSON_GetObjectItemCaseSensitive(root, "error");
+                const char *msg = err ? error_message(err) : NULL;
+                const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "http_code");
+                if (auth_error(cJSON_IsNumber(code) ? (long)code->valueint : 0, msg))
+                        w->end = WATCH_AUTH;
+                if (msg)
+                        set_error(w->e, "etcd ended the watch: %s", msg);
+                return false;
+        }
+        /* a watch etcd refused comes "created" and "canceled" at once: not up */
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "created")) &&
+            !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "canceled"))) {
                 atomic_store(&w->e->cur, w->idx);
                 go_up(w);
         }
@@ -876,8 +1213,16 @@ static bool watch_message(struct etcd_watch *w, const cJSON *root) {
                 w->end = WATCH_COMPACTED;
                 return false;
         }
-        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "canceled")))
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "canceled"))) {
+                /* a watch etcd did not allow (cancel_reason says why) */
+                const char *why =
+                        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(res, "cancel_reason"));
+                if (auth_error(0, why))
+                        w->end = WATCH_AUTH;
+                if (why)
+                        set_error(w->e, "etcd cancelled the watch: %s", why);
                 return false;
+        }
         /* all events of a revision come in one response: skip only those
          * before what was delivered when it arrived */
         int64_t from = w->next_rev;
@@ -950,6 +1295,8 @@ static size_t watch_write_cb(char *p, size_t size, size_t n, void *data) {
                 long status = 0;
                 curl_easy_getinfo(w->stream, CURLINFO_RESPONSE_CODE, &status);
                 w->checked_status = true;
+                if (status == 401 || status == 403)
+                        w->end = WATCH_AUTH;
                 if (status != 200)
                         w->ending = true;
         }
@@ -975,22 +1322,43 @@ static enum watch_end watch_stream(struct etcd_watch *w, size_t idx) {
                 body = NULL;
                 goto out;
         }
+        if (!(w->hdr = headers_now(w->e, true, &w->hdr_gen)))
+                goto out;
         w->idx = idx;
         w->end = WATCH_BROKEN;
         w->ending = w->checked_status = false;
         w->in.len = w->pos = w->start = 0;
         w->depth = 0;
         w->in_str = w->esc = false;
-        setup(w->e, w->stream, w->e->urls[idx], "/v3/watch", body);
+        setup(w->e, w->stream, w->e->urls[idx], "/v3/watch", body, w->hdr);
         curl_easy_setopt(w->stream, CURLOPT_WRITEFUNCTION, watch_write_cb);
         curl_easy_setopt(w->stream, CURLOPT_WRITEDATA, w);
         perform(w, w->stream);
         res = atomic_load(&w->stop) ? WATCH_STOPPED : w->end;
+        curl_slist_free_all(w->hdr);
+        w->hdr = NULL;
 out:
         free(key64);
         free(end64);
         free(body);
         return res;
+}
+
+/* etcd refused the stream's token: true when there is a newer one to try
+ * (another call's, or one got here: at most once per WATCH_REAUTH_MS, so
+ * a real lack of permission cannot make a storm). */
+static bool watch_reauth(struct etcd_watch *w) {
+        if (!w->e->user)
+                return false;
+        pthread_mutex_lock(&w->e->lock);
+        bool newer = w->e->token_gen != w->hdr_gen;
+        pthread_mutex_unlock(&w->e->lock);
+        if (newer) /* another call got one meanwhile: try that first */
+                return true;
+        if (w->reauth_ms && now_ms() - w->reauth_ms < WATCH_REAUTH_MS)
+                return false;
+        w->reauth_ms = now_ms();
+        return reauth(w->e, w->hdr_gen) == 0;
 }
 
 static void *watch_main(void *data) {
@@ -1010,10 +1378,14 @@ static void *watch_main(void *data) {
                 for (size_t i = 0; i < w->e->n_urls && !w->need_sync; i++) {
                         size_t idx = (first + i) % w->e->n_urls;
                         enum watch_end end = watch_stream(w, idx);
+                        for (int k = 0; k < 2 && end == WATCH_AUTH && watch_reauth(w); k++)
+                                end = watch_stream(w, idx);
                         if (end == WATCH_STOPPED)
                                 return NULL;
                         if (end == WATCH_COMPACTED) {
                                 w->need_sync = true;
+                        } else if (end == WATCH_AUTH) {
+                                go_down(w); /* the member answers: refused, not failed */
                         } else {
                                 endpoint_failed(w->e, idx);
                                 go_down(w);

@@ -42,6 +42,28 @@ void etcd_kvs_free(struct etcd_kv *kvs, size_t n);
  * No request is sent. -EINVAL for an empty list or a URL that is not
  * http:// or https://. */
 int etcd_new(const char *endpoints, struct etcd **ret);
+/* TLS for https:// endpoints, before any call: cacert (PEM file of the CAs
+ * that sign the members' certificates; NULL: the system's), cert and key
+ * (PEM client certificate and its key, both or neither). The member's
+ * certificate and host name are always verified; a member that fails the
+ * check counts as not answering, and a call no member answered, where one
+ * failed it, gives -EPROTO; one where a member refused the client's
+ * certificate (a TLS alert) -EKEYREJECTED. -EINVAL for cert without key,
+ * -ENOMEM. */
+int etcd_set_tls(struct etcd *e, const char *cacert, const char *cert, const char *key);
+/* etcd user/password authentication, before any call: a token from
+ * /v3/auth/authenticate goes with every request (Authorization header).
+ * When etcd refuses the token (expired, revoked), the call authenticates
+ * again once and is repeated. Neither password nor token is ever logged.
+ * Errors of calls: -EACCES when etcd refuses the credentials or the
+ * permission. -EINVAL, -ENOMEM. */
+int etcd_set_auth(struct etcd *e, const char *user, const char *password);
+/* Check that etcd answers and lets this client read and write under
+ * prefix (writes nothing): 0, or the error (-ENOTCONN: no member answered;
+ * -EPROTO: a member's certificate failed verification; -EKEYREJECTED: a
+ * member refused the client certificate (or its absence); -EACCES: bad
+ * credentials or no permission) with a one-line reason in why. */
+int etcd_check(struct etcd *e, const char *prefix, char *why, size_t whylen);
 /* Free the client; no other call may be running. NULL is a no-op. */
 void etcd_free(struct etcd *e);
 

@@ -18,6 +18,7 @@
 #include "reaper.h"
 #include "store.h"
 #if LOCKFS_HAVE_ETCD
+#include "etcd_setup.h"
 #include "store_etcd.h"
 #endif
 
@@ -118,18 +119,11 @@ static void cluster_start(struct store *store, struct cluster *c) {
 }
 #endif
 
-/* The cluster store (backend=etcd) the options describe. */
+/* The cluster store (backend=etcd) the options describe, checked. */
 static int store_open_etcd(const struct lockfs_options *o, const char *host,
                            struct store **ret) {
 #if LOCKFS_HAVE_ETCD
-        const struct store_etcd_config cfg = {
-                .endpoints = o->endpoints, .prefix = o->prefix,
-                .lease_ttl_s = o->lease_ttl_s, .host = host,
-        };
-        int r = store_etcd_open(&cfg, ret);
-        if (r < 0)
-                log_msg(LOG_ERR, "cannot use etcd at %s: %s", o->endpoints, strerror(-r));
-        return r;
+        return etcd_setup_open(o, host, ret);
 #else
         (void)o;
         (void)host;

@@ -88,6 +88,22 @@ static int apply_option(struct lockfs_options *o, const char *item, char *err, s
                 if (!val || !*val || strlen(val) >= LOCKFS_PATH_MAX)
                         goto bad_value;
                 strcpy(dst, val);
+        } else if (KEY("cacert") || KEY("cert") || KEY("key") || KEY("etcd_password_file")) {
+                char *dst = KEY("cacert") ? o->cacert
+                            : KEY("cert") ? o->cert
+                            : KEY("key")  ? o->key
+                                          : o->etcd_password_file;
+                if (!val || !*val || strlen(val) >= LOCKFS_PATH_MAX)
+                        goto bad_value;
+                strcpy(dst, val);
+        } else if (KEY("etcd_user")) {
+                if (!val || !*val || strlen(val) >= sizeof(o->etcd_user))
+                        goto bad_value;
+                strcpy(o->etcd_user, val);
+        } else if (KEY("etcd_password")) {
+                snprintf(err, errlen, "no password on the command line (anyone can read it): "
+                         "put it in a file only root can read and give etcd_password_file=FILE");
+                return -EINVAL;
         } else if (KEY("lease_ttl")) {
                 if (parse_u64(val, 3600, &v) < 0 || v < 2)
                         goto bad_value;
@@ -147,8 +163,24 @@ static int cluster_check(const struct lockfs_options *o, char *err, size_t errle
                 snprintf(err, errlen, "option 'endpoints' needs backend=etcd");
                 return -EINVAL;
         }
+        const char *etcd_only = o->cacert[0] ? "cacert" : o->cert[0] ? "cert"
+                                : o->key[0] ? "key" : o->etcd_user[0] ? "etcd_user"
+                                : o->etcd_password_file[0] ? "etcd_password_file" : NULL;
+        if (!o->backend_etcd && etcd_only) {
+                snprintf(err, errlen, "option '%s' needs backend=etcd", etcd_only);
+                return -EINVAL;
+        }
         if (!o->backend_etcd)
                 return 0;
+        if (!o->cert[0] != !o->key[0]) {
+                snprintf(err, errlen, "options 'cert' and 'key' go together (a client "
+                         "certificate and its private key)");
+                return -EINVAL;
+        }
+        if (!o->etcd_user[0] != !o->etcd_password_file[0]) {
+                snprintf(err, errlen, "options 'etcd_user' and 'etcd_password_file' go together");
+                return -EINVAL;
+        }
         if (!LOCKFS_HAVE_ETCD) {
                 snprintf(err, errlen, "this lockfs was built without etcd support (libcurl)");
                 return -EINVAL;
@@ -248,6 +280,11 @@ void options_usage(FILE *f, const char *prog) {
                 "  prefix=/P/           etcd key prefix (default " LOCKFS_DEFAULT_PREFIX ")\n"
                 "  lease_ttl=SECONDS    this daemon's etcd lease: its locks vanish that\n"
                 "                       long after it dies (default %d, at least 2)\n"
+                "  cacert=FILE          PEM CA certificates that sign etcd's (https://);\n"
+                "                       the server's certificate and name are verified\n"
+                "  cert=FILE,key=FILE   PEM client certificate and key for etcd\n"
+                "  etcd_user=NAME       authenticate to etcd as NAME, with the password\n"
+                "  etcd_password_file=FILE  in FILE (first line; keep it mode 0600)\n"
                 "\n"
                 "SOURCE (any word) and generic mount options such as rw, nosuid, nodev,\n"
                 "noatime, _netdev, nofail, noauto or x-systemd.* are accepted and\n"

@@ -40,6 +40,14 @@ struct lockfs_options {
         char endpoints[LOCKFS_PATH_MAX];  /* comma-separated URLs */
         char prefix[LOCKFS_PATH_MAX];     /* starts and ends with '/' */
         uint32_t lease_ttl_s;
+        /* securing etcd: -o cacert=,cert=,key= (TLS, PEM files) and
+         * -o etcd_user=,etcd_password_file= (the password is only ever
+         * read from that file) */
+        char cacert[LOCKFS_PATH_MAX];
+        char cert[LOCKFS_PATH_MAX];
+        char key[LOCKFS_PATH_MAX];
+        char etcd_user[256];
+        char etcd_password_file[LOCKFS_PATH_MAX];
 };
 
 /* Parse argv into *ret (defaults first). Returns 0, or -EINVAL with a

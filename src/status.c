@@ -190,6 +190,13 @@ struct content_claim status_parse_claim(const char *content, size_t len) {
         return c;
 }
 
+int64_t status_sub_sat(int64_t a, int64_t b) {
+        int64_t d;
+        if (__builtin_sub_overflow(a, b, &d))
+                return b < 0 ? INT64_MAX : INT64_MIN;
+        return d;
+}
+
 void status_format_time(int64_t ms, char *buf, size_t len) {
         struct tm tm;
         time_t s;
@@ -292,7 +299,7 @@ static const char *how_name(enum lock_how how) {
 /* The daemon's facts about v (SPEC R4.3), as the "lockfs" object of o. */
 static bool add_lockfs(cJSON *o, const struct lock_view *v, int64_t now_ms, const char *host) {
         cJSON *l = cJSON_AddObjectToObject(o, "lockfs");
-        int64_t age = now_ms - v->acquired_at_ms;
+        int64_t age = status_sub_sat(now_ms, v->acquired_at_ms);
 
         if (!l)
                 return false;

@@ -43,6 +43,9 @@ char *status_render_metrics(const struct lock_metrics *m, size_t *ret_len);
 
 /* Format ms since the epoch as ISO-8601 UTC with milliseconds,
  * "2026-11-26T17:53:33.123Z", into buf (at least 32 bytes). */
+/* a - b, saturated to INT64_MIN .. INT64_MAX instead of overflowing (times
+ * may come from another host, or from a forged value). */
+int64_t status_sub_sat(int64_t a, int64_t b);
 void status_format_time(int64_t ms, char *buf, size_t len);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "etcd.h"
 #include "log.h"
+#include "options.h"
 #include "store_etcd.h"
 
 /* A release etcd did not take (unreachable): retried until it does, else
@@ -53,6 +54,8 @@ struct store_etcd {
         bool wake;               /* the keeper has work now (predicate of cond) */
         bool synced;             /* the first listing came */
         int64_t last_error_log_ms;
+        int64_t ignored_window_ms; /* log_ignored's rate limit */
+        unsigned ignored_in_window;
         struct pending_delete *deletes;
         struct uncertain *uncertain; /* newest first, at most MAX_UNCERTAIN */
         size_t n_uncertain;
@@ -129,49 +132,172 @@ static char *value_encode(const struct store_etcd *s, const struct lock_view *v,
         return text;
 }
 
-static double num(const cJSON *o, const char *name) {
+/* ---- decoding: a value read from etcd is hostile input ----
+ * Anyone with write access to the prefix can put any bytes there, so
+ * every field is required, typed and range-checked; a value that fails is
+ * ignored (never guessed at: a missing uid must not become root). */
+
+#define VALUE_MAX ((size_t)LOCKFS_MAX_CONTENT_LIMIT * 6 + 65536) /* content may be \u-escaped */
+#define PID_LIMIT 4194304                        /* PID_MAX_LIMIT of Linux */
+#define ID_LIMIT INT64_C(4294967294)             /* uid/gid; (uid_t)-1 is no id */
+#define TIME_LIMIT_MS INT64_C(253402300799999)   /* 9999-12-31T23:59:59.999Z */
+#define HOST_LIMIT 255
+
+/* The whole number field name of o in min..max (|max| <= 2^53), or false. */
+static bool get_int(const cJSON *o, const char *name, int64_t min, int64_t max, int64_t *ret) {
         const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, name);
-        return cJSON_IsNumber(j) ? j->valuedouble : 0;
+        if (!cJSON_IsNumber(j))
+                return false;
+        double d = j->valuedouble;
+        if (!(d >= (double)min && d <= (double)max) || (double)(int64_t)d != d)
+                return false;
+        *ret = (int64_t)d;
+        return true;
 }
 
-static const char *str(const cJSON *o, const char *name) {
+/* The string field name of o, at most max bytes, with no control bytes
+ * unless ctl; NULL when absent, of another type, too long. */
+static const char *get_str(const cJSON *o, const char *name, size_t max, bool ctl) {
         const char *p = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, name));
-        return p ? p : "";
+        if (!p || strlen(p) > max)
+                return NULL;
+        for (const unsigned char *c = (const unsigned char *)p; !ctl && *c; c++)
+                if (*c < 0x20 || *c == 0x7f)
+                        return NULL;
+        return p;
 }
 
-/* Fill v (path and fence set by the caller) from a value; missing fields
- * stay empty. -EINVAL when it is not a JSON object, -ENOMEM. */
-static int value_decode(const char *text, size_t len, struct lock_view *v) {
-        cJSON *o = cJSON_ParseWithLength(text, len);
-        if (!cJSON_IsObject(o)) {
-                cJSON_Delete(o);
+static int bad(char *why, size_t whylen, const char *field) {
+        snprintf(why, whylen, "field \"%s\" is missing, of the wrong type or out of range",
+                 field);
+        return -EINVAL;
+}
+
+int store_etcd_value_decode(const char *text, size_t len, struct lock_view *v, char *why,
+                            size_t whylen) {
+        snprintf(why, whylen, "out of memory");
+        if (len > VALUE_MAX) {
+                snprintf(why, whylen, "the value is too long (%zu bytes)", len);
                 return -EINVAL;
         }
-        v->host = strdup(str(o, "host"));
-        const char *content = str(o, "content");
-        v->content_len = strlen(content);
-        v->content = v->content_len ? strdup(content) : NULL;
-        if (!v->host || (v->content_len && !v->content)) {
+        const char *end = NULL;
+        cJSON *o = cJSON_ParseWithLengthOpts(text, len, &end, false);
+        while (o && end && end < text + len && (*end == ' ' || *end == '\n' || *end == '\t' ||
+                                                *end == '\r'))
+                end++;
+        if (!cJSON_IsObject(o) || !end || end != text + len) {
                 cJSON_Delete(o);
-                return -ENOMEM;
+                snprintf(why, whylen, "the value is not one JSON object");
+                return -EINVAL;
         }
-        v->pid = (pid_t)num(o, "pid");
-        v->uid = (uid_t)num(o, "uid");
-        v->gid = (gid_t)num(o, "gid");
-        snprintf(v->comm, sizeof(v->comm), "%s", str(o, "comm"));
-        snprintf(v->cmdline, sizeof(v->cmdline), "%s", str(o, "cmdline"));
-        v->how = LOCK_HOW_CREATOR;
-        for (size_t i = 0; i < sizeof(how_names) / sizeof(how_names[0]); i++)
-                if (!strcmp(str(o, "how"), how_names[i]))
-                        v->how = (enum lock_how)i;
-        v->detached = v->how == LOCK_HOW_DETACHED;
-        v->liveness_known = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "liveness_known"));
-        v->acquired_at_ms = (int64_t)num(o, "acquired_at_ms");
-        v->renewed_at_ms = (int64_t)num(o, "renewed_at_ms");
-        v->ttl_s = (uint32_t)num(o, "ttl_s");
-        v->expires_at_ms = v->renewed_at_ms + (int64_t)v->ttl_s * 1000;
+        int r = -EINVAL;
+        int64_t pid, uid, gid, acq, ren, ttl;
+        const char *host = get_str(o, "host", HOST_LIMIT, false);
+        /* a process names itself: comm and cmdline may hold any byte, as locally */
+        const char *comm = get_str(o, "comm", HOLDER_COMM_MAX - 1, true);
+        const char *cmdline = get_str(o, "cmdline", HOLDER_CMDLINE_MAX - 1, true);
+        const char *how = get_str(o, "how", 16, false);
+        const char *content = get_str(o, "content", LOCKFS_MAX_CONTENT_LIMIT, true);
+        const cJSON *live = cJSON_GetObjectItemCaseSensitive(o, "liveness_known");
+        size_t h = 0;
+        while (how && h < sizeof(how_names) / sizeof(how_names[0]) && strcmp(how, how_names[h]))
+                h++;
+        bool detached = h == LOCK_HOW_DETACHED;
+        /* pid 0 only for a lock no process is known to hold */
+        int64_t pid_min = detached || !cJSON_IsTrue(live) ? 0 : 1;
+        if (!host || !*host)
+                r = bad(why, whylen, "host");
+        else if (!get_int(o, "pid", pid_min, PID_LIMIT, &pid))
+                r = bad(why, whylen, "pid");
+        else if (!get_int(o, "uid", 0, ID_LIMIT, &uid))
+                r = bad(why, whylen, "uid");
+        else if (!get_int(o, "gid", 0, ID_LIMIT, &gid))
+                r = bad(why, whylen, "gid");
+        else if (!comm)
+                r = bad(why, whylen, "comm");
+        else if (!cmdline)
+                r = bad(why, whylen, "cmdline");
+        else if (!how || h == sizeof(how_names) / sizeof(how_names[0]))
+                r = bad(why, whylen, "how");
+        else if (!cJSON_IsBool(live))
+                r = bad(why, whylen, "liveness_known");
+        else if (!get_int(o, "acquired_at_ms", 0, TIME_LIMIT_MS, &acq))
+                r = bad(why, whylen, "acquired_at_ms");
+        else if (!get_int(o, "renewed_at_ms", 0, TIME_LIMIT_MS, &ren))
+                r = bad(why, whylen, "renewed_at_ms");
+        else if (!get_int(o, "ttl_s", 0, UINT32_MAX, &ttl))
+                r = bad(why, whylen, "ttl_s");
+        else if (!content)
+                r = bad(why, whylen, "content");
+        else
+                r = 0;
+        if (r == 0) {
+                v->host = strdup(host);
+                v->content_len = strlen(content);
+                v->content = v->content_len ? strdup(content) : NULL;
+                if (!v->host || (v->content_len && !v->content)) {
+                        free(v->host);
+                        free(v->content);
+                        v->host = v->content = NULL;
+                        v->content_len = 0;
+                        r = -ENOMEM;
+                }
+        }
+        if (r == 0) {
+                v->pid = (pid_t)pid;
+                v->uid = (uid_t)uid;
+                v->gid = (gid_t)gid;
+                snprintf(v->comm, sizeof(v->comm), "%s", comm);
+                snprintf(v->cmdline, sizeof(v->cmdline), "%s", cmdline);
+                v->how = (enum lock_how)h;
+                v->detached = detached;
+                v->liveness_known = cJSON_IsTrue(live);
+                v->acquired_at_ms = acq;
+                v->renewed_at_ms = ren;
+                v->ttl_s = (uint32_t)ttl;
+                v->expires_at_ms = ren + ttl * 1000; /* at most about 2^48: no overflow */
+                why[0] = '\0';
+        }
         cJSON_Delete(o);
-        return 0;
+        return r;
+}
+
+/* s (n bytes) for a log line: bytes outside printable ASCII and '\\' as
+ * \xNN, cut with "..." to fit out. */
+static const char *escaped(const char *s, size_t n, char *out, size_t outlen) {
+        size_t o = 0;
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)s[i];
+                bool plain = c >= 0x20 && c < 0x7f && c != '\\';
+                if (o + (plain ? 1 : 4) + 4 > outlen) {
+                        memcpy(out + o, "...", 4);
+                        return out;
+                }
+                if (plain)
+                        out[o++] = (char)c;
+                else
+                        o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", c);
+        }
+        out[o] = '\0';
+        return out;
+}
+
+/* Log that key is ignored and why: at most a few lines a second, so a
+ * writer of garbage cannot flood the log. */
+static void log_ignored(struct store_etcd *s, const struct etcd_kv *kv, const char *why) {
+        int64_t now = mono_ms();
+        pthread_mutex_lock(&s->mu);
+        if (now - s->ignored_window_ms >= 1000) {
+                s->ignored_window_ms = now;
+                s->ignored_in_window = 0;
+        }
+        bool quiet = ++s->ignored_in_window > 5;
+        pthread_mutex_unlock(&s->mu);
+        if (quiet)
+                return;
+        char key[256];
+        log_msg(LOG_WARNING, "etcd: ignoring key %s: %s", escaped(kv->key, kv->key_len, key,
+                                                                  sizeof(key)), why);
 }
 
 /* ---- store operations (called under the table lock) ---- */
@@ -531,6 +657,10 @@ static void on_watch(void *arg, enum etcd_watch_event ev, const struct etcd_kv *
         case ETCD_WATCH_DELETE: {
                 if (kv->key_len <= s->prefix_len || memcmp(kv->key, s->prefix, s->prefix_len))
                         return;
+                if (memchr(kv->key, '\0', kv->key_len)) { /* no path has a NUL */
+                        log_ignored(s, kv, "its name holds a NUL byte");
+                        return;
+                }
                 if (s->listing && ev == ETCD_WATCH_PUT && !listed_add(s, kv->key))
                         s->listing = false; /* incomplete: it ends nothing local */
                 char *path;
@@ -555,13 +685,21 @@ static void on_watch(void *arg, enum etcd_watch_event ev, const struct etcd_kv *
                                 else if (r == -ESTALE) /* gone already: not that create's key */
                                         uncertain_add(s, kv->key);
                         }
+                } else if (!kv->lease) {
+                        /* every daemon's key is on its lease; one without
+                         * was written by hand (or forged): not a lock */
+                        log_ignored(s, kv, "it has no lease, so no lockfs daemon made it");
+                } else if (kv->create_revision <= 0) {
+                        log_ignored(s, kv, "it has no create revision");
                 } else {
                         struct lock_view v = { .path = path, .fence = (uint64_t)kv->create_revision };
-                        int r = value_decode(kv->value, kv->value_len, &v);
+                        char why[128];
+                        int r = store_etcd_value_decode(kv->value, kv->value_len, &v, why,
+                                                        sizeof(why));
                         if (r == 0 && s->ev.put)
                                 s->ev.put(s->ev.ctx, &v);
                         else if (r == -EINVAL)
-                                log_msg(LOG_WARNING, "etcd: key %s holds no lock status", kv->key);
+                                log_ignored(s, kv, why);
                         v.path = NULL; /* freed below */
                         lock_view_clear(&v);
                 }
@@ -659,6 +797,10 @@ int store_etcd_open(const struct store_etcd_config *cfg, struct store **ret) {
         s->prefix = strdup(cfg->prefix);
         s->host = strdup(cfg->host);
         int r = s->prefix && s->host ? etcd_new(cfg->endpoints, &s->etcd) : -ENOMEM;
+        if (r == 0 && (cfg->cacert || cfg->cert || cfg->key))
+                r = etcd_set_tls(s->etcd, cfg->cacert, cfg->cert, cfg->key);
+        if (r == 0 && cfg->user)
+                r = etcd_set_auth(s->etcd, cfg->user, cfg->password ? cfg->password : "");
         if (r < 0) {
                 etcd_store_free(&s->base);
                 return r;
@@ -685,4 +827,9 @@ int store_etcd_start(struct store *base, const struct store_etcd_events *ev, int
                 r = -pthread_cond_timedwait(&s->cond, &s->mu, &until);
         pthread_mutex_unlock(&s->mu);
         return r == 0 ? 0 : -ETIMEDOUT;
+}
+
+int store_etcd_check(struct store *base, char *why, size_t whylen) {
+        struct store_etcd *s = of(base);
+        return etcd_check(s->etcd, s->prefix, why, whylen);
 }

@@ -11,6 +11,11 @@ struct store_etcd_config {
         const char *prefix;      /* key prefix, starts and ends with '/' */
         unsigned lease_ttl_s;    /* this daemon's lease */
         const char *host;        /* published as the holder's host */
+        const char *cacert;      /* TLS: CA file, client certificate and key */
+        const char *cert;        /* (PEM; NULL = none, see etcd_set_tls) */
+        const char *key;
+        const char *user;        /* etcd authentication; NULL = none */
+        const char *password;    /* never logged */
 };
 
 /* What the prefix watch reports, on its own thread, in etcd's order (see
@@ -44,6 +49,23 @@ int store_etcd_open(const struct store_etcd_config *cfg, struct store **ret);
  * wait_ms for a lease and the first listing: 0, or -ETIMEDOUT (both keep
  * trying in the background). */
 int store_etcd_start(struct store *s, const struct store_etcd_events *ev, int wait_ms);
+
+/* Before start: check that etcd answers and that this daemon may read and
+ * write under its prefix (authenticating when configured). 0, or -ENOTCONN
+ * (no member answered), -EPROTO (a member's certificate failed),
+ * -EKEYREJECTED (a member refused the client certificate), -EACCES
+ * (credentials or permission refused), -EIO, with a reason in why. */
+int store_etcd_check(struct store *s, char *why, size_t whylen);
+
+/* Decode a lock's value as read from etcd, which anyone with write access
+ * to the prefix can forge: every field present, of its type and in range
+ * (pid 1..2^22, 0 when detached; uid and gid below 2^32-1; times 0 ..
+ * year 9999; ttl_s 32-bit; comm, cmdline and host within their sizes,
+ * host not empty and without control bytes). Sets v's holder fields, host and content (path
+ * and fence are the caller's). 0; -EINVAL with the reason in why (v
+ * untouched); -ENOMEM. */
+int store_etcd_value_decode(const char *text, size_t len, struct lock_view *v, char *why,
+                            size_t whylen);
 
 /* Stop the watch and the keeper: no event comes after this returns. The
  * store still answers calls (free() also stops them). */

@@ -12,12 +12,22 @@ same directory and ports; pause()/resume() freeze it (SIGSTOP/SIGCONT), a
 cluster that accepts connections but never answers. cleanup() (and leaving
 the with block) stops it and removes the directory.
 
-Environment: ETCD_BIN (default "etcd" on PATH).
+Secured etcd: make_pki(dir) writes a CA, a server certificate for
+127.0.0.1, a client certificate and a second, unrelated CA with openssl;
+EtcdServer(pki=...) then serves https:// only and requires a client
+certificate (--client-cert-auth). enable_auth(prefix, user, password) adds
+a root user, a role with readwrite on prefix only and user, and turns
+authentication on; etcdctl(...) runs etcdctl against the member (as root
+once auth is on).
+
+Environment: ETCD_BIN (default "etcd" on PATH), ETCDCTL_BIN (default
+"etcdctl"), OPENSSL_BIN (default "openssl").
 """
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -25,6 +35,9 @@ import urllib.error
 import urllib.request
 
 ETCD_BIN = os.environ.get("ETCD_BIN", "etcd")
+ETCDCTL_BIN = os.environ.get("ETCDCTL_BIN", "etcdctl")
+OPENSSL_BIN = os.environ.get("OPENSSL_BIN", "openssl")
+ROOT_PASSWORD = "root-pw-for-tests"
 READY_TIMEOUT = 30
 STOP_TIMEOUT = 5
 
@@ -36,27 +49,122 @@ def free_port():
         return s.getsockname()[1]
 
 
+def _openssl(*args, cwd):
+    r = subprocess.run([OPENSSL_BIN, *args], cwd=cwd, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if r.returncode:
+        raise RuntimeError("openssl %s failed:\n%s" % (" ".join(args), r.stdout.decode()))
+
+
+def _signed(d, name, ca, subj, ext):
+    """name.key and name.pem (EC P-256), signed by ca (ca.key/ca.pem), with extensions ext."""
+    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", name + ".key", "-out", name + ".csr", "-subj", subj, cwd=d)
+    with open(os.path.join(d, name + ".ext"), "w") as f:
+        f.write(ext)
+    _openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem", "-CAkey", ca + ".key",
+             "-CAcreateserial", "-days", "2", "-sha256", "-extfile", name + ".ext",
+             "-out", name + ".pem", cwd=d)
+
+
+def make_pki(d):
+    """Write ca, server, client, other-ca and wrongname (a server
+    certificate of the right CA for another host name) into directory d
+    (.pem/.key); returns their paths as {"ca", "server", "server_key",
+    "client", "client_key", "other_ca", "wrongname", "wrongname_key"}."""
+    for ca, cn in (("ca", "lockfs test CA"), ("other-ca", "unrelated CA")):
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                 "-nodes", "-keyout", ca + ".key", "-out", ca + ".pem", "-days", "2",
+                 "-subj", "/CN=" + cn, "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    # etcd's own gateway connects to the member with the server certificate,
+    # so it needs clientAuth as well
+    _signed(d, "server", "ca", "/CN=etcd-test",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+            "extendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature\n")
+    _signed(d, "wrongname", "ca", "/CN=elsewhere",
+            "subjectAltName=DNS:elsewhere.invalid\n"
+            "extendedKeyUsage=serverAuth,clientAuth\nkeyUsage=digitalSignature\n")
+    _signed(d, "client", "ca", "/CN=lockfs",
+            "extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n")
+    p = lambda n: os.path.join(d, n)  # noqa: E731
+    return {"ca": p("ca.pem"), "server": p("server.pem"), "server_key": p("server.key"),
+            "client": p("client.pem"), "client_key": p("client.key"),
+            "other_ca": p("other-ca.pem"),
+            "wrongname": p("wrongname.pem"), "wrongname_key": p("wrongname.key")}
+
+
 class EtcdServer:
     """One etcd member on 127.0.0.1; see the module docstring."""
 
-    def __init__(self):
+    def __init__(self, pki=None, extra_args=()):
         self.dir = tempfile.mkdtemp(prefix="lockfs-etcd-")
         self.data_dir = os.path.join(self.dir, "data")
         self.log_path = os.path.join(self.dir, "etcd.log")
         self.port = free_port()
         self.peer_port = free_port()
-        self.endpoint = "http://127.0.0.1:%d" % self.port
+        self.pki = pki
+        self.extra_args = list(extra_args)
+        self.endpoint = "%s://127.0.0.1:%d" % ("https" if pki else "http", self.port)
+        self.root_auth = False          # etcdctl must log in as root
         self.proc = None
 
     def command(self):
         client = self.endpoint
         peer = "http://127.0.0.1:%d" % self.peer_port
+        tls = []
+        if self.pki:
+            tls = ["--cert-file", self.pki["server"], "--key-file", self.pki["server_key"],
+                   "--trusted-ca-file", self.pki["ca"], "--client-cert-auth"]
         return [ETCD_BIN, "--name", "t", "--data-dir", self.data_dir,
                 "--listen-client-urls", client, "--advertise-client-urls", client,
                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                 "--initial-cluster", "t=" + peer, "--unsafe-no-fsync",
                 "--heartbeat-interval", "50", "--election-timeout", "500",
-                "--log-level", "error"]
+                "--log-level", "error"] + tls + self.extra_args
+
+    def ssl_context(self):
+        """What a client of this member needs (None for http)."""
+        if not self.pki:
+            return None
+        ctx = ssl.create_default_context(cafile=self.pki["ca"])
+        # a member with the "wrongname" certificate is there to be refused by
+        # lockfs; the health check still needs to reach it
+        ctx.check_hostname = self.pki["server"] != self.pki.get("wrongname")
+        ctx.load_cert_chain(self.pki["client"], self.pki["client_key"])
+        return ctx
+
+    def etcdctl(self, *args, stdin=None, check=True):
+        """Run etcdctl (API v3) against this member; returns its stdout
+        (RuntimeError with its output when it fails and check)."""
+        cmd = [ETCDCTL_BIN, "--endpoints", self.endpoint, "--dial-timeout", "5s"]
+        if self.pki:
+            cmd += ["--cacert", self.pki["ca"], "--cert", self.pki["client"],
+                    "--key", self.pki["client_key"]]
+        if self.root_auth:
+            cmd += ["--user", "root:" + ROOT_PASSWORD]
+        env = dict(os.environ, ETCDCTL_API="3")
+        r = subprocess.run(cmd + list(args), input=stdin, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30)
+        if check and r.returncode:
+            raise RuntimeError("etcdctl %s failed:\n%s" % (" ".join(args),
+                                                          r.stdout.decode(errors="replace")))
+        return r.stdout.decode(errors="replace")
+
+    def enable_auth(self, prefix, user, password):
+        """Users root and user (with role user: readwrite on prefix only),
+        then authentication on."""
+        self.etcdctl("user", "add", "root", "--interactive=false", stdin=ROOT_PASSWORD.encode())
+        self.add_user(user, password, prefix)
+        self.etcdctl("auth", "enable")
+        self.root_auth = True
+
+    def add_user(self, user, password, prefix):
+        """User user with a role of its name: readwrite on prefix only."""
+        self.etcdctl("role", "add", user)
+        self.etcdctl("role", "grant-permission", user, "--prefix=true", "readwrite", prefix)
+        self.etcdctl("user", "add", user, "--interactive=false", stdin=password.encode())
+        self.etcdctl("user", "grant-role", user, user)
 
     def start(self):
         """Run etcd and wait until it serves (RuntimeError if it does not)."""
@@ -79,7 +187,8 @@ class EtcdServer:
     def healthy(self):
         """True when etcd answers /health with a leader."""
         try:
-            with urllib.request.urlopen(self.endpoint + "/health", timeout=0.5) as r:
+            with urllib.request.urlopen(self.endpoint + "/health", timeout=0.5,
+                                        context=self.ssl_context()) as r:
                 return b'"health":"true"' in r.read()
         except (OSError, urllib.error.URLError):
             return False

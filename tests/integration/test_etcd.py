@@ -19,14 +19,17 @@ stderr."""
 import base64
 import json
 import os
+import shutil
 import socket
 import stat
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
+import urllib.error
 import urllib.request
 import uuid
 
@@ -35,7 +38,7 @@ import harness  # noqa: E402
 from harness import Holder, Mount, errno, errno_of, wait_until  # noqa: E402
 from lockfs_it import (EXCL, DeleteWatch, Lines, agent, close_pipes, create, gone,  # noqa: E402
                        lockinfo, status)
-from etcd_server import EtcdServer, free_port  # noqa: E402
+from etcd_server import EtcdServer, free_port, make_pki  # noqa: E402
 
 SLOW = 4 if harness.WRAPPER else 1      # under valgrind everything is slower
 VISIBLE_S = 2.0 * SLOW                  # a lock taken on one mount is listed on the others
@@ -879,6 +882,266 @@ class TestEtcdOtherFaults(ClusterCase):
         self.wait_visible(self.A, "x.lock")
         os.unlink(m.path("x.lock"))
         self.wait_vanished(self.A, "x.lock")
+
+
+# ---- a secured etcd (README "Securing etcd") ----
+
+FORGED = {"host": "db-1", "pid": 1e20, "uid": 0, "gid": 0, "comm": "systemd",
+          "cmdline": "systemd", "how": "creator", "liveness_known": True,
+          "acquired_at_ms": 1e300, "renewed_at_ms": -1e300, "ttl_s": 1e30,
+          "content": '{"op":"maintenance by root"}'}
+
+
+def good_value(**over):
+    """A value of the form a daemon writes, with fields replaced."""
+    v = {"host": "other-host", "pid": 4242, "uid": 1000, "gid": 1000, "comm": "job",
+         "cmdline": "job --run", "how": "creator", "liveness_known": True,
+         "acquired_at_ms": 1764000000000, "renewed_at_ms": 1764000000000, "ttl_s": 0,
+         "content": ""}
+    v.update(over)
+    return v
+
+
+class SecureCase(unittest.TestCase):
+    """One etcd per class (started by setUpClass), mounts per test."""
+    PKI = False
+    AUTH = False
+    ETCD_ARGS = []
+    USER, PASSWORD = "lockfs-daemon", "daemon-pw_x!y%z"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="lockfs-etcdsec-")
+        os.chmod(cls.tmp, 0o700)
+        cls.prefix = f"/lockfs/sec-{uuid.uuid4().hex[:8]}/"
+        cls.pki = make_pki(cls.tmp) if cls.PKI else None
+        cls.etcd = EtcdServer(pki=cls.pki, extra_args=cls.ETCD_ARGS)
+        try:
+            cls.etcd.start()
+            if cls.AUTH:
+                cls.etcd.enable_auth(cls.prefix, cls.USER, cls.PASSWORD)
+        except FileNotFoundError as err:
+            cls.etcd.cleanup()
+            raise RuntimeError(f"missing {err.filename}: the cluster tests need etcd, "
+                               "etcdctl and openssl") from err
+        except BaseException:
+            cls.etcd.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.etcd.cleanup()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def password_file(self, password, name="pw"):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(password + "\n")
+        os.chmod(path, 0o600)
+        return path
+
+    def opts(self, **kw):
+        o = {"backend": "etcd", "endpoints": self.etcd.endpoint, "prefix": self.prefix,
+             "lease_ttl": "10"}
+        if self.pki:
+            o.update(cacert=self.pki["ca"], cert=self.pki["client"], key=self.pki["client_key"])
+        if self.AUTH:
+            o.update(etcd_user=self.USER, etcd_password_file=self.password_file(self.PASSWORD))
+        o.update(kw)
+        return ",".join(k if v is True else f"{k}={v}" for k, v in o.items() if v is not None)
+
+    def mount(self, **kw):
+        m = Mount(self.opts(**kw))
+        m.start()
+        self.addCleanup(self._stop, m)
+        return m
+
+    def _stop(self, m):
+        rc = m.stop()
+        if rc not in (0, None):
+            self.fail(f"daemon exited with {rc}; log:\n{m.log()}")
+
+    def refused(self, why, **kw):
+        """The daemon exits at start-up, before serving, saying why."""
+        m = Mount(self.opts(**kw))
+        try:
+            m.start()
+        except RuntimeError as e:
+            self.assertIn("exited before serving", str(e))
+            self.assertIn(why, str(e))
+            return str(e)
+        m.stop()
+        self.fail(f"daemon served with -o {self.opts(**kw)}")
+
+    def share_one_lock(self, a, b, rel):
+        """A lock taken on a is listed on b, refused there, and in etcd."""
+        create(a.path(rel), b"1\n")
+        wait_until(lambda: visible(b, rel), VISIBLE_S, f"{rel} on the other mount")
+        self.assertEqual(try_create(b.path(rel)), errno.EEXIST)
+        self.assertIn(self.prefix + rel, self.etcd.etcdctl("get", "--prefix", "--keys-only",
+                                                          self.prefix))
+        os.unlink(a.path(rel))
+        wait_until(lambda: vanished(b, rel), RELEASE_S, f"{rel} released on the other mount")
+
+
+class TestTLS(SecureCase):
+    """etcd serving https:// only, with --client-cert-auth."""
+    PKI = True
+
+    def test_tls_mount_works(self):
+        a, b = self.mount(), self.mount()
+        self.share_one_lock(a, b, "tls.lock")
+        self.assertIn("answers; read and write on", a.log())
+
+    def test_wrong_ca_refused_at_start(self):
+        out = self.refused("certificate does not verify", cacert=self.pki["other_ca"])
+        log(out.split("cannot use etcd", 1)[-1][:200])
+
+    def test_unreadable_tls_files_refused(self):
+        missing = os.path.join(self.tmp, "missing.pem")
+        self.refused(f"cannot read cacert={missing}", cacert=missing)
+        self.refused(f"cannot read key={missing}", key=missing)
+
+    def test_no_client_certificate_refused_at_start(self):
+        # etcd answers with a TLS alert: it is there, and refuses us
+        self.refused("refused this client's certificate", cert=None, key=None)
+
+    def test_certificate_for_another_host_name_refused_at_start(self):
+        pki = dict(self.pki, server=self.pki["wrongname"], server_key=self.pki["wrongname_key"])
+        other = EtcdServer(pki=pki)
+        self.addCleanup(other.cleanup)
+        other.start()
+        out = self.refused("certificate does not verify", endpoints=other.endpoint)
+        self.assertIn("host name", out)
+
+    def test_without_cacert_the_system_cas_refuse_the_member(self):
+        # the control for the CA above: without a CA the system's are used,
+        # which do not know this test CA either
+        self.refused("certificate does not verify", cacert=None, cert=None, key=None)
+
+
+class TestAuth(SecureCase):
+    """etcd with authentication on; the daemon's role has readwrite on its
+    prefix only."""
+    AUTH = True
+
+    def test_auth_mount_works_and_renews_its_token(self):
+        a, b = self.mount(), self.mount()
+        self.share_one_lock(a, b, "auth.lock")
+        self.assertIn("(authenticated)", a.log())
+        # changing the password (to the same) makes etcd drop the user's
+        # tokens: the next calls are refused, authenticate again and go on
+        since = len(a.log_lines)
+        self.etcd.etcdctl("user", "passwd", self.USER, "--interactive=false",
+                          stdin=self.PASSWORD.encode())
+        create(a.path("after.lock"), b"1\n")
+        wait_until(lambda: visible(b, "after.lock"), VISIBLE_S * 3, "after.lock on b")
+        wait_until(lambda: any("authenticated again" in l for l in a.log_lines[since:]),
+                   15, "a's re-authentication logged")
+        os.unlink(a.path("after.lock"))
+        wait_until(lambda: vanished(b, "after.lock"), RELEASE_S, "after.lock released on b")
+        for m in (a, b):
+            self.assertNotIn(self.PASSWORD, m.log())
+
+    def test_anonymous_client_cannot_break_a_lock(self):
+        # the review's attack: a local user deletes the key through the
+        # gateway; with auth on, etcd refuses it and the lock stays
+        a, b = self.mount(), self.mount()
+        rel = "deploy.lock"
+        h = Holder(a.path(rel), unlink=True)
+        self.addCleanup(h.kill)
+        self.assertTrue(h.ok)
+        wait_until(lambda: visible(b, rel), VISIBLE_S, f"{rel} on b")
+        body = json.dumps({"key": _b64((self.prefix + rel).encode())}).encode()
+        req = urllib.request.Request(self.etcd.endpoint + "/v3/kv/deleterange", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with self.assertRaises(urllib.error.HTTPError) as cm:
+            urllib.request.urlopen(req, timeout=5)
+        self.assertIn(b"user name is empty", cm.exception.read())
+        self.assertIn(self.prefix + rel, self.etcd.etcdctl("get", "--prefix", "--keys-only",
+                                                          self.prefix))
+        self.assertEqual(try_create(b.path(rel)), errno.EEXIST)
+        self.assertTrue(visible(b, rel))
+
+    def test_wrong_password_refused_at_start(self):
+        out = self.refused("refused the credentials",
+                           etcd_password_file=self.password_file("wrong", "bad-pw"))
+        self.assertIn("authentication failed", out)
+        self.assertNotIn("wrong", out.replace("wrong password", ""))
+
+    def test_no_credentials_refused_at_start(self):
+        self.refused("refused the credentials", etcd_user=None, etcd_password_file=None)
+
+    def test_role_without_the_prefix_refused_at_start(self):
+        self.etcd.add_user("elsewhere", "pw2", "/lockfs/not-this-one/")
+        self.refused("permission denied", etcd_user="elsewhere",
+                     etcd_password_file=self.password_file("pw2", "pw2"))
+
+    def test_password_on_the_command_line_refused(self):
+        self.refused("no password on the command line", etcd_password_file=None,
+                     etcd_password="x")
+
+
+class TestAuthTokenExpiry(SecureCase):
+    """etcd's tokens live 1 s (--auth-token-ttl): every renewal and probe
+    finds its token expired, authenticates again and goes on."""
+    AUTH = True
+    ETCD_ARGS = ["--auth-token-ttl", "1"]
+
+    def test_expired_tokens_are_renewed_without_a_break(self):
+        a, b = self.mount(), self.mount()
+        # the keeper renews every lease_ttl/3 = 3.3 s, so each renewal
+        # (and the watch's probe after 3 s of silence) meets an expired token
+        for m in (a, b):
+            wait_until(lambda: sum("authenticated again" in l for l in m.log_lines) >= 2,
+                       20, "two re-authentications")
+        self.share_one_lock(a, b, "ttl.lock")
+        for m in (a, b):
+            bad = [l for l in m.log_lines if "interrupted" in l or "cannot" in l
+                   or "lost" in l]
+            self.assertEqual(bad, [], m.log())
+
+
+class TestForgedValues(SecureCase):
+    """Anyone with write access to the prefix can put anything there: what
+    is not a daemon's lock is ignored and logged, never shown as a lock."""
+
+    def test_forged_values_are_ignored_and_logged(self):
+        a = self.mount()
+        lease = self.etcd.etcdctl("lease", "grant", "60").split()[1]
+        self.etcd.etcdctl("put", self.prefix + "no-lease.lock", json.dumps(good_value(uid=0)))
+        self.etcd.etcdctl("put", "--lease=" + lease, self.prefix + "review.lock",
+                          json.dumps(FORGED))
+        self.etcd.etcdctl("put", "--lease=" + lease, self.prefix + "garbage.lock", "{not json")
+        self.etcd.etcdctl("put", "--lease=" + lease, self.prefix + "no-uid.lock",
+                          json.dumps({k: v for k, v in good_value().items() if k != "uid"}))
+        self.etcd.etcdctl("put", "--lease=" + lease, self.prefix + "ctl\x1b[0m.lock",
+                          json.dumps(good_value(host="h\nforged line")))
+        # the control, written last: a well-formed value on a lease shows
+        self.etcd.etcdctl("put", "--lease=" + lease, self.prefix + "control.lock",
+                          json.dumps(good_value()))
+        wait_until(lambda: visible(a, "control.lock"), VISIBLE_S, "control.lock listed")
+        self.assertEqual(sorted(n for n in os.listdir(a.mnt) if n != ".lockfs"),
+                         ["control.lock"])
+        st = lockinfo(a.path("control.lock"))
+        self.assertEqual((st["host"], st["pid"], st["uid"]), ("other-host", 4242, 1000))
+        locks = status(a.path(".lockfs", "locks.json"))
+        self.assertEqual([l["lockfs"]["path"] for l in locks], ["/control.lock"])
+        text = a.log()
+        for key, why in (("no-lease.lock", "no lease"), ("review.lock", '"pid"'),
+                         ("garbage.lock", "not one JSON object"), ("no-uid.lock", '"uid"'),
+                         ("ctl\\x1b[0m.lock", '"host"')):
+            self.assertTrue(any(f"ignoring key {self.prefix}{key}: " in l and why in l
+                                for l in a.log_lines), f"{key} ({why}) not logged:\n{text}")
+        self.assertNotIn("\x1b", text)
+        self.assertNotIn("forged line", text)
+        # a forged key still occupies its name in etcd: creating it fails,
+        # but it is never shown as held (by root or anyone)
+        self.assertEqual(try_create(a.path("review.lock")), errno.EEXIST)
+        self.assertFalse(listed(a, "review.lock"))
+        self.etcd.etcdctl("lease", "revoke", lease)
+        wait_until(lambda: vanished(a, "control.lock"), RELEASE_S, "control.lock gone")
+        self.etcd.etcdctl("del", self.prefix + "no-lease.lock")
 
 
 if __name__ == "__main__":

@@ -770,11 +770,15 @@ static void test_watch_unreachable(void **state) {
  * each, with reply (a whole HTTP answer) or, without reply, a watch stream
  * cut at odd places: an object split inside a string, two objects in one
  * chunk with no newline, braces inside strings, an object a byte per chunk. */
+#define FAKE_MAX 8
+
 struct fake {
         int fd, port, conns;
         const char *reply;
+        const char *const *replies; /* one per connection, when set */
         pthread_t thread;
         char request[2048];     /* the last one */
+        char requests[FAKE_MAX][2048]; /* with replies: each one */
 };
 
 static const char *fake_chunks[] = {
@@ -834,7 +838,11 @@ static void *fake_main(void *data) {
                 int c = accept(fk->fd, NULL, NULL);
                 if (c < 0)
                         break;
+                if (fk->replies && i < FAKE_MAX)
+                        fk->reply = fk->replies[i];
                 fake_serve(fk, c);
+                if (fk->replies && i < FAKE_MAX)
+                        memcpy(fk->requests[i], fk->request, sizeof(fk->request));
                 close(c);
         }
         close(fk->fd);
@@ -847,6 +855,8 @@ static void fake_start(struct fake *fk, int conns, const char *reply) {
         fk->fd = socket(AF_INET, SOCK_STREAM, 0);
         fk->conns = conns;
         fk->reply = reply;
+        fk->replies = NULL;
+        memset(fk->requests, 0, sizeof(fk->requests));
         assert_int_equal(bind(fk->fd, (struct sockaddr *)&a, sizeof(a)), 0);
         assert_int_equal(getsockname(fk->fd, (struct sockaddr *)&a, &len), 0);
         assert_int_equal(listen(fk->fd, 4), 0);
@@ -934,6 +944,129 @@ static void test_error_answers(void **state) {
         assert_int_equal(etcd_range_prefix(e, "/", &kvs, &n, NULL), 0); /* fake is gone */
         etcd_kvs_free(kvs, n);
         etcd_free(e);
+}
+
+/* An HTTP answer with body (malloc'd). */
+static char *answer(const char *status, const char *body) {
+        char *a;
+        assert_true(asprintf(&a, "HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
+                             "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                             status, strlen(body), body) > 0);
+        return a;
+}
+
+#define INVALID_TOKEN "{\"error\":\"etcdserver: invalid auth token\",\"message\":" \
+                      "\"etcdserver: invalid auth token\",\"code\":16}"
+
+static void test_auth_token_and_renewal(void **state) {
+        (void)state;
+        char *tok1 = answer("200 OK", "{\"header\":{},\"token\":\"tok1.abc\"}");
+        char *tok2 = answer("200 OK", "{\"header\":{},\"token\":\"tok2.def\"}");
+        char *expired = answer("401 Unauthorized", INVALID_TOKEN);
+        char *empty = answer("200 OK", "{\"header\":{\"revision\":\"3\"}}");
+        char *denied = answer("403 Forbidden", "{\"error\":\"etcdserver: permission denied\","
+                              "\"message\":\"etcdserver: permission denied\",\"code\":7}");
+        char *wrong = answer("400 Bad Request",
+                             "{\"message\":\"etcdserver: authentication failed, invalid user "
+                             "ID or password\",\"code\":3}");
+        char *bad_token = answer("200 OK", "{\"token\":\"tok\\r\\nX-Injected: 1\"}");
+        struct fake fk;
+        struct etcd *e;
+        struct etcd_kv *kvs;
+        size_t n;
+
+        /* first call authenticates; a refused token is renewed once */
+        const char *const renew[] = { tok1, empty, expired, tok2, empty };
+        fake_start(&fk, 5, NULL);
+        fk.replies = renew;
+        assert_int_equal(etcd_new(url(fk.port), &e), 0);
+        assert_int_equal(etcd_set_auth(e, "lockfs", "p\"w\\"), 0);
+        assert_int_equal(etcd_range_prefix(e, "/", &kvs, &n, NULL), 0);
+        assert_int_equal(etcd_range_prefix(e, "/", &kvs, &n, NULL), 0);
+        pthread_join(fk.thread, NULL);
+        etcd_free(e);
+        assert_non_null(strstr(fk.requests[0], "POST /v3/auth/authenticate "));
+        assert_non_null(strstr(fk.requests[0], "{\"name\":\"lockfs\",\"password\":\"p\\\"w\\\\\"}"));
+        assert_null(strcasestr(fk.requests[0], "Authorization:"));
+        assert_non_null(strstr(fk.requests[1], "\r\nAuthorization: tok1.abc\r\n"));
+        assert_non_null(strstr(fk.requests[2], "\r\nAuthorization: tok1.abc\r\n"));
+        /* the renewal never sends the stale token */
+        assert_non_null(strstr(fk.requests[3], "POST /v3/auth/authenticate "));
+        assert_null(strcasestr(fk.requests[3], "Authorization:"));
+        assert_non_null(strstr(fk.requests[4], "\r\nAuthorization: tok2.def\r\n"));
+
+        /* renewed twice at most (the first renewal may pick up another
+         * thread's token): a token refused again is an error */
+        const char *const twice[] = { tok1, expired, tok2, expired, tok2, expired };
+        fake_start(&fk, 6, NULL);
+        fk.replies = twice;
+        assert_int_equal(etcd_new(url(fk.port), &e), 0);
+        assert_int_equal(etcd_set_auth(e, "lockfs", "pw"), 0);
+        assert_int_equal(etcd_range_prefix(e, "/", &kvs, &n, NULL), -EACCES);
+        pthread_join(fk.thread, NULL);
+        etcd_free(e);
+
+        /* no permission: no renewal, -EACCES; the check says why */
+        const char *const perm[] = { tok1, denied };
+        fake_start(&fk, 2, NULL);
+        fk.replies = perm;
+        assert_int_equal(etcd_new(url(fk.port), &e), 0);
+        assert_int_equal(etcd_set_auth(e, "lockfs", "pw"), 0);
+        char why[256];
+        assert_int_equal(etcd_check(e, "/p/", why, sizeof(why)), -EACCES);
+        assert_non_null(strstr(why, "permission denied"));
+        pthread_join(fk.thread, NULL);
+        etcd_free(e);
+
+        /* a wrong password; a token that would inject a header */
+        const char *const bad[] = { wrong, bad_token };
+        fake_start(&fk, 2, NULL);
+        fk.replies = bad;
+        assert_int_equal(etcd_new(url(fk.port), &e), 0);
+        assert_int_equal(etcd_set_auth(e, "lockfs", "pw"), 0);
+        assert_int_equal(etcd_range_prefix(e, "/", &kvs, &n, NULL), -EACCES);
+        assert_int_equal(etcd_range_prefix(e, "/", &kvs, &n, NULL), -EIO);
+        pthread_join(fk.thread, NULL);
+        etcd_free(e);
+        assert_int_equal(etcd_new("http://a:1", &e), 0);
+        assert_int_equal(etcd_set_auth(e, "", "pw"), -EINVAL);
+        assert_int_equal(etcd_set_tls(e, NULL, "/c", NULL), -EINVAL);
+        etcd_free(e);
+        free(tok1);
+        free(tok2);
+        free(expired);
+        free(empty);
+        free(denied);
+        free(wrong);
+        free(bad_token);
+}
+
+/* Revisions, leases and numbers from etcd are range-checked. */
+static void test_hostile_numbers(void **state) {
+        (void)state;
+        const char *bodies[] = {
+                "{\"header\":{\"revision\":\"3\"},\"kvs\":[{\"key\":\"L2E=\",\"lease\":\"-5\"}]}",
+                "{\"header\":{\"revision\":\"3\"},\"kvs\":[{\"key\":\"L2E=\","
+                "\"create_revision\":1e300}]}",
+                "{\"header\":{\"revision\":\"3\"},\"kvs\":[{\"key\":\"L2E=\","
+                "\"mod_revision\":\"99999999999999999999\"}]}",
+                "{\"header\":{\"revision\":\"3\"},\"kvs\":[{\"key\":\"L2E=\","
+                "\"create_revision\":1.5}]}",
+        };
+        for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+                char *a = answer("200 OK", bodies[i]);
+                struct fake fk;
+                struct etcd *e;
+                struct etcd_kv *kvs;
+                size_t n;
+                fake_start(&fk, 1, a);
+                assert_int_equal(etcd_new(url(fk.port), &e), 0);
+                if (etcd_range_prefix(e, "/", &kvs, &n, NULL) != -EIO)
+                        fail_msg("accepted: %s", bodies[i]);
+                pthread_join(fk.thread, NULL);
+                etcd_free(e);
+                free(a);
+        }
 }
 
 static void test_watch_down_up(void **state) {
@@ -1049,6 +1182,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_watch_unreachable, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_watch_stream_parsing, setup, teardown),
                 cmocka_unit_test(test_error_answers),
+                cmocka_unit_test(test_auth_token_and_renewal),
+                cmocka_unit_test(test_hostile_numbers),
                 cmocka_unit_test_setup_teardown(test_watch_down_up, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_watch_paused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_watch_compacted, setup, teardown),

@@ -121,6 +121,47 @@ static void test_cluster_options(void **state) {
         }
 }
 
+static void test_etcd_security_options(void **state) {
+        (void)state;
+        struct lockfs_options o;
+        char err[256];
+        const char *ep = "backend=etcd,endpoints=https://a:1,https://b:2,"
+                         "cacert=/c/ca.pem,cert=/c/me.pem,key=/c/me.key,"
+                         "etcd_user=lockfs,etcd_password_file=/c/pw";
+        assert_int_equal(parse(&o, err, 4, "-o", ep, "/m"), 0);
+        assert_string_equal(o.endpoints, "https://a:1,https://b:2");
+        assert_string_equal(o.cacert, "/c/ca.pem");
+        assert_string_equal(o.cert, "/c/me.pem");
+        assert_string_equal(o.key, "/c/me.key");
+        assert_string_equal(o.etcd_user, "lockfs");
+        assert_string_equal(o.etcd_password_file, "/c/pw");
+        /* a CA alone is fine (server verification only) */
+        assert_int_equal(parse(&o, err, 4, "-o", "backend=etcd,endpoints=https://a:1,cacert=/x",
+                               "/m"), 0);
+        struct {
+                const char *opts, *reason;
+        } bad[] = {
+                { "backend=etcd,endpoints=https://a:1,cert=/x", "go together" },
+                { "backend=etcd,endpoints=https://a:1,key=/x", "go together" },
+                { "backend=etcd,endpoints=http://a:1,etcd_user=u", "go together" },
+                { "backend=etcd,endpoints=http://a:1,etcd_password_file=/p", "go together" },
+                { "backend=etcd,endpoints=http://a:1,etcd_user=u,etcd_password=secret",
+                  "no password on the command line" },
+                { "cacert=/x", "needs backend=etcd" },
+                { "etcd_user=u,etcd_password_file=/p", "needs backend=etcd" },
+                { "backend=etcd,endpoints=http://a:1,cacert=", "bad value" },
+                { "backend=etcd,endpoints=http://a:1,etcd_user=,etcd_password_file=/p",
+                  "bad value" },
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                assert_int_equal(parse(&o, err, 4, "-o", bad[i].opts, "/m"), -EINVAL);
+                if (!strstr(err, bad[i].reason))
+                        fail_msg("-o %s: '%s' lacks '%s'", bad[i].opts, err, bad[i].reason);
+                /* the message never repeats a password */
+                assert_null(strstr(err, "secret"));
+        }
+}
+
 static void test_help_and_version_need_no_mountpoint(void **state) {
         (void)state;
         struct lockfs_options o;
@@ -138,6 +179,7 @@ int main(void) {
                 cmocka_unit_test(test_bad_input_is_rejected_with_a_reason),
                 cmocka_unit_test(test_mount_helper_form_and_fstab_words),
                 cmocka_unit_test(test_cluster_options),
+                cmocka_unit_test(test_etcd_security_options),
                 cmocka_unit_test(test_help_and_version_need_no_mountpoint),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
