@@ -17,6 +17,8 @@
 #include "options.h"
 #include "reaper.h"
 #include "store.h"
+
+_Static_assert(LOCKFS_DEFAULT_MAX_NAMES == LT_MAX_NAMES_DEFAULT, "one default for max_names");
 #if LOCKFS_HAVE_ETCD
 #include "store_etcd.h"
 #endif
@@ -158,6 +160,9 @@ static int store_open(const struct lockfs_options *o, const char *mnt, struct st
                 log_msg(LOG_ERR, "fence file %s is damaged; fences could go backwards, so lockfs "
                         "will not start. Remove it only if no holder relies on fences.",
                         fence_file);
+        else if (r == -EUCLEAN)
+                log_msg(LOG_ERR, "the journal in %s is damaged (see above); lockfs will not "
+                        "start", state_dir);
         else if (r < 0)
                 log_msg(LOG_ERR, "cannot open the state in %s and %s: %s", state_dir,
                         fence_file, strerror(-r));
@@ -241,6 +246,7 @@ int main(int argc, char **argv) {
                 .max_content = o.max_content,
                 .max_depth = o.max_depth,
                 .max_locks_per_uid = o.max_locks_per_uid,
+                .max_names = o.max_names,
                 .user_break = o.user_break,
                 .shared = o.backend_etcd,
         };
