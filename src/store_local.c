@@ -661,8 +661,10 @@ int store_local_open(const char *state_dir, const char *fence_file, struct store
         if ((r = read_boot_id(s->boot_id)) < 0)
                 log_msg(LOG_WARNING, "cannot read the boot id: %s", strerror(-r));
         uint64_t max_fence;
+        /* fences above every one the journal holds; none left: -EOVERFLOW */
         if ((r = load_journal(s, &max_fence)) < 0 ||
-            (r = fence_file_open(fence_file, max_fence + 1, &s->fences)) < 0)
+            (r = fence_file_open(fence_file, max_fence == UINT64_MAX ? max_fence : max_fence + 1,
+                                 &s->fences)) < 0)
                 goto fail;
         free(lock);
         *ret = &s->base;

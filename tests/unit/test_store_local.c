@@ -463,7 +463,7 @@ static void test_unjournaled_acquisition_fails(void **state) {
 
 /* ---- rewriting a journal as another writer would ------------------------ */
 
-enum rewrite { KEEP, DROP, TO_V1, TO_V1_WRAPPED, BAD_COUNT };
+enum rewrite { KEEP, DROP, TO_V1, TO_V1_WRAPPED, BAD_COUNT, FENCE_MAX };
 
 /* Rewrite f's journal record by record: what(rec, ctx) says what becomes
  * of each. TO_V1 writes a lock record as version 1 did (u16 alias count),
@@ -495,11 +495,14 @@ static void rewrite_journal(struct fixture *f, uint32_t version,
                 memcpy(o, r.raw, r.raw_len);
                 size_t at = 8 + JOURNAL_LOCK_FIXED + 2 + r.name_len; /* the alias count */
                 uint32_t n = (uint32_t)(r.raw_len - 8);
-                if (r.type == JOURNAL_LOCK && w != KEEP && w != BAD_COUNT) {
+                if (r.type == JOURNAL_LOCK && (w == TO_V1 || w == TO_V1_WRAPPED)) {
                         uint16_t c16 = (uint16_t)(r.n_aliases - (w == TO_V1_WRAPPED ? 2 : 0));
                         memcpy(o + at, &c16, 2);
                         memmove(o + at + 2, r.raw + at + 4, r.raw_len - at - 4);
                         n -= 2;
+                } else if (r.type == JOURNAL_LOCK && w == FENCE_MAX) {
+                        uint64_t fence = UINT64_MAX;
+                        memcpy(o + 8 + 1 + 8 + 8, &fence, 8);
                 } else if (r.type == JOURNAL_LOCK && w == BAD_COUNT) {
                         uint32_t c32 = (uint32_t)r.n_aliases + 1;
                         memcpy(o + at, &c32, 4);
@@ -614,6 +617,26 @@ static void test_undecodable_record_refuses_to_start(void **state) {
         }
 }
 
+static enum rewrite fence_max(const struct jrec *r, void *ctx) {
+        (void)ctx;
+        return r->type == JOURNAL_LOCK ? FENCE_MAX : KEEP;
+}
+
+/* A journal that holds the largest fence there is: no fence is left above
+ * it, so the store refuses to open rather than wrap around to 1. */
+static void test_last_fence_never_wraps(void **state) {
+        struct fixture *f = *state;
+        assert_int_equal(take(f, LT_INO_ROOT, "x.lock", &f->self, NULL), 0);
+        close_all(f);
+        rewrite_journal(f, JOURNAL_VERSION, fence_max, NULL);
+        assert_int_equal(store_local_open(f->state, f->fence, &f->store), -EOVERFLOW);
+        assert_null(f->store);
+        char cmd[160];
+        snprintf(cmd, sizeof(cmd), "rm -f %s", f->journal);
+        assert_int_equal(system(cmd), 0);
+        assert_int_equal(open_all(f), 0);
+}
+
 static enum rewrite drop_dirs(const struct jrec *r, void *ctx) {
         (void)ctx;
         return r->type == JOURNAL_DIR ? DROP : KEEP;
@@ -692,6 +715,7 @@ int main(void) {
                 T(test_undecodable_record_refuses_to_start),
                 T(test_lock_without_its_directory_refuses_to_start),
                 T(test_names_cap_survives_restart),
+                T(test_last_fence_never_wraps),
                 T(test_foreign_or_newer_journal_restores_nothing),
                 T(test_journal_of_another_boot_keeps_only_directories),
                 T(test_fences_never_go_backwards),
