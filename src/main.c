@@ -17,11 +17,11 @@
 #include "options.h"
 #include "reaper.h"
 #include "store.h"
-
-_Static_assert(LOCKFS_DEFAULT_MAX_NAMES == LT_MAX_NAMES_DEFAULT, "one default for max_names");
 #if LOCKFS_HAVE_ETCD
 #include "store_etcd.h"
 #endif
+
+_Static_assert(LOCKFS_DEFAULT_MAX_NAMES == LT_MAX_NAMES_DEFAULT, "one default for max_names");
 
 /* Arguments for libfuse: only what lockfs decides itself. */
 static int fuse_args_build(const struct lockfs_options *o, struct fuse_args *args) {
