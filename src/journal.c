@@ -1,7 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* Journal records: framing (u32 length, u32 CRC-32C of the body), then a
  * body of type byte and fixed-width fields. Decoding checks every length
- * against the frame, so no input can make it read out of bounds. */
+ * against the frame, so no input can make it read out of bounds; encoding
+ * checks every field the decoder checks (valid_name, valid_holder, the
+ * JOURNAL_*_MAX limits) and writes nothing it would reject.
+ *
+ * Lock body: u8 type, u64 key, u64 parent, u64 fence, u8 how, u8 flags,
+ * i32 pid, u64 start time, u32 uid, u32 gid, i64 acquired, i64 renewed,
+ * u32 ttl, i64 deadline, i32 claim-ignored pid (JOURNAL_LOCK_FIXED bytes),
+ * name (u16 length + bytes), alias count (version 1: u16, 2: u32), that
+ * many (u64 parent, name), u32 content length, content. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +53,7 @@ void journal_header_encode(const char *boot_id, uint8_t out[JOURNAL_HEADER_SIZE]
 }
 
 int journal_header_check(const uint8_t *buf, size_t len,
-                         char boot_id[JOURNAL_BOOT_ID_LEN + 1]) {
+                         char boot_id[JOURNAL_BOOT_ID_LEN + 1], uint32_t *ret_version) {
         uint32_t version, crc;
         if (len < JOURNAL_HEADER_SIZE || memcmp(buf, MAGIC, sizeof(MAGIC)) != 0)
                 return -EBADMSG;
@@ -53,10 +61,11 @@ int journal_header_check(const uint8_t *buf, size_t len,
         if (crc != crc32c(0, buf, JOURNAL_HEADER_SIZE - 4))
                 return -EBADMSG;
         memcpy(&version, buf + 8, 4);
-        if (version != JOURNAL_VERSION)
+        if (version < JOURNAL_VERSION_OLDEST || version > JOURNAL_VERSION)
                 return -EPROTONOSUPPORT;
         memcpy(boot_id, buf + 12, JOURNAL_BOOT_ID_LEN);
         boot_id[JOURNAL_BOOT_ID_LEN] = '\0';
+        *ret_version = version;
         return 0;
 }
 
@@ -79,13 +88,37 @@ static const char *last_name(const char *path) {
         return s ? s + 1 : path;
 }
 
+/* What get_name() accepts: 1..JOURNAL_NAME_MAX bytes, no '/' (a C string
+ * holds no NUL). */
+static bool valid_name(const char *name, size_t len) {
+        return len > 0 && len <= JOURNAL_NAME_MAX && !memchr(name, '/', len);
+}
+
+/* What decode_lock() accepts of the holder fields. */
+static bool valid_holder(enum lock_how how, bool detached, pid_t pid) {
+        return (unsigned)how <= LOCK_HOW_DETACHED && pid >= 0 && (detached || pid != 0);
+}
+
 int journal_put_lock(struct jbuf *b, const struct lock_view *v) {
+        if (!v->path || v->ino == 0 || !valid_holder(v->how, v->detached, v->pid) ||
+            (v->content_len && !v->content) || (v->n_aliases && !v->aliases))
+                return -EINVAL;
+        if (v->n_aliases > JOURNAL_ALIASES_MAX || v->content_len > JOURNAL_CONTENT_MAX)
+                return -EMSGSIZE;
         const char *name = last_name(v->path);
         size_t name_len = strlen(name);
-        size_t n = 1 + 8 + 8 + 8 + 1 + 1 + 4 + 8 + 4 + 4 + 8 + 8 + 4 + 8 + 4 + 2 + name_len + 2 +
-                   4 + v->content_len;
-        for (size_t i = 0; i < v->n_aliases; i++)
-                n += 8 + 2 + strlen(v->aliases[i].name);
+        if (!valid_name(name, name_len))
+                return -EINVAL;
+        size_t n = JOURNAL_LOCK_FIXED + 2 + name_len + 4 + 4 + v->content_len;
+        for (size_t i = 0; i < v->n_aliases; i++) {
+                const char *a = v->aliases[i].name;
+                size_t l = a ? strlen(a) : 0;
+                if (!a || !valid_name(a, l))
+                        return -EINVAL;
+                n += 8 + 2 + l;
+        }
+        if (n > JOURNAL_RECORD_MAX)
+                return -EMSGSIZE; /* cannot happen within the limits above */
         uint8_t *p = frame_open(b, n);
         if (!p)
                 return -ENOMEM;
@@ -106,7 +139,7 @@ int journal_put_lock(struct jbuf *b, const struct lock_view *v) {
         p = PUT(p, int32_t, v->claim_ignored_pid);
         p = PUT(p, uint16_t, name_len);
         p = put(p, name, name_len);
-        p = PUT(p, uint16_t, v->n_aliases);
+        p = PUT(p, uint32_t, v->n_aliases);
         for (size_t i = 0; i < v->n_aliases; i++) {
                 size_t l = strlen(v->aliases[i].name);
                 p = PUT(p, uint64_t, v->aliases[i].parent_ino);
@@ -122,7 +155,9 @@ int journal_put_lock(struct jbuf *b, const struct lock_view *v) {
 
 int journal_put_dir(struct jbuf *b, uint64_t key, uint64_t parent, const char *name, uid_t uid,
                     gid_t gid) {
-        size_t name_len = strlen(name);
+        size_t name_len = name ? strlen(name) : 0;
+        if (key == 0 || !name || !valid_name(name, name_len))
+                return -EINVAL;
         size_t n = 1 + 8 + 8 + 4 + 4 + 2 + name_len;
         uint8_t *p = frame_open(b, n);
         if (!p)
@@ -139,6 +174,8 @@ int journal_put_dir(struct jbuf *b, uint64_t key, uint64_t parent, const char *n
 }
 
 int journal_put_del(struct jbuf *b, uint64_t key) {
+        if (key == 0)
+                return -EINVAL;
         uint8_t *p = frame_open(b, 9);
         if (!p)
                 return -ENOMEM;
@@ -176,14 +213,14 @@ static const uint8_t *take(struct reader *r, size_t n) {
 static const char *get_name(struct reader *r, size_t *len) {
         *len = GET(r, uint16_t);
         const char *s = (const char *)take(r, *len);
-        if (!s || *len == 0 || *len > 255 || memchr(s, '/', *len) || memchr(s, '\0', *len)) {
+        if (!s || *len == 0 || *len > JOURNAL_NAME_MAX || memchr(s, '/', *len) || memchr(s, '\0', *len)) {
                 r->bad = true;
                 return NULL;
         }
         return s;
 }
 
-static void decode_lock(struct reader *r, struct jrec *ret) {
+static void decode_lock(struct reader *r, uint32_t version, struct jrec *ret) {
         ret->parent = GET(r, uint64_t);
         ret->fence = GET(r, uint64_t);
         uint8_t how = GET(r, uint8_t), flags = GET(r, uint8_t);
@@ -202,7 +239,10 @@ static void decode_lock(struct reader *r, struct jrec *ret) {
         ret->deadline_mono_ms = GET(r, int64_t);
         ret->claim_ignored_pid = GET(r, int32_t);
         ret->name = get_name(r, &ret->name_len);
-        ret->n_aliases = GET(r, uint16_t);
+        /* version 1 wrote any count (the u16 could wrap); version 2 caps it */
+        ret->n_aliases = version == 1 ? GET(r, uint16_t) : GET(r, uint32_t);
+        if (version > 1 && ret->n_aliases > JOURNAL_ALIASES_MAX)
+                r->bad = true;
         ret->aliases = r->p;
         for (size_t i = 0; i < ret->n_aliases && !r->bad; i++) {
                 size_t l;
@@ -211,20 +251,25 @@ static void decode_lock(struct reader *r, struct jrec *ret) {
         }
         ret->content_len = GET(r, uint32_t);
         ret->content = take(r, ret->content_len);
-        if (ret->pid < 0 || (!ret->detached && ret->pid == 0))
+        if (ret->content_len > JOURNAL_CONTENT_MAX || !valid_holder(how, ret->detached, ret->pid))
                 r->bad = true;
 }
 
-int journal_next(const uint8_t *buf, size_t len, size_t *off, struct jrec *ret) {
+int journal_next(const uint8_t *buf, size_t len, uint32_t version, size_t *off,
+                 struct jrec *ret) {
         size_t at = *off;
         if (at == len)
                 return 0;
         uint32_t n, crc;
         if (len - at < FRAME)
-                return -EBADMSG;
+                return -ENODATA;
         memcpy(&n, buf + at, 4);
         memcpy(&crc, buf + at + 4, 4);
-        if (n == 0 || n > JOURNAL_RECORD_MAX || len - at - FRAME < n ||
+        if (n == 0 || n > JOURNAL_RECORD_MAX)
+                return -EBADMSG;
+        if (len - at - FRAME < n)
+                return -ENODATA;
+        if (version < JOURNAL_VERSION_OLDEST || version > JOURNAL_VERSION ||
             crc32c(0, buf + at + FRAME, n) != crc)
                 return -EBADMSG;
         struct reader r = { buf + at + FRAME, buf + at + FRAME + n, false };
@@ -239,7 +284,7 @@ int journal_next(const uint8_t *buf, size_t len, size_t *off, struct jrec *ret) 
                 ret->name = get_name(&r, &ret->name_len);
                 break;
         case JOURNAL_LOCK:
-                decode_lock(&r, ret);
+                decode_lock(&r, version, ret);
                 break;
         case JOURNAL_DEL:
                 break;

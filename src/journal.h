@@ -5,7 +5,12 @@
  * inode number: a directory, a lock (its full state), or the removal of a
  * key. The last record of a key wins. Pure encoding and decoding; the
  * files are store_local.c's. Host byte order: a journal never leaves the
- * machine (it lives under /run and describes local processes). */
+ * machine (it lives under /run and describes local processes).
+ *
+ * The encoder refuses (nothing written) every record the decoder would
+ * reject, so no sequence of table changes can make a journal undecodable.
+ * Version 2 counts a lock's other names in a u32 (version 1: u16, and the
+ * writer did not check it); both are read. */
 #ifndef LOCKFS_JOURNAL_H
 #define LOCKFS_JOURNAL_H
 
@@ -16,11 +21,24 @@
 
 #include "lockview.h"
 
-#define JOURNAL_VERSION 1
+#define JOURNAL_VERSION 2         /* what is written */
+#define JOURNAL_VERSION_OLDEST 1  /* the oldest still read */
 #define JOURNAL_BOOT_ID_LEN 36   /* /proc/sys/kernel/random/boot_id without '\n' */
 #define JOURNAL_HEADER_SIZE 52
-/* Records longer than this are corrupt (content is at most 16 MiB). */
-#define JOURNAL_RECORD_MAX (17u << 20)
+
+/* The format's limits, checked by the encoder and the decoder alike. The
+ * daemon's own limits (-o max_content, -o max_names, names of at most 255
+ * bytes) must stay within them (static assertions in store_local.c). */
+#define JOURNAL_NAME_MAX 255u                /* bytes of one name */
+#define JOURNAL_CONTENT_MAX (16u << 20)      /* bytes of a lock's content */
+#define JOURNAL_ALIASES_MAX 65535u           /* other names of one lock: all a
+                                              * version 1 journal could hold */
+#define JOURNAL_LOCK_FIXED 79u               /* a lock body's fixed-width fields */
+#define JOURNAL_ALIAS_MAX_SIZE (8u + 2u + JOURNAL_NAME_MAX)
+/* Records longer than this are corrupt: the largest lock record. */
+#define JOURNAL_RECORD_MAX                                                          \
+        ((size_t)JOURNAL_LOCK_FIXED + 2 + JOURNAL_NAME_MAX + 4 +                    \
+         (size_t)JOURNAL_ALIASES_MAX * JOURNAL_ALIAS_MAX_SIZE + 4 + JOURNAL_CONTENT_MAX)
 
 enum journal_type { JOURNAL_DIR = 1, JOURNAL_LOCK = 2, JOURNAL_DEL = 3 };
 
@@ -60,24 +78,32 @@ struct jrec {
 
 /* Write the file header for boot_id (JOURNAL_BOOT_ID_LEN chars) to out. */
 void journal_header_encode(const char *boot_id, uint8_t out[JOURNAL_HEADER_SIZE]);
-/* Check a header and copy its boot id (NUL-terminated) to boot_id.
- * 0, -EBADMSG (not a journal, or damaged), -EPROTONOSUPPORT (another
- * version). */
+/* Check a header and copy its boot id (NUL-terminated) to boot_id and its
+ * version (JOURNAL_VERSION_OLDEST .. JOURNAL_VERSION) to *version.
+ * 0, -EBADMSG (not a journal, or damaged), -EPROTONOSUPPORT (a version
+ * this build does not read). */
 int journal_header_check(const uint8_t *buf, size_t len,
-                         char boot_id[JOURNAL_BOOT_ID_LEN + 1]);
+                         char boot_id[JOURNAL_BOOT_ID_LEN + 1], uint32_t *version);
 
-/* Append one framed record to b. Lock records take v's state with key
- * v->ino, parent v->parent_ino, name = last component of v->path, and
- * v->aliases (parent_ino, name). 0 or -ENOMEM (b unchanged). */
+/* Append one framed record (current version) to b. Lock records take v's
+ * state with key v->ino, parent v->parent_ino, name = last component of
+ * v->path, and v->aliases (parent_ino, name). 0, or (b unchanged):
+ * -EINVAL for what the decoder would reject (key 0, a name that is empty,
+ * longer than JOURNAL_NAME_MAX or holds '/' or NUL, a holder pid < 0 or 0
+ * while not detached, an unknown how), -EMSGSIZE past a JOURNAL_*_MAX
+ * limit, -ENOMEM. */
 int journal_put_lock(struct jbuf *b, const struct lock_view *v);
 int journal_put_dir(struct jbuf *b, uint64_t key, uint64_t parent, const char *name, uid_t uid,
                     gid_t gid);
 int journal_put_del(struct jbuf *b, uint64_t key);
 
-/* Decode the record at buf[*off] into *ret and advance *off. Returns 1 for
- * a record, 0 at the clean end of buf, -EBADMSG for a torn, truncated or
- * corrupt record (*off unchanged). */
-int journal_next(const uint8_t *buf, size_t len, size_t *off, struct jrec *ret);
+/* Decode the record at buf[*off], written in format version, into *ret
+ * and advance *off. Returns 1 for a record, 0 at the clean end of buf,
+ * -ENODATA for a torn tail (buf ends inside the frame: a write that never
+ * completed), -EBADMSG for a complete frame that is corrupt (bad length
+ * or checksum) or whose body does not decode (*off unchanged). */
+int journal_next(const uint8_t *buf, size_t len, uint32_t version, size_t *off,
+                 struct jrec *ret);
 
 /* Read the alias at p (start with r->aliases; journal_next validated all
  * r->n_aliases of them): its directory and name (not NUL-terminated).

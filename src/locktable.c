@@ -1139,6 +1139,10 @@ int locktable_link(struct locktable *t, uint64_t ino, uint64_t newparent, const 
                 r = n && n->kind == LT_DIR ? -EPERM : -ENOENT;
                 goto out;
         }
+        if (1 + n->n_aliases >= (t->cfg.max_names ? t->cfg.max_names : LT_MAX_NAMES_DEFAULT)) {
+                r = -EMLINK; /* the cap keeps the journal record bounded */
+                goto out;
+        }
         if ((r = dir_get(t, newparent, &newdir)) < 0)
                 goto out;
         if (name_is_meta(newdir, newname) || lt_name_get(t, newdir, newname)) {

@@ -31,6 +31,7 @@ enum {
 
 #define LT_META_DIR_NAME ".lockfs"
 #define LT_NAME_MAX 255
+#define LT_MAX_NAMES_DEFAULT 64
 
 struct locktable_config {
         uint32_t default_ttl_s; /* mount-wide TTL, 0 = none */
@@ -38,6 +39,8 @@ struct locktable_config {
         size_t max_content;     /* bytes a holder may write */
         unsigned max_depth;     /* path components; 0 = unlimited */
         uint64_t max_locks_per_uid; /* held locks per uid but root; 0 = unlimited */
+        uint32_t max_names;     /* names of one lock (its own + links); past it
+                                 * link fails with -EMLINK; 0 = LT_MAX_NAMES_DEFAULT */
         bool user_break;        /* a lock's uid may force-unlock it, as root may */
         bool shared;            /* names live in a shared store (cluster mode):
                                  * link, and rename of a lock or of a directory
@@ -176,7 +179,11 @@ int locktable_rename(struct locktable *t, uint64_t parent, const char *name,
  * expect (same inode, st_nlink 2). newname becomes the lock's own name and
  * the old name a second one; unlinking either name leaves the lock, the
  * last one releases it. -EEXIST when newname exists, -EPERM for a
- * non-holder or a directory, -EXDEV in a shared table. Counts one lookup. */
+ * non-holder or a directory, -EXDEV in a shared table, -EMLINK when the
+ * lock has max_names names already. Counts one lookup.
+ * Cost: O(1) in the table, but the store's update rewrites the lock's
+ * record with all its names, O(names) per link; max_names (at most
+ * LOCKFS_MAX_NAMES_LIMIT) bounds it. */
 int locktable_link(struct locktable *t, uint64_t ino, uint64_t newparent, const char *newname,
                    const struct caller *c, struct lt_attr *ret);
 

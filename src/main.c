@@ -22,6 +22,8 @@
 #include "store_etcd.h"
 #endif
 
+_Static_assert(LOCKFS_DEFAULT_MAX_NAMES == LT_MAX_NAMES_DEFAULT, "one default for max_names");
+
 /* Arguments for libfuse: only what lockfs decides itself. */
 static int fuse_args_build(const struct lockfs_options *o, struct fuse_args *args) {
         char opts[256];
@@ -152,6 +154,9 @@ static int store_open(const struct lockfs_options *o, const char *mnt, struct st
                 log_msg(LOG_ERR, "fence file %s is damaged; fences could go backwards, so lockfs "
                         "will not start. Remove it only if no holder relies on fences.",
                         fence_file);
+        else if (r == -EUCLEAN)
+                log_msg(LOG_ERR, "the journal in %s is damaged (see above); lockfs will not "
+                        "start", state_dir);
         else if (r < 0)
                 log_msg(LOG_ERR, "cannot open the state in %s and %s: %s", state_dir,
                         fence_file, strerror(-r));
@@ -235,6 +240,7 @@ int main(int argc, char **argv) {
                 .max_content = o.max_content,
                 .max_depth = o.max_depth,
                 .max_locks_per_uid = o.max_locks_per_uid,
+                .max_names = o.max_names,
                 .user_break = o.user_break,
                 .shared = o.backend_etcd,
         };

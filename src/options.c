@@ -70,6 +70,10 @@ static int apply_option(struct lockfs_options *o, const char *item, char *err, s
                 if (parse_u64(val, LOCKFS_MAX_CONTENT_LIMIT, &v) < 0 || v == 0)
                         goto bad_value;
                 o->max_content = (size_t)v;
+        } else if (KEY("max_names")) {
+                if (parse_u64(val, LOCKFS_MAX_NAMES_LIMIT, &v) < 0 || v == 0)
+                        goto bad_value;
+                o->max_names = (uint32_t)v;
         } else if (KEY("max_depth")) {
                 if (parse_u64(val, 4096, &v) < 0)
                         goto bad_value;
@@ -202,6 +206,7 @@ int options_parse(int argc, char **argv, struct lockfs_options *o, char *err, si
                 .max_locks = LOCKFS_DEFAULT_MAX_LOCKS,
                 .max_content = LOCKFS_DEFAULT_MAX_CONTENT,
                 .max_depth = LOCKFS_DEFAULT_MAX_DEPTH,
+                .max_names = LOCKFS_DEFAULT_MAX_NAMES,
                 .prefix = LOCKFS_DEFAULT_PREFIX,
                 .lease_ttl_s = LOCKFS_DEFAULT_LEASE_TTL_S,
         };
@@ -267,6 +272,8 @@ void options_usage(FILE *f, const char *prog) {
                 "                       (default 0); past it, creates fail with EDQUOT\n"
                 "  max_content=BYTES    content a holder may write (default %d)\n"
                 "  max_depth=N          path components, 0 = no limit (default %d)\n"
+                "  max_names=N          names one lock may have, its own and link(2)'s,\n"
+                "                       1 to %d (default %d); past it, link fails with EMLINK\n"
                 "  allow_other          let users other than root use the mount\n"
                 "  user_break           the uid a lock belongs to may force-unlock it (rm,\n"
                 "                       lockctl break), as root may; logged\n"
@@ -290,5 +297,6 @@ void options_usage(FILE *f, const char *prog) {
                 "noatime, _netdev, nofail, noauto or x-systemd.* are accepted and\n"
                 "ignored, so /etc/fstab can mount it:  lockfs /run/locks fuse.lockfs ttl=600 0 0\n",
                 prog, LOCKFS_DEFAULT_TTL_S, LOCKFS_DEFAULT_MAX_LOCKS, LOCKFS_DEFAULT_MAX_CONTENT,
-                LOCKFS_DEFAULT_MAX_DEPTH, LOCKFS_DEFAULT_LEASE_TTL_S);
+                LOCKFS_DEFAULT_MAX_DEPTH, LOCKFS_MAX_NAMES_LIMIT, LOCKFS_DEFAULT_MAX_NAMES,
+                LOCKFS_DEFAULT_LEASE_TTL_S);
 }

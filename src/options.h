@@ -15,6 +15,10 @@
 #define LOCKFS_DEFAULT_MAX_CONTENT 65536
 #define LOCKFS_DEFAULT_MAX_DEPTH 32
 #define LOCKFS_MAX_CONTENT_LIMIT (16u << 20)
+#define LOCKFS_DEFAULT_MAX_NAMES 64
+/* Each link(2) rewrites the lock's journal record with all its names, so
+ * the cap bounds that cost: at most about 265 bytes a name. */
+#define LOCKFS_MAX_NAMES_LIMIT 1024
 #define LOCKFS_PATH_MAX 4096
 #define LOCKFS_DEFAULT_PREFIX "/lockfs/"
 #define LOCKFS_DEFAULT_LEASE_TTL_S 10
@@ -33,6 +37,8 @@ struct lockfs_options {
         bool user_break;          /* -o user_break */
         size_t max_content;       /* -o max_content=, 1 .. 16 MiB */
         unsigned max_depth;       /* -o max_depth=, 0 = unlimited */
+        uint32_t max_names;       /* -o max_names=, names one lock may have (link),
+                                   * 1 .. LOCKFS_MAX_NAMES_LIMIT */
         char state_dir[LOCKFS_PATH_MAX];  /* -o state_dir=, "" = the default */
         char fence_file[LOCKFS_PATH_MAX]; /* -o fence_file=, "" = the default */
         /* cluster mode: -o backend=etcd,endpoints=URL[,URL...],prefix=,lease_ttl= */

@@ -67,7 +67,12 @@ int store_mem_new(struct store **ret);
  * state_dir (created 0700 if missing; one daemon per directory, else
  * -EBUSY), fences reserved in blocks in fence_file. What the journal held
  * is handed out by restore(). -EBADMSG when the fence file is damaged,
- * else -errno; problems with the journal itself are logged, never fatal. */
+ * -EUCLEAN when a journal of this boot is damaged other than by a torn
+ * tail (logged with the byte offset; restore() also fails with -EUCLEAN
+ * for a lock record it cannot place): its locks might be held, so the
+ * daemon must not start without them. Else -errno; a journal that is
+ * missing, foreign, of an unknown version or of another boot is logged
+ * and restores nothing (or its directories only), never fatal. */
 int store_local_open(const char *state_dir, const char *fence_file, struct store **ret);
 /* Record the calling process as the one using the local store s (again
  * after a fork: fuse_daemonize). */

@@ -23,17 +23,25 @@
 #include "fencefile.h"
 #include "htab.h"
 #include "journal.h"
+#include "locktable.h"
 #include "log.h"
+#include "options.h"
 #include "store.h"
 
 #define ROOT_KEY 1
 #define COMPACT_SLACK (1u << 20)
 #define PATH_DEPTH_MAX 512
 
+/* Everything the daemon lets in fits the journal format (journal.h). */
+_Static_assert(LOCKFS_MAX_CONTENT_LIMIT <= JOURNAL_CONTENT_MAX, "content must fit a record");
+_Static_assert(LT_NAME_MAX <= JOURNAL_NAME_MAX, "names must fit a record");
+_Static_assert(LOCKFS_MAX_NAMES_LIMIT - 1 <= JOURNAL_ALIASES_MAX, "names must fit a record");
+
 /* The last record of one key (one allocation with the record). */
 struct entry {
         struct hlink by_key;
         uint64_t key;
+        size_t off;              /* loaded entries: where the record was */
         size_t len;
         uint8_t raw[];
 };
@@ -47,6 +55,7 @@ struct store_local {
         struct htab live;        /* key -> entry: what the table holds */
         size_t live_bytes;
         struct htab loaded;      /* what the journal held, until restore() */
+        uint32_t loaded_version; /* the format of the loaded records */
         uint64_t file_size;
         bool must_compact;
         struct fence_file fences;
@@ -78,6 +87,7 @@ static struct entry *entry_set(struct htab *h, size_t *bytes, uint64_t key, cons
                 return NULL;
         }
         e->key = key;
+        e->off = 0;
         e->len = len;
         memcpy(e->raw, raw, len);
         struct entry *old = entry_find(h, key);
@@ -116,10 +126,10 @@ static void entries_free(struct htab *h) {
         htab_free(h);
 }
 
-/* Decode an entry's record (valid: it was decoded or encoded before). */
-static void entry_decode(const struct entry *e, struct jrec *r) {
+/* Decode a loaded entry's record (valid: it was decoded before). */
+static void entry_decode(const struct store_local *s, const struct entry *e, struct jrec *r) {
         size_t off = 0;
-        journal_next(e->raw, e->len, &off, r);
+        journal_next(e->raw, e->len, s->loaded_version, &off, r);
 }
 
 /* ---- the journal file ----------------------------------------------------- */
@@ -298,7 +308,7 @@ static char *loaded_path(struct store_local *s, uint64_t parent, const char *nam
                 struct jrec r;
                 if (!e || depth == PATH_DEPTH_MAX)
                         return NULL;
-                entry_decode(e, &r);
+                entry_decode(s, e, &r);
                 if (r.type != JOURNAL_DIR)
                         return NULL;
                 names[depth] = r.name;
@@ -361,13 +371,18 @@ static int loaded_lock_view(struct store_local *s, const struct jrec *r, struct 
         return 0;
 }
 
-/* Hand every loaded entry of type to cb. */
-static void restore_type(struct store_local *s, enum journal_type type,
-                         const struct store_restore_cb *cb) {
+/* Hand every loaded entry of type to cb. A lock record that cannot be
+ * placed (a directory of one of its names is not in the journal) stops the
+ * restore with -EUCLEAN: its names might be held, and a lock left out would
+ * hand them to the next creator (see load_journal). Nothing is written to
+ * the file before the restore completes, so the journal stays as it was. */
+static int restore_type(struct store_local *s, enum journal_type type,
+                        const struct store_restore_cb *cb) {
         for (size_t b = 0; b <= s->loaded.mask; b++) {
                 for (struct hlink *l = s->loaded.buckets[b]; l; l = l->next) {
+                        struct entry *e = container_of(l, struct entry, by_key);
                         struct jrec r;
-                        entry_decode(container_of(l, struct entry, by_key), &r);
+                        entry_decode(s, e, &r);
                         if (r.type != type)
                                 continue;
                         if (type == JOURNAL_DIR) {
@@ -378,22 +393,34 @@ static void restore_type(struct store_local *s, enum journal_type type,
                                 continue;
                         }
                         struct lock_view v;
-                        if (loaded_lock_view(s, &r, &v) == 0)
+                        int err = loaded_lock_view(s, &r, &v);
+                        if (err == 0)
                                 cb->lock(cb->ctx, &v);
-                        else
-                                log_msg(LOG_WARNING, "journal: lock %.*s has no place in the "
-                                        "tree; dropped", (int)r.name_len, r.name);
                         lock_view_clear(&v);
+                        if (err < 0) {
+                                log_msg(LOG_ERR, "journal %s: the lock record at byte %zu (%.*s, "
+                                        "fence %" PRIu64 ") %s: refusing to start, as its "
+                                        "names might be held; move the journal aside to start "
+                                        "without its locks", s->journal, e->off,
+                                        (int)r.name_len, r.name, r.fence,
+                                        err == -ENOENT ? "names a directory the journal lacks"
+                                                       : "cannot be restored (out of memory)");
+                                return err == -ENOENT ? -EUCLEAN : err;
+                        }
                 }
         }
+        return 0;
 }
 
 static int local_restore(struct store *base, const struct store_restore_cb *cb) {
         struct store_local *s = (struct store_local *)base;
-        restore_type(s, JOURNAL_DIR, cb);
-        restore_type(s, JOURNAL_LOCK, cb);
+        int r = restore_type(s, JOURNAL_DIR, cb);
+        if (r == 0)
+                r = restore_type(s, JOURNAL_LOCK, cb);
         entries_free(&s->loaded);
-        int r = compact(s);
+        if (r < 0)
+                return r;
+        r = compact(s);
         if (r < 0)
                 log_msg(LOG_ERR, "journal %s: cannot write: %s", s->journal, strerror(-r));
         return r;
@@ -449,11 +476,24 @@ static int read_boot_id(char out[JOURNAL_BOOT_ID_LEN + 1]) {
         return 0;
 }
 
-/* Load the journal into s->loaded; returns the highest fence it recorded.
- * A damaged journal is used up to its first bad record, and said so. */
-static uint64_t load_journal(struct store_local *s) {
+/* Load the journal into s->loaded, and the highest fence it recorded into
+ * *max_fence. Replay policy, for a journal of this boot (whose locks may
+ * be held by live processes):
+ * - a torn tail (the file ends inside the last record: a write that never
+ *   completed, so its caller never saw success) is cut: the records before
+ *   it are used, and the log says so;
+ * - any other damage (a complete record with a bad checksum, or with a
+ *   valid checksum whose body does not decode) refuses to start (-EUCLEAN),
+ *   naming the byte offset: the damaged record and every record after it
+ *   may be the last word on a held lock, and leaving them out would hand
+ *   its names to the next creator. The file is left as it is.
+ * A journal of another boot holds no live holder: its valid prefix is used
+ * for its directories. A file that is no journal, or of an unknown
+ * version, restores nothing (and is replaced). */
+static int load_journal(struct store_local *s, uint64_t *ret_max_fence) {
         uint8_t *buf;
         size_t len, off = JOURNAL_HEADER_SIZE, n_records = 0, bytes = 0;
+        *ret_max_fence = 0;
         int r = read_file(s->journal, &buf, &len);
         if (r == -ENOENT)
                 return 0;
@@ -463,7 +503,7 @@ static uint64_t load_journal(struct store_local *s) {
                 return 0;
         }
         char boot[JOURNAL_BOOT_ID_LEN + 1];
-        r = len ? journal_header_check(buf, len, boot) : 0;
+        r = len ? journal_header_check(buf, len, boot, &s->loaded_version) : 0;
         if (len == 0 || r < 0) {
                 if (r < 0)
                         log_msg(LOG_ERR, "journal %s: %s: no lock restored", s->journal,
@@ -476,7 +516,7 @@ static uint64_t load_journal(struct store_local *s) {
         uint64_t max_fence = 0;
         size_t dropped = 0;
         struct jrec rec;
-        while ((r = journal_next(buf, len, &off, &rec)) == 1) {
+        while ((r = journal_next(buf, len, s->loaded_version, &off, &rec)) == 1) {
                 n_records++;
                 if (rec.type == JOURNAL_DEL) {
                         entry_del(&s->loaded, &bytes, rec.key);
@@ -484,18 +524,36 @@ static uint64_t load_journal(struct store_local *s) {
                 }
                 if (rec.type == JOURNAL_LOCK && rec.fence > max_fence)
                         max_fence = rec.fence;
-                entry_free(entry_set(&s->loaded, &bytes, rec.key, rec.raw, rec.raw_len, &r));
+                int err;
+                entry_free(entry_set(&s->loaded, &bytes, rec.key, rec.raw, rec.raw_len, &err));
+                if (err < 0) {
+                        log_msg(LOG_ERR, "journal %s: out of memory at byte %zu", s->journal,
+                                off);
+                        free(buf);
+                        return err;
+                }
+                entry_find(&s->loaded, rec.key)->off = off - rec.raw_len;
+        }
+        if (r == -EBADMSG && same_boot) {
+                log_msg(LOG_ERR, "journal %s: the record at byte %zu of %zu is damaged (it "
+                        "is complete, but its checksum or its contents are wrong): refusing "
+                        "to start, as it or the records after it (%zu bytes from it to the "
+                        "end) may record held locks; move the journal aside to start "
+                        "without its locks", s->journal, off, len, len - off);
+                free(buf);
+                return -EUCLEAN;
         }
         if (r < 0)
-                log_msg(LOG_WARNING, "journal %s: damaged or torn record at byte %zu of %zu: "
-                        "using the %zu records before it", s->journal, off, len, n_records);
+                log_msg(LOG_WARNING, "journal %s: %s record at byte %zu of %zu: "
+                        "using the %zu records before it", s->journal,
+                        r == -ENODATA ? "torn" : "damaged", off, len, n_records);
         if (!same_boot) { /* holders do not survive a reboot; namespaces do */
                 for (size_t b = 0; b <= s->loaded.mask; b++) {
                         for (struct hlink *l = s->loaded.buckets[b], *next; l; l = next) {
                                 next = l->next;
                                 struct entry *e = container_of(l, struct entry, by_key);
                                 struct jrec jr;
-                                entry_decode(e, &jr);
+                                entry_decode(s, e, &jr);
                                 if (jr.type == JOURNAL_LOCK) {
                                         dropped++;
                                         entry_del(&s->loaded, &bytes, e->key);
@@ -506,7 +564,8 @@ static uint64_t load_journal(struct store_local *s) {
                         s->journal, dropped);
         }
         free(buf);
-        return max_fence;
+        *ret_max_fence = max_fence;
+        return 0;
 }
 
 static void local_free(struct store *base) {
@@ -606,8 +665,11 @@ int store_local_open(const char *state_dir, const char *fence_file, struct store
         store_local_record_owner(&s->base);
         if ((r = read_boot_id(s->boot_id)) < 0)
                 log_msg(LOG_WARNING, "cannot read the boot id: %s", strerror(-r));
-        uint64_t max_fence = load_journal(s);
-        if ((r = fence_file_open(fence_file, max_fence + 1, &s->fences)) < 0)
+        uint64_t max_fence;
+        /* fences above every one the journal holds; none left: -EOVERFLOW */
+        if ((r = load_journal(s, &max_fence)) < 0 ||
+            (r = fence_file_open(fence_file, max_fence == UINT64_MAX ? max_fence : max_fence + 1,
+                                 &s->fences)) < 0)
                 goto fail;
         free(lock);
         *ret = &s->base;

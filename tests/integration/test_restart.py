@@ -15,9 +15,14 @@ same mount point, journal (state_dir) and fence file (Mount.start):
   are dropped and logged; a flock holder keeps its lock;
 - fences continue above every fence issued before, also when the state
   directory is gone (a reboot); a damaged fence file stops the daemon;
-- a torn or damaged journal is used up to its first bad record: the daemon
-  neither crashes nor invents a lock; a journal it cannot read (another
-  magic or version) restores nothing;
+- a torn tail of the journal is cut (the records before it are used); any
+  other damaged record (bad checksum, or a valid one that does not decode,
+  as the review's 65,536-name record did) stops the daemon from starting,
+  naming its offset, and leaves the journal alone: the records after it may
+  hold live locks. Nothing is ever invented; a journal it cannot read
+  (another magic or version) restores nothing; a version 1 journal is read;
+- link stops at -o max_names with EMLINK, and a restart after a lock with
+  that many names keeps every other lock;
 - a second daemon on the same state directory is refused;
 - 20,000 create+unlink cycles leave a journal proportional to what is held.
 
@@ -57,9 +62,13 @@ MAGIC = b"LOCKFSJ\n"
 HEADER_SIZE = 52
 FRAME = 8
 # offsets in a LOCK record's body: type u8, key u64, parent u64, fence u64,
-# how u8, flags u8, pid i32, start_time u64, ...
+# how u8, flags u8, pid i32, start_time u64, ... (79 bytes), then the name
+# (u16 length + bytes), then the count of other names (version 2: u32,
+# version 1: u16)
+JOURNAL_VERSION = 2
 LOCK_PID_AT = 27
 LOCK_START_AT = 31
+LOCK_NAME_AT = 79
 
 
 def _crc_table():
@@ -205,7 +214,8 @@ class RestartCase(LockfsTestCase):
         with open(self.journal_path(), "rb") as f:
             buf = bytearray(f.read())
         self.assertEqual(bytes(buf[:8]), MAGIC, "journal layout changed (magic)")
-        self.assertEqual(struct.unpack_from("=I", buf, 8)[0], 1, "journal version changed")
+        self.assertEqual(struct.unpack_from("=I", buf, 8)[0], JOURNAL_VERSION,
+                         "journal version changed")
         self.assertEqual(struct.unpack_from("=I", buf, HEADER_SIZE - 4)[0],
                          crc32c(bytes(buf[:HEADER_SIZE - 4])), "journal header CRC")
         return buf
@@ -228,6 +238,22 @@ class RestartCase(LockfsTestCase):
         f = lockinfo(p)["fence"]
         os.unlink(p)
         return f
+
+    def assert_refused(self, probe, message):
+        """The daemon, started on the damaged journal now in place, refuses
+        to start with message (a regex); the dead mount stays dead and the
+        journal is left as it is."""
+        with open(self.journal_path(), "rb") as f:
+            before = f.read()
+        with self.assertRaises(RuntimeError) as cm:
+            self.m.start()
+        msg = str(cm.exception)
+        self.assertIn("daemon exited before serving", msg)
+        self.assertRegex(msg, message)
+        self.assertIn("refusing to start", msg)
+        self.assertEqual(errno_of(os.stat, probe), errno.ENOTCONN)
+        with open(self.journal_path(), "rb") as f:
+            self.assertEqual(f.read(), before, "the damaged journal is left alone")
 
     def assert_summary(self, log, restored, holder_gone, ttl, failed=0):
         self.assertEqual(summary(log), (restored, holder_gone, ttl, failed), log)
@@ -690,7 +716,8 @@ class TestFences(RestartCase):
 
 class TestDamagedJournal(RestartCase):
     """A damaged journal never crashes the daemon and never invents a lock:
-    its valid prefix is used, and the damage is logged."""
+    a torn tail is cut; other damage refuses to start (logged, with the
+    offset), since leaving records out could grant a held lock twice."""
 
     def hold(self, a, names, data=True):
         for n in names:
@@ -731,7 +758,7 @@ class TestDamagedJournal(RestartCase):
                     cut, cut)
                 self.write_journal(buf[:len(buf) - k])
                 log = self.restart()
-                self.assertIn(f"damaged or torn record at byte {off} of {len(buf) - k}", log)
+                self.assertIn(f"torn record at byte {off} of {len(buf) - k}: using the", log)
                 self.assert_summary(log, 2, 0, 0)
                 self.assert_restored(a, kept)
                 self.assert_gone_now(c)
@@ -743,11 +770,14 @@ class TestDamagedJournal(RestartCase):
         self.assert_restored(a, kept)
 
     def test_flipped_bytes(self):
+        """A complete record with a bad checksum, live locks after it: the
+        daemon does not start; with the undamaged journal back, all come
+        back."""
         a = agent(self)
         infos = self.hold(a, ["a.lock", "b.lock", "c.lock"])
-        seen = max(i["fence"] for i in infos.values())
         self.m.crash()
-        buf = self.read_journal()
+        good = self.read_journal()
+        buf = bytearray(good)
         recs = frames(buf)
         first_b = next(o for o, n in recs if b"b.lock" in buf[o:o + n])
         self.assertTrue(all(b"b.lock" not in buf[o:o + n] for o, n in recs if o < first_b))
@@ -756,15 +786,16 @@ class TestDamagedJournal(RestartCase):
         for i in range(mid, mid + 3):
             buf[i] ^= 0xFF
         self.write_journal(buf)
+        self.assert_refused(self.p("a.lock"), f"the record at byte {first_b} of {len(buf)} "
+                            r"is damaged")
+        self.write_journal(good)
         log = self.restart()
-        self.assertIn(f"damaged or torn record at byte {first_b} of {len(buf)}", log)
-        self.assert_summary(log, 1, 0, 0)
-        self.assert_restored(a, {"a.lock": infos["a.lock"]})
-        self.assertTrue(gone(self.p("b.lock")))
-        self.assertTrue(gone(self.p("c.lock")))
-        self.assertGreater(self.cycle_fence(), seen)
+        self.assert_summary(log, 3, 0, 0)
+        self.assert_restored(a, infos)
 
     def test_bad_record_length(self):
+        """A length that runs past the end of the file is a torn tail (cut);
+        0 or more than any record can be is damage (refused)."""
         a = agent(self)
         infos = self.hold(a, ["a.lock", "b.lock"], data=False)
         self.m.crash()
@@ -776,12 +807,66 @@ class TestDamagedJournal(RestartCase):
                 bad = bytearray(buf)
                 struct.pack_into("=I", bad, recs[1][0], length)
                 self.write_journal(bad)
+                if length in (0, 1 << 30):
+                    self.assert_refused(self.p("a.lock"),
+                                        f"the record at byte {recs[1][0]} of {len(bad)}")
+                    continue
                 log = self.restart()
-                self.assertIn(f"damaged or torn record at byte {recs[1][0]} of {len(bad)}", log)
+                self.assertIn(f"torn record at byte {recs[1][0]} of {len(bad)}", log)
                 self.assert_restored(a, {"a.lock": infos["a.lock"]}, named=False)
                 self.m.crash()
         self.write_journal(buf)        # the undamaged journal: both come back
         self.restart()
+        self.assert_restored(a, infos, named=False)
+
+    def test_version_1_journal_and_the_reviews_record(self):
+        """A journal written by version 1 (u16 name counts) is restored; the
+        review's record, whose count wrapped past 65,535 names (valid
+        checksum, more names than the count says), refuses to start."""
+        a = agent(self)
+        a.ok("create", path=self.p("before.lock"))
+        a.ok("create", path=self.p("bomb.lock"))
+        a.ok("link", path=self.p("bomb.lock"), dst=self.p("b1"))
+        a.ok("create", path=self.p("after.lock"))
+        infos = {n: lockinfo(self.p(n)) for n in ("before.lock", "b1", "bomb.lock", "after.lock")}
+        self.m.crash()
+        buf = self.read_journal()
+
+        def as_v1(wrap_name=None):
+            out = bytearray(buf[:HEADER_SIZE])
+            struct.pack_into("=I", out, 8, 1)
+            refresh_header(out)
+            at = None
+            for off, n in frames(buf):
+                body = bytearray(buf[off + FRAME:off + n])
+                if body[0] == 2:                       # LOCK
+                    nl = struct.unpack_from("=H", body, LOCK_NAME_AT)[0]
+                    name = bytes(body[LOCK_NAME_AT + 2:LOCK_NAME_AT + 2 + nl])
+                    c = LOCK_NAME_AT + 2 + nl
+                    count = struct.unpack_from("=I", body, c)[0]
+                    if name == wrap_name:
+                        count = 0      # fewer than it holds: as 65,536 more names wrapped it
+                        at = len(out)
+                    body[c:c + 4] = struct.pack("=H", count)
+                out += struct.pack("=II", len(body), crc32c(bytes(body))) + body
+            return out, at
+
+        old, _ = as_v1()
+        self.write_journal(old)
+        log = self.restart()
+        self.assert_summary(log, 3, 0, 0)
+        self.assert_restored(a, infos, named=False)
+        self.assertEqual(os.stat(self.p("bomb.lock")).st_nlink, 2)
+        self.m.crash()
+        current = self.read_journal()                 # rewritten as the current version
+        bomb, at = as_v1(b"b1")
+        self.assertIsNotNone(at)
+        self.write_journal(bomb)
+        self.assert_refused(self.p("before.lock"), f"the record at byte {at} of {len(bomb)} "
+                            r"is damaged")
+        self.write_journal(current)
+        log = self.restart()
+        self.assert_summary(log, 3, 0, 0)
         self.assert_restored(a, infos, named=False)
 
     def check_unreadable(self, patch, message):
@@ -856,11 +941,18 @@ class TestDamagedJournal(RestartCase):
                 top = max([top] + [i["fence"] for i in infos.values()])
                 self.m.crash()
                 buf = self.read_journal()
+                good = bytes(buf)
                 for _ in range(rnd.randint(1, 3)):
                     i = rnd.randrange(len(buf))
                     buf[i] ^= 1 << rnd.randrange(8)
                 self.write_journal(buf)
-                log = self.restart()
+                try:
+                    log = self.restart()
+                except RuntimeError as e:              # damage other than a torn tail
+                    self.assertIn("refusing to start", str(e))
+                    self.write_journal(good)
+                    log = self.restart()
+                    self.assertEqual(self.names(), sorted(held), log)
                 back = self.names()
                 self.assertTrue(set(back) <= set(held), f"invented locks: {back}\n{log}")
                 for n in back:
@@ -868,8 +960,53 @@ class TestDamagedJournal(RestartCase):
                     for k in ("pid", "fence", "acquired_at", "expires_at", "how"):
                         self.assertEqual(info[k], infos[n][k], f"{n} {k}\n{log}")
                 if set(back) != set(held):
-                    self.assertRegex(log, r"damaged or torn record|not a lockfs journal|"
+                    self.assertRegex(log, r"torn record|not a lockfs journal|"
                                      r"unsupported version")
+
+
+class TestNameCap(RestartCase):
+    """The review's 65,536-name journal attack, against a small cap: link
+    fails with EMLINK at max_names names, and a restart keeps every lock,
+    recorded before and after the one with the most names."""
+    MOUNT_OPTS = "max_names=16"
+
+    def test_link_until_emlink_then_restart(self):
+        victim, attacker, other = agent(self), agent(self), agent(self)
+        for i in range(10):
+            victim.ok("create", path=self.p(f"v{i}.lock"))
+        attacker.ok("create", path=self.p("bomb.lock"))
+        linked = 0
+        while True:
+            e = attacker.err("link", path=self.p("bomb.lock"), dst=self.p(f"{linked:x}"))
+            if e:
+                break
+            linked += 1
+            self.assertLess(linked, 1000, "link never stopped")
+        self.assertEqual(e, errno.EMLINK)
+        self.assertEqual(linked, 15)
+        self.assertEqual(os.stat(self.p("bomb.lock")).st_nlink, 16)
+        for i in range(10):
+            victim.ok("create", path=self.p(f"w{i}.lock"))
+        held = {n: lockinfo(self.p(n)) for n in
+                [f"v{i}.lock" for i in range(10)] + [f"w{i}.lock" for i in range(10)]}
+
+        log = self.crash_restart()
+        self.assertNotIn("damaged", log)
+        self.assert_summary(log, 21, 0, 0)
+        for n, info in held.items():
+            now = lockinfo(self.p(n))
+            self.assertEqual((now["pid"], now["fence"]), (victim.pid, info["fence"]), n)
+            self.assertEqual(other.err("create", path=self.p(n)), errno.EEXIST, n)
+        self.assertEqual(os.stat(self.p("bomb.lock")).st_nlink, 16)
+        for i in range(linked):
+            self.assertEqual(lockinfo(self.p(f"{i:x}"))["pid"], attacker.pid)
+        self.assertEqual(attacker.err("link", path=self.p("bomb.lock"), dst=self.p("more")),
+                         errno.EMLINK)
+        # the cap counts the names a lock has now
+        attacker.ok("unlink", path=self.p("0"))
+        attacker.ok("link", path=self.p("bomb.lock"), dst=self.p("more"))
+        self.assertEqual(attacker.err("link", path=self.p("bomb.lock"), dst=self.p("again")),
+                         errno.EMLINK)
 
 
 class FlockCase(RestartCase):

@@ -925,6 +925,32 @@ static void test_release_removes_every_name(void **state) {
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+static int setup_names(void **state) {
+        struct locktable_config cfg = { .max_locks = 100, .max_content = 64, .max_depth = 4,
+                                        .max_names = 3 };
+        return setup_cfg(state, &cfg);
+}
+
+/* -o max_names: a lock has at most that many names; link past it fails
+ * with EMLINK (before anything changes), and removing a name makes room. */
+static void test_names_cap(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a, b;
+        struct lt_handle h;
+        struct lock_view forced;
+        assert_int_equal(take(f, "n0", &f->self, O_WRONLY | O_EXCL, &a, &h), 0);
+        assert_int_equal(locktable_link(f->t, a.ino, LT_INO_ROOT, "n1", &f->self, &b), 0);
+        assert_int_equal(locktable_link(f->t, a.ino, LT_INO_ROOT, "n2", &f->self, &b), 0);
+        assert_int_equal(b.nlink, 3);
+        assert_int_equal(locktable_link(f->t, a.ino, LT_INO_ROOT, "n3", &f->self, &b), -EMLINK);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "n3", &b), -ENOENT);
+        assert_int_equal(locktable_getattr(f->t, a.ino, &b), 0);
+        assert_int_equal(b.nlink, 3);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "n1", &f->self, &forced), 0);
+        assert_int_equal(locktable_link(f->t, a.ino, LT_INO_ROOT, "n3", &f->self, &b), 0);
+        assert_int_equal(locktable_link(f->t, a.ino, LT_INO_ROOT, "n4", &f->self, &b), -EMLINK);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 T(test_create_takes_a_free_name_once),
@@ -946,6 +972,7 @@ int main(void) {
                 T(test_directory_owner_rules),
                 T(test_max_locks),
                 cmocka_unit_test_setup_teardown(test_per_uid_cap, setup_quota, teardown),
+                cmocka_unit_test_setup_teardown(test_names_cap, setup_names, teardown),
                 cmocka_unit_test_setup_teardown(test_user_break, setup_quota, teardown),
                 T(test_no_user_break_by_default),
                 T(test_rename_rules),

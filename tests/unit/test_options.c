@@ -29,6 +29,7 @@ static void test_defaults(void **state) {
         assert_int_equal(o.ttl_s, 3600);
         assert_int_equal(o.max_content, 65536);
         assert_int_equal(o.max_locks, LOCKFS_DEFAULT_MAX_LOCKS);
+        assert_int_equal(o.max_names, 64);
         assert_false(o.foreground);
         assert_false(o.allow_other);
 }
@@ -50,6 +51,10 @@ static void test_option_lists(void **state) {
         assert_int_equal(parse(&o, err, 4, "-o", "max_depth=3,debug", "/m"), 0);
         assert_int_equal(o.max_depth, 3);
         assert_true(o.debug);
+        assert_int_equal(parse(&o, err, 4, "-o", "max_names=1", "/m"), 0);
+        assert_int_equal(o.max_names, 1);
+        assert_int_equal(parse(&o, err, 4, "-o", "max_names=1024", "/m"), 0);
+        assert_int_equal(o.max_names, LOCKFS_MAX_NAMES_LIMIT);
         assert_false(o.foreground); /* -o debug logs more, wherever the log goes */
 }
 
@@ -58,7 +63,9 @@ static void test_bad_input_is_rejected_with_a_reason(void **state) {
         struct lockfs_options o;
         char err[256];
         const char *bad[] = { "ttl=abc", "ttl=-1", "ttl=", "ttl", "max_content=0",
-                              "max_content=999999999", "bogus=1", "allow_other=1", "ttl=99999999999" };
+                              "max_content=999999999", "bogus=1", "allow_other=1", "ttl=99999999999",
+                              "max_names=0", "max_names=1025", "max_names=", "max_names",
+                              "max_names=-1", "max_names=4294967297" };
         for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
                 assert_int_equal(parse(&o, err, 4, "-o", bad[i], "/m"), -EINVAL);
                 assert_true(strlen(err) > 0);

@@ -83,19 +83,29 @@ static int teardown(void **state) {
 
 /* A child that lives until its pipe closes; its caller identity in *c. */
 static pid_t spawn_child(int *ret_fd, struct caller *c) {
-        int p[2];
+        int p[2], ready[2];
         assert_int_equal(pipe(p), 0);
+        assert_int_equal(pipe(ready), 0);
         pid_t pid = fork();
         if (pid == 0) {
-                char ch;
+                char ch = 'r';
                 for (int fd = 3; fd < 1024; fd++) /* the store's lock file, too */
-                        if (fd != p[0])
+                        if (fd != p[0] && fd != ready[1])
                                 close(fd);
+                if (write(ready[1], &ch, 1) != 1)
+                        _exit(1);
+                close(ready[1]);
                 while (read(p[0], &ch, 1) > 0)
                         ;
                 _exit(0);
         }
         close(p[0]);
+        close(ready[1]);
+        char ch;
+        /* the child no longer shares the store's lock file (else a restart
+         * would find the state directory in use) */
+        assert_int_equal(read(ready[0], &ch, 1), 1);
+        close(ready[0]);
         *ret_fd = p[1];
         assert_int_equal(holder_identify(pid, 1000, 1000, c), 0);
         return pid;
@@ -315,17 +325,21 @@ static void flip_byte(const char *path, off_t at) {
         close(fd);
 }
 
-static void test_flipped_byte_never_invents_a_lock(void **state) {
+/* A damaged record that is not a torn tail (here a flipped byte of the
+ * second record: the locks after it are live) refuses to start and leaves
+ * the journal as it was; moved aside, the daemon starts with nothing. */
+static void test_flipped_byte_refuses_to_start(void **state) {
         struct fixture *f = *state;
         make_three(f);
         off_t size = file_size(f->journal);
-        /* a byte of the second record: only the first lock is certain */
         flip_byte(f->journal, JOURNAL_HEADER_SIZE + (size - JOURNAL_HEADER_SIZE) / 2);
+        assert_int_equal(store_local_open(f->state, f->fence, &f->store), -EUCLEAN);
+        assert_int_equal(file_size(f->journal), size);
+        char aside[160];
+        snprintf(aside, sizeof(aside), "%s.damaged", f->journal);
+        assert_int_equal(rename(f->journal, aside), 0);
         assert_int_equal(open_all(f), 0);
-        assert_int_equal(f->restored.restored, 1);
-        assert_int_not_equal(ino_of(f, LT_INO_ROOT, "one"), 0);
-        assert_int_equal(ino_of(f, LT_INO_ROOT, "two"), 0);
-        assert_int_equal(ino_of(f, LT_INO_ROOT, "three"), 0);
+        assert_int_equal(f->restored.restored, 0);
 }
 
 static void test_foreign_or_newer_journal_restores_nothing(void **state) {
@@ -340,7 +354,7 @@ static void test_foreign_or_newer_journal_restores_nothing(void **state) {
         int fd = open(f->journal, O_RDWR);
         uint8_t h[JOURNAL_HEADER_SIZE];
         assert_int_equal(pread(fd, h, sizeof(h), 0), sizeof(h));
-        uint32_t v = 2, crc;
+        uint32_t v = JOURNAL_VERSION + 1, crc;
         memcpy(h + 8, &v, 4);
         crc = crc32c(0, h, sizeof(h) - 4);
         memcpy(h + sizeof(h) - 4, &crc, 4);
@@ -447,6 +461,247 @@ static void test_unjournaled_acquisition_fails(void **state) {
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+/* ---- rewriting a journal as another writer would ------------------------ */
+
+enum rewrite { KEEP, DROP, TO_V1, TO_V1_WRAPPED, BAD_COUNT, FENCE_MAX };
+
+/* Rewrite f's journal record by record: what(rec, ctx) says what becomes
+ * of each. TO_V1 writes a lock record as version 1 did (u16 alias count),
+ * TO_V1_WRAPPED with the count the old writer wrapped (n - 65536: here
+ * n - 2, as if 65536 more names followed), BAD_COUNT (version 2) one too
+ * many; each with a valid checksum. version: the header's. */
+static void rewrite_journal(struct fixture *f, uint32_t version,
+                            enum rewrite (*what)(const struct jrec *, void *), void *ctx) {
+        int fd = open(f->journal, O_RDONLY);
+        assert_true(fd >= 0);
+        off_t size = file_size(f->journal);
+        uint8_t *in = malloc((size_t)size), *out = malloc((size_t)size + 64);
+        assert_int_equal(read(fd, in, (size_t)size), size);
+        close(fd);
+        char boot[JOURNAL_BOOT_ID_LEN + 1];
+        uint32_t in_version, crc;
+        assert_int_equal(journal_header_check(in, (size_t)size, boot, &in_version), 0);
+        journal_header_encode(boot, out);
+        memcpy(out + 8, &version, 4);
+        crc = crc32c(0, out, JOURNAL_HEADER_SIZE - 4);
+        memcpy(out + JOURNAL_HEADER_SIZE - 4, &crc, 4);
+        size_t off = JOURNAL_HEADER_SIZE, len = JOURNAL_HEADER_SIZE;
+        struct jrec r;
+        while (journal_next(in, (size_t)size, in_version, &off, &r) == 1) {
+                enum rewrite w = what(&r, ctx);
+                if (w == DROP)
+                        continue;
+                uint8_t *o = out + len;
+                memcpy(o, r.raw, r.raw_len);
+                size_t at = 8 + JOURNAL_LOCK_FIXED + 2 + r.name_len; /* the alias count */
+                uint32_t n = (uint32_t)(r.raw_len - 8);
+                if (r.type == JOURNAL_LOCK && (w == TO_V1 || w == TO_V1_WRAPPED)) {
+                        uint16_t c16 = (uint16_t)(r.n_aliases - (w == TO_V1_WRAPPED ? 2 : 0));
+                        memcpy(o + at, &c16, 2);
+                        memmove(o + at + 2, r.raw + at + 4, r.raw_len - at - 4);
+                        n -= 2;
+                } else if (r.type == JOURNAL_LOCK && w == FENCE_MAX) {
+                        uint64_t fence = UINT64_MAX;
+                        memcpy(o + 8 + 1 + 8 + 8, &fence, 8);
+                } else if (r.type == JOURNAL_LOCK && w == BAD_COUNT) {
+                        uint32_t c32 = (uint32_t)r.n_aliases + 1;
+                        memcpy(o + at, &c32, 4);
+                }
+                crc = crc32c(0, o + 8, n);
+                memcpy(o, &n, 4);
+                memcpy(o + 4, &crc, 4);
+                len += 8 + n;
+        }
+        assert_int_equal(off, (size_t)size);
+        fd = open(f->journal, O_WRONLY | O_TRUNC);
+        assert_int_equal(write(fd, out, len), (ssize_t)len);
+        close(fd);
+        free(in);
+        free(out);
+}
+
+static enum rewrite all_to_v1(const struct jrec *r, void *ctx) {
+        (void)r;
+        (void)ctx;
+        return TO_V1;
+}
+
+static uint32_t journal_version(struct fixture *f) {
+        int fd = open(f->journal, O_RDONLY);
+        uint8_t h[JOURNAL_HEADER_SIZE];
+        char boot[JOURNAL_BOOT_ID_LEN + 1];
+        uint32_t version = 0;
+        assert_int_equal(read(fd, h, sizeof(h)), sizeof(h));
+        close(fd);
+        assert_int_equal(journal_header_check(h, sizeof(h), boot, &version), 0);
+        return version;
+}
+
+/* A journal written by version 1 (before the u32 count) is restored, then
+ * rewritten in the current format. */
+static void test_version_1_journal_is_restored(void **state) {
+        struct fixture *f = *state;
+        struct lt_handle h;
+        struct lt_attr a, d;
+        assert_int_equal(take(f, LT_INO_ROOT, "a.lock", &f->self, &h), 0);
+        assert_int_equal(locktable_write(f->t, &h, &f->self, 0, "42", 2), 2);
+        assert_int_equal(locktable_link(f->t, h.ino, LT_INO_ROOT, "a2.lock", &f->self, &a), 0);
+        assert_int_equal(locktable_mkdir(f->t, LT_INO_ROOT, "d", &f->self, &d), 0);
+        assert_int_equal(take(f, d.ino, "c.lock", &f->self, NULL), 0);
+        assert_int_equal(locktable_link(f->t, h.ino, d.ino, "a3.lock", &f->self, &a), 0);
+        uint64_t fence = fence_of(f, "a.lock");
+        close_all(f);
+        rewrite_journal(f, 1, all_to_v1, NULL);
+        assert_int_equal(journal_version(f), 1);
+
+        assert_int_equal(open_all(f), 0);
+        assert_int_equal(f->restored.restored, 2);
+        assert_int_equal(journal_version(f), JOURNAL_VERSION);
+        for (int round = 0; round < 2; round++) {
+                uint64_t d_ino = ino_of(f, LT_INO_ROOT, "d");
+                uint64_t ino = ino_of(f, LT_INO_ROOT, "a.lock");
+                assert_int_not_equal(ino, 0);
+                assert_int_equal(ino_of(f, LT_INO_ROOT, "a2.lock"), ino);
+                assert_int_equal(ino_of(f, d_ino, "a3.lock"), ino);
+                assert_int_not_equal(ino_of(f, d_ino, "c.lock"), 0);
+                struct lock_view v;
+                assert_int_equal(view_of(f, d_ino, "a3.lock", &v), 0);
+                assert_int_equal(v.fence, fence);
+                assert_int_equal(v.content_len, 2);
+                assert_memory_equal(v.content, "42", 2);
+                lock_view_clear(&v);
+                restart(f);
+                assert_int_equal(f->restored.restored, 2);
+        }
+}
+
+struct damage {
+        const char *name;  /* the lock record to damage */
+        enum rewrite how;
+};
+
+static enum rewrite damage_one(const struct jrec *r, void *ctx) {
+        const struct damage *d = ctx;
+        bool hit = r->type == JOURNAL_LOCK && r->name_len == strlen(d->name) &&
+                   memcmp(r->name, d->name, r->name_len) == 0;
+        return hit ? d->how : d->how == BAD_COUNT ? KEEP : TO_V1;
+}
+
+/* The review's journal: a record with a valid checksum that does not decode
+ * (version 1: an alias count that wrapped; version 2: a count the bytes do
+ * not hold), followed by live locks. The daemon refuses to start, names the
+ * offset, and leaves the journal as it was; nothing is handed out. */
+static void test_undecodable_record_refuses_to_start(void **state) {
+        struct fixture *f = *state;
+        struct damage cases[] = { { "bomb.lock", TO_V1_WRAPPED }, { "bomb.lock", BAD_COUNT } };
+        for (size_t i = 0; i < 2; i++) {
+                struct lt_handle h;
+                struct lt_attr a;
+                assert_int_equal(take(f, LT_INO_ROOT, "before.lock", &f->self, NULL), 0);
+                assert_int_equal(take(f, LT_INO_ROOT, "bomb.lock", &f->self, &h), 0);
+                assert_int_equal(locktable_link(f->t, h.ino, LT_INO_ROOT, "b1", &f->self, &a), 0);
+                assert_int_equal(locktable_link(f->t, h.ino, LT_INO_ROOT, "b2", &f->self, &a), 0);
+                assert_int_equal(take(f, LT_INO_ROOT, "after.lock", &f->self, NULL), 0);
+                close_all(f);
+                cases[i].name = "b2"; /* the lock's own name is the last link's */
+                rewrite_journal(f, cases[i].how == BAD_COUNT ? JOURNAL_VERSION : 1, damage_one,
+                                &cases[i]);
+                off_t size = file_size(f->journal);
+                assert_int_equal(store_local_open(f->state, f->fence, &f->store), -EUCLEAN);
+                assert_null(f->store);
+                assert_int_equal(file_size(f->journal), size);
+                char cmd[160];
+                snprintf(cmd, sizeof(cmd), "rm -f %s", f->journal);
+                assert_int_equal(system(cmd), 0);
+                assert_int_equal(open_all(f), 0);
+        }
+}
+
+static enum rewrite fence_max(const struct jrec *r, void *ctx) {
+        (void)ctx;
+        return r->type == JOURNAL_LOCK ? FENCE_MAX : KEEP;
+}
+
+/* A journal that holds the largest fence there is: no fence is left above
+ * it, so the store refuses to open rather than wrap around to 1. */
+static void test_last_fence_never_wraps(void **state) {
+        struct fixture *f = *state;
+        assert_int_equal(take(f, LT_INO_ROOT, "x.lock", &f->self, NULL), 0);
+        close_all(f);
+        rewrite_journal(f, JOURNAL_VERSION, fence_max, NULL);
+        assert_int_equal(store_local_open(f->state, f->fence, &f->store), -EOVERFLOW);
+        assert_null(f->store);
+        char cmd[160];
+        snprintf(cmd, sizeof(cmd), "rm -f %s", f->journal);
+        assert_int_equal(system(cmd), 0);
+        assert_int_equal(open_all(f), 0);
+}
+
+static enum rewrite drop_dirs(const struct jrec *r, void *ctx) {
+        (void)ctx;
+        return r->type == JOURNAL_DIR ? DROP : KEEP;
+}
+
+/* A lock record whose directory the journal lacks cannot be placed: the
+ * restore fails (the daemon does not start) rather than free its names. */
+static void test_lock_without_its_directory_refuses_to_start(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr d;
+        assert_int_equal(locktable_mkdir(f->t, LT_INO_ROOT, "d", &f->self, &d), 0);
+        assert_int_equal(take(f, d.ino, "x.lock", &f->self, NULL), 0);
+        close_all(f);
+        rewrite_journal(f, JOURNAL_VERSION, drop_dirs, NULL);
+        off_t size = file_size(f->journal);
+        assert_int_equal(open_all(f), -EUCLEAN);
+        assert_int_equal(file_size(f->journal), size);
+}
+
+/* The review's 65,536-name attack against the default cap: link fails with
+ * EMLINK at 64 names, and a restart brings back every name and every other
+ * lock, recorded before and after it. */
+static void test_names_cap_survives_restart(void **state) {
+        struct fixture *f = *state;
+        char name[32];
+        for (int i = 0; i < 5; i++) {
+                snprintf(name, sizeof(name), "before-%d", i);
+                assert_int_equal(take(f, LT_INO_ROOT, name, &f->self, NULL), 0);
+        }
+        struct lt_handle h;
+        struct lt_attr a;
+        assert_int_equal(take(f, LT_INO_ROOT, "bomb.lock", &f->self, &h), 0);
+        int linked = 0, r;
+        for (;;) {
+                snprintf(name, sizeof(name), "%x", linked);
+                if ((r = locktable_link(f->t, h.ino, LT_INO_ROOT, name, &f->self, &a)) < 0)
+                        break;
+                linked++;
+                assert_true(linked < 100000);
+        }
+        assert_int_equal(r, -EMLINK);
+        assert_int_equal(linked, LT_MAX_NAMES_DEFAULT - 1);
+        assert_int_equal(a.nlink, LT_MAX_NAMES_DEFAULT);
+        for (int i = 0; i < 5; i++) {
+                snprintf(name, sizeof(name), "after-%d", i);
+                assert_int_equal(take(f, LT_INO_ROOT, name, &f->self, NULL), 0);
+        }
+        restart(f);
+        assert_int_equal(f->restored.restored, 11);
+        for (int i = 0; i < 5; i++) {
+                snprintf(name, sizeof(name), "before-%d", i);
+                assert_int_not_equal(ino_of(f, LT_INO_ROOT, name), 0);
+                snprintf(name, sizeof(name), "after-%d", i);
+                assert_int_not_equal(ino_of(f, LT_INO_ROOT, name), 0);
+                assert_int_equal(take(f, LT_INO_ROOT, name, &f->self, NULL), -EEXIST);
+        }
+        uint64_t ino = ino_of(f, LT_INO_ROOT, "bomb.lock");
+        assert_int_not_equal(ino, 0);
+        for (int i = 0; i < linked; i++) {
+                snprintf(name, sizeof(name), "%x", i);
+                assert_int_equal(ino_of(f, LT_INO_ROOT, name), ino);
+        }
+        assert_int_equal(locktable_link(f->t, ino, LT_INO_ROOT, "more", &f->self, &a), -EMLINK);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 T(test_live_holders_come_back_dead_ones_do_not),
@@ -455,7 +710,12 @@ int main(void) {
                 T(test_ttl_counts_while_down),
                 T(test_journal_stays_proportional_to_locks_held),
                 T(test_torn_tail_keeps_the_valid_prefix),
-                T(test_flipped_byte_never_invents_a_lock),
+                T(test_flipped_byte_refuses_to_start),
+                T(test_version_1_journal_is_restored),
+                T(test_undecodable_record_refuses_to_start),
+                T(test_lock_without_its_directory_refuses_to_start),
+                T(test_names_cap_survives_restart),
+                T(test_last_fence_never_wraps),
                 T(test_foreign_or_newer_journal_restores_nothing),
                 T(test_journal_of_another_boot_keeps_only_directories),
                 T(test_fences_never_go_backwards),
