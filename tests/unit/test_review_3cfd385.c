@@ -430,6 +430,300 @@ static void test_requests_on_a_refused_busy_name(void **state) {
         assert_int_equal(m.held, 0);
 }
 
+
+/* ---- a randomized stress of create / unlink / write / flock hand-offs with
+ * a store that is slow and refuses at random: at most one holder per name
+ * (tracked outside the table, moved only by answers), every request ends,
+ * and nothing is used after free (run it under ASan). */
+
+#define S_THREADS 4
+#define S_NAMES 3
+#define S_ITERS 20000
+
+static const char *s_names[S_NAMES] = { "s0.lock", "s1.lock", "s2.lock" };
+
+struct stress {
+        struct fixture *f;
+        int owner[S_NAMES];           /* thread holding the name, -1 none */
+        unsigned violations;
+        unsigned odd_unlink;
+        unsigned seed;
+        struct sthread {
+                struct stress *s;
+                int i;
+                struct caller who;
+                int fd;
+                pid_t pid;
+                bool held[S_NAMES];
+                struct lt_handle h[S_NAMES];
+                int pending;          /* name of its parked flock, -1 none */
+                uint64_t pending_id;
+                int granted;          /* name granted (by on_grant), -1 none */
+                struct lt_handle gh;
+                pthread_t thread;
+        } th[S_THREADS];
+        pthread_mutex_t mu;           /* pending/granted, owner moves by grants */
+};
+
+static struct stress *g_stress;
+
+static void stress_grant(void *ctx, uint64_t id, int err, const struct lt_handle *h) {
+        (void)ctx;
+        struct stress *s = g_stress;
+        pthread_mutex_lock(&s->mu);
+        for (int i = 0; i < S_THREADS; i++) {
+                struct sthread *t = &s->th[i];
+                if (t->pending < 0 || t->pending_id != id)
+                        continue;
+                if (err == 0) {
+                        int expect = -1;
+                        if (!__atomic_compare_exchange_n(&s->owner[t->pending], &expect, i, false,
+                                                         __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+                                fprintf(stderr, "VIOLATION: grant of %s to %d while %d holds\n",
+                                        s_names[t->pending], i, expect);
+                                __atomic_add_fetch(&s->violations, 1, __ATOMIC_SEQ_CST);
+                        }
+                        t->granted = t->pending;
+                        t->gh = *h;
+                }
+                t->pending = -1;
+        }
+        pthread_mutex_unlock(&s->mu);
+}
+
+static int stress_store_delay_and_fail(struct rs *st, int *fail) {
+        unsigned seed = __atomic_add_fetch(&g_stress->seed, 7919, __ATOMIC_SEQ_CST);
+        int x = rand_r(&seed) % 100;
+        if (x < 30)
+                usleep((useconds_t)(rand_r(&seed) % 300));
+        (void)st;
+        *fail = (rand_r(&seed) % 100) < 20 ? -EIO : 0;
+        return 0;
+}
+
+static int ss_acquire(struct store *s, const struct lock_view *v, uint64_t *ret_fence) {
+        (void)v;
+        struct rs *st = rs_of(s);
+        int fail;
+        stress_store_delay_and_fail(st, &fail);
+        pthread_mutex_lock(&st->mu);
+        st->acquires++;
+        if (fail == 0)
+                *ret_fence = ++st->fence;
+        pthread_mutex_unlock(&st->mu);
+        return fail;
+}
+
+static int ss_update(struct store *s, const struct lock_view *v) {
+        (void)v;
+        int fail;
+        stress_store_delay_and_fail(rs_of(s), &fail);
+        return fail;
+}
+
+static const struct store_ops ss_ops = {
+        .name = "stress", .acquire = ss_acquire, .update = ss_update, .release = rs_release,
+        .free = rs_free,
+};
+
+/* Give up name n (owner first: from here another may take it). */
+static void stress_release(struct sthread *t, int n, bool by_unlock) {
+        struct stress *s = t->s;
+        __atomic_store_n(&s->owner[n], -1, __ATOMIC_SEQ_CST);
+        t->held[n] = false;
+        int r;
+        if (by_unlock) {
+                r = locktable_flock_unlock(s->f->t, t->h[n].ino, 1000 + (uint64_t)t->i, NULL,
+                                           NULL);
+                /* a flock_unlock of a lock this fd does not flock is a no-op: then unlink */
+                struct lock_view v;
+                if (locktable_view(s->f->t, t->h[n].ino, &v) == 0) {
+                        bool still = v.fence == t->h[n].fence;
+                        lock_view_clear(&v);
+                        if (!still)
+                                return;
+                } else {
+                        return;
+                }
+        }
+        struct lock_view forced;
+        r = locktable_unlink(s->f->t, LT_INO_ROOT, s_names[n], &t->who, &forced);
+        lock_view_clear(&forced);
+        if (r != 0) {
+                fprintf(stderr, "odd: unlink of held %s by %d: %d\n", s_names[n], t->i, r);
+                __atomic_add_fetch(&s->odd_unlink, 1, __ATOMIC_SEQ_CST);
+        }
+}
+
+static void *stress_main(void *arg) {
+        struct sthread *t = arg;
+        struct stress *s = t->s;
+        struct locktable *lt = s->f->t;
+        unsigned seed = (unsigned)t->i * 977u + 1;
+        uint64_t seq = 0;
+        for (int it = 0; it < S_ITERS; it++) {
+                pthread_mutex_lock(&s->mu);
+                int g = t->granted;
+                if (g >= 0) {
+                        t->held[g] = true;
+                        t->h[g] = t->gh;
+                        t->granted = -1;
+                }
+                int pend = t->pending;
+                pthread_mutex_unlock(&s->mu);
+                int n = rand_r(&seed) % S_NAMES;
+                int op = rand_r(&seed) % 6;
+                if (t->held[n]) {
+                        if (op == 0 || op == 4)
+                                stress_release(t, n, false);
+                        else if (op == 1)
+                                stress_release(t, n, true);
+                        else if (op == 2) {
+                                char buf[32];
+                                int len = rand_r(&seed) % 2
+                                                  ? snprintf(buf, sizeof(buf), "%d\n", (int)t->pid)
+                                                  : snprintf(buf, sizeof(buf), "x%d", it);
+                                ssize_t r = locktable_write(lt, &t->h[n], &t->who, 0, buf,
+                                                            (size_t)len);
+                                if (r != len && r != -EIO && r != -EEXIST)
+                                        fprintf(stderr, "odd write: %zd\n", r);
+                        } else if (op == 3) {
+                                struct lt_handle gr;
+                                int r = locktable_flock(lt, t->h[n].ino, &t->h[n],
+                                                        1000 + (uint64_t)t->i, &t->who, true,
+                                                        0, &gr);
+                                if (r == 0)
+                                        t->h[n] = gr;
+                        }
+                        continue;
+                }
+                if (op < 3) {
+                        struct lt_handle h;
+                        int r = take(s->f, s_names[n], &t->who, &h);
+                        if (r == 0) {
+                                int expect = -1;
+                                if (!__atomic_compare_exchange_n(&s->owner[n], &expect, t->i,
+                                                                 false, __ATOMIC_SEQ_CST,
+                                                                 __ATOMIC_SEQ_CST)) {
+                                        fprintf(stderr, "VIOLATION: create of %s by %d while "
+                                                "%d holds\n", s_names[n], t->i, expect);
+                                        __atomic_add_fetch(&s->violations, 1, __ATOMIC_SEQ_CST);
+                                }
+                                t->held[n] = true;
+                                t->h[n] = h;
+                        } else if (r != -EEXIST && r != -EIO) {
+                                fprintf(stderr, "odd create: %d\n", r);
+                        }
+                } else if (op == 3 && pend < 0) {
+                        struct lt_attr a;
+                        if (locktable_lookup(lt, LT_INO_ROOT, s_names[n], &a) != 0)
+                                continue;
+                        struct lt_handle c = { .kind = LT_HANDLE_CONTENDER, .ino = a.ino };
+                        uint64_t id = ((uint64_t)t->i << 32) | ++seq;
+                        pthread_mutex_lock(&s->mu);
+                        t->pending = n;
+                        t->pending_id = id;
+                        pthread_mutex_unlock(&s->mu);
+                        struct lt_handle gr;
+                        int r = locktable_flock(lt, a.ino, &c, 1000 + (uint64_t)t->i, &t->who,
+                                                false, id, &gr);
+                        locktable_forget(lt, a.ino, 1);
+                        if (r != LT_PARKED) {
+                                pthread_mutex_lock(&s->mu);
+                                t->pending = -1;
+                                pthread_mutex_unlock(&s->mu);
+                                if (r == 0) { /* the name was free: taken by this flock */
+                                        int expect = -1;
+                                        if (!__atomic_compare_exchange_n(
+                                                    &s->owner[n], &expect, t->i, false,
+                                                    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+                                                fprintf(stderr, "VIOLATION: flock of %s by %d "
+                                                        "while %d holds\n", s_names[n], t->i,
+                                                        expect);
+                                                __atomic_add_fetch(&s->violations, 1,
+                                                                   __ATOMIC_SEQ_CST);
+                                        }
+                                        t->held[n] = true;
+                                        t->h[n] = gr;
+                                }
+                        }
+                } else if (op == 4 && pend >= 0) {
+                        pthread_mutex_lock(&s->mu);
+                        uint64_t id = t->pending_id;
+                        bool still = t->pending >= 0;
+                        pthread_mutex_unlock(&s->mu);
+                        if (still && locktable_flock_cancel(lt, id)) {
+                                pthread_mutex_lock(&s->mu);
+                                t->pending = -1;
+                                pthread_mutex_unlock(&s->mu);
+                        }
+                } else {
+                        struct lock_view *vs;
+                        size_t nv;
+                        if (locktable_views(lt, &vs, &nv) == 0)
+                                lock_views_free(vs, nv);
+                }
+        }
+        return NULL;
+}
+
+static void test_stress_one_holder_per_name(void **state) {
+        struct fixture *f = *state;
+        f->store.base.ops = &ss_ops;
+        struct stress *s = calloc(1, sizeof(*s));
+        g_stress = s;
+        s->f = f;
+        pthread_mutex_init(&s->mu, NULL);
+        locktable_set_grant_fn(f->t, stress_grant, s);
+        for (int n = 0; n < S_NAMES; n++)
+                s->owner[n] = -1;
+        for (int i = 0; i < S_THREADS; i++) {
+                struct sthread *t = &s->th[i];
+                t->s = s;
+                t->i = i;
+                t->pending = t->granted = -1;
+                t->pid = spawn_child(&t->fd);
+                assert_int_equal(holder_identify(t->pid, 1000, 1000, &t->who), 0);
+        }
+        for (int i = 0; i < S_THREADS; i++)
+                assert_int_equal(pthread_create(&s->th[i].thread, NULL, stress_main, &s->th[i]),
+                                 0);
+        for (int i = 0; i < S_THREADS; i++)
+                pthread_join(s->th[i].thread, NULL);
+        for (int i = 0; i < S_THREADS; i++) {
+                struct sthread *t = &s->th[i];
+                if (t->pending >= 0)
+                        locktable_flock_cancel(f->t, t->pending_id);
+                if (t->granted >= 0)
+                        t->held[t->granted] = true;
+        }
+        /* the table agrees with the answers: a name exists iff someone holds it */
+        for (int n = 0; n < S_NAMES; n++) {
+                struct lt_attr a;
+                int r = locktable_lookup(f->t, LT_INO_ROOT, s_names[n], &a);
+                if ((r == 0) != (s->owner[n] >= 0)) {
+                        fprintf(stderr, "MISMATCH: %s lookup %d owner %d\n", s_names[n], r,
+                                s->owner[n]);
+                        s->violations++;
+                }
+                if (r == 0)
+                        locktable_forget(f->t, a.ino, 1);
+        }
+        struct lock_metrics m;
+        locktable_metrics(f->t, &m);
+        fprintf(stderr, "stress: acquires %u held %llu waiters %llu\n", f->store.acquires,
+                (unsigned long long)m.held, (unsigned long long)m.waiters);
+        assert_int_equal(s->violations, 0);
+        assert_int_equal(s->odd_unlink, 0);
+        for (int i = 0; i < S_THREADS; i++)
+                kill_child(s->th[i].fd, s->th[i].pid);
+        await_reapable(f);
+        locktable_reap(f->t, NULL, NULL);
+        pthread_mutex_destroy(&s->mu);
+        free(s);
+        g_stress = NULL;
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_handoff_target_dies_while_busy, setup,
@@ -438,6 +732,7 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_requests_on_a_refused_busy_name, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_stress_one_holder_per_name, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_BUG_write_rollback_to_dead_holder_orphans_lock,
                                                 setup, teardown),
         };
