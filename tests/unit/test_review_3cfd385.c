@@ -431,6 +431,103 @@ static void test_requests_on_a_refused_busy_name(void **state) {
 }
 
 
+/* The claimed process P (this test process) becomes the holder for the
+ * time the store sits on the claim's write, and takes the lock's flock
+ * through a descriptor of its own. The store refuses the write: the lock
+ * goes back to A, but the flock stays P's, so P's LOCK_UN (or close)
+ * releases A's lock: a live holder loses its lock by surprise. */
+static void test_BUG_write_rollback_keeps_claimed_flock_owner(void **state) {
+        struct fixture *f = *state;
+        int fa;
+        pid_t pa = spawn_child(&fa);
+        struct caller ca;
+        assert_int_equal(holder_identify(pa, 0, 0, &ca), 0);
+        struct writer w = { .f = f, .who = ca };
+        assert_int_equal(take(f, "o.lock", &ca, &w.h), 0);
+        char claim[32];
+        snprintf(claim, sizeof(claim), "%d\n", (int)getpid());
+        w.buf = claim;
+        set_block(f, &f->store.block_update, true);
+        f->store.fail_update = -ENOSPC;
+        assert_int_equal(pthread_create(&w.thread, NULL, writer_main, &w), 0);
+        await_in_store(f, &f->store.in_update, 1);
+        struct lt_handle mine = { .kind = LT_HANDLE_CONTENDER, .ino = w.h.ino }, granted;
+        assert_int_equal(locktable_flock(f->t, w.h.ino, &mine, 77, &f->self, true, 1, &granted),
+                         0); /* P is the holder right now */
+        set_block(f, &f->store.block_update, false);
+        pthread_join(w.thread, NULL);
+        assert_int_equal(w.r, -EIO);
+        struct lock_view v;
+        assert_int_equal(locktable_view(f->t, w.h.ino, &v), 0);
+        assert_int_equal(v.pid, pa); /* rolled back to A */
+        lock_view_clear(&v);
+        assert_int_equal(locktable_flock_unlock(f->t, w.h.ino, 77, NULL, NULL), 0);
+        struct lt_attr a;
+        int r = locktable_lookup(f->t, LT_INO_ROOT, "o.lock", &a);
+        kill_child(fa, pa);
+        await_reapable(f);
+        locktable_reap(f->t, NULL, NULL);
+        assert_int_equal(r, 0); /* A still holds o.lock */
+}
+
+/* A process whose record was made under uid 1000 (its first lock) takes a
+ * second lock under fs uid 0: that lock is uid 0's. A refused claim write
+ * on it rolls the holder back with lt_attach_holder, which sets the lock's
+ * uid from the record: the lock becomes uid 1000's (whose processes may
+ * then break or act on it). */
+static void test_BUG_write_rollback_changes_lock_uid(void **state) {
+        struct fixture *f = *state;
+        int fx;
+        pid_t px = spawn_child(&fx);
+        struct caller as_user, as_root;
+        assert_int_equal(holder_identify(px, 1000, 1000, &as_user), 0);
+        assert_int_equal(holder_identify(px, 0, 0, &as_root), 0);
+        struct lt_handle h1;
+        assert_int_equal(take(f, "u1.lock", &as_user, &h1), 0);
+        struct writer w = { .f = f, .who = as_root };
+        assert_int_equal(take(f, "u2.lock", &as_root, &w.h), 0);
+        struct lock_view v;
+        assert_int_equal(locktable_view(f->t, w.h.ino, &v), 0);
+        assert_int_equal(v.uid, 0);
+        lock_view_clear(&v);
+        char claim[32];
+        snprintf(claim, sizeof(claim), "%d\n", (int)getpid()); /* root may claim its parent */
+        w.buf = claim;
+        f->store.fail_update = -ENOSPC;
+        writer_main(&w);
+        assert_int_equal(w.r, -EIO);
+        assert_int_equal(locktable_view(f->t, w.h.ino, &v), 0);
+        uid_t uid = v.uid;
+        pid_t pid = v.pid;
+        lock_view_clear(&v);
+        kill_child(fx, px);
+        await_reapable(f);
+        locktable_reap(f->t, NULL, NULL);
+        assert_int_equal(pid, px);
+        assert_int_equal(uid, 0);
+}
+
+/* The lease is lost while an acquisition made on it is with the store
+ * (the store call began, so it used the old lease): mark_lost skips busy
+ * locks, and the settled lock is never marked lost. */
+static void test_BUG_lease_lost_during_acquisition_not_marked(void **state) {
+        struct fixture *f = *state;
+        set_block(f, &f->store.block_acquire, true);
+        struct creator c = { .f = f, .who = f->self };
+        assert_int_equal(pthread_create(&c.thread, NULL, creator_main, &c), 0);
+        await_in_store(f, &f->store.in_acquire, 1);
+        size_t n_lost = locktable_mark_lost(f->t);
+        set_block(f, &f->store.block_acquire, false);
+        pthread_join(c.thread, NULL);
+        assert_int_equal(c.r, 0);
+        struct lock_view v;
+        assert_int_equal(locktable_view(f->t, c.h.ino, &v), 0);
+        bool lost = v.lost;
+        lock_view_clear(&v);
+        print_message("mark_lost counted %zu, lost %d\n", n_lost, lost);
+        assert_true(lost);
+}
+
 /* ---- a randomized stress of create / unlink / write / flock hand-offs with
  * a store that is slow and refuses at random: at most one holder per name
  * (tracked outside the table, moved only by answers), every request ends,
@@ -733,6 +830,12 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_requests_on_a_refused_busy_name, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_stress_one_holder_per_name, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_BUG_write_rollback_keeps_claimed_flock_owner,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_BUG_write_rollback_changes_lock_uid, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_BUG_lease_lost_during_acquisition_not_marked,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_BUG_write_rollback_to_dead_holder_orphans_lock,
                                                 setup, teardown),
         };
