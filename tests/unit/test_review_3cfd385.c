@@ -528,6 +528,39 @@ static void test_BUG_lease_lost_during_acquisition_not_marked(void **state) {
         assert_true(lost);
 }
 
+/* Issue 11 point 5: "when the state directory is full, the failing request
+ * gets the errno and nothing is left half-recorded". A rename or link of a
+ * lock whose record the store refuses still succeeds, and the table keeps
+ * the new name: after a restart the lock comes back under its old name
+ * while its holder believes it holds the new one, which anybody may then
+ * create (two holders of that name). */
+static void test_BUG_refused_rename_is_kept(void **state) {
+        struct fixture *f = *state;
+        struct lt_handle h;
+        assert_int_equal(take(f, "old.lock", &f->self, &h), 0);
+        f->store.fail_update = -ENOSPC;
+        unsigned before = f->store.updates;
+        int r = locktable_rename(f->t, LT_INO_ROOT, "old.lock", LT_INO_ROOT, "new.lock", 0,
+                                 &f->self);
+        assert_int_equal(f->store.updates, before + 1); /* the store was asked, and refused */
+        struct lt_attr a;
+        int r_new = locktable_lookup(f->t, LT_INO_ROOT, "new.lock", &a);
+        print_message("rename: %d, new name %s\n", r, r_new == 0 ? "kept" : "gone");
+        assert_true(r < 0 || r_new != 0);
+}
+
+static void test_BUG_refused_link_is_kept(void **state) {
+        struct fixture *f = *state;
+        struct lt_handle h;
+        assert_int_equal(take(f, "l.lock", &f->self, &h), 0);
+        f->store.fail_update = -ENOSPC;
+        struct lt_attr a;
+        int r = locktable_link(f->t, h.ino, LT_INO_ROOT, "l2.lock", &f->self, &a);
+        int r_new = locktable_lookup(f->t, LT_INO_ROOT, "l2.lock", &a);
+        print_message("link: %d, second name %s\n", r, r_new == 0 ? "kept" : "gone");
+        assert_true(r < 0 || r_new != 0);
+}
+
 /* ---- a randomized stress of create / unlink / write / flock hand-offs with
  * a store that is slow and refuses at random: at most one holder per name
  * (tracked outside the table, moved only by answers), every request ends,
@@ -836,6 +869,8 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_BUG_lease_lost_during_acquisition_not_marked,
                                                 setup, teardown),
+                cmocka_unit_test_setup_teardown(test_BUG_refused_rename_is_kept, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_BUG_refused_link_is_kept, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_BUG_write_rollback_to_dead_holder_orphans_lock,
                                                 setup, teardown),
         };
