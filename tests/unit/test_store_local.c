@@ -83,19 +83,29 @@ static int teardown(void **state) {
 
 /* A child that lives until its pipe closes; its caller identity in *c. */
 static pid_t spawn_child(int *ret_fd, struct caller *c) {
-        int p[2];
+        int p[2], ready[2];
         assert_int_equal(pipe(p), 0);
+        assert_int_equal(pipe(ready), 0);
         pid_t pid = fork();
         if (pid == 0) {
-                char ch;
+                char ch = 0;
                 for (int fd = 3; fd < 1024; fd++) /* the store's lock file, too */
-                        if (fd != p[0])
+                        if (fd != p[0] && fd != ready[1])
                                 close(fd);
+                if (write(ready[1], &ch, 1) != 1)
+                        _exit(1);
+                close(ready[1]);
                 while (read(p[0], &ch, 1) > 0)
                         ;
                 _exit(0);
         }
         close(p[0]);
+        close(ready[1]);
+        /* until the child has closed its copy of the store's lock file, a
+         * reopen of the store finds it held (EBUSY): seen under load */
+        char ch;
+        assert_int_equal(read(ready[0], &ch, 1), 1);
+        close(ready[0]);
         *ret_fd = p[1];
         assert_int_equal(holder_identify(pid, 1000, 1000, c), 0);
         return pid;
