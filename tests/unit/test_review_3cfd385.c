@@ -561,6 +561,48 @@ static void test_BUG_refused_link_is_kept(void **state) {
         assert_true(r < 0 || r_new != 0);
 }
 
+static int count_fds(void) {
+        int n = 0;
+        for (int fd = 0; fd < 4096; fd++)
+                if (fcntl(fd, F_GETFD) >= 0)
+                        n++;
+        return n;
+}
+
+/* Since 3cfd385 a parked flock waiter references a holder record, which
+ * watches its process through a pidfd: every waiting process costs the
+ * daemon one descriptor, and nothing bounds waiters per uid (they count in
+ * no quota). Documents the cost: one descriptor per waiting process. */
+static void test_each_waiting_process_costs_a_descriptor(void **state) {
+        struct fixture *f = *state;
+        enum { N = 20 };
+        struct lt_handle h, granted;
+        int fh;
+        pid_t ph = spawn_child(&fh);
+        struct caller ch;
+        assert_int_equal(holder_identify(ph, 1000, 1000, &ch), 0);
+        assert_int_equal(take(f, "w.lock", &ch, &h), 0);
+        int before = count_fds();
+        int fds[N];
+        pid_t pids[N];
+        for (int i = 0; i < N; i++) {
+                pids[i] = spawn_child(&fds[i]);
+                struct caller c;
+                assert_int_equal(holder_identify(pids[i], 1001, 1001, &c), 0);
+                struct lt_handle con = { .kind = LT_HANDLE_CONTENDER, .ino = h.ino };
+                assert_int_equal(locktable_flock(f->t, h.ino, &con, 100 + (uint64_t)i, &c, false,
+                                                 100 + (uint64_t)i, &granted), LT_PARKED);
+        }
+        int after = count_fds() - N; /* minus our own pipe ends */
+        print_message("descriptors: %d before, %d after %d waiters\n", before, after, N);
+        assert_int_equal(after - before, N);
+        for (int i = 0; i < N; i++)
+                kill_child(fds[i], pids[i]);
+        kill_child(fh, ph);
+        await_reapable(f);
+        locktable_reap(f->t, NULL, NULL);
+}
+
 /* ---- a randomized stress of create / unlink / write / flock hand-offs with
  * a store that is slow and refuses at random: at most one holder per name
  * (tracked outside the table, moved only by answers), every request ends,
@@ -863,6 +905,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_requests_on_a_refused_busy_name, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_stress_one_holder_per_name, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_each_waiting_process_costs_a_descriptor,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_BUG_write_rollback_keeps_claimed_flock_owner,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_BUG_write_rollback_changes_lock_uid, setup,
