@@ -620,6 +620,8 @@ struct stress {
         unsigned violations;
         unsigned odd_unlink;
         unsigned seed;
+        bool renames;                 /* renames instead of parked waiters (a
+                                       * parked waiter's name would move) */
         struct sthread {
                 struct stress *s;
                 int i;
@@ -766,6 +768,27 @@ static void *stress_main(void *arg) {
                                                         0, &gr);
                                 if (r == 0)
                                         t->h[n] = gr;
+                        } else if (op == 5 && s->renames) { /* rename to a name of the set */
+                                int m = (n + 1 + rand_r(&seed) % (S_NAMES - 1)) % S_NAMES;
+                                if (t->held[m])
+                                        continue;
+                                __atomic_store_n(&s->owner[n], -1, __ATOMIC_SEQ_CST);
+                                t->held[n] = false;
+                                int r = locktable_rename(lt, LT_INO_ROOT, s_names[n], LT_INO_ROOT,
+                                                         s_names[m], 0, &t->who);
+                                int to = r == 0 ? m : n, expect = -1;
+                                if (!__atomic_compare_exchange_n(&s->owner[to], &expect, t->i,
+                                                                 false, __ATOMIC_SEQ_CST,
+                                                                 __ATOMIC_SEQ_CST)) {
+                                        fprintf(stderr, "VIOLATION: rename %s -> %s by %d (%d): "
+                                                "%d holds %s\n", s_names[n], s_names[m], t->i,
+                                                r, expect, s_names[to]);
+                                        __atomic_add_fetch(&s->violations, 1, __ATOMIC_SEQ_CST);
+                                }
+                                if (r != 0 && r != -EEXIST)
+                                        fprintf(stderr, "odd rename: %d\n", r);
+                                t->held[to] = true;
+                                t->h[to] = t->h[n];
                         }
                         continue;
                 }
@@ -786,7 +809,7 @@ static void *stress_main(void *arg) {
                         } else if (r != -EEXIST && r != -EIO) {
                                 fprintf(stderr, "odd create: %d\n", r);
                         }
-                } else if (op == 3 && pend < 0) {
+                } else if (op == 3 && pend < 0 && !s->renames) {
                         struct lt_attr a;
                         if (locktable_lookup(lt, LT_INO_ROOT, s_names[n], &a) != 0)
                                 continue;
@@ -839,12 +862,12 @@ static void *stress_main(void *arg) {
         return NULL;
 }
 
-static void test_stress_one_holder_per_name(void **state) {
-        struct fixture *f = *state;
+static void stress_run(struct fixture *f, bool renames) {
         f->store.base.ops = &ss_ops;
         struct stress *s = calloc(1, sizeof(*s));
         g_stress = s;
         s->f = f;
+        s->renames = renames;
         pthread_mutex_init(&s->mu, NULL);
         locktable_set_grant_fn(f->t, stress_grant, s);
         for (int n = 0; n < S_NAMES; n++)
@@ -896,6 +919,14 @@ static void test_stress_one_holder_per_name(void **state) {
         g_stress = NULL;
 }
 
+static void test_stress_one_holder_per_name(void **state) {
+        stress_run(*state, false);
+}
+
+static void test_stress_one_holder_per_name_with_renames(void **state) {
+        stress_run(*state, true);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_handoff_target_dies_while_busy, setup,
@@ -905,6 +936,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_requests_on_a_refused_busy_name, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_stress_one_holder_per_name, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_stress_one_holder_per_name_with_renames,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_each_waiting_process_costs_a_descriptor,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_BUG_write_rollback_keeps_claimed_flock_owner,
