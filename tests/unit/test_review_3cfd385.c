@@ -603,6 +603,34 @@ static void test_each_waiting_process_costs_a_descriptor(void **state) {
         locktable_reap(f->t, NULL, NULL);
 }
 
+/* A write setting "ttl_s" that the store refuses: write_done puts the old
+ * ttl_s back, but not the deadline that write_step restarted with the new
+ * TTL. The lock says it has no TTL, yet it expires one second later: its
+ * live holder loses it by surprise (and for a write clearing the TTL, the
+ * opposite: a lock that says it expires never does). */
+static void test_BUG_refused_ttl_write_keeps_its_deadline(void **state) {
+        struct fixture *f = *state;
+        struct lt_handle h;
+        assert_int_equal(take(f, "t.lock", &f->self, &h), 0); /* no TTL (config 0) */
+        f->store.fail_update = -ENOSPC;
+        const char *w = "{\"ttl_s\":1}";
+        assert_int_equal(locktable_write(f->t, &h, &f->self, 0, w, strlen(w)), -EIO);
+        struct lock_view v;
+        assert_int_equal(locktable_view(f->t, h.ino, &v), 0);
+        assert_int_equal(v.ttl_s, 0); /* rolled back */
+        lock_view_clear(&v);
+        /* a lock without TTL has no deadline: nothing is due. Wait a little
+         * over the refused TTL for the reaper's timer. */
+        struct pollfd p = { .fd = locktable_reaper_fd(f->t), .events = POLLIN };
+        int due = poll(&p, 1, 2500);
+        if (due == 1)
+                locktable_reap(f->t, NULL, NULL);
+        struct lt_attr a;
+        int r = locktable_lookup(f->t, LT_INO_ROOT, "t.lock", &a);
+        print_message("reaper due: %d, lookup after: %d\n", due, r);
+        assert_int_equal(r, 0);
+}
+
 /* ---- a randomized stress of create / unlink / write / flock hand-offs with
  * a store that is slow and refuses at random: at most one holder per name
  * (tracked outside the table, moved only by answers), every request ends,
@@ -948,6 +976,8 @@ int main(void) {
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_BUG_refused_rename_is_kept, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_BUG_refused_link_is_kept, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_BUG_refused_ttl_write_keeps_its_deadline,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(test_BUG_write_rollback_to_dead_holder_orphans_lock,
                                                 setup, teardown),
         };
