@@ -668,6 +668,39 @@ int locktable_getattr(struct locktable *t, uint64_t ino, struct lt_attr *ret) {
         return n ? 0 : -ENOENT;
 }
 
+/* Record n's new state (a lock's record, a directory's entry) and wait
+ * for the store's answer, n busy meanwhile so that nothing else changes it
+ * (releases are deferred to *ret_doomed, 1 + cause, 0 for none; the caller
+ * applies it once it has committed or rolled back). Expects t->mu held and
+ * returns with it held, letting go of it meanwhile; the kernel holds n (and
+ * the directories of the request) for the request's duration. Returns 0 or
+ * the store's -errno. */
+static int record_and_wait(struct locktable *t, struct node *n, int *ret_doomed) {
+        *ret_doomed = 0;
+        struct lt_op *op = n->kind == LT_LOCK ? lt_op_update(t, n)
+                                              : lt_op_put_dir(t, n, NULL, NULL);
+        if (!op)
+                return 0; /* nothing to record (or no memory, logged) */
+        op->waited = true;
+        n->busy = true;
+        n->doomed = 0;
+        lt_unlock(t); /* makes the call: ours is queued */
+        pthread_mutex_lock(&t->mu);
+        int r = op->err;
+        lt_op_free(op);
+        n->busy = false;
+        *ret_doomed = n->doomed;
+        n->doomed = 0;
+        pthread_cond_broadcast(&t->settled);
+        return r;
+}
+
+/* Apply a release deferred by record_and_wait(). */
+static void apply_doomed(struct locktable *t, struct node *n, int doomed) {
+        if (doomed && n->linked && n->kind == LT_LOCK)
+                lt_release(t, n, (enum release_cause)(doomed - 1), &t->late);
+}
+
 /* ---- public: open, create, write, setattr ---------------------------------- */
 
 /* Decide the handle an open of live lock n gives c (SPEC R2.2). */
@@ -856,14 +889,25 @@ struct write_state {
         struct holder *old_holder; /* a reference */
         enum lock_how old_how;
         bool old_liveness;
+        uid_t old_uid;
+        gid_t old_gid;
+        int64_t old_renewed_ms, old_deadline; /* deadline key, 0 = none */
 };
 
-/* The store could not record a write: put the lock back as it was unless
- * it changed since. */
+/* The store's answer to a write. The lock was busy while the store was
+ * asked (nothing else changed it, releases were deferred). Refused: the
+ * lock goes back to what it was, holder, uid, TTL and deadline included; if
+ * that holder died meanwhile, the lock is released as its death would have
+ * released it. A release deferred meanwhile happens now, except one due to
+ * the death of a claimed process the refusal undid, and except a TTL
+ * expiry that a recorded renewal supersedes. */
 static void write_done(struct locktable *t, struct lt_op *op) {
         struct write_state *w = op->arg;
         struct node *n = w->n;
-        if (op->err < 0 && n->linked && n->fence == w->fence && n->content_gen == (uint32_t)(w->gen + 1)) {
+        int doomed = n->doomed;
+        n->busy = false;
+        n->doomed = 0;
+        if (op->err < 0 && n->linked) {
                 free(n->content);
                 n->content = w->old_content;
                 n->content_len = w->old_len;
@@ -871,19 +915,31 @@ static void write_done(struct locktable *t, struct lt_op *op) {
                 w->old_content = NULL;
                 n->ttl_s = w->old_ttl_s;
                 n->claim_ignored_pid = w->old_claim_ignored;
+                n->renewed_ms = w->old_renewed_ms;
+                lt_set_deadline(t, n, w->old_deadline);
                 if (n->holder != w->old_holder) {
                         lt_detach_holder(t, n);
-                        if (w->old_holder && !w->old_holder->dead) {
+                        doomed = 0; /* a deferred release was the claimed process's */
+                        if (w->old_holder && !w->old_holder->dead &&
+                            !lt_holder_dead(w->old_holder)) {
                                 w->old_holder->refs++;
                                 lt_attach_holder(n, w->old_holder);
+                        } else if (w->old_holder) {
+                                doomed = 1 + CAUSE_EXIT;
                         }
-                        n->how = w->old_how; /* the uid is the writer's either way */
+                        n->how = w->old_how;
                         n->liveness_known = w->old_liveness;
                 }
+                n->uid = w->old_uid;
+                n->gid = w->old_gid;
                 n->content_gen++;
                 log_msg(LOG_ERR, "cannot record the content of %s: %s (write refused)",
                         op->view.path ? op->view.path : n->name, strerror(-op->err));
+        } else if (doomed == 1 + CAUSE_TTL) {
+                doomed = 0; /* renewed in time: the renewal is recorded */
         }
+        if (doomed && n->linked)
+                lt_release(t, n, (enum release_cause)(doomed - 1), &t->late);
         free(w->old_content);
         w->old_content = NULL;
         if (w->old_holder)
@@ -951,6 +1007,10 @@ static int write_step(struct locktable *t, const struct lt_handle *h, const stru
         w->old_holder = old;
         w->old_how = old_how;
         w->old_liveness = old_liveness;
+        w->old_uid = n->uid;
+        w->old_gid = n->gid;
+        w->old_renewed_ms = n->renewed_ms;
+        w->old_deadline = n->deadline.index == HEAP_NOT_QUEUED ? 0 : n->deadline.key;
         n->content = w->content;
         n->content_len = n->content_cap = (uint32_t)w->len;
         w->content = NULL;
@@ -964,6 +1024,8 @@ static int write_step(struct locktable *t, const struct lt_handle *h, const stru
                 op->arg = w;
                 op->waited = true;
                 n->nlookup++; /* pins n for write_done */
+                n->busy = true; /* until the store answers; releases wait too */
+                n->doomed = 0;
         } else { /* nothing to record (or no memory, logged) */
                 free(w->old_content);
                 w->old_content = NULL;
@@ -1065,20 +1127,50 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
                 r = (what & LT_SET_SIZE) ? -EEXIST : -EPERM;
                 goto out;
         }
+        if (!(what & (LT_SET_SIZE | LT_SET_TIMES)))
+                goto out;
+        char *old_content = NULL;
+        uint32_t old_len = n->content_len;
+        int64_t old_renewed = n->renewed_ms;
+        int64_t old_deadline = n->deadline.index == HEAP_NOT_QUEUED ? 0 : n->deadline.key;
         if (what & LT_SET_SIZE) {
                 if (size < 0 || (uint64_t)size > t->cfg.max_content) {
                         r = -EFBIG;
                         goto out;
                 }
-                r = content_resize(n, (size_t)size);
-                if (r < 0)
+                if (old_len && !(old_content = malloc(old_len))) {
+                        r = -ENOMEM;
                         goto out;
+                }
+                if (old_len)
+                        memcpy(old_content, n->content, old_len);
+                r = content_resize(n, (size_t)size);
+                if (r < 0) {
+                        free(old_content);
+                        goto out;
+                }
                 n->content_gen++;
         }
-        if (what & (LT_SET_SIZE | LT_SET_TIMES)) {
-                lt_renew(t, n);
-                lt_store_update(t, n);
+        lt_renew(t, n);
+        int doomed;
+        if (record_and_wait(t, n, &doomed) < 0) { /* not recorded: as it was */
+                if (what & LT_SET_SIZE) {
+                        content_resize(n, old_len); /* no larger than before */
+                        if (old_len)
+                                memcpy(n->content, old_content, old_len);
+                        n->content_gen++;
+                }
+                n->renewed_ms = old_renewed;
+                lt_set_deadline(t, n, old_deadline);
+                log_msg(LOG_ERR, "cannot record the change of %s (refused)", n->name);
+                r = -EIO;
+        } else if (doomed == 1 + CAUSE_TTL) {
+                doomed = 0; /* renewed in time */
         }
+        free(old_content);
+        apply_doomed(t, n, doomed);
+        if (!n->linked && r == 0)
+                r = -ENOENT;
 out:
         if (r == 0)
                 fill_attr(n, ret);
@@ -1182,9 +1274,25 @@ int locktable_link(struct locktable *t, uint64_t ino, uint64_t newparent, const 
         lt_node_link(t, newdir, n);
         lt_node_link(t, olddir, a);
         t->n_nodes++;
-        n->nlookup++;
-        lt_store_update(t, n);
-        fill_attr(n, ret);
+        int doomed;
+        if (record_and_wait(t, n, &doomed) < 0) { /* not recorded: undo */
+                lt_node_unlink(t, n);
+                lt_node_unlink(t, a);
+                n->aliases = a->alias_next;
+                n->n_aliases--;
+                free(n->name);
+                n->name = a->name;
+                a->name = NULL;
+                lt_node_link(t, olddir, n);
+                t->n_nodes--;
+                node_destroy(a);
+                log_msg(LOG_ERR, "cannot record the new name of %s (link refused)", n->name);
+                r = -EIO;
+        } else {
+                n->nlookup++;
+                fill_attr(n, ret);
+        }
+        apply_doomed(t, n, doomed);
 out:
         lt_unlock(t);
         return r;
@@ -1322,14 +1430,32 @@ again:
                 r = -ENOMEM;
                 goto out;
         }
+        char *old_name = n->name;
         lt_node_unlink(t, n);
-        free(n->name);
         n->name = copy;
         lt_node_link(t, newdir, n);
-        if (n->kind == LT_LOCK)
-                lt_store_update(t, n);
-        else
-                lt_op_put_dir(t, n, NULL, NULL);
+        int doomed;
+        if (record_and_wait(t, n, &doomed) < 0) {
+                /* Not recorded: back to the old name. Through the kernel
+                 * nobody can have taken it meanwhile (it holds both
+                 * directories for a rename); if a caller of the table did,
+                 * the rename stands and is recorded again. */
+                if (!lt_name_get(t, dir, old_name)) {
+                        lt_node_unlink(t, n);
+                        n->name = old_name;
+                        old_name = copy;
+                        lt_node_link(t, dir, n);
+                        r = -EIO;
+                } else if (n->kind == LT_LOCK) {
+                        lt_op_update(t, n);
+                } else {
+                        lt_op_put_dir(t, n, NULL, NULL);
+                }
+                log_msg(LOG_ERR, "cannot record the new name of %s%s", n->name,
+                        r ? " (rename refused)" : "");
+        }
+        free(old_name);
+        apply_doomed(t, n, doomed);
 out:
         lt_unlock(t);
         return r;

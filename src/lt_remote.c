@@ -266,7 +266,10 @@ size_t locktable_mark_lost(struct locktable *t) {
         size_t n_lost = 0;
         pthread_mutex_lock(&t->mu);
         for (struct node *n = t->all_locks; n; n = n->all_next) {
-                if (!n->remote && !n->lost && !n->busy) {
+                /* also a lock whose acquisition or write is with the store:
+                 * it was made on the lease that ended (a busy node keeps
+                 * the mark through its settling) */
+                if (!n->remote && !n->lost) {
                         n->lost = true;
                         n_lost++;
                 }

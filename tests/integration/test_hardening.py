@@ -302,6 +302,31 @@ class TestFullStateDirectory(LockfsTestCase):
         self.assertEqual(status_doc(self.p("w.lock"))["content"], "before")
         self.assertEqual(status(self.p("keep.lock"))["pid"], keeper.pid)
 
+    def test_refused_rename_is_undone(self):
+        """A rename the store cannot record fails with EIO and the lock keeps
+        its old name, also after a restart (at 3cfd385 the rename succeeded,
+        the journal kept the old name, and after a restart another process
+        took the new name while the first holder lived)."""
+        a = agent(self)
+        a.ok("open", path=self.p("old.lock"), flags=["O_RDWR", "O_CREAT", "O_EXCL"])
+        filler = self.fill()
+        for i in range(200):  # use up the journal's last page
+            pad = self.p(f"pad{i}.lock")
+            r = errno_of(take, pad)
+            if r:
+                break
+            self.addCleanup(os.unlink, pad)
+        self.assertEqual(r, errno.EIO)
+        self.assertEqual(a.err("rename", path=self.p("old.lock"), dst=self.p("new.lock" + "n" * 200)),
+                         errno.EIO)
+        self.assertTrue(os.path.exists(self.p("old.lock")))
+        os.unlink(filler)
+        os.mkdir(self.p("later"))  # a change: the journal is rewritten
+        self.m.crash()
+        self.m.start()
+        self.assertEqual(status(self.p("old.lock"))["pid"], a.pid)
+        self.assertFalse(os.path.exists(self.p("new.lock" + "n" * 200)))
+
 
 if __name__ == "__main__":
     harness.main()
