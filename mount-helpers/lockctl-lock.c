@@ -4,10 +4,13 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lockctl.h"
+
+#define FUSE_SUPER_MAGIC 0x65735546
 
 /* Most a status may be: the largest holder content (16 MiB) plus ours. */
 #define STATUS_MAX ((size_t)64 << 20)
@@ -99,6 +102,7 @@ int lc_lock_parse(struct lc_span doc, struct lc_lock *ret) {
 int lc_status_open(const char *path, int *ret_fd, char **ret_doc, struct lc_span *ret_obj) {
         _cleanup_free_ char *doc = NULL;
         struct lc_span obj, lf;
+        struct statfs sf;
         struct stat st;
         size_t len;
         int fd, r;
@@ -120,6 +124,11 @@ int lc_status_open(const char *path, int *ret_fd, char **ret_doc, struct lc_span
         if (r < 0) {
                 close(fd);
                 return r;
+        }
+        /* lockfs renders nothing for a lock released as it was opened */
+        if (len == 0 && fstatfs(fd, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC) {
+                close(fd);
+                return -ENOENT;
         }
         obj = lc_json_trim((struct lc_span){doc, len});
         if (lc_json_type(obj) != '{' || lc_json_get(obj, "lockfs", &lf) != 1 ||

@@ -138,7 +138,8 @@ int lc_lock_parse(struct lc_span doc, struct lc_lock *ret);
 void lc_lock_clear(struct lc_lock *l);
 
 /* Read the status of the lock at path. Returns 0 and a malloc'ed document,
- * -ENOENT when the lock is not held, -EBADMSG when path is not a lockfs
+ * -ENOENT when the lock is not held (also when it was released as it was
+ * opened: an empty read on a FUSE mount), -EBADMSG when path is not a lockfs
  * lock (not a regular file, or not a status object), or another -errno. */
 int lc_status_read(const char *path, char **ret_doc, struct lc_span *ret_obj);
 
