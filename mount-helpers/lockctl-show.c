@@ -229,8 +229,7 @@ int lc_cmd_break(int argc, char **argv) {
         if (r < 0)
                 return lc_status_error(file, r);
         if (lc_lock_parse(obj, &l) < 0 || !parse_fence(l.fence, &arg.fence)) {
-                if (l.path)
-                        lc_lock_clear(&l);
+                lc_lock_clear(&l); /* lc_lock_parse zeroes it first */
                 close(fd);
                 return lc_status_error(file, -EBADMSG);
         }

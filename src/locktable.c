@@ -1516,7 +1516,6 @@ void locktable_metrics(struct locktable *t, struct lock_metrics *ret) {
         pthread_mutex_unlock(&t->mu);
 }
 
-
 /* ---- break by acquisition (lockctl break) -------------------------------- */
 
 int locktable_break(struct locktable *t, uint64_t ino, uint64_t fence, const struct caller *c,
