@@ -17,6 +17,7 @@
 
 #include "file.h"
 #include "fs.h"
+#include "lockfs_ioctl.h"
 #include "log.h"
 #include "status.h"
 
@@ -98,7 +99,7 @@ static char *render_metrics(struct lockfs_ctx *ctx, size_t *ret_len) {
         static const char *const names[FS_OP_COUNT] = {
                 "lookup", "forget", "getattr", "setattr", "mknod", "mkdir", "unlink", "rmdir",
                 "symlink", "rename", "link", "open", "read", "write", "flush", "release",
-                "fsync", "opendir", "readdir", "releasedir", "statfs", "create", "flock",
+                "fsync", "opendir", "readdir", "releasedir", "statfs", "create", "flock", "ioctl",
         };
         struct lock_metrics m;
         size_t table_len, len;
@@ -562,6 +563,45 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino) {
         fuse_reply_statfs(req, &sv);
 }
 
+/* LOCKFS_IOC_BREAK on an open lock (lockfs_ioctl.h); every other command,
+ * and any command on .lockfs files, gets ENOTTY as from a file system
+ * without ioctls. */
+static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
+                     struct fuse_file_info *fi, unsigned flags, const void *in_buf,
+                     size_t in_bufsz, size_t out_bufsz) {
+        fs_count_request(ctx_of(req), FS_OP_IOCTL);
+        (void)arg;
+        (void)out_bufsz;
+        struct lockfs_ctx *ctx = ctx_of(req);
+        struct file *f = file_of(fi);
+        struct lockfs_break_arg a;
+        if (cmd != LOCKFS_IOC_BREAK || (flags & FUSE_IOCTL_DIR) || !f || f->type != FILE_LOCK) {
+                fuse_reply_err(req, ENOTTY);
+                return;
+        }
+        if (in_bufsz != sizeof(a)) {
+                fuse_reply_err(req, EINVAL);
+                return;
+        }
+        memcpy(&a, in_buf, sizeof(a));
+        struct caller c;
+        if (caller_of(req, &c) < 0) /* the whole lineage: a holder's child releases */
+                return;
+        struct lock_view forced;
+        int r = locktable_break(ctx->table, ino, a.fence, &c, &forced, notifier_removed,
+                                ctx->notifier);
+        if (r == 0 && forced.path) {
+                log_msg(LOG_NOTICE, "force-unlock of %s (fence %llu, held by pid %d %s) by pid %d uid %u",
+                        forced.path, (unsigned long long)forced.fence, (int)forced.pid,
+                        forced.comm, (int)c.self.pid, (unsigned)c.uid);
+                lock_view_clear(&forced);
+        }
+        if (r < 0)
+                fuse_reply_err(req, -r);
+        else
+                fuse_reply_ioctl(req, 0, NULL, 0);
+}
+
 const struct fuse_lowlevel_ops lockfs_ops = {
         .init         = op_init,
         .lookup       = op_lookup,
@@ -588,4 +628,5 @@ const struct fuse_lowlevel_ops lockfs_ops = {
         .statfs       = op_statfs,
         .create       = op_create,
         .flock        = fs_op_flock, /* makes libfuse ask for FUSE_CAP_FLOCK_LOCKS */
+        .ioctl        = op_ioctl,
 };

@@ -4,10 +4,13 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lockctl.h"
+
+#define FUSE_SUPER_MAGIC 0x65735546
 
 /* Most a status may be: the largest holder content (16 MiB) plus ours. */
 #define STATUS_MAX ((size_t)64 << 20)
@@ -96,9 +99,10 @@ int lc_lock_parse(struct lc_span doc, struct lc_lock *ret) {
         return 0;
 }
 
-int lc_status_read(const char *path, char **ret_doc, struct lc_span *ret_obj) {
+int lc_status_open(const char *path, int *ret_fd, char **ret_doc, struct lc_span *ret_obj) {
         _cleanup_free_ char *doc = NULL;
         struct lc_span obj, lf;
+        struct statfs sf;
         struct stat st;
         size_t len;
         int fd, r;
@@ -117,17 +121,33 @@ int lc_status_read(const char *path, char **ret_doc, struct lc_span *ret_obj) {
                 return S_ISDIR(st.st_mode) ? -EISDIR : -EBADMSG;
         }
         r = lc_read_all(fd, STATUS_MAX, &doc, &len);
-        close(fd);
-        if (r < 0)
+        if (r < 0) {
+                close(fd);
                 return r;
+        }
+        /* lockfs renders nothing for a lock released as it was opened */
+        if (len == 0 && fstatfs(fd, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC) {
+                close(fd);
+                return -ENOENT;
+        }
         obj = lc_json_trim((struct lc_span){doc, len});
         if (lc_json_type(obj) != '{' || lc_json_get(obj, "lockfs", &lf) != 1 ||
-            lc_json_type(lf) != '{')
+            lc_json_type(lf) != '{') {
+                close(fd);
                 return -EBADMSG;
+        }
+        if (ret_fd)
+                *ret_fd = fd;
+        else
+                close(fd);
         *ret_obj = obj;
         *ret_doc = doc;
         doc = NULL;
         return 0;
+}
+
+int lc_status_read(const char *path, char **ret_doc, struct lc_span *ret_obj) {
+        return lc_status_open(path, NULL, ret_doc, ret_obj);
 }
 
 int lc_status_error(const char *file, int r) {

@@ -4,9 +4,11 @@
 #include <errno.h>
 #include <getopt.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "lockctl.h"
+#include "lockfs_ioctl.h"
 
 /* One "key: value" line, both terminal-safe. */
 struct field {
@@ -172,47 +174,78 @@ int lc_cmd_show(int argc, char **argv) {
         return r < 0 ? lc_status_error(argv[optind], -EBADMSG) : 0;
 }
 
+/* The fence of a status as a number; false when it is none. */
+static bool parse_fence(const char *s, uint64_t *ret) {
+        char *end;
+
+        if (*s < '0' || *s > '9')
+                return false;
+        errno = 0;
+        *ret = strtoull(s, &end, 10);
+        return errno == 0 && *end == '\0';
+}
+
+/* Report failure r (an errno) of the break ioctl; returns the exit status. */
+static int break_error(const char *name, const char *fence, int r) {
+        switch (r) {
+        case ESTALE:
+                lc_err("%s changed hands after its status was read (fence %s is over): "
+                       "nothing broken; look again and retry", name, fence);
+                return LC_EXIT_CHANGED;
+        case EPERM:
+        case EACCES:
+                lc_err("only root (or the holder's uid with -o user_break) may break %s", name);
+                return EX_NOPERM;
+        case ENOTTY:
+        case ENOSYS:
+                lc_err("the lockfs daemon serving %s cannot break a lock by its fence "
+                       "(it is older than this lockctl): nothing broken; restart it, or "
+                       "remove %s with rm(1), which breaks whoever holds it then", name, name);
+                return LC_EXIT_OLD_DAEMON;
+        case EISDIR:
+                lc_err("%s is a directory, not a lock", name);
+                return EX_DATAERR;
+        default:
+                lc_err("cannot break %s: %s", name, strerror(r));
+                return EX_OSERR;
+        }
+}
+
 int lc_cmd_break(int argc, char **argv) {
         _cleanup_free_ char *doc = NULL, *name = NULL, *user = NULL, *comm = NULL;
+        struct lockfs_break_arg arg;
         struct lc_span obj;
         struct lc_lock l;
         const char *file;
-        int r = file_args(argc, argv, NULL);
+        int fd, r = file_args(argc, argv, NULL);
 
         if (r >= 0)
                 return r;
         file = argv[optind];
-        /* Read first: only a lockfs lock is ever unlinked, and we can say
-         * whose lock it was. */
-        r = lc_status_read(file, &doc, &obj);
+        /* Read first, and break through the descriptor read: only a lockfs
+         * lock is ever broken, only the acquisition read (its fence), and
+         * we can say whose it was. */
+        r = lc_status_open(file, &fd, &doc, &obj);
         if (r < 0)
                 return lc_status_error(file, r);
-        if (lc_lock_parse(obj, &l) < 0)
+        if (lc_lock_parse(obj, &l) < 0 || !parse_fence(l.fence, &arg.fence)) {
+                lc_lock_clear(&l); /* lc_lock_parse zeroes it first */
+                close(fd);
                 return lc_status_error(file, -EBADMSG);
+        }
         name = lc_esc(file);
         user = lc_escape(l.user, l.user_len, true, NULL);
         comm = lc_escape(l.comm, l.comm_len, true, NULL);
-        if (unlink(file) < 0) {
-                r = errno;
-                if (r == EPERM || r == EACCES) {
-                        lc_err("only root (or the holder's uid with -o user_break) may break %s",
-                               name);
-                        r = EX_NOPERM;
-                } else if (r == ENOENT) {
-                        lc_err("%s is not held", name);
-                        r = LC_EXIT_NOT_HELD;
-                } else {
-                        lc_err("cannot break %s: %s", name, strerror(r));
-                        r = EX_OSERR;
-                }
-                lc_lock_clear(&l);
-                return r;
-        }
-        if (l.detached)
+        r = ioctl(fd, LOCKFS_IOC_BREAK, &arg) < 0 ? errno : 0;
+        close(fd);
+        if (r) {
+                r = break_error(name, l.fence, r);
+        } else if (l.detached) {
                 printf("broke %s (detached, user %s), fence %s\n", name, user, l.fence);
-        else
+        } else {
                 printf("broke %s held by pid %lld (%s, %s), fence %s\n", name,
                        (long long)l.pid, user, comm, l.fence);
+        }
         lc_lock_clear(&l);
-        return 0;
+        return r;
 }

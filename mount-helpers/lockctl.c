@@ -38,7 +38,7 @@ void lc_usage(FILE *f) {
               " show      print the status of the lock FILE\n"
               " run       take FILE with flock(2), run CMD, release FILE\n"
               " break     release FILE held by another process (root, or with -o\n"
-              "           user_break the lock's uid)\n"
+              "           user_break the lock's uid), only as the status read shows it\n"
               "\n"
               "Options:\n"
               " -J, --json                     print JSON (ls, show)\n"
@@ -51,8 +51,10 @@ void lc_usage(FILE *f) {
               "\n"
               "Exit status: that of CMD for run (128+N if signal N killed it); 1 when\n"
               "FILE is busy or not held; 64 usage; 65 not a lockfs lock; 66 cannot open\n"
-              "FILE or no lockfs mount; 69 cannot run CMD; 71 system error; 77 not\n"
-              "allowed to break FILE. See lockctl(1).\n",
+              "FILE or no lockfs mount; 69 cannot run CMD; 71 system error; 75 FILE\n"
+              "changed hands before the break (nothing broken); 76 the daemon cannot\n"
+              "break by fence (nothing broken); 77 not allowed to break FILE. See\n"
+              "lockctl(1).\n",
               f);
 }
 

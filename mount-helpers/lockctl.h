@@ -12,6 +12,10 @@
 /* Exit statuses besides the sysexits(3) ones: a busy or missing lock. */
 #define LC_EXIT_BUSY 1
 #define LC_EXIT_NOT_HELD 1
+/* break: the lock changed hands between the status read and the break
+ * (nothing broken); the daemon cannot break by fence (nothing broken). */
+#define LC_EXIT_CHANGED EX_TEMPFAIL     /* 75 */
+#define LC_EXIT_OLD_DAEMON EX_PROTOCOL  /* 76 */
 
 static inline void lc_freep(void *p) {
         free(*(void **)p);
@@ -134,9 +138,15 @@ int lc_lock_parse(struct lc_span doc, struct lc_lock *ret);
 void lc_lock_clear(struct lc_lock *l);
 
 /* Read the status of the lock at path. Returns 0 and a malloc'ed document,
- * -ENOENT when the lock is not held, -EBADMSG when path is not a lockfs
+ * -ENOENT when the lock is not held (also when it was released as it was
+ * opened: an empty read on a FUSE mount), -EBADMSG when path is not a lockfs
  * lock (not a regular file, or not a status object), or another -errno. */
 int lc_status_read(const char *path, char **ret_doc, struct lc_span *ret_obj);
+
+/* The same, keeping the descriptor the status was read from open in
+ * *ret_fd (the caller closes it), when ret_fd is not NULL: a lockfs lock
+ * answers ioctls on it (lockfs_ioctl.h) about the inode that was read. */
+int lc_status_open(const char *path, int *ret_fd, char **ret_doc, struct lc_span *ret_obj);
 
 /* Report error r of lc_status_read(file) on stderr; returns the exit
  * status for it: 1 (not held), EX_DATAERR (not a lock) or EX_NOINPUT. */

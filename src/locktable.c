@@ -1646,3 +1646,41 @@ void locktable_metrics(struct locktable *t, struct lock_metrics *ret) {
         pthread_mutex_unlock(&t->mu);
 }
 
+/* ---- break by acquisition (lockctl break) -------------------------------- */
+
+int locktable_break(struct locktable *t, uint64_t ino, uint64_t fence, const struct caller *c,
+                    struct lock_view *ret_forced, lt_removed_fn fn, void *ctx) {
+        struct removals gone = { 0 };
+        struct node *n;
+        int r = 0;
+
+        memset(ret_forced, 0, sizeof(*ret_forced));
+        pthread_mutex_lock(&t->mu);
+        /* the fence of a node whose acquisition is with the store is not final */
+        while ((n = lt_node_by_ino(t, ino)) && n->busy)
+                lt_wait_settled(t);
+        if (n && n->kind == LT_DIR) {
+                r = -EISDIR;
+        } else if (!n || n->kind != LT_LOCK) {
+                r = n ? -EINVAL : -ESTALE;
+        } else if (!n->linked || n->fence != fence) {
+                r = -ESTALE; /* released, or handed on: not the acquisition named */
+        } else if (lt_may_release(n, c)) {
+                lt_release(t, n, n->holder ? CAUSE_UNLINK : CAUSE_DETACHED, &gone);
+        } else if (may_break(t, n, c)) {
+                if (lock_view_fill(n, ret_forced, false) < 0)
+                        ret_forced->path = NULL;
+                lt_release(t, n, CAUSE_ROOT, &gone);
+        } else {
+                r = -EPERM;
+        }
+        lt_unlock(t); /* a release may have handed the lock to a waiter */
+        /* the kernel did not see this release: tell it the names went */
+        for (size_t i = 0; i < gone.n; i++) {
+                if (fn)
+                        fn(ctx, gone.v[i].parent, gone.v[i].ino, gone.v[i].name);
+                free(gone.v[i].name);
+        }
+        free(gone.v);
+        return r;
+}

@@ -165,6 +165,22 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
 int locktable_unlink(struct locktable *t, uint64_t parent, const char *name,
                      const struct caller *c, struct lock_view *ret_forced);
 
+/* BREAK (lockctl break, the LOCKFS_IOC_BREAK ioctl): release lock ino only
+ * while its acquisition is still fence, so a caller that read the status
+ * breaks exactly the acquisition it read. Who may: as for unlink (the
+ * holder or a descendant, or for a detached lock its creator's uid, as a
+ * plain release; root, or with user_break the lock's uid, as a
+ * force-unlock, for which *ret_forced receives the lock as it was, path
+ * non-NULL, clear with lock_view_clear). c must be a full identity
+ * (holder_identify). Waits while the acquisition is with the store. All
+ * the lock's names go (also its other link(2) names), reported through fn
+ * outside the lock, or it is handed to its first flock waiter. -ESTALE when
+ * ino is no longer the lock of acquisition fence (released, handed on or
+ * unknown: nothing changed), -EPERM, -EISDIR for a directory, -EINVAL for
+ * a .lockfs file. */
+int locktable_break(struct locktable *t, uint64_t ino, uint64_t fence, const struct caller *c,
+                    struct lock_view *ret_forced, lt_removed_fn fn, void *ctx);
+
 /* RENAME of a lock by its holder to a free name (holder and fence move with
  * it) or of a directory to a free name (see rmdir for who may). -EEXIST
  * when the target exists, -EPERM for a non-holder, -EINVAL for unsupported

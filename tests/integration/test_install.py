@@ -121,6 +121,7 @@ class TestLayout(Installed):
         self.assertIn("Restart=on-failure", unit)
         self.assertTrue(os.path.exists(self.path("usr/local/share/man/man8/lockfs.8")))
         self.assertTrue(os.path.exists(self.path("usr/local/share/man/man1/lockctl.1")))
+        self.assertTrue(os.path.exists(self.path("usr/local/include/lockfs/lockfs_ioctl.h")))
         r = subprocess.run([self.path("usr/local/bin/lockctl"), "--version"],
                            capture_output=True, text=True)
         self.assertEqual((r.returncode, r.stdout.split()[0]), (0, "lockctl"))

@@ -2,12 +2,16 @@
 # SPDX-License-Identifier: MIT
 """lockctl(1) against a real mount: ls (table, --json, filtering by
 directory, hostile names), show, run (mutual exclusion, -n, -w, -E, exit
-statuses, signals, release), break (root, refused users, user_break), and
-the usage and exit-status contract."""
+statuses, signals, release), break (root, refused users, user_break, by
+fence: a lock that changed hands between the status read and the break is
+not broken), and the usage and exit-status contract."""
+import fcntl
 import json
 import os
 import re
+import select
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -19,6 +23,11 @@ from harness import (LockfsTestCase, Holder, TEST_USER, TEST_USER2, WRAPPER,  # 
 from lockfs_it import assert_gone_now, gone, metrics, spawn, status  # noqa: E402
 
 LOCKCTL = os.path.abspath(os.environ.get("LOCKCTL_BIN", "build/lockctl"))
+# tests/integration/break_pause.c: stops `lockctl break` before its ioctl
+BREAK_PAUSE = os.path.abspath(os.environ.get("LOCKFS_BREAK_PAUSE",
+                                             "build/tests/libbreak_pause.so"))
+# src/lockfs_ioctl.h: _IOW('L', 1, struct { uint64_t fence; })
+LOCKFS_IOC_BREAK = (1 << 30) | (8 << 16) | (ord("L") << 8) | 1
 TIMEOUT = 60 if WRAPPER else 20
 
 HEAD = ["NAME", "PID", "USER", "COMMAND", "AGE", "TTL", "FENCE"]
@@ -550,6 +559,217 @@ class TestBreak(LockctlCase):
         os.mkdir(self.p("dir"))
         self.assertEqual(lockctl("break", self.p("dir")).returncode, 65)
         self.assertTrue(os.path.isdir(self.p("dir")))
+
+
+def preload_env(**extra):
+    """The environment for a lockctl run under the break_pause shim (an
+    ASan lockctl accepts a library loaded before its runtime)."""
+    env = dict(os.environ)
+    env["LD_PRELOAD"] = BREAK_PAUSE
+    env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                 "verify_asan_link_order=0"]))
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class PausedBreak:
+    """`lockctl break path`, stopped by the shim after it read the status
+    and before its break ioctl: the test changes the lock, then go()."""
+
+    def __init__(self, tc, path):
+        ready_r, ready_w = os.pipe()
+        go_r, self.go_w = os.pipe()
+        env = preload_env(LOCKFS_TEST_BREAK_READY_FD=ready_w, LOCKFS_TEST_BREAK_GO_FD=go_r)
+        self.proc = subprocess.Popen([LOCKCTL, "break", path], env=env,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, pass_fds=(ready_w, go_r))
+        tc.addCleanup(self._cleanup)
+        os.close(ready_w)
+        os.close(go_r)
+        try:
+            ready, _, _ = select.select([ready_r], [], [], TIMEOUT)
+            got = os.read(ready_r, 1) if ready else b""
+        finally:
+            os.close(ready_r)
+        if got != b"r":  # EOF: lockctl ended before its ioctl
+            out, err = self.proc.communicate(timeout=TIMEOUT)
+            tc.fail(f"lockctl break did not reach its ioctl: {self.proc.returncode} {err!r}")
+
+    def go(self):
+        """Let the ioctl be made; returns the CompletedProcess-like result."""
+        os.write(self.go_w, b"g")
+        os.close(self.go_w)
+        self.go_w = None
+        out, err = self.proc.communicate(timeout=TIMEOUT)
+        return subprocess.CompletedProcess(self.proc.args, self.proc.returncode, out, err)
+
+    def _cleanup(self):
+        if self.go_w is not None:
+            os.close(self.go_w)
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
+
+
+class TestBreakByFence(LockctlCase):
+    """lockctl break names the acquisition it read (its fence): one that is
+    over when the break arrives is not broken, whoever holds the lock now."""
+
+    def hold_unlinking(self, name):
+        """A holder whose release() unlinks the lock (synchronously) first."""
+        h = Holder(self.p(name), unlink=True)
+        self.addCleanup(h.kill)
+        self.assertTrue(h.ok, f"holding {name}: errno {h.errno}")
+        return h
+
+    def changed_hands(self, r, path, fence):
+        self.assertEqual(r.returncode, 75, r)
+        self.assertEqual(r.stdout, b"")
+        self.assertEqual(r.stderr.decode(), f"lockctl: {path} changed hands after its status "
+                                            f"was read (fence {fence} is over): nothing "
+                                            "broken; look again and retry\n")
+        self.assertNotIn("force-unlock", self.m.log())
+
+    def test_handed_to_a_flock_waiter_meanwhile(self):
+        """Same inode, new fence: the flock waiter that got the lock keeps it."""
+        path = self.p("x.lock")
+        a, a_out = self.run_waiting(path)
+        self.assertEqual(a_out.get(what="the first holder's command"), "in")
+        b, b_out = self.run_waiting(path)
+        wait_until(lambda: metrics(self.m)["lockfs_waiters"] == 1, TIMEOUT,
+                   "the second lockctl run parked in flock")
+        old = status(path)["lockfs"]
+        self.assertEqual(old["pid"], a.pid)
+        brk = PausedBreak(self, path)
+        a.stdin.close()  # the first command ends: the lock goes to the waiter
+        self.assertEqual(a.wait(timeout=TIMEOUT), 0)
+        self.assertEqual(b_out.get(what="the second holder's command"), "in")
+        new = status(path)["lockfs"]
+        self.assertEqual(new["pid"], b.pid)
+        self.assertNotEqual(new["fence"], old["fence"])
+        self.changed_hands(brk.go(), path, old["fence"])
+        after = status(path)["lockfs"]
+        self.assertEqual((after["pid"], after["fence"]), (b.pid, new["fence"]))
+        self.assertIsNone(b.poll())
+        b.stdin.close()
+        self.assertEqual(b.wait(timeout=TIMEOUT), 0)
+
+    def test_released_and_taken_anew_meanwhile(self):
+        """A new acquisition of the same name (a new inode): not broken."""
+        path = self.p("x.lock")
+        a = self.hold_unlinking("x.lock")
+        old = status(path)["lockfs"]
+        brk = PausedBreak(self, path)
+        a.release()  # it unlinks the lock, then exits
+        b = self.hold("x.lock")
+        new = status(path)["lockfs"]
+        self.assertEqual(new["pid"], b.pid)
+        self.changed_hands(brk.go(), path, old["fence"])
+        self.assertEqual(status(path)["lockfs"]["fence"], new["fence"])
+        self.assertIsNone(b.proc.poll())
+
+    def test_released_meanwhile(self):
+        path = self.p("x.lock")
+        a = self.hold_unlinking("x.lock")
+        old = status(path)["lockfs"]
+        brk = PausedBreak(self, path)
+        a.release()
+        assert_gone_now(self, path)
+        self.changed_hands(brk.go(), path, old["fence"])
+
+    def test_unchanged_breaks_what_it_read(self):
+        """Paused, but nothing changed: the acquisition read is broken, and
+        the daemon logs that very fence."""
+        path = self.p("x.lock")
+        a = self.hold("x.lock")
+        old = status(path)["lockfs"]
+        r = PausedBreak(self, path).go()
+        self.assertEqual(r.returncode, 0, r)
+        self.assertEqual(r.stdout.decode(), f"broke {path} held by pid {a.pid} "
+                                            f"(root, {old['comm']}), fence {old['fence']}\n")
+        assert_gone_now(self, path)
+        wait_until(lambda: re.search(rf"force-unlock of /x\.lock \(fence {old['fence']}, "
+                                     rf"held by pid {a.pid}\b", self.m.log()),
+                   TIMEOUT, "the daemon's force-unlock log line")
+
+    def test_daemon_without_the_ioctl(self):
+        """An older daemon answers ENOTTY: lockctl says so, exits 76 and
+        does not fall back to unlinking the name."""
+        a = self.hold("x.lock")
+        fence = status(self.p("x.lock"))["lockfs"]["fence"]
+        for err in (25, 38):  # ENOTTY, ENOSYS
+            r = subprocess.run([LOCKCTL, "break", self.p("x.lock")],
+                               env=preload_env(LOCKFS_TEST_BREAK_ERRNO=err),
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=TIMEOUT)
+            self.assertEqual(r.returncode, 76, r)
+            self.assertIn(b"cannot break a lock by its fence", r.stderr)
+            self.assertIn(b"nothing broken", r.stderr)
+            lf = status(self.p("x.lock"))["lockfs"]
+            self.assertEqual((lf["pid"], lf["fence"]), (a.pid, fence))
+
+    def test_the_ioctl_itself(self):
+        """LOCKFS_IOC_BREAK through any descriptor of the lock, also
+        read-only; other commands and .lockfs files get ENOTTY."""
+        a = self.hold("x.lock")
+        fence = status(self.p("x.lock"))["lockfs"]["fence"]
+        fd = os.open(self.p("x.lock"), os.O_RDONLY)
+        self.addCleanup(os.close, fd)
+        for cmd, arg, err in ((LOCKFS_IOC_BREAK, struct.pack("=Q", fence + 1), 116),  # ESTALE
+                              (LOCKFS_IOC_BREAK + 1, struct.pack("=Q", fence), 25),   # ENOTTY
+                              (0x5401, b"\0" * 64, 25)):                              # TCGETS
+            with self.assertRaises(OSError) as cm:
+                fcntl.ioctl(fd, cmd, arg)
+            self.assertEqual(cm.exception.errno, err, hex(cmd))
+        self.assertEqual(status(self.p("x.lock"))["lockfs"]["pid"], a.pid)
+        with open(self.p(".lockfs", "locks.json"), "rb") as f:
+            with self.assertRaises(OSError) as cm:
+                fcntl.ioctl(f.fileno(), LOCKFS_IOC_BREAK, struct.pack("=Q", fence))
+            self.assertEqual(cm.exception.errno, 25)
+        fcntl.ioctl(fd, LOCKFS_IOC_BREAK, struct.pack("=Q", fence))
+        assert_gone_now(self, self.p("x.lock"))
+        with self.assertRaises(OSError) as cm:  # that acquisition is over
+            fcntl.ioctl(fd, LOCKFS_IOC_BREAK, struct.pack("=Q", fence))
+        self.assertEqual(cm.exception.errno, 116)
+
+    def test_log_injection_through_names(self):
+        """The review's names: a newline in a directory name (or a holder's
+        comm) cannot start a log line of its own."""
+        d1 = "x\nlockfs: force-unlock of "
+        d2 = ("deploy.lock (fence 17, held by pid 4242 node) by pid 1 uid 0\n"
+              "lockfs: serving ")
+        os.makedirs(self.p(d1, d2))
+        path = self.p(d1, d2, "t.lock")
+        # a holder whose comm forges a line too
+        h = subprocess.Popen([sys.executable, "-c", r"""
+import ctypes, os, sys
+ctypes.CDLL(None).prctl(15, b"a\nlockfs: fake", 0, 0, 0)   # PR_SET_NAME
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+os.write(fd, b'{"ttl_s": 1}')
+print("OK", flush=True)
+sys.stdin.read()
+""", path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.addCleanup(h.kill)
+        self.assertEqual(h.stdout.readline(), "OK\n")
+        r = lockctl("break", path)
+        self.assertEqual(r.returncode, 0, r)
+        esc = (r"/x\x0alockfs: force-unlock of /deploy.lock (fence 17, held by pid 4242 node) "
+               r"by pid 1 uid 0\x0alockfs: serving /t.lock")
+        wait_until(lambda: any(esc in line and "force-unlock of " + esc in line
+                               for line in self.m.log_lines),
+                   TIMEOUT, "the force-unlock line, escaped")
+        # and the TTL expiry of a second lock in there, logged at notice
+        h2 = Holder(path, content='{"ttl_s": 1}')
+        self.addCleanup(h2.kill)
+        wait_until(lambda: any("released " + esc in line for line in self.m.log_lines),
+                   TIMEOUT, "the expiry line, escaped")
+        # every line is the daemon's (but for valgrind's ==PID== / --PID-- lines)
+        lines = [line for line in self.m.log_lines if not re.match(r"^(==|--)\d+(==|--) ", line)]
+        for line in lines:
+            self.assertTrue(line.startswith("lockfs: "), repr(line))
+            self.assertNotRegex(line, r"^lockfs: (force-unlock of /deploy|serving /t\.lock|fake)",
+                                "a forged line")
+        self.assertTrue(any(r"held by pid %d a\x0alockfs: fake)" % h.pid in line
+                            for line in lines), lines)
 
 
 class TestOtherUsers(LockctlCase):

@@ -3,6 +3,8 @@
 """Logging (issue 5): without -f the daemon logs to syslog (facility
 daemon, tag lockfs): notices such as force-unlocks and expiries always,
 every acquisition and release with -o debug, libfuse's own messages too.
+Names are escaped: a newline in a directory name cannot forge a line
+(review finding 8).
 
 The test runs in a private mount namespace with a fresh /dev on tmpfs
 (holding /dev/fuse, /dev/null and a datagram socket at /dev/log that the
@@ -79,6 +81,50 @@ except BlockingIOError:
     pass
 """
 
+# The review's log injection: directory names that end the real line and
+# forge a force-unlock and a "serving" line, under a lock that expires
+# (logged at notice) and one that root force-unlocks.
+INJECT = r"""
+import os, signal, socket, subprocess, sys
+lockfs, work = sys.argv[1], sys.argv[2]
+mnt = os.path.join(work, "mnt")
+subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/dev"], check=True)
+subprocess.run(["mknod", "-m", "666", "/dev/fuse", "c", "10", "229"], check=True)
+subprocess.run(["mknod", "-m", "666", "/dev/null", "c", "1", "3"], check=True)
+log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+log.bind("/dev/log")
+opts = "state_dir=%s/state,fence_file=%s/fence" % (work, work)
+r = subprocess.run([lockfs, "-o", opts, mnt], stdin=subprocess.DEVNULL)
+assert r.returncode == 0, r.returncode
+d = os.path.join(mnt, "x\nlockfs: force-unlock of ",
+                 "deploy.lock (fence 17, held by pid 4242 node) by pid 1 uid 0\nlockfs: serving ")
+os.makedirs(d)
+ready_r, ready_w = os.pipe()
+pid = os.fork()
+if pid == 0:                                  # a holder root force-unlocks
+    os.close(os.open(os.path.join(d, "f.lock"), os.O_WRONLY | os.O_CREAT))
+    os.write(ready_w, b"x")
+    signal.pause()
+    os._exit(0)
+os.read(ready_r, 1)
+os.unlink(os.path.join(d, "f.lock"))
+os.kill(pid, 9)
+os.waitpid(pid, 0)
+w = os.open(os.path.join(d, "t.lock"), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+os.write(w, b'{"ttl_s": 1}')
+log.settimeout(10)
+lines = []
+while not any("TTL ran out" in l for l in lines):
+    lines.append(log.recv(4096).decode(errors="replace"))
+os.close(w)
+subprocess.run(["umount", mnt], check=True)
+while not any("unmounting" in l for l in lines):
+    lines.append(log.recv(4096).decode(errors="replace"))
+for l in lines:
+    print(repr(l))
+"""
+
 
 class TestSyslog(unittest.TestCase):
 
@@ -122,6 +168,21 @@ class TestSyslog(unittest.TestCase):
         for m in fuse:
             self.assertRegex(m, r"^<\d+>.*lockfs\[\d+\]: fuse: ")
             self.assertNotIn("\n", m, "a message is one line")
+
+    def test_names_cannot_forge_lines(self):
+        msgs = [ast.literal_eval(l) for l in self.run_inside("normal", INJECT)]
+        esc = (r"/x\x0alockfs: force-unlock of /deploy.lock (fence 17, held by pid 4242 "
+               r"node) by pid 1 uid 0\x0alockfs: serving ")
+        for m in msgs:
+            self.assertNotIn("\n", m, "one datagram, one line")
+            body = m.split("]: ", 1)[1]
+            self.assertNotRegex(body, r"^(lockfs: )?(force-unlock of /deploy|serving /t\.lock)",
+                                "a forged line")
+        forced = [m for m in msgs if m.split("]: ", 1)[1].startswith("force-unlock of ")]
+        self.assertEqual(len(forced), 1, forced)
+        self.assertIn("force-unlock of " + esc + "/f.lock (fence ", forced[0])
+        self.assertTrue(any("released " + esc + "/t.lock (fence " in m and "TTL ran out" in m
+                            for m in msgs), msgs)
 
     def test_debug_logs_every_acquisition_and_release(self):
         lines = self.run_inside("debug")

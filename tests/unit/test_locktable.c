@@ -923,6 +923,139 @@ static void test_release_removes_every_name(void **state) {
         assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "d.lock", &b), -ENOENT);
 }
 
+/* locktable_break: the acquisition named by its fence, and no other. */
+static void test_break_by_fence(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a;
+        struct lt_handle h;
+        struct lock_view forced, v;
+        struct removed_log log = { 0 };
+        struct caller stranger;
+        assert_int_equal(holder_identify(getpid(), 1001, 1001, &stranger), 0);
+        assert_int_equal(take(f, "b.lock", &f->other, O_WRONLY, &a, &h), 0);
+        /* a fence that is not the lock's: nothing happens */
+        assert_int_equal(locktable_break(f->t, a.ino, h.fence + 1, &f->self, &forced,
+                                         note_removed, &log), -ESTALE);
+        assert_null(forced.path);
+        assert_int_equal(locktable_break(f->t, a.ino, h.fence - 1, &f->self, &forced,
+                                         note_removed, &log), -ESTALE);
+        /* another uid, not root: refused, even with the right fence */
+        assert_int_equal(locktable_break(f->t, a.ino, h.fence, &stranger, &forced,
+                                         note_removed, &log), -EPERM);
+        assert_int_equal(log.n, 0);
+        assert_int_equal(locktable_view(f->t, a.ino, &v), 0);
+        assert_int_equal(v.pid, f->other_pid);
+        assert_int_equal(v.fence, h.fence);
+        lock_view_clear(&v);
+        /* root with the right fence: a force-unlock of that acquisition */
+        assert_int_equal(locktable_break(f->t, a.ino, h.fence, &f->self, &forced,
+                                         note_removed, &log), 0);
+        assert_non_null(forced.path);
+        assert_string_equal(forced.path, "/b.lock");
+        assert_int_equal(forced.fence, h.fence);
+        assert_int_equal(forced.pid, f->other_pid);
+        lock_view_clear(&forced);
+        assert_int_equal(log.n, 1); /* the kernel saw no UNLINK: it is told */
+        assert_string_equal(log.name, "b.lock");
+        assert_int_equal(log.ino, a.ino);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "b.lock", &a), -ENOENT);
+        struct lock_metrics m;
+        locktable_metrics(f->t, &m);
+        assert_int_equal(m.released_root, 1);
+        assert_int_equal(m.held, 0);
+        /* again: that acquisition is over */
+        assert_int_equal(locktable_break(f->t, h.ino, h.fence, &f->self, &forced,
+                                         note_removed, &log), -ESTALE);
+        /* the name taken anew is another inode and another fence */
+        struct lt_handle h2;
+        struct lt_attr a2;
+        assert_int_equal(take(f, "b.lock", &f->other, O_WRONLY, &a2, &h2), 0);
+        assert_int_equal(locktable_break(f->t, h.ino, h2.fence, &f->self, &forced,
+                                         note_removed, &log), -ESTALE);
+        assert_int_equal(locktable_break(f->t, a2.ino, h.fence, &f->self, &forced,
+                                         note_removed, &log), -ESTALE);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "b.lock", &a), 0);
+        assert_int_equal(log.n, 1);
+}
+
+/* The holder breaking its own lock releases it (no force-unlock), with
+ * every name; a directory, unknown inodes and .lockfs are refused. */
+static void test_break_by_holder_and_refusals(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a, b, d;
+        struct lt_handle h;
+        struct lock_view forced;
+        struct removed_log log = { 0 };
+        assert_int_equal(take(f, ".tmp", &f->self, O_WRONLY, &a, &h), 0);
+        assert_int_equal(locktable_link(f->t, a.ino, LT_INO_ROOT, "own.lock", &f->self, &b), 0);
+        assert_int_equal(locktable_break(f->t, a.ino, h.fence, &f->self, &forced, note_removed,
+                                         &log), 0);
+        assert_null(forced.path);
+        assert_int_equal(log.n, 2); /* both names */
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "own.lock", &b), -ENOENT);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, ".tmp", &b), -ENOENT);
+        struct lock_metrics m;
+        locktable_metrics(f->t, &m);
+        assert_int_equal(m.released_unlink, 1);
+        assert_int_equal(m.released_root, 0);
+        assert_int_equal(locktable_mkdir(f->t, LT_INO_ROOT, "dir", &f->self, &d), 0);
+        assert_int_equal(locktable_break(f->t, d.ino, 0, &f->self, &forced, NULL, NULL), -EISDIR);
+        assert_int_equal(locktable_break(f->t, 999999, 1, &f->self, &forced, NULL, NULL), -ESTALE);
+        assert_int_equal(locktable_break(f->t, LT_INO_META_LOCKS, 1, &f->self, &forced, NULL,
+                                         NULL), -ESTALE);
+}
+
+/* With -o user_break the lock's uid breaks it from an unrelated process. */
+static void test_user_break_by_fence(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a;
+        struct lt_handle h;
+        struct lock_view forced;
+        struct caller same_uid, other_uid;
+        assert_int_equal(holder_identify(getpid(), 1000, 1000, &same_uid), 0);
+        assert_int_equal(holder_identify(getpid(), 1001, 1001, &other_uid), 0);
+        assert_int_equal(take(f, "u.lock", &f->other, O_WRONLY, &a, &h), 0);
+        assert_int_equal(locktable_break(f->t, a.ino, h.fence, &other_uid, &forced, NULL, NULL),
+                         -EPERM);
+        assert_int_equal(locktable_break(f->t, a.ino, h.fence + 1, &same_uid, &forced, NULL,
+                                         NULL), -ESTALE);
+        assert_int_equal(locktable_break(f->t, a.ino, h.fence, &same_uid, &forced, NULL, NULL), 0);
+        assert_non_null(forced.path);
+        lock_view_clear(&forced);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "u.lock", &a), -ENOENT);
+}
+
+/* A lock handed to a flock waiter keeps its inode but not its fence: a
+ * break of the old acquisition leaves the new holder alone. */
+static void test_break_after_handoff(void **state) {
+        struct fixture *f = *state;
+        struct grants_log g = { 0 };
+        locktable_set_grant_fn(f->t, note_grant, &g);
+        struct lt_attr a;
+        struct lt_handle h, hc, got;
+        struct lock_view forced, v;
+        assert_int_equal(take(f, "fl", &f->self, O_WRONLY, &a, &h), 0);
+        assert_int_equal(locktable_flock(f->t, h.ino, &h, 11, &f->self, false, 1, &got), 0);
+        assert_int_equal(locktable_open(f->t, a.ino, &f->other, O_WRONLY, &hc), 0);
+        assert_int_equal(locktable_flock(f->t, hc.ino, &hc, 22, &f->other, false, 2, &got),
+                         LT_PARKED);
+        assert_int_equal(locktable_flock_unlock(f->t, a.ino, 11, NULL, NULL), 0);
+        assert_int_equal(g.n, 1);
+        uint64_t fence2 = g.h[0].fence;
+        assert_true(fence2 > h.fence);
+        assert_int_equal(locktable_break(f->t, a.ino, h.fence, &f->self, &forced, NULL, NULL),
+                         -ESTALE);
+        assert_int_equal(locktable_view(f->t, a.ino, &v), 0);
+        assert_int_equal(v.pid, f->other_pid);
+        assert_int_equal(v.fence, fence2);
+        lock_view_clear(&v);
+        assert_int_equal(locktable_break(f->t, a.ino, fence2, &f->self, &forced, NULL, NULL), 0);
+        assert_int_equal(forced.fence, fence2);
+        assert_int_equal(forced.pid, f->other_pid);
+        lock_view_clear(&forced);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "fl", &a), -ENOENT);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 static int setup_names(void **state) {
@@ -982,6 +1115,10 @@ int main(void) {
                 T(test_flock_grant_wait_and_handoff),
                 T(test_flock_after_release_takes_the_name),
                 T(test_flock_on_a_directory_is_refused),
+                T(test_break_by_fence),
+                T(test_break_by_holder_and_refusals),
+                cmocka_unit_test_setup_teardown(test_user_break_by_fence, setup_quota, teardown),
+                T(test_break_after_handoff),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

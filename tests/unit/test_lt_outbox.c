@@ -5,10 +5,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -279,6 +283,100 @@ static void test_holder_dying_during_acquisition(void **state) {
         assert_int_equal(f->store.releases, 1);
 }
 
+/* A break in a thread of its own, reporting its thread id. */
+struct breaker {
+        struct fixture *f;
+        uint64_t ino, fence;
+        struct caller who;
+        struct lock_view forced;
+        pid_t tid;
+        bool done, waited;
+        int r;
+        pthread_t thread;
+};
+
+static void *breaker_main(void *arg) {
+        struct breaker *b = arg;
+        __atomic_store_n(&b->tid, (pid_t)syscall(SYS_gettid), __ATOMIC_SEQ_CST);
+        b->r = locktable_break(b->f->t, b->ino, b->fence, &b->who, &b->forced, NULL, NULL);
+        __atomic_store_n(&b->done, true, __ATOMIC_SEQ_CST);
+        return NULL;
+}
+
+/* True once b's thread sleeps (state S: here, only in the table's wait for
+ * a busy lock to settle); false if it finished first or never slept within
+ * 10 s. There is no event to await: poll. Asserts nothing, so the caller
+ * lets the store go before it judges. */
+static bool wait_sleeping(struct breaker *b) {
+        char path[64], buf[256];
+        pid_t tid;
+        while ((tid = __atomic_load_n(&b->tid, __ATOMIC_SEQ_CST)) == 0)
+                sched_yield();
+        snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+        for (int i = 0; i < 10000 && !__atomic_load_n(&b->done, __ATOMIC_SEQ_CST); i++) {
+                FILE *fp = fopen(path, "r");
+                if (!fp)
+                        return false;
+                size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+                fclose(fp);
+                buf[n] = '\0';
+                char *p = strrchr(buf, ')');
+                if (p && p[1] == ' ' && p[2] == 'S')
+                        return !__atomic_load_n(&b->done, __ATOMIC_SEQ_CST);
+                struct timespec ts = { 0, 1000000 };
+                nanosleep(&ts, NULL);
+        }
+        return false;
+}
+
+static void start_breaker(struct fixture *f, struct breaker *b, uint64_t ino, uint64_t fence,
+                          const struct caller *who) {
+        *b = (struct breaker){ .f = f, .ino = ino, .fence = fence, .who = *who };
+        assert_int_equal(pthread_create(&b->thread, NULL, breaker_main, b), 0);
+        b->waited = wait_sleeping(b);
+}
+
+/* A break of a lock whose acquisition is with the store waits for the
+ * store's answer and then judges the final fence: the acquisition's own
+ * fence breaks it, any other breaks nothing. */
+static void test_break_waits_for_a_busy_lock(void **state) {
+        struct fixture *f = *state;
+        struct creator c;
+        start_blocked_create(f, &c, "busy.lock", &f->self);
+        struct lt_dirent *d;
+        size_t n;
+        uint64_t ino = 0;
+        assert_int_equal(locktable_readdir(f->t, LT_INO_ROOT, &d, &n), 0);
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(d[i].name, "busy.lock") == 0)
+                        ino = d[i].ino;
+        lt_dirents_free(d, n);
+        assert_true(ino != 0);
+        /* root from a process that is not the holder: a force-unlock */
+        struct caller root;
+        assert_int_equal(holder_identify(getppid(), 0, 0, &root), 0);
+        struct breaker wrong, right;
+        start_breaker(f, &wrong, ino, 7, &root);
+        start_breaker(f, &right, ino, 1, &root); /* the store's next fence */
+        assert_false(__atomic_load_n(&c.done, __ATOMIC_SEQ_CST));
+        release_store(f);
+        pthread_join(c.thread, NULL);
+        pthread_join(wrong.thread, NULL);
+        pthread_join(right.thread, NULL);
+        assert_true(wrong.waited);
+        assert_true(right.waited);
+        assert_int_equal(c.r, 0);
+        assert_int_equal(wrong.r, -ESTALE);
+        assert_null(wrong.forced.path);
+        assert_int_equal(right.r, 0);
+        assert_non_null(right.forced.path);
+        assert_int_equal(right.forced.fence, 1);
+        lock_view_clear(&right.forced);
+        struct lt_attr a;
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "busy.lock", &a), -ENOENT);
+        assert_int_equal(f->store.releases, 1);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_store_call_is_made_outside_the_mutex, setup,
@@ -290,6 +388,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_unrecorded_write_keeps_the_old_content, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_holder_dying_during_acquisition, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_break_waits_for_a_busy_lock, setup,
                                                 teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
