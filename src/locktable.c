@@ -681,6 +681,7 @@ static void lock_open(struct locktable *t, struct node *n, const struct caller *
                 h->kind = LT_HANDLE_HOLDER;
                 if (flags & O_TRUNC) {
                         n->content_len = 0;
+                        lt_quota_content(t, n);
                         n->content_gen++;
                         lt_renew(t, n);
                         lt_store_update(t, n);
@@ -854,6 +855,8 @@ struct write_state {
         uint32_t old_len, old_cap, old_ttl_s;
         pid_t old_claim_ignored;
         struct holder *old_holder; /* a reference */
+        uid_t old_uid;
+        gid_t old_gid;
         enum lock_how old_how;
         bool old_liveness;
 };
@@ -869,6 +872,7 @@ static void write_done(struct locktable *t, struct lt_op *op) {
                 n->content_len = w->old_len;
                 n->content_cap = w->old_cap;
                 w->old_content = NULL;
+                lt_quota_content(t, n);
                 n->ttl_s = w->old_ttl_s;
                 n->claim_ignored_pid = w->old_claim_ignored;
                 if (n->holder != w->old_holder) {
@@ -877,7 +881,9 @@ static void write_done(struct locktable *t, struct lt_op *op) {
                                 w->old_holder->refs++;
                                 lt_attach_holder(n, w->old_holder);
                         }
-                        n->how = w->old_how; /* the uid is the writer's either way */
+                        n->uid = w->old_uid; /* the writer's either way, whatever */
+                        n->gid = w->old_gid; /* uid the holder's record has */
+                        n->how = w->old_how;
                         n->liveness_known = w->old_liveness;
                 }
                 n->content_gen++;
@@ -928,6 +934,9 @@ static int write_step(struct locktable *t, const struct lt_handle *h, const stru
                 w->gen = n->content_gen;
                 return LT_NEED_PARSE;
         }
+        int qr = lt_quota_content_check(t, n, w->len);
+        if (qr < 0)
+                return qr; /* the old content stays */
         struct holder *old = n->holder;
         enum lock_how old_how = n->how;
         bool old_liveness = n->liveness_known;
@@ -949,10 +958,13 @@ static int write_step(struct locktable *t, const struct lt_handle *h, const stru
         w->old_ttl_s = n->ttl_s;
         w->old_claim_ignored = n->claim_ignored_pid;
         w->old_holder = old;
+        w->old_uid = n->uid;
+        w->old_gid = n->gid;
         w->old_how = old_how;
         w->old_liveness = old_liveness;
         n->content = w->content;
         n->content_len = n->content_cap = (uint32_t)w->len;
+        lt_quota_content(t, n);
         w->content = NULL;
         n->content_gen++;
         if (w->ttl_set)
@@ -1070,9 +1082,12 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
                         r = -EFBIG;
                         goto out;
                 }
-                r = content_resize(n, (size_t)size);
+                r = lt_quota_content_check(t, n, (size_t)size);
+                if (r == 0)
+                        r = content_resize(n, (size_t)size);
                 if (r < 0)
                         goto out;
+                lt_quota_content(t, n);
                 n->content_gen++;
         }
         if (what & (LT_SET_SIZE | LT_SET_TIMES)) {
@@ -1094,6 +1109,7 @@ void lt_drop_aliases(struct locktable *t, struct node *n, struct removals *repor
                 n->aliases = a->alias_next;
                 n->n_aliases--;
                 lt_report(report, a->parent->ino, n->ino, a->name);
+                lt_quota_uncharge(t, a);
                 lt_node_unlink(t, a);
                 t->n_nodes--;
                 node_destroy(a);
@@ -1119,6 +1135,7 @@ static void name_remove(struct locktable *t, struct node *raw) {
                 a->name = NULL;
                 lt_node_link(t, dir, n);
         }
+        lt_quota_uncharge(t, a);
         t->n_nodes--;
         node_destroy(a);
         lt_store_update(t, n);
@@ -1154,8 +1171,8 @@ int locktable_link(struct locktable *t, uint64_t ino, uint64_t newparent, const 
                 r = -EXDEV; /* a second name would be no key of the shared store */
                 goto out;
         }
-        if ((r = room_check(t, newdir, newname)) < 0)
-                goto out;
+        if ((r = room_check(t, newdir, newname)) < 0 || (r = lt_quota_room(t, n->uid, 1)) < 0)
+                goto out; /* the new name counts to the lock's uid */
         char *name = strdup(newname);
         a = calloc(1, sizeof(*a));
         if (!a || !name) {
@@ -1178,6 +1195,7 @@ int locktable_link(struct locktable *t, uint64_t ino, uint64_t newparent, const 
         lt_node_link(t, newdir, n);
         lt_node_link(t, olddir, a);
         t->n_nodes++;
+        lt_quota_charge(t, a);
         n->nlookup++;
         lt_store_update(t, n);
         fill_attr(n, ret);
@@ -1342,6 +1360,7 @@ static void mkdir_done(struct locktable *t, struct lt_op *op) {
         if (!n->linked || n->n_children)
                 return;
         lt_report(&t->late, n->parent->ino, n->ino, n->name);
+        lt_quota_uncharge(t, n);
         lt_node_unlink(t, n);
         t->n_nodes--;
         t->m.directories--;
@@ -1362,6 +1381,8 @@ int locktable_mkdir(struct locktable *t, uint64_t parent, const char *name,
                 goto out;
         }
         r = room_check(t, dir, name);
+        if (r == 0)
+                r = lt_quota_room(t, c->uid, 1); /* its creator's until removed */
         if (r < 0)
                 goto out;
         n = lt_node_new(t, LT_DIR, name);
@@ -1375,6 +1396,7 @@ int locktable_mkdir(struct locktable *t, uint64_t parent, const char *name,
         n->nlookup++; /* the kernel's once answered; pins n until then */
         t->n_nodes++;
         t->m.directories++;
+        lt_quota_charge(t, n);
         struct lt_op *op = lt_op_put_dir(t, n, mkdir_done, n);
         if (op)
                 op->waited = true;
@@ -1418,6 +1440,7 @@ int locktable_rmdir(struct locktable *t, uint64_t parent, const char *name,
         if (r < 0)
                 goto out;
         lt_op_remove_dir(t, n);
+        lt_quota_uncharge(t, n);
         lt_node_unlink(t, n);
         t->n_nodes--;
         t->m.directories--;
