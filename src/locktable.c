@@ -881,8 +881,9 @@ static void write_done(struct locktable *t, struct lt_op *op) {
                                 w->old_holder->refs++;
                                 lt_attach_holder(n, w->old_holder);
                         }
-                        n->uid = w->old_uid; /* the writer's either way, whatever */
-                        n->gid = w->old_gid; /* uid the holder's record has */
+                        /* the writer's, whatever uid the old holder's record has */
+                        n->uid = w->old_uid;
+                        n->gid = w->old_gid;
                         n->how = w->old_how;
                         n->liveness_known = w->old_liveness;
                 }

@@ -10,6 +10,7 @@ caps what one uid makes (locks, link names, directories: EDQUOT) and
 B."""
 import json
 import os
+import re
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -33,6 +34,11 @@ class MultiUserCase(LockfsTestCase):
         a = agent(self, user=A)
         a.ok("create", path=self.p(name), data="{pid}\n")
         return a
+
+    def await_log(self, regex):
+        """The daemon's stderr is read by another thread: a line logged
+        before the unlink returned may arrive just after it."""
+        harness.wait_until(lambda: re.search(regex, self.m.log()), what=f"log line {regex}")
 
     def holder_pid(self, name):
         with open(self.p(name)) as f:
@@ -74,8 +80,8 @@ class TestOtherUser(MultiUserCase):
         a = self.held_by_a()
         os.unlink(self.p("a.lock"))
         assert_gone_now(self, self.p("a.lock"))
-        self.assertRegex(self.m.log(), rf"force-unlock of /a.lock \(fence \d+, held by pid "
-                                       rf"{a.pid} .*\) by pid {os.getpid()} uid 0")
+        self.await_log(rf"force-unlock of /a.lock \(fence \d+, held by pid "
+                       rf"{a.pid} .*\) by pid {os.getpid()} uid 0")
         b = agent(self, user=B)
         b.ok("create", path=self.p("a.lock"))     # free again, for anyone
 
@@ -212,8 +218,8 @@ class TestUserBreak(MultiUserCase):
         a2 = agent(self, user=A)
         a2.ok("unlink", path=self.p("a.lock"))
         assert_gone_now(self, self.p("a.lock"))
-        self.assertRegex(self.m.log(), rf"force-unlock of /a.lock \(fence \d+, held by pid "
-                                       rf"{a.pid} .*\) by pid {a2.pid} uid {self.uid_a}")
+        self.await_log(rf"force-unlock of /a.lock \(fence \d+, held by pid "
+                       rf"{a.pid} .*\) by pid {a2.pid} uid {self.uid_a}")
 
 
 class TestNoUserBreakByDefault(MultiUserCase):
