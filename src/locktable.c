@@ -714,6 +714,7 @@ static void lock_open(struct locktable *t, struct node *n, const struct caller *
                 h->kind = LT_HANDLE_HOLDER;
                 if (flags & O_TRUNC) {
                         n->content_len = 0;
+                        lt_quota_content(t, n);
                         n->content_gen++;
                         lt_renew(t, n);
                         lt_store_update(t, n);
@@ -913,6 +914,7 @@ static void write_done(struct locktable *t, struct lt_op *op) {
                 n->content_len = w->old_len;
                 n->content_cap = w->old_cap;
                 w->old_content = NULL;
+                lt_quota_content(t, n);
                 n->ttl_s = w->old_ttl_s;
                 n->claim_ignored_pid = w->old_claim_ignored;
                 n->renewed_ms = w->old_renewed_ms;
@@ -984,6 +986,9 @@ static int write_step(struct locktable *t, const struct lt_handle *h, const stru
                 w->gen = n->content_gen;
                 return LT_NEED_PARSE;
         }
+        int qr = lt_quota_content_check(t, n, w->len);
+        if (qr < 0)
+                return qr; /* the old content stays */
         struct holder *old = n->holder;
         enum lock_how old_how = n->how;
         bool old_liveness = n->liveness_known;
@@ -1013,6 +1018,7 @@ static int write_step(struct locktable *t, const struct lt_handle *h, const stru
         w->old_deadline = n->deadline.index == HEAP_NOT_QUEUED ? 0 : n->deadline.key;
         n->content = w->content;
         n->content_len = n->content_cap = (uint32_t)w->len;
+        lt_quota_content(t, n);
         w->content = NULL;
         n->content_gen++;
         if (w->ttl_set)
@@ -1138,6 +1144,9 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
                         r = -EFBIG;
                         goto out;
                 }
+                r = lt_quota_content_check(t, n, (size_t)size);
+                if (r < 0)
+                        goto out;
                 if (old_len && !(old_content = malloc(old_len))) {
                         r = -ENOMEM;
                         goto out;
@@ -1149,6 +1158,7 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
                         free(old_content);
                         goto out;
                 }
+                lt_quota_content(t, n);
                 n->content_gen++;
         }
         lt_renew(t, n);
@@ -1158,6 +1168,7 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
                         content_resize(n, old_len); /* no larger than before */
                         if (old_len)
                                 memcpy(n->content, old_content, old_len);
+                        lt_quota_content(t, n);
                         n->content_gen++;
                 }
                 n->renewed_ms = old_renewed;
@@ -1186,6 +1197,7 @@ void lt_drop_aliases(struct locktable *t, struct node *n, struct removals *repor
                 n->aliases = a->alias_next;
                 n->n_aliases--;
                 lt_report(report, a->parent->ino, n->ino, a->name);
+                lt_quota_uncharge(t, a);
                 lt_node_unlink(t, a);
                 t->n_nodes--;
                 node_destroy(a);
@@ -1211,6 +1223,7 @@ static void name_remove(struct locktable *t, struct node *raw) {
                 a->name = NULL;
                 lt_node_link(t, dir, n);
         }
+        lt_quota_uncharge(t, a);
         t->n_nodes--;
         node_destroy(a);
         lt_store_update(t, n);
@@ -1250,8 +1263,8 @@ int locktable_link(struct locktable *t, uint64_t ino, uint64_t newparent, const 
                 r = -EXDEV; /* a second name would be no key of the shared store */
                 goto out;
         }
-        if ((r = room_check(t, newdir, newname)) < 0)
-                goto out;
+        if ((r = room_check(t, newdir, newname)) < 0 || (r = lt_quota_room(t, n->uid, 1)) < 0)
+                goto out; /* the new name counts to the lock's uid */
         char *name = strdup(newname);
         a = calloc(1, sizeof(*a));
         if (!a || !name) {
@@ -1274,8 +1287,10 @@ int locktable_link(struct locktable *t, uint64_t ino, uint64_t newparent, const 
         lt_node_link(t, newdir, n);
         lt_node_link(t, olddir, a);
         t->n_nodes++;
+        lt_quota_charge(t, a);
         int doomed;
         if (record_and_wait(t, n, &doomed) < 0) { /* not recorded: undo */
+                lt_quota_uncharge(t, a);
                 lt_node_unlink(t, n);
                 lt_node_unlink(t, a);
                 n->aliases = a->alias_next;
@@ -1472,6 +1487,7 @@ static void mkdir_done(struct locktable *t, struct lt_op *op) {
         if (!n->linked || n->n_children)
                 return;
         lt_report(&t->late, n->parent->ino, n->ino, n->name);
+        lt_quota_uncharge(t, n);
         lt_node_unlink(t, n);
         t->n_nodes--;
         t->m.directories--;
@@ -1492,6 +1508,8 @@ int locktable_mkdir(struct locktable *t, uint64_t parent, const char *name,
                 goto out;
         }
         r = room_check(t, dir, name);
+        if (r == 0)
+                r = lt_quota_room(t, c->uid, 1); /* its creator's until removed */
         if (r < 0)
                 goto out;
         n = lt_node_new(t, LT_DIR, name);
@@ -1505,6 +1523,7 @@ int locktable_mkdir(struct locktable *t, uint64_t parent, const char *name,
         n->nlookup++; /* the kernel's once answered; pins n until then */
         t->n_nodes++;
         t->m.directories++;
+        lt_quota_charge(t, n);
         struct lt_op *op = lt_op_put_dir(t, n, mkdir_done, n);
         if (op)
                 op->waited = true;
@@ -1548,6 +1567,7 @@ int locktable_rmdir(struct locktable *t, uint64_t parent, const char *name,
         if (r < 0)
                 goto out;
         lt_op_remove_dir(t, n);
+        lt_quota_uncharge(t, n);
         lt_node_unlink(t, n);
         t->n_nodes--;
         t->m.directories--;

@@ -38,7 +38,9 @@ struct locktable_config {
         uint64_t max_locks;     /* locks + directories; 0 = unlimited */
         size_t max_content;     /* bytes a holder may write */
         unsigned max_depth;     /* path components; 0 = unlimited */
-        uint64_t max_locks_per_uid; /* held locks per uid but root; 0 = unlimited */
+        uint64_t max_locks_per_uid; /* locks, names and directories per uid but
+                                     * root; 0 = unlimited */
+        uint64_t max_content_per_uid; /* content bytes per uid but root; 0 = unlimited */
         uint32_t max_names;     /* names of one lock (its own + links); past it
                                  * link fails with -EMLINK; 0 = LT_MAX_NAMES_DEFAULT */
         bool user_break;        /* a lock's uid may force-unlock it, as root may */
@@ -305,6 +307,15 @@ void locktable_remote_sync_end(struct locktable *t, uint64_t rev,
 /* The store lost every local lock (a lease ended): their status says
  * "lost"; holders keep their handles and fences. Returns how many. */
 size_t locktable_mark_lost(struct locktable *t);
+
+/* What uid has made now: locks, their other names and directories
+ * (counted against max_locks_per_uid) and its locks' content bytes
+ * (against max_content_per_uid). */
+struct lt_usage {
+        uint64_t things;
+        uint64_t content_bytes;
+};
+void locktable_quota_usage(struct locktable *t, uid_t uid, struct lt_usage *ret);
 
 /* Clocks, in ms (wall and monotonic). */
 int64_t lt_now_wall_ms(void);

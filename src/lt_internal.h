@@ -61,6 +61,7 @@ struct node {
         uint32_t ttl_s;
         pid_t claim_ignored_pid;
         uid_t charged_uid;       /* counted in t->uid_counts as this uid (charged) */
+        uint32_t charged_bytes;  /* content bytes counted for charged_uid */
         uint32_t n_children;     /* directories */
         uint32_t n_aliases;      /* other names of this lock */
         uint32_t content_len;    /* at most max_content (16 MiB) */
@@ -376,13 +377,21 @@ int lt_store_view(const struct node *n, struct lock_view *v);
 void lt_prep_proc(struct lt_prep *prep, const struct proc_id *p);
 void lt_prep_done(struct lt_prep *prep);
 
-/* lt_quota.c: held locks per uid. */
-/* -EDQUOT when uid may not hold one more lock than now (n would be it). */
+/* lt_quota.c: what each uid has made (see the file's contract). */
+/* -EDQUOT when uid may not have more nodes (locks, names, directories)
+ * than now (root never gets it). */
+int lt_quota_room(struct locktable *t, uid_t uid, uint64_t more);
+/* -EDQUOT when uid may not take lock n (with its other names) as well. */
 int lt_quota_check(struct locktable *t, const struct node *n, uid_t uid);
-/* Count held lock n for n->uid (moving it from the uid it was counted
- * for); uncharge when it is released. */
+/* -EDQUOT when lock n's content may not grow to len bytes. */
+int lt_quota_content_check(struct locktable *t, const struct node *n, size_t len);
+/* Count node n (a lock with its other names, a second name, a directory)
+ * for the uid it belongs to, moving it from the uid it was counted for;
+ * uncharge when it goes (a lock's other names with it). */
 void lt_quota_charge(struct locktable *t, struct node *n);
 void lt_quota_uncharge(struct locktable *t, struct node *n);
+/* After n->content_len changed: count its content anew. */
+void lt_quota_content(struct locktable *t, struct node *n);
 void lt_quota_free(struct locktable *t);
 
 /* lt_flock.c: flock(2) waiters. */

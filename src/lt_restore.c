@@ -48,6 +48,7 @@ int lt_dir_of(struct locktable *t, const char *path, uid_t uid, gid_t gid, struc
                         lt_node_link(t, dir, n);
                         t->n_nodes++;
                         t->m.directories++;
+                        lt_quota_charge(t, n);
                 }
                 free(part);
                 if (n->kind != LT_DIR)
@@ -81,6 +82,7 @@ static int restore_dir(void *arg, const char *path, uid_t uid, gid_t gid) {
                 return -ENOTDIR;
         n->uid = uid;
         n->gid = gid;
+        lt_quota_charge(t, n); /* its creator's again (a parent made first was root's) */
         if (t->store->ops->put_dir)
                 t->store->ops->put_dir(t->store, n->ino, dir->ino, n->name, uid, gid);
         return 0;
@@ -127,6 +129,7 @@ static int restore_alias(struct locktable *t, struct node *n, const char *path) 
         n->n_aliases++;
         lt_node_link(t, dir, a);
         t->n_nodes++;
+        lt_quota_charge(t, a); /* the lock's uid's, as at link(2) */
         return 0;
 }
 

@@ -241,6 +241,7 @@ int main(int argc, char **argv) {
                 .max_depth = o.max_depth,
                 .max_locks_per_uid = o.max_locks_per_uid,
                 .max_names = o.max_names,
+                .max_content_per_uid = o.max_content_per_uid,
                 .user_break = o.user_break,
                 .shared = o.backend_etcd,
         };
@@ -309,8 +310,11 @@ int main(int argc, char **argv) {
                 goto out;
         fuse_loop_cfg_set_clone_fd(loop, 0);
         fuse_loop_cfg_set_idle_threads(loop, 10);
-        log_msg(LOG_NOTICE, "serving %s (ttl %us, max_locks %llu, max_content %zu)", mnt,
-                (unsigned)o.ttl_s, (unsigned long long)o.max_locks, o.max_content);
+        log_msg(LOG_NOTICE,
+                "serving %s (ttl %us, max_locks %llu, max_content %zu, per uid: %llu nodes, "
+                "%llu content bytes)", mnt, (unsigned)o.ttl_s, (unsigned long long)o.max_locks,
+                o.max_content, (unsigned long long)o.max_locks_per_uid,
+                (unsigned long long)o.max_content_per_uid);
         /* The loop returns the signal number after SIGTERM/SIGINT/SIGHUP: a
          * clean stop. Negative values are errors. */
         ret = fuse_session_loop_mt(se, loop) < 0 ? 1 : 0;

@@ -64,6 +64,11 @@ static int apply_option(struct lockfs_options *o, const char *item, char *err, s
                 if (parse_u64(val, UINT64_MAX, &v) < 0)
                         goto bad_value;
                 o->max_locks_per_uid = v;
+                o->max_locks_per_uid_given = true;
+        } else if (KEY("max_content_per_uid")) {
+                if (parse_u64(val, UINT64_MAX, &v) < 0)
+                        goto bad_value;
+                o->max_content_per_uid = v;
         } else if (KEY("user_break") && !val) {
                 o->user_break = true;
         } else if (KEY("max_content")) {
@@ -160,6 +165,30 @@ static int apply_option_list(struct lockfs_options *o, const char *list, char *e
         return r;
 }
 
+/* The per-uid limits: the default share of max_locks, and limits that
+ * make sense beside the global ones. */
+static int quota_check(struct lockfs_options *o, char *err, size_t errlen) {
+        if (!o->max_locks_per_uid_given) {
+                uint64_t all = o->max_locks ? o->max_locks : LOCKFS_DEFAULT_MAX_LOCKS;
+                o->max_locks_per_uid = all / LOCKFS_PER_UID_SHARE ? all / LOCKFS_PER_UID_SHARE : 1;
+        }
+        if (o->max_locks && o->max_locks_per_uid > o->max_locks) {
+                snprintf(err, errlen,
+                         "max_locks_per_uid=%" PRIu64 " is above max_locks=%" PRIu64
+                         ": one user could fill the table",
+                         o->max_locks_per_uid, o->max_locks);
+                return -EINVAL;
+        }
+        if (o->max_content_per_uid && o->max_content_per_uid < o->max_content) {
+                snprintf(err, errlen,
+                         "max_content_per_uid=%" PRIu64 " is below max_content=%zu"
+                         ": no user could fill one lock",
+                         o->max_content_per_uid, o->max_content);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 /* The cluster options make sense together, and only together. */
 static int cluster_check(const struct lockfs_options *o, char *err, size_t errlen) {
         size_t plen = strlen(o->prefix);
@@ -207,6 +236,7 @@ int options_parse(int argc, char **argv, struct lockfs_options *o, char *err, si
                 .max_content = LOCKFS_DEFAULT_MAX_CONTENT,
                 .max_depth = LOCKFS_DEFAULT_MAX_DEPTH,
                 .max_names = LOCKFS_DEFAULT_MAX_NAMES,
+                .max_content_per_uid = LOCKFS_DEFAULT_MAX_CONTENT_PER_UID,
                 .prefix = LOCKFS_DEFAULT_PREFIX,
                 .lease_ttl_s = LOCKFS_DEFAULT_LEASE_TTL_S,
         };
@@ -249,7 +279,8 @@ int options_parse(int argc, char **argv, struct lockfs_options *o, char *err, si
                 snprintf(err, errlen, "no mount point given");
                 return -EINVAL;
         }
-        return cluster_check(o, err, errlen);
+        int r = quota_check(o, err, errlen);
+        return r < 0 ? r : cluster_check(o, err, errlen);
 }
 
 void options_usage(FILE *f, const char *prog) {
@@ -267,10 +298,15 @@ void options_usage(FILE *f, const char *prog) {
                 "  debug                log every acquisition and release (to syslog\n"
                 "                       unless -f)\n"
                 "  ttl=SECONDS          default lock TTL, 0 = none (default %d)\n"
-                "  max_locks=N          locks plus directories, 0 = no limit (default %d)\n"
-                "  max_locks_per_uid=N  locks one uid (not root) may hold, 0 = no limit\n"
-                "                       (default 0); past it, creates fail with EDQUOT\n"
+                "  max_locks=N          locks, names and directories of all users, 0 = no\n"
+                "                       limit (default %d); past it, ENOSPC\n"
+                "  max_locks_per_uid=N  locks, names (link) and directories one uid (not\n"
+                "                       root) may have, 0 = no limit (default max_locks/%d);\n"
+                "                       past it, creates, link and mkdir fail with EDQUOT\n"
                 "  max_content=BYTES    content a holder may write (default %d)\n"
+                "  max_content_per_uid=BYTES  content of all locks of one uid (not root),\n"
+                "                       0 = no limit (default %u); past it, writes fail\n"
+                "                       with EDQUOT\n"
                 "  max_depth=N          path components, 0 = no limit (default %d)\n"
                 "  max_names=N          names one lock may have, its own and link(2)'s,\n"
                 "                       1 to %d (default %d); past it, link fails with EMLINK\n"
@@ -296,7 +332,8 @@ void options_usage(FILE *f, const char *prog) {
                 "SOURCE (any word) and generic mount options such as rw, nosuid, nodev,\n"
                 "noatime, _netdev, nofail, noauto or x-systemd.* are accepted and\n"
                 "ignored, so /etc/fstab can mount it:  lockfs /run/locks fuse.lockfs ttl=600 0 0\n",
-                prog, LOCKFS_DEFAULT_TTL_S, LOCKFS_DEFAULT_MAX_LOCKS, LOCKFS_DEFAULT_MAX_CONTENT,
+                prog, LOCKFS_DEFAULT_TTL_S, LOCKFS_DEFAULT_MAX_LOCKS, LOCKFS_PER_UID_SHARE,
+                LOCKFS_DEFAULT_MAX_CONTENT, LOCKFS_DEFAULT_MAX_CONTENT_PER_UID,
                 LOCKFS_DEFAULT_MAX_DEPTH, LOCKFS_MAX_NAMES_LIMIT, LOCKFS_DEFAULT_MAX_NAMES,
                 LOCKFS_DEFAULT_LEASE_TTL_S);
 }

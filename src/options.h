@@ -19,6 +19,10 @@
 /* Each link(2) rewrites the lock's journal record with all its names, so
  * the cap bounds that cost: at most about 265 bytes a name. */
 #define LOCKFS_MAX_NAMES_LIMIT 1024
+/* Without -o max_locks_per_uid: a quarter of max_locks (of the default
+ * max_locks when that is unlimited), so no single uid fills the table. */
+#define LOCKFS_PER_UID_SHARE 4
+#define LOCKFS_DEFAULT_MAX_CONTENT_PER_UID (16u << 20)
 #define LOCKFS_PATH_MAX 4096
 #define LOCKFS_DEFAULT_PREFIX "/lockfs/"
 #define LOCKFS_DEFAULT_LEASE_TTL_S 10
@@ -33,7 +37,10 @@ struct lockfs_options {
         bool show_version;        /* -V, --version */
         uint32_t ttl_s;           /* -o ttl=, 0 = none */
         uint64_t max_locks;       /* -o max_locks=, 0 = unlimited */
-        uint64_t max_locks_per_uid; /* -o max_locks_per_uid=, 0 = unlimited */
+        uint64_t max_locks_per_uid; /* -o max_locks_per_uid=, 0 = unlimited; locks,
+                                     * names and directories of one uid but root */
+        bool max_locks_per_uid_given;
+        uint64_t max_content_per_uid; /* -o max_content_per_uid=, 0 = unlimited */
         bool user_break;          /* -o user_break */
         size_t max_content;       /* -o max_content=, 1 .. 16 MiB */
         unsigned max_depth;       /* -o max_depth=, 0 = unlimited */

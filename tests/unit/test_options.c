@@ -179,6 +179,50 @@ static void test_help_and_version_need_no_mountpoint(void **state) {
         assert_true(o.show_version);
 }
 
+/* The per-uid limits: defaults that keep one uid from filling the table,
+ * explicit values (0 = none), and combinations refused with a reason. */
+static void test_quota_options(void **state) {
+        (void)state;
+        struct lockfs_options o;
+        char err[256];
+        assert_int_equal(parse(&o, err, 2, "/m"), 0);
+        assert_int_equal(o.max_locks_per_uid, LOCKFS_DEFAULT_MAX_LOCKS / 4);
+        assert_int_equal(o.max_content_per_uid, 16u << 20);
+        assert_int_equal(parse(&o, err, 4, "-o", "max_locks=200", "/m"), 0);
+        assert_int_equal(o.max_locks_per_uid, 50);
+        assert_int_equal(parse(&o, err, 4, "-o", "max_locks=3", "/m"), 0);
+        assert_int_equal(o.max_locks_per_uid, 1); /* never 0 (= no limit) by rounding */
+        assert_int_equal(parse(&o, err, 4, "-o", "max_locks=0", "/m"), 0);
+        assert_int_equal(o.max_locks_per_uid, LOCKFS_DEFAULT_MAX_LOCKS / 4);
+        /* in either order */
+        assert_int_equal(parse(&o, err, 4, "-o", "max_locks_per_uid=3,max_locks=200", "/m"), 0);
+        assert_int_equal(o.max_locks_per_uid, 3);
+        assert_int_equal(o.max_locks, 200);
+        assert_int_equal(parse(&o, err, 4, "-o", "max_locks_per_uid=0,max_content_per_uid=0",
+                               "/m"), 0);
+        assert_int_equal(o.max_locks_per_uid, 0);
+        assert_int_equal(o.max_content_per_uid, 0);
+        assert_int_equal(parse(&o, err, 4, "-o", "max_content=1024,max_content_per_uid=4096",
+                               "/m"), 0);
+        assert_int_equal(o.max_content_per_uid, 4096);
+        static const struct { const char *opts, *reason; } bad[] = {
+                { "max_locks_per_uid=abc", "bad value" },
+                { "max_locks_per_uid=-1", "bad value" },
+                { "max_locks_per_uid=", "bad value" },
+                { "max_content_per_uid=1x", "bad value" },
+                { "max_content_per_uid=-5", "bad value" },
+                { "max_content_per_uid", "bad value" },
+                { "max_locks=200,max_locks_per_uid=201", "is above max_locks=200" },
+                { "max_content_per_uid=100", "is below max_content=65536" },
+                { "max_content_per_uid=99999999999999999999", "bad value" },
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+                assert_int_equal(parse(&o, err, 4, "-o", bad[i].opts, "/m"), -EINVAL);
+                if (!strstr(err, bad[i].reason))
+                        fail_msg("%s: '%s' does not say '%s'", bad[i].opts, err, bad[i].reason);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defaults),
@@ -188,6 +232,7 @@ int main(void) {
                 cmocka_unit_test(test_cluster_options),
                 cmocka_unit_test(test_etcd_security_options),
                 cmocka_unit_test(test_help_and_version_need_no_mountpoint),
+                cmocka_unit_test(test_quota_options),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
