@@ -33,6 +33,8 @@ struct lockfs_options {
         bool user_break;          /* -o user_break */
         size_t max_content;       /* -o max_content=, 1 .. 16 MiB */
         unsigned max_depth;       /* -o max_depth=, 0 = unlimited */
+        uint64_t status_mem_per_uid; /* -o status_mem_per_uid=, 0 = the default */
+        uint64_t status_mem_total;   /* -o status_mem_total=, 0 = the default */
         char state_dir[LOCKFS_PATH_MAX];  /* -o state_dir=, "" = the default */
         char fence_file[LOCKFS_PATH_MAX]; /* -o fence_file=, "" = the default */
         /* cluster mode: -o backend=etcd,endpoints=URL[,URL...],prefix=,lease_ttl= */
