@@ -21,8 +21,9 @@ struct status_stream {
         bool opened;             /* "[" is rendered */
         bool any;                /* a lock is rendered: the next comes after ",\n" */
         bool closed;             /* "]\n" is rendered: the document is complete */
-        char *buf;               /* rendered, not yet passed: bytes [off, off + len) */
+        char *buf;               /* rendered: bytes [off, off + len) of the document */
         size_t len;              /* also what buf holds charged (its exact size) */
+        size_t pos;              /* buf[pos] is the last read's first byte */
         uint64_t off;
 };
 
@@ -53,14 +54,18 @@ void status_stream_free(struct status_stream *s) {
         free(s);
 }
 
-/* Forget the bytes before off (they were read). */
-static void drop_until(struct status_stream *s, uint64_t off) {
-        size_t n = (size_t)(off - s->off);
-        if (n == 0)
+/* A read starts at off: the bytes before it are done with. They are
+ * given back once they are at least half of buf (so each byte is moved at
+ * most once on average, whatever the read size). */
+static void read_from(struct status_stream *s, uint64_t off) {
+        s->pos = (size_t)(off - s->off);
+        if (s->pos == 0 || (s->pos < s->len && s->pos < s->len / 2))
                 return;
+        size_t n = s->pos;
         memmove(s->buf, s->buf + n, s->len - n);
         s->len -= n;
         s->off = off;
+        s->pos = 0;
         status_budget_release(s->budget, s->uid, n);
         if (s->len == 0) {
                 free(s->buf);
@@ -121,15 +126,16 @@ static int step(struct status_stream *s) {
 
 int status_stream_read(struct status_stream *s, uint64_t off, size_t size, const char **ret,
                        size_t *ret_len) {
-        if (off < s->off || off - s->off > s->len)
+        if (off < s->off + s->pos || off - s->off > s->len)
                 return -ESPIPE;
-        drop_until(s, off);
+        read_from(s, off);
         int r = 0;
-        while (s->len < size && !s->closed && (r = step(s)) == 0)
+        while (s->len - s->pos < size && !s->closed && (r = step(s)) == 0)
                 ;
-        if (r < 0 && s->len == 0)
+        size_t avail = s->len - s->pos;
+        if (r < 0 && avail == 0)
                 return r;
-        *ret = s->buf;
-        *ret_len = s->len < size ? s->len : size;
+        *ret = s->buf ? s->buf + s->pos : NULL;
+        *ret_len = avail < size ? avail : size;
         return 0;
 }

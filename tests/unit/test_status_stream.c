@@ -297,26 +297,39 @@ static void test_budget_defaults_fit_one_lock(void **state) {
 
 /* ---- the stream ---- */
 
+/* A growing copy of what was read. */
+struct text {
+        char *p;
+        size_t len, cap;
+};
+
+static void text_add(struct text *t, const char *s, size_t n) {
+        if (t->len + n + 1 > t->cap) {
+                t->cap = (t->len + n + 1) * 2;
+                t->p = realloc(t->p, t->cap);
+                assert_non_null(t->p);
+        }
+        memcpy(t->p + t->len, s, n);
+        t->len += n;
+        t->p[t->len] = '\0';
+}
+
 /* Read the whole document with reads of size bytes. */
 static char *read_all(struct status_stream *s, size_t size, size_t *ret_len) {
-        size_t len = 0;
-        char *doc = NULL;
+        struct text t = {0};
+        text_add(&t, "", 0);
         for (;;) {
                 const char *p;
                 size_t n;
-                int r = status_stream_read(s, len, size, &p, &n);
+                int r = status_stream_read(s, t.len, size, &p, &n);
                 assert_int_equal(r, 0);
                 if (n == 0)
                         break;
                 assert_true(n <= size);
-                doc = realloc(doc, len + n + 1);
-                memcpy(doc + len, p, n);
-                len += n;
+                text_add(&t, p, n);
         }
-        doc = realloc(doc, len + 1);
-        doc[len] = '\0';
-        *ret_len = len;
-        return doc;
+        *ret_len = t.len;
+        return t.p;
 }
 
 /* Read in pieces, the text is exactly the array rendered at once. */
@@ -378,25 +391,23 @@ static void test_stream_valid_under_churn(void **state) {
                 take(f, i, 100, 'a');
         struct status_stream *s;
         assert_int_equal(status_stream_new(f->t, NULL, 1000, "h", &s), 0);
-        size_t len = 0;
-        char *doc = NULL;
+        struct text t = {0};
         int next_new = 1000, next_drop = 0;
+        text_add(&t, "", 0);
         for (;;) {
                 const char *p;
                 size_t n;
-                assert_int_equal(status_stream_read(s, len, 100, &p, &n), 0);
+                assert_int_equal(status_stream_read(s, t.len, 100, &p, &n), 0);
                 if (n == 0)
                         break;
-                doc = realloc(doc, len + n + 1);
-                memcpy(doc + len, p, n);
-                len += n;
+                text_add(&t, p, n);
                 /* churn: one lock goes (from the oldest), one comes */
-                if (next_drop < 300 && len % 3 == 0)
+                if (next_drop < 300 && t.len % 3 == 0)
                         drop(f, next_drop++);
                 if (next_new < 1300)
                         take(f, next_new++, 50, 'b');
         }
-        doc[len] = '\0';
+        char *doc = t.p;
         cJSON *a = cJSON_Parse(doc);
         assert_non_null(a);
         assert_true(cJSON_IsArray(a));
