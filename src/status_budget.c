@@ -6,11 +6,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "htab.h"
+#include "log.h"
 #include "status_budget.h"
 
 #define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+#define REFUSAL_LOG_PERIOD 10 /* s: at most one log line about refusals per period */
 
 struct uid_use {
         struct hlink by_uid;
@@ -22,6 +25,7 @@ struct status_budget {
         pthread_mutex_t mu;
         size_t per_uid, total;
         size_t used;             /* every uid's */
+        time_t last_log;         /* of a refusal */
         struct htab uids;        /* struct uid_use, while bytes > 0 */
 };
 
@@ -97,7 +101,17 @@ int status_budget_charge(struct status_budget *b, uid_t uid, size_t bytes) {
                 u->bytes += bytes;
                 b->used += bytes;
         }
+        time_t now = time(NULL);
+        bool log = r < 0 && now - b->last_log >= REFUSAL_LOG_PERIOD;
+        if (log)
+                b->last_log = now;
+        size_t used = b->used;
         pthread_mutex_unlock(&b->mu);
+        if (log)
+                log_msg(LOG_WARNING, "status memory: refused %zu bytes more to uid %u, which holds "
+                        "%zu (status_mem_per_uid %zu; all users hold %zu, status_mem_total %zu): "
+                        "its open or read gets ENOMEM", bytes, (unsigned)uid, mine, b->per_uid,
+                        used, b->total);
         return r;
 }
 

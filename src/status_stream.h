@@ -7,10 +7,11 @@
  * The document lists the locks held at the open that are still held when
  * the reader reaches them, in the order they were acquired, each once; its
  * text is always one valid JSON array, whatever happens to the locks
- * meanwhile. Reads must be sequential: a read may repeat the last read's
- * offset or go on from where the bytes read so far end; any other offset
- * fails with -ESPIPE. Not thread-safe: the caller serializes reads of one
- * stream. */
+ * meanwhile. Reads must be sequential: a read may start anywhere from the
+ * last read's offset (so a read whose answer was lost can be repeated) up
+ * to the end of what is rendered, in practice where the last read ended;
+ * an offset before or past that fails with -ESPIPE. Not thread-safe: the
+ * caller serializes reads of one stream. */
 #ifndef LOCKFS_STATUS_STREAM_H
 #define LOCKFS_STATUS_STREAM_H
 
