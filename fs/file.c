@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Open files of the FUSE adapter: lifetime and the lock handle they carry. */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "file.h"
+#include "status_stream.h"
 
 struct file *file_new(struct lockfs_ctx *ctx, enum file_type type) {
         struct file *f = calloc(1, sizeof(*f));
@@ -24,6 +26,8 @@ struct file *file_new(struct lockfs_ctx *ctx, enum file_type type) {
 
 static void file_free(struct file *f) {
         pthread_mutex_destroy(&f->mu);
+        status_budget_release(f->ctx->budget, f->uid, f->charged);
+        status_stream_free(f->stream);
         free(f->buf);
         lt_dirents_free(f->ents, f->n_ents);
         free(f);
@@ -50,6 +54,19 @@ void fs_files_free_all(struct lockfs_ctx *ctx) {
                 ctx->files = f->next;
                 file_free(f);
         }
+}
+
+int file_set_buf(struct file *f, char *buf, size_t len) {
+        if (!buf)
+                return -ENOMEM;
+        int r = status_budget_charge(f->ctx->budget, f->uid, len);
+        if (r < 0) {
+                free(buf);
+                return r;
+        }
+        f->buf = buf;
+        f->len = f->charged = len;
+        return 0;
 }
 
 void file_get(struct file *f) {

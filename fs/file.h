@@ -27,8 +27,11 @@ struct file {
         pthread_mutex_t mu;      /* guards lock (a flock grant changes it) and rendering */
         struct lt_handle lock;   /* FILE_LOCK: read with file_handle() */
         bool rendered;
-        char *buf;               /* FILE_LOCK, FILE_META: the snapshot */
+        char *buf;               /* FILE_LOCK, metrics: the snapshot */
         size_t len;
+        uid_t uid;               /* the opener's: buf and stream are charged to it */
+        size_t charged;          /* bytes of buf counted in ctx->budget */
+        struct status_stream *stream; /* locks.json: rendered as it is read */
         struct lt_dirent *ents;  /* FILE_DIR */
         size_t n_ents;
 };
@@ -40,6 +43,9 @@ static inline struct file *file_of(const struct fuse_file_info *fi) {
 /* A new open file of type, listed in ctx, one reference; NULL when out of
  * memory. */
 struct file *file_new(struct lockfs_ctx *ctx, enum file_type type);
+/* Make buf (malloc'd, len bytes; NULL: out of memory) f's snapshot,
+ * charged to f->uid: 0, or -ENOMEM (past the budget; buf is freed). */
+int file_set_buf(struct file *f, char *buf, size_t len);
 /* Take one more reference. */
 void file_get(struct file *f);
 /* Drop one reference; the last unlists and frees f. NULL is a no-op. */

@@ -12,6 +12,7 @@
 
 #include "htab.h"
 #include "locktable.h"
+#include "status_budget.h"
 
 struct file;
 
@@ -30,6 +31,7 @@ struct lockfs_ctx {
         struct locktable *table;
         struct notifier *notifier; /* told of names that go without an UNLINK */
         uint64_t max_locks;       /* for statfs; 0 = unlimited */
+        struct status_budget *budget; /* what open files may hold rendered */
         char host[256];
         pthread_mutex_t files_mu; /* initialize with PTHREAD_MUTEX_INITIALIZER */
         struct file *files;       /* open files, for fs_files_free_all() */

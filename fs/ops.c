@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* FUSE low-level handlers: identify the caller, call the lock table, map
- * its -errno to a reply. Lock and .lockfs files are served with direct_io
- * from one snapshot per open file, rendered at a read-only open or else at
- * the first read (creates that are never read render nothing), so every
- * reader sees one complete, fresh JSON document. Entry and attribute
+ * its -errno to a reply. Lock files and .lockfs/metrics are served with
+ * direct_io from one snapshot per open file, rendered at a read-only open
+ * or else at the first read (creates that are never read render nothing),
+ * so every reader sees one complete, fresh JSON document; .lockfs/locks.json
+ * is rendered in pieces as it is read (status_stream.h: sequential reads
+ * only, ESPIPE otherwise). What open files hold rendered is charged to the
+ * opener's uid (ctx->budget): past it, the open or read fails with ENOMEM.
+ * Entry and attribute
  * timeouts are 0: the kernel asks again every time, so a released lock is
  * gone for every observer. */
 #include <errno.h>
@@ -20,6 +24,7 @@
 #include "lockfs_ioctl.h"
 #include "log.h"
 #include "status.h"
+#include "status_stream.h"
 
 static struct lockfs_ctx *ctx_of(fuse_req_t req) {
         return fuse_req_userdata(req);
@@ -89,9 +94,10 @@ static int render_lock(struct lockfs_ctx *ctx, struct file *f) {
         int r = locktable_view(ctx->table, f->lock.ino, &v);
         if (r < 0)
                 return r;
-        f->buf = status_render(&v, lt_now_wall_ms(), ctx->host, &f->len);
+        size_t len = 0;
+        char *buf = status_render(&v, lt_now_wall_ms(), ctx->host, &len);
         lock_view_clear(&v);
-        return f->buf ? 0 : -ENOMEM;
+        return file_set_buf(f, buf, len);
 }
 
 /* .lockfs/metrics: the table's counters and the FUSE request counts. */
@@ -127,19 +133,15 @@ static char *render_metrics(struct lockfs_ctx *ctx, size_t *ret_len) {
         return buf;
 }
 
+/* metrics: its snapshot; locks.json: its stream (a cursor, nothing
+ * rendered yet). */
 static int render_meta(struct lockfs_ctx *ctx, uint64_t ino, struct file *f) {
         if (ino == LT_INO_META_METRICS) {
-                f->buf = render_metrics(ctx, &f->len);
-        } else {
-                struct lock_view *v;
-                size_t n;
-                int r = locktable_views(ctx->table, &v, &n);
-                if (r < 0)
-                        return r;
-                f->buf = status_render_array(v, n, lt_now_wall_ms(), ctx->host, &f->len);
-                lock_views_free(v, n);
+                size_t len = 0;
+                char *buf = render_metrics(ctx, &len);
+                return file_set_buf(f, buf, len);
         }
-        return f->buf ? 0 : -ENOMEM;
+        return status_stream_new(ctx->table, ctx->budget, f->uid, ctx->host, &f->stream);
 }
 
 /* ---- handlers ------------------------------------------------------------- */
@@ -243,8 +245,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         bool meta = ino == LT_INO_META_LOCKS || ino == LT_INO_META_METRICS;
         struct file *f = file_new(ctx, meta ? FILE_META : FILE_LOCK);
         int r = f ? 0 : -ENOMEM;
-        if (f)
+        if (f) {
                 f->opener_tid = fuse_req_ctx(req)->pid;
+                f->uid = fuse_req_ctx(req)->uid;
+        }
         if (r == 0 && meta) {
                 r = (fi->flags & O_ACCMODE) != O_RDONLY ? -EACCES : 0;
         } else if (r == 0 && (fi->flags & O_ACCMODE) == O_RDONLY) {
@@ -291,8 +295,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         struct file *f = file_new(ctx, FILE_LOCK);
         struct lt_attr a;
         int r = f ? 0 : -ENOMEM;
-        if (f)
+        if (f) {
                 f->opener_tid = c.tid;
+                f->uid = c.uid;
+        }
         if (r == 0)
                 r = locktable_create(ctx->table, parent, name, &c, fi->flags, &a, &f->lock);
         if (r == -EAGAIN) { /* a process new to the table: read its cmdline */
@@ -348,7 +354,24 @@ static int file_render(struct lockfs_ctx *ctx, fuse_ino_t ino, struct file *f) {
         return r;
 }
 
+/* locks.json: the piece at off, rendered as needed. */
+static void read_stream(fuse_req_t req, size_t size, off_t off, struct file *f) {
+        const char *p = NULL;
+        size_t n = 0;
+        pthread_mutex_lock(&f->mu);
+        int r = off < 0 ? -EINVAL : status_stream_read(f->stream, (uint64_t)off, size, &p, &n);
+        if (r < 0)
+                fuse_reply_err(req, -r);
+        else
+                fuse_reply_buf(req, p, n);
+        pthread_mutex_unlock(&f->mu);
+}
+
 static void read_file(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct file *f) {
+        if (f->stream) {
+                read_stream(req, size, off, f);
+                return;
+        }
         int r = file_render(ctx_of(req), ino, f);
         if (r < 0) {
                 fuse_reply_err(req, -r);

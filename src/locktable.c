@@ -321,6 +321,10 @@ static int lock_view_fill(const struct node *n, struct lock_view *v, bool with_c
         return 0;
 }
 
+int lt_lock_view(const struct node *n, struct lock_view *v) {
+        return lock_view_fill(n, v, true);
+}
+
 /* Add what persistent stores need to v, a view of n: parent, holder start
  * time, deadline and the other names. */
 static int store_view_extend(const struct node *n, struct lock_view *v) {
@@ -504,6 +508,7 @@ void lt_lock_list_add(struct locktable *t, struct node *n) {
         if (t->all_locks)
                 t->all_locks->all_prev = n;
         t->all_locks = n;
+        lt_order_add(t, n);
         t->n_nodes++;
         t->m.held++;
 }
@@ -519,6 +524,7 @@ int locktable_new(const struct locktable_config *cfg, struct store *s, struct lo
         t->store = s;
         t->next_ino = LT_INO_FIRST;
         t->epfd = t->timerfd = t->pollfd = -1;
+        lt_order_init(t);
         pthread_mutex_init(&t->mu, NULL);
         pthread_mutex_init(&t->store_mu, NULL);
         pthread_cond_init(&t->settled, NULL);

@@ -270,6 +270,29 @@ int locktable_views(struct locktable *t, struct lock_view **ret, size_t *ret_n);
 void lock_views_free(struct lock_view *v, size_t n);
 void locktable_metrics(struct locktable *t, struct lock_metrics *ret);
 
+/* ---- status readers' cursors (lt_cursor.c) ----
+ * A cursor walks the locks held when it was made, in the order they were
+ * added (oldest first), each at most once. A lock released before the
+ * cursor reaches it is not shown; one added after the cursor was made never
+ * is. Removals never invalidate a cursor. Each call holds the table mutex
+ * for one bounded batch only. */
+struct lt_cursor;
+#define LT_CURSOR_SKIP_MAX 1024  /* list elements a peek passes over uncopied */
+/* A cursor before the first lock; -ENOMEM. */
+int locktable_cursor_new(struct locktable *t, struct lt_cursor **ret);
+/* Free c (NULL is a no-op). */
+void locktable_cursor_free(struct locktable *t, struct lt_cursor *c);
+/* Copy the next locks after c's place into v[0..max): at most max, and no
+ * more once max_bytes (content, path, cmdline, host) are copied (at least
+ * one). *ret_n is how many, *ret_seq the token that commits them. Returns
+ * 1 when no lock follows these, 0 when more may follow (*ret_n may then be
+ * 0, after LT_CURSOR_SKIP_MAX elements: call again), -ENOMEM (nothing
+ * copied). Until committed, the same locks (those still held) come again. */
+int locktable_cursor_peek(struct locktable *t, struct lt_cursor *c, struct lock_view *v,
+                          size_t max, size_t max_bytes, size_t *ret_n, uint64_t *ret_seq);
+/* The locks of the peek that gave seq are handed out: never again. */
+void locktable_cursor_commit(struct locktable *t, struct lt_cursor *c, uint64_t seq);
+
 /* The reaper's side: an epoll fd that becomes readable when a holder dies
  * or a TTL deadline passes; locktable_reap() handles what is due without
  * blocking and reports each removed name through fn (outside the lock).

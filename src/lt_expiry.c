@@ -118,6 +118,7 @@ void lt_lock_remove(struct locktable *t, struct node *n, struct removals *report
         if (n->all_next)
                 n->all_next->all_prev = n->all_prev;
         n->all_prev = n->all_next = NULL;
+        lt_order_remove(n);
         lt_node_unlink(t, n);
         lt_remote_free(n);
         free(n->content);

@@ -24,6 +24,14 @@
 
 #define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
 
+/* A place in t->order, the held locks oldest first (lt_cursor.c): a lock's
+ * own link, or a status reader's cursor, which stays put when locks around
+ * it go. */
+struct lt_olink {
+        struct lt_olink *prev, *next;
+        bool cursor;             /* a struct lt_cursor, not a node */
+};
+
 /* A process holding one or more locks; one pidfd watched per process. */
 struct holder {
         struct hlink by_pid;     /* t->holders, hash of the pid */
@@ -87,6 +95,8 @@ struct node {
         struct holder *holder;   /* NULL when detached */
         struct node *hl_prev, *hl_next;   /* holder's locks */
         struct node *all_prev, *all_next; /* every held lock */
+        struct lt_olink order;   /* t->order, while held (lt_cursor.c) */
+        uint64_t order_seq;      /* its place: larger = added later */
         int64_t acquired_ms;     /* wall clock */
         int64_t renewed_ms;      /* wall clock */
         struct heap_entry deadline; /* monotonic ms */
@@ -223,6 +233,8 @@ struct locktable {
         uint64_t sync_gen;       /* current listing of the shared store (lt_remote.c) */
         struct holder *idle_head, *idle_tail; /* idle holders, newest first */
         size_t n_idle;
+        struct lt_olink order;   /* held locks in the order added, and cursors */
+        uint64_t order_seq;      /* the last lock's order_seq */
 };
 
 #define TIMER_TAG UINT64_MAX
@@ -251,8 +263,18 @@ void lt_report(struct removals *report, uint64_t parent, uint64_t ino, const cha
 void lt_node_unlink(struct locktable *t, struct node *n);
 /* Free n when it is out of the tree and the kernel forgot it. */
 void lt_node_maybe_free(struct locktable *t, struct node *n);
+/* A copy of lock n's status (with its content) into v; -ENOMEM. */
+int lt_lock_view(const struct node *n, struct lock_view *v);
 /* "/a/b/name" of a linked node, malloc'd; NULL on allocation failure. */
 char *lt_node_path(const struct node *n);
+
+/* lt_cursor.c: the list of held locks status readers walk. lt_order_init
+ * prepares an empty list (locktable_new); lt_order_add appends a lock
+ * just counted as held (lt_lock_list_add), lt_order_remove takes out one
+ * that leaves (lt_lock_remove). */
+void lt_order_init(struct locktable *t);
+void lt_order_add(struct locktable *t, struct node *n);
+void lt_order_remove(struct node *n);
 
 /* lt_restore.c: the directory holding path (made as needed, by uid/gid,
  * unchecked names) and the last name of path in *name (pointing into

@@ -263,6 +263,15 @@ int main(int argc, char **argv) {
                 goto out;
         ctx.table = table;
         ctx.max_locks = o.max_locks;
+        /* The largest status one lock renders to: content and cmdline
+         * escaped (at most 6 bytes per byte), path and fixed fields. */
+        ctx.budget = status_budget_new(o.status_mem_per_uid, o.status_mem_total,
+                                       6 * (o.max_content + 2 * HOLDER_CMDLINE_MAX + 16384) +
+                                       16384);
+        if (!ctx.budget) {
+                log_msg(LOG_ERR, "cannot set up the status budget: out of memory");
+                goto out;
+        }
         if ((r = fs_flock_init(&ctx)) < 0) {
                 log_msg(LOG_ERR, "cannot set up flock: %s", strerror(-r));
                 goto out;
@@ -312,9 +321,11 @@ int main(int argc, char **argv) {
         fuse_loop_cfg_set_idle_threads(loop, 10);
         log_msg(LOG_NOTICE,
                 "serving %s (ttl %us, max_locks %llu, max_content %zu, per uid: %llu nodes, "
-                "%llu content bytes)", mnt, (unsigned)o.ttl_s, (unsigned long long)o.max_locks,
-                o.max_content, (unsigned long long)o.max_locks_per_uid,
-                (unsigned long long)o.max_content_per_uid);
+                "%llu content bytes, status memory %zu; status memory in all %zu)", mnt,
+                (unsigned)o.ttl_s, (unsigned long long)o.max_locks, o.max_content,
+                (unsigned long long)o.max_locks_per_uid,
+                (unsigned long long)o.max_content_per_uid, status_budget_per_uid(ctx.budget),
+                status_budget_total(ctx.budget));
         /* The loop returns the signal number after SIGTERM/SIGINT/SIGHUP: a
          * clean stop. Negative values are errors. */
         ret = fuse_session_loop_mt(se, loop) < 0 ? 1 : 0;
@@ -342,6 +353,7 @@ out:
                 fs_flock_fini(&ctx);
         fuse_opt_free_args(&args);
         locktable_free(table);
+        status_budget_free(ctx.budget);
         store_free(store);
         free(mnt);
         return ret;

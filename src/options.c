@@ -79,6 +79,10 @@ static int apply_option(struct lockfs_options *o, const char *item, char *err, s
                 if (parse_u64(val, LOCKFS_MAX_NAMES_LIMIT, &v) < 0 || v == 0)
                         goto bad_value;
                 o->max_names = (uint32_t)v;
+        } else if (KEY("status_mem_per_uid") || KEY("status_mem_total")) {
+                if (parse_u64(val, SIZE_MAX, &v) < 0)
+                        goto bad_value;
+                *(KEY("status_mem_total") ? &o->status_mem_total : &o->status_mem_per_uid) = v;
         } else if (KEY("max_depth")) {
                 if (parse_u64(val, 4096, &v) < 0)
                         goto bad_value;
@@ -310,6 +314,12 @@ void options_usage(FILE *f, const char *prog) {
                 "  max_depth=N          path components, 0 = no limit (default %d)\n"
                 "  max_names=N          names one lock may have, its own and link(2)'s,\n"
                 "                       1 to %d (default %d); past it, link fails with EMLINK\n"
+                "  status_mem_per_uid=BYTES  status text (lock files, .lockfs/locks.json)\n"
+                "                       that one uid's open files may hold rendered; past\n"
+                "                       it, opens and reads fail with ENOMEM (default\n"
+                "                       32 MiB, at least twice one lock's largest status)\n"
+                "  status_mem_total=BYTES  the same for all uids but root (default 256 MiB,\n"
+                "                       at least 8 times status_mem_per_uid)\n"
                 "  allow_other          let users other than root use the mount\n"
                 "  user_break           the uid a lock belongs to may force-unlock it (rm,\n"
                 "                       lockctl break), as root may; logged\n"

@@ -46,6 +46,8 @@ struct lockfs_options {
         unsigned max_depth;       /* -o max_depth=, 0 = unlimited */
         uint32_t max_names;       /* -o max_names=, names one lock may have (link),
                                    * 1 .. LOCKFS_MAX_NAMES_LIMIT */
+        uint64_t status_mem_per_uid; /* -o status_mem_per_uid=, 0 = the default */
+        uint64_t status_mem_total;   /* -o status_mem_total=, 0 = the default */
         char state_dir[LOCKFS_PATH_MAX];  /* -o state_dir=, "" = the default */
         char fence_file[LOCKFS_PATH_MAX]; /* -o fence_file=, "" = the default */
         /* cluster mode: -o backend=etcd,endpoints=URL[,URL...],prefix=,lease_ttl= */

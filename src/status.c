@@ -781,19 +781,44 @@ char *status_render(const struct lock_view *v, int64_t now_ms, const char *host,
         return sb_finish(&b, r, ret_len);
 }
 
+/* Write n locks as array members, each after ",\n" unless it is the
+ * array's first (first: v[0] is). */
+static int put_members(struct strbuf *b, const struct lock_view *v, size_t n, bool first,
+                       int64_t now_ms, const char *host) {
+        size_t i;
+        int r = 0;
+
+        for (i = 0; i < n && r == 0; i++) {
+                if (i > 0 || !first)
+                        r = sb_puts(b, ",\n");
+                if (r == 0)
+                        r = put_lock(b, &v[i], now_ms, host);
+        }
+        return r;
+}
+
 char *status_render_array(const struct lock_view *v, size_t n, int64_t now_ms,
                           const char *host, size_t *ret_len) {
         struct strbuf b = {0};
-        size_t i;
         int r = sb_putc(&b, '[');
 
-        for (i = 0; i < n && r == 0; i++) {
-                if (i > 0)
-                        r = sb_puts(&b, ",\n");
-                if (r == 0)
-                        r = put_lock(&b, &v[i], now_ms, host);
-        }
         if (r == 0)
+                r = put_members(&b, v, n, true, now_ms, host);
+        if (r == 0)
+                r = sb_puts(&b, "]\n");
+        return sb_finish(&b, r, ret_len);
+}
+
+char *status_render_piece(const struct lock_view *v, size_t n, bool open, bool first,
+                          bool close, int64_t now_ms, const char *host, size_t *ret_len) {
+        struct strbuf b = {0};
+        int r = sb_put(&b, "", 0); /* "" rather than NULL when there is nothing */
+
+        if (r == 0 && open)
+                r = sb_putc(&b, '[');
+        if (r == 0)
+                r = put_members(&b, v, n, first, now_ms, host);
+        if (r == 0 && close)
                 r = sb_puts(&b, "]\n");
         return sb_finish(&b, r, ret_len);
 }

@@ -38,6 +38,15 @@ char *status_render(const struct lock_view *v, int64_t now_ms, const char *host,
 char *status_render_array(const struct lock_view *v, size_t n, int64_t now_ms,
                           const char *host, size_t *ret_len);
 
+/* A piece of that array, for reading it in pieces: "[" when open, then
+ * the n locks, each after ",\n" unless first (v[0] is the array's first
+ * member), then "]\n" when close. The pieces of one array, in order, make
+ * exactly the text status_render_array gives for all their locks. Returns
+ * a malloc'd NUL-terminated string (possibly "") or NULL on allocation
+ * failure. */
+char *status_render_piece(const struct lock_view *v, size_t n, bool open, bool first,
+                          bool close, int64_t now_ms, const char *host, size_t *ret_len);
+
 /* Render counters in the Prometheus text exposition format. */
 char *status_render_metrics(const struct lock_metrics *m, size_t *ret_len);
 

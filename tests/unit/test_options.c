@@ -56,6 +56,12 @@ static void test_option_lists(void **state) {
         assert_int_equal(parse(&o, err, 4, "-o", "max_names=1024", "/m"), 0);
         assert_int_equal(o.max_names, LOCKFS_MAX_NAMES_LIMIT);
         assert_false(o.foreground); /* -o debug logs more, wherever the log goes */
+        assert_int_equal(o.status_mem_per_uid, 0); /* 0: the budget's defaults */
+        assert_int_equal(o.status_mem_total, 0);
+        assert_int_equal(parse(&o, err, 4, "-o", "status_mem_per_uid=1048576,status_mem_total=9",
+                               "/m"), 0);
+        assert_int_equal(o.status_mem_per_uid, 1048576);
+        assert_int_equal(o.status_mem_total, 9);
 }
 
 static void test_bad_input_is_rejected_with_a_reason(void **state) {
@@ -65,7 +71,8 @@ static void test_bad_input_is_rejected_with_a_reason(void **state) {
         const char *bad[] = { "ttl=abc", "ttl=-1", "ttl=", "ttl", "max_content=0",
                               "max_content=999999999", "bogus=1", "allow_other=1", "ttl=99999999999",
                               "max_names=0", "max_names=1025", "max_names=", "max_names",
-                              "max_names=-1", "max_names=4294967297" };
+                              "max_names=-1", "max_names=4294967297",
+                              "status_mem_per_uid=", "status_mem_total=1k" };
         for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
                 assert_int_equal(parse(&o, err, 4, "-o", bad[i], "/m"), -EINVAL);
                 assert_true(strlen(err) > 0);
