@@ -262,23 +262,19 @@ int store_etcd_value_decode(const char *text, size_t len, struct lock_view *v, c
         return r;
 }
 
-/* s (n bytes) for a log line: bytes outside printable ASCII and '\\' as
- * \xNN, cut with "..." to fit out. */
-static const char *escaped(const char *s, size_t n, char *out, size_t outlen) {
-        size_t o = 0;
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char)s[i];
-                bool plain = c >= 0x20 && c < 0x7f && c != '\\';
-                if (o + (plain ? 1 : 4) + 4 > outlen) {
-                        memcpy(out + o, "...", 4);
-                        return out;
-                }
-                if (plain)
-                        out[o++] = (char)c;
-                else
-                        o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", c);
+/* s (n bytes) for a log line: up to its first NUL (which a line cannot
+ * carry), cut with "..." to fit out. The log sink escapes what is not
+ * printable (log_escape), so nothing is escaped twice. */
+static const char *key_for_log(const char *s, size_t n, char *out, size_t outlen) {
+        const char *nul = memchr(s, '\0', n);
+        size_t len = nul ? (size_t)(nul - s) : n;
+        if (len + 1 > outlen) {
+                len = outlen - 4;
+                memcpy(out + len, "...", 4);
+        } else {
+                out[len] = '\0';
         }
-        out[o] = '\0';
+        memcpy(out, s, len);
         return out;
 }
 
@@ -296,8 +292,8 @@ static void log_ignored(struct store_etcd *s, const struct etcd_kv *kv, const ch
         if (quiet)
                 return;
         char key[256];
-        log_msg(LOG_WARNING, "etcd: ignoring key %s: %s", escaped(kv->key, kv->key_len, key,
-                                                                  sizeof(key)), why);
+        log_msg(LOG_WARNING, "etcd: ignoring key %s: %s", key_for_log(kv->key, kv->key_len, key,
+                                                                      sizeof(key)), why);
 }
 
 /* ---- store operations (called under the table lock) ---- */
