@@ -370,6 +370,85 @@ static void test_quota_after_refused_link_write_truncate(void **state) {
         assert_usage(f, 0, 0);
 }
 
+
+/* ---- 5. a flock released during a refused claim write */
+
+/* A child of ours that lives until *ret_fd is closed. */
+static pid_t spawn_child(int *ret_fd) {
+        int p[2];
+        if (pipe(p) < 0)
+                return -1;
+        pid_t pid = fork();
+        if (pid == 0) {
+                char c;
+                if (dup2(p[0], 3) < 0 || close_range(4, ~0U, 0) < 0)
+                        _exit(1);
+                while (read(3, &c, 1) > 0)
+                        ;
+                _exit(0);
+        }
+        close(p[0]);
+        *ret_fd = p[1];
+        return pid;
+}
+
+struct cwriter {
+        struct locktable *t;
+        struct lt_handle h;
+        struct caller who;
+        char buf[32];
+        ssize_t r;
+        pthread_t thread;
+};
+
+static void *cwriter_main(void *arg) {
+        struct cwriter *w = arg;
+        w->r = locktable_write(w->t, &w->h, &w->who, 0, w->buf, strlen(w->buf));
+        return NULL;
+}
+
+/* Child A creates c.lock and takes its flock (owner 77), then writes a
+ * claim naming its parent (this process); the store sits on the write.
+ * Meanwhile A's flock is released (LOCK_UN or close: flock_unlock): the
+ * node is busy, so the release is deferred (doomed = UNLOCK). The store
+ * refuses the write; write_done rolls the holder back to A and, because
+ * the holder changed, drops the deferred release ("a deferred release was
+ * the claimed process's"): it was not, it was A's own unlock.
+ * Expected: the lock is released (as the unlock would have released it
+ * had the write not been in flight). Found: the lock stays held by A,
+ * with flock_owner 77 still set, though A released its flock. */
+static void test_refused_claim_write_keeps_a_deferred_flock_unlock(void **state) {
+        struct fixture *f = *state;
+        int fa = -1;
+        pid_t pa = spawn_child(&fa);
+        struct cwriter w = { .t = f->t };
+        assert_int_equal(holder_identify(pa, 0, 0, &w.who), 0);
+        struct lt_attr a;
+        assert_int_equal(locktable_create(f->t, LT_INO_ROOT, "c.lock", &w.who,
+                                          O_CREAT | O_EXCL | O_WRONLY, &a, &w.h), 0);
+        struct lt_handle granted;
+        assert_int_equal(locktable_flock(f->t, w.h.ino, &w.h, 77, &w.who, true, 1, &granted), 0);
+        snprintf(w.buf, sizeof(w.buf), "%d\n", (int)getpid());
+        set_block(f, &f->store.block_update, true);
+        f->store.fail_update = -ENOSPC;
+        assert_int_equal(pthread_create(&w.thread, NULL, cwriter_main, &w), 0);
+        await_in_store(f, &f->store.in_update, 1);
+        assert_int_equal(locktable_flock_unlock(f->t, w.h.ino, 77, NULL, NULL), 0);
+        set_block(f, &f->store.block_update, false);
+        pthread_join(w.thread, NULL);
+        assert_int_equal(w.r, -EIO);
+        struct lock_view v;
+        int r = locktable_view(f->t, w.h.ino, &v);
+        if (r == 0) {
+                print_message("after the refused claim write: still held by pid %d (A is %d)\n",
+                              (int)v.pid, (int)pa);
+                lock_view_clear(&v);
+        }
+        close(fa);
+        waitpid(pa, NULL, 0);
+        assert_int_equal(r, -ENOENT);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_ttl_expiry_during_recorded_rename_does_not_hang),
@@ -380,6 +459,8 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_refused_unlink_of_second_name_is_undone,
                                                 setup, teardown),
+                cmocka_unit_test_setup_teardown(
+                        test_refused_claim_write_keeps_a_deferred_flock_unlock, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_quota_after_refused_link_write_truncate,
                                                 setup_quota, teardown),
         };
