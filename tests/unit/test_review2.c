@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,7 +165,7 @@ static void await_reapable(struct fixture *f) {
 
 struct req {
         struct fixture *f;
-        int kind; /* 0 rename, 1 write, 2 setattr (touch), 3 link */
+        int kind; /* 0 rename, 1 write, 2 setattr (touch), 3 link, 4 rename a->b */
         struct lt_handle h;
         long r;
         pthread_t thread;
@@ -184,6 +185,10 @@ static void *req_main(void *arg) {
         case 2:
                 q->r = locktable_setattr(q->f->t, q->h.ino, &q->h, &q->f->self, LT_SET_TIMES, 0,
                                          &a);
+                break;
+        case 4:
+                q->r = locktable_rename(q->f->t, LT_INO_ROOT, "a.lock", LT_INO_ROOT, "b.lock", 0,
+                                        &q->f->self);
                 break;
         default:
                 q->r = locktable_link(q->f->t, q->h.ino, LT_INO_ROOT, "second.lock", &q->f->self,
@@ -449,6 +454,69 @@ static void test_refused_claim_write_keeps_a_deferred_flock_unlock(void **state)
         assert_int_equal(r, -ENOENT);
 }
 
+
+/* ---- 6. a refused rename whose old name was taken meanwhile */
+
+struct flocker {
+        struct locktable *t;
+        uint64_t ino;
+        struct caller who;
+        int r;
+        pthread_t thread;
+};
+
+static void *flocker_main(void *arg) {
+        struct flocker *q = arg;
+        struct lt_handle c = { .kind = LT_HANDLE_CONTENDER, .ino = q->ino }, granted;
+        q->r = locktable_flock(q->t, q->ino, &c, 5, &q->who, true, 9, &granted);
+        return NULL;
+}
+
+static uint64_t held(struct fixture *f) {
+        struct lock_metrics m;
+        locktable_metrics(f->t, &m);
+        return m.held;
+}
+
+/* X was a.lock and was released; a descriptor of X stays open. Y takes
+ * a.lock and is renamed to b.lock; the store sits on (then refuses) the
+ * rename's record. Meanwhile a flock through X's old descriptor takes
+ * "whatever now holds its name" -- a.lock, free during the rename -- as
+ * a new lock Z (flock(2) takes no directory lock in the kernel, so this
+ * is reachable through FUSE). The refused rename then finds its old name
+ * taken and lets the rename stand, returning 0, and queues the record
+ * again without waiting (refused again here).
+ * Expected: a rename the store refused fails (EIO) or is recorded. Found:
+ * rename returns 0 and the store holds Y under a.lock as well as Z under
+ * a.lock: after a restart, two records name one lock. */
+static void test_refused_rename_with_old_name_retaken(void **state) {
+        struct fixture *f = *state;
+        struct lt_handle hx, hy;
+        struct lock_view forced;
+        assert_int_equal(take(f, "a.lock", &hx), 0);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "a.lock", &f->self, &forced), 0);
+        lock_view_clear(&forced);
+        assert_int_equal(take(f, "a.lock", &hy), 0);
+        set_block(f, &f->store.block_update, true);
+        f->store.fail_update = -ENOSPC;
+        struct req q = { .f = f, .kind = 4 };
+        assert_int_equal(pthread_create(&q.thread, NULL, req_main, &q), 0);
+        await_in_store(f, &f->store.in_update, 1);
+        struct flocker fl = { .t = f->t, .ino = hx.ino, .who = f->self };
+        assert_int_equal(pthread_create(&fl.thread, NULL, flocker_main, &fl), 0);
+        while (held(f) < 2) /* Z is in the table (its acquisition queued) */
+                sched_yield();
+        set_block(f, &f->store.block_update, false);
+        pthread_join(q.thread, NULL);
+        pthread_join(fl.thread, NULL);
+        struct lt_attr a;
+        int r_b = locktable_lookup(f->t, LT_INO_ROOT, "b.lock", &a);
+        print_message("refused rename: %ld, flock of the old name: %d, b.lock %s, updates %u "
+                      "(all refused)\n", q.r, fl.r, r_b == 0 ? "exists" : "gone",
+                      f->store.updates);
+        assert_true(q.r < 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_ttl_expiry_during_recorded_rename_does_not_hang),
@@ -461,6 +529,8 @@ int main(void) {
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_refused_claim_write_keeps_a_deferred_flock_unlock, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_refused_rename_with_old_name_retaken, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_quota_after_refused_link_write_truncate,
                                                 setup_quota, teardown),
         };
