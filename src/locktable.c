@@ -483,6 +483,8 @@ void lt_create_done(struct locktable *t, struct lt_op *op) {
 static int lock_acquire(struct locktable *t, struct node *dir, const char *name,
                         const struct caller *c, struct lt_prep *prep, struct node **ret,
                         struct lt_op **ret_op) {
+        if (dir->renaming)
+                return LT_NEED_SETTLED; /* a refused rename must find its name free */
         int r = room_check(t, dir, name);
         if (r < 0)
                 return r;
@@ -905,9 +907,9 @@ struct write_state {
  * asked (nothing else changed it, releases were deferred). Refused: the
  * lock goes back to what it was, holder, uid, TTL and deadline included; if
  * that holder died meanwhile, the lock is released as its death would have
- * released it. A release deferred meanwhile happens now, except one due to
- * the death of a claimed process the refusal undid, and except a TTL
- * expiry that a recorded renewal supersedes. */
+ * released it. A release deferred meanwhile happens now (a TTL that ran
+ * out meanwhile ran out after the renewal too), except one due to the death
+ * of a claimed process the refusal undid. */
 static void write_done(struct locktable *t, struct lt_op *op) {
         struct write_state *w = op->arg;
         struct node *n = w->n;
@@ -927,7 +929,8 @@ static void write_done(struct locktable *t, struct lt_op *op) {
                 lt_set_deadline(t, n, w->old_deadline);
                 if (n->holder != w->old_holder) {
                         lt_detach_holder(t, n);
-                        doomed = 0; /* a deferred release was the claimed process's */
+                        if (doomed == 1 + CAUSE_EXIT)
+                                doomed = 0; /* the claimed process's death */
                         if (w->old_holder && !w->old_holder->dead &&
                             !lt_holder_dead(w->old_holder)) {
                                 w->old_holder->refs++;
@@ -943,8 +946,6 @@ static void write_done(struct locktable *t, struct lt_op *op) {
                 n->content_gen++;
                 log_msg(LOG_ERR, "cannot record the content of %s: %s (write refused)",
                         op->view.path ? op->view.path : n->name, strerror(-op->err));
-        } else if (doomed == 1 + CAUSE_TTL) {
-                doomed = 0; /* renewed in time: the renewal is recorded */
         }
         if (doomed && n->linked)
                 lt_release(t, n, (enum release_cause)(doomed - 1), &t->late);
@@ -1181,8 +1182,6 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
                 lt_set_deadline(t, n, old_deadline);
                 log_msg(LOG_ERR, "cannot record the change of %s (refused)", n->name);
                 r = -EIO;
-        } else if (doomed == 1 + CAUSE_TTL) {
-                doomed = 0; /* renewed in time */
         }
         free(old_content);
         apply_doomed(t, n, doomed);
@@ -1456,11 +1455,20 @@ again:
         n->name = copy;
         lt_node_link(t, newdir, n);
         int doomed;
-        if (record_and_wait(t, n, &doomed) < 0) {
-                /* Not recorded: back to the old name. Through the kernel
-                 * nobody can have taken it meanwhile (it holds both
-                 * directories for a rename); if a caller of the table did,
-                 * the rename stands and is recorded again. */
+        dir->renaming++;
+        newdir->renaming++;
+        r = record_and_wait(t, n, &doomed);
+        dir->renaming--;
+        newdir->renaming--;
+        pthread_cond_broadcast(&t->settled); /* creates in them may go on */
+        if (r < 0) {
+                r = 0;
+                /* Not recorded: back to the old name. Nobody can have taken
+                 * it meanwhile: the kernel holds both directories for a
+                 * rename, and the table takes no name in them while a
+                 * rename is in flight (lock_acquire waits). Should it be
+                 * taken all the same, the rename stands and is recorded
+                 * again. */
                 if (!lt_name_get(t, dir, old_name)) {
                         lt_node_unlink(t, n);
                         n->name = old_name;

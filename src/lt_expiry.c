@@ -94,6 +94,8 @@ void lt_release(struct locktable *t, struct node *n, enum release_cause cause,
         if (n->busy) { /* its acquisition is with the store: release at the answer */
                 if (!n->doomed)
                         n->doomed = (uint8_t)(1 + cause);
+                if (cause == CAUSE_TTL) /* due: off the heap, or the reaper spins */
+                        heap_remove(&t->deadlines, &n->deadline);
                 return;
         }
         count_release(t, cause);

@@ -83,6 +83,8 @@ struct node {
                                   * requests wait (lt_wait_settled), releases
                                   * are deferred to the answer (doomed) */
         uint8_t doomed;          /* 1 + release_cause to apply once settled */
+        uint32_t renaming;       /* directories: renames in flight of names in
+                                  * it; no name is taken in it meanwhile */
         /* a second name of a lock (link(2)): target is the lock; such a node
          * is in the tree but not in t->inodes */
         struct node *target;
