@@ -683,10 +683,20 @@ int locktable_getattr(struct locktable *t, uint64_t ino, struct lt_attr *ret) {
  * returns with it held, letting go of it meanwhile; the kernel holds n (and
  * the directories of the request) for the request's duration. Returns 0 or
  * the store's -errno. */
+static int await_record(struct locktable *t, struct node *n, struct lt_op *op,
+                        int *ret_doomed);
+
 static int record_and_wait(struct locktable *t, struct node *n, int *ret_doomed) {
-        *ret_doomed = 0;
         struct lt_op *op = n->kind == LT_LOCK ? lt_op_update(t, n)
                                               : lt_op_put_dir(t, n, NULL, NULL);
+        return await_record(t, n, op, ret_doomed);
+}
+
+/* The waiting half of record_and_wait(), for op (queued for n, or NULL:
+ * nothing to record). */
+static int await_record(struct locktable *t, struct node *n, struct lt_op *op,
+                        int *ret_doomed) {
+        *ret_doomed = 0;
         if (!op)
                 return 0; /* nothing to record (or no memory, logged) */
         op->waited = true;
@@ -711,25 +721,45 @@ static void apply_doomed(struct locktable *t, struct node *n, int doomed) {
 
 /* ---- public: open, create, write, setattr ---------------------------------- */
 
-/* Decide the handle an open of live lock n gives c (SPEC R2.2). */
-static void lock_open(struct locktable *t, struct node *n, const struct caller *c, int flags,
-                      struct lt_handle *h) {
+/* Decide the handle an open of live lock n gives c (SPEC R2.2). A
+ * truncating open by the holder waits for its record (the mutex is let go
+ * meanwhile) and fails with -EIO, the content and TTL as they were, when
+ * the store refuses it. Returns 0 or -EIO. */
+static int lock_open(struct locktable *t, struct node *n, const struct caller *c, int flags,
+                     struct lt_handle *h) {
         *h = (struct lt_handle){ .ino = n->ino, .fence = n->fence,
                                  .append = (flags & O_APPEND) != 0 };
         if ((flags & O_ACCMODE) == O_RDONLY) {
                 h->kind = LT_HANDLE_READER;
-        } else if (lt_is_holder(n, c)) {
-                h->kind = LT_HANDLE_HOLDER;
-                if (flags & O_TRUNC) {
-                        n->content_len = 0;
-                        lt_quota_content(t, n);
-                        n->content_gen++;
-                        lt_renew(t, n);
-                        lt_store_update(t, n);
-                }
-        } else {
-                h->kind = LT_HANDLE_CONTENDER;
+                return 0;
         }
+        if (!lt_is_holder(n, c)) {
+                h->kind = LT_HANDLE_CONTENDER;
+                return 0;
+        }
+        h->kind = LT_HANDLE_HOLDER;
+        if (!(flags & O_TRUNC))
+                return 0;
+        /* the bytes stay in n->content: nothing writes them while n is busy */
+        uint32_t old_len = n->content_len;
+        int64_t old_renewed = n->renewed_ms;
+        int64_t old_deadline = n->deadline.index == HEAP_NOT_QUEUED ? 0 : n->deadline.key;
+        n->content_len = 0;
+        lt_quota_content(t, n);
+        n->content_gen++;
+        lt_renew(t, n);
+        int doomed, r = 0;
+        if (record_and_wait(t, n, &doomed) < 0) {
+                n->content_len = old_len;
+                lt_quota_content(t, n);
+                n->content_gen++;
+                n->renewed_ms = old_renewed;
+                lt_set_deadline(t, n, old_deadline);
+                log_msg(LOG_ERR, "cannot record the truncation of %s (open refused)", n->name);
+                r = -EIO;
+        }
+        apply_doomed(t, n, doomed);
+        return r;
 }
 
 int lt_create(struct locktable *t, uint64_t parent, const char *name, const struct caller *c,
@@ -751,7 +781,7 @@ int lt_create(struct locktable *t, uint64_t parent, const char *name, const stru
         } else if (n && n->busy) {
                 return LT_NEED_SETTLED;
         } else if (n) {
-                lock_open(t, n, c, flags, ret_handle);
+                r = lock_open(t, n, c, flags, ret_handle);
         } else {
                 r = lock_acquire(t, dir, name, c, prep, &n, ret_op);
                 if (r == 0) /* the creating handle holds, also for a detached lock */
@@ -845,7 +875,7 @@ again:
         } else if (n->kind == LT_DIR) {
                 r = -EISDIR;
         } else {
-                lock_open(t, n, c, flags, ret);
+                r = lock_open(t, n, c, flags, ret);
         }
         lt_unlock(t);
         return r;
@@ -1211,27 +1241,80 @@ void lt_drop_aliases(struct locktable *t, struct node *n, struct removals *repor
 
 /* Remove one name of a lock that has several; the lock and its other
  * names stay. When raw is the lock's own name, an alias takes its place. */
-static void name_remove(struct locktable *t, struct node *raw) {
+/* One name of several taken off lock n, and what puts it back. */
+struct name_change {
+        struct node *n, *a;      /* the lock; the node of the name that goes */
+        struct node *a_prev;     /* a's predecessor in n->aliases, NULL: first */
+        struct node *n_dir, *a_dir;
+        char *n_name;            /* n's own name, when n moved to a's */
+};
+
+/* Take raw's name off its lock. When raw is the lock's own name, the lock
+ * moves to the name of its first other name (a), whose node goes. */
+static void name_unhook(struct locktable *t, struct node *raw, struct name_change *u) {
         struct node *n = raw->target ? raw->target : raw;
         struct node *a = raw->target ? raw : n->aliases;
+        *u = (struct name_change){ .n = n, .a = a, .n_dir = n->parent, .a_dir = a->parent };
         struct node **p = &n->aliases;
-        while (*p != a)
+        while (*p != a) {
+                u->a_prev = *p;
                 p = &(*p)->alias_next;
+        }
         *p = a->alias_next;
         n->n_aliases--;
-        struct node *dir = a->parent;
         lt_node_unlink(t, a);
-        if (raw == n) { /* the lock moves to the alias's name */
+        if (raw == n) {
                 lt_node_unlink(t, n);
-                free(n->name);
-                n->name = a->name;
-                a->name = NULL;
-                lt_node_link(t, dir, n);
+                u->n_name = n->name;
+                n->name = a->name; /* shared with a until name_drop/name_rehook */
+                lt_node_link(t, u->a_dir, n);
         }
-        lt_quota_uncharge(t, a);
+}
+
+static void name_rehook(struct locktable *t, const struct name_change *u) {
+        struct node *n = u->n, *a = u->a;
+        if (u->n_name) {
+                lt_node_unlink(t, n);
+                n->name = u->n_name;
+                lt_node_link(t, u->n_dir, n);
+        }
+        lt_node_link(t, u->a_dir, a);
+        struct node **p = u->a_prev ? &u->a_prev->alias_next : &n->aliases;
+        a->alias_next = *p;
+        *p = a;
+        n->n_aliases++;
+}
+
+static void name_drop(struct locktable *t, const struct name_change *u) {
+        if (u->n_name) {
+                free(u->n_name);
+                u->a->name = NULL; /* n's now */
+        }
+        lt_quota_uncharge(t, u->a);
         t->n_nodes--;
-        node_destroy(a);
-        lt_store_update(t, n);
+        node_destroy(u->a);
+}
+
+/* Remove one of several names of a lock once the store has recorded it
+ * (the mutex is let go meanwhile, the lock busy); -EIO and nothing changed
+ * when the store refuses. */
+static int name_remove(struct locktable *t, struct node *raw) {
+        struct name_change u;
+        name_unhook(t, raw, &u);
+        struct lt_op *op = lt_op_update(t, u.n); /* the record without the name */
+        name_rehook(t, &u);
+        int doomed;
+        int r = await_record(t, u.n, op, &doomed);
+        if (r == 0) {
+                name_unhook(t, raw, &u); /* nothing changed them: n was busy */
+                name_drop(t, &u);
+        } else {
+                log_msg(LOG_ERR, "cannot record the removal of a name of %s (unlink refused)",
+                        u.n->name);
+                r = -EIO;
+        }
+        apply_doomed(t, u.n, doomed);
+        return r;
 }
 
 int locktable_link(struct locktable *t, uint64_t ino, uint64_t newparent, const char *newname,
@@ -1350,7 +1433,7 @@ again:
         } else if (n->n_aliases && !lt_may_release(n, c) && !may_break(t, n, c)) {
                 r = -EPERM;
         } else if (n->n_aliases) {
-                name_remove(t, raw); /* one of several names: the lock stays */
+                r = name_remove(t, raw); /* one of several names: the lock stays */
         } else if (lt_may_release(n, c)) {
                 lt_release(t, n, n->holder ? CAUSE_UNLINK : CAUSE_DETACHED, NULL);
         } else if (may_break(t, n, c)) {

@@ -282,6 +282,83 @@ static void test_ttl_expiry_during_recorded_link_does_not_hang(void **state) {
         run_watched(ttl_scenario, 3, "link");
 }
 
+/* ---- 2. open(O_TRUNC) by the holder: the truncation is not waited for */
+
+/* With FUSE_CAP_ATOMIC_O_TRUNC (fs/ops.c asks for it) a shell's `: > lock`
+ * by the holder truncates in OPEN, not SETATTR. Expected (70dbd6a: "a
+ * write, rename, link, truncate or touch waits for the store ... and is
+ * undone when refused"): the refused truncation is undone (content kept)
+ * and the open fails. Found: lock_open() empties the content and queues
+ * an update nobody waits for: open succeeds, the table holds empty
+ * content, the store the old content. */
+static void test_refused_truncating_open_is_undone(void **state) {
+        struct fixture *f = *state;
+        struct lt_handle h, h2;
+        assert_int_equal(take(f, "trunc.lock", &h), 0);
+        assert_int_equal(locktable_write(f->t, &h, &f->self, 0, "content", 7), 7);
+        f->store.fail_update = -ENOSPC;
+        unsigned before = f->store.updates;
+        int r = locktable_open(f->t, h.ino, &f->self, O_WRONLY | O_TRUNC, &h2);
+        assert_int_equal(f->store.updates, before + 1); /* asked, and refused */
+        struct lock_view v;
+        assert_int_equal(locktable_view(f->t, h.ino, &v), 0);
+        print_message("open(O_TRUNC): %d, content length now %u\n", r, (unsigned)v.content_len);
+        bool kept = v.content_len == 7;
+        lock_view_clear(&v);
+        assert_int_equal(r, -EIO);
+        assert_true(kept);
+}
+
+/* ---- 3. unlink of one name of several: not waited for */
+
+/* Expected (same contract): a refused record of the removal of a second
+ * name leaves the name (unlink fails) or the store agrees. Found:
+ * name_remove() drops the name and queues an update nobody waits for;
+ * unlink succeeds, and after a restart the store's record brings the
+ * name back. */
+static void test_refused_unlink_of_second_name_is_undone(void **state) {
+        struct fixture *f = *state;
+        struct lt_handle h;
+        struct lt_attr a;
+        assert_int_equal(take(f, "one.lock", &h), 0);
+        assert_int_equal(locktable_link(f->t, h.ino, LT_INO_ROOT, "two.lock", &f->self, &a), 0);
+        f->store.fail_update = -ENOSPC;
+        unsigned before = f->store.updates;
+        struct lock_view forced;
+        int r = locktable_unlink(f->t, LT_INO_ROOT, "one.lock", &f->self, &forced);
+        lock_view_clear(&forced);
+        assert_int_equal(f->store.updates, before + 1);
+        int r_old = locktable_lookup(f->t, LT_INO_ROOT, "one.lock", &a);
+        print_message("unlink of a second name: %d, name %s\n", r, r_old == 0 ? "kept" : "gone");
+        assert_int_equal(r, -EIO);
+        assert_int_equal(r_old, 0);
+        /* and once the store records again, the unlink goes through */
+        f->store.fail_update = 0;
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "one.lock", &f->self, &forced), 0);
+        lock_view_clear(&forced);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "one.lock", &a), -ENOENT);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "two.lock", &a), 0);
+        /* the lock's own name (the newest link's): the lock moves to its
+         * other name only once that is recorded */
+        assert_int_equal(locktable_link(f->t, h.ino, LT_INO_ROOT, "three.lock", &f->self, &a), 0);
+        f->store.fail_update = -ENOSPC;
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "three.lock", &f->self, &forced),
+                         -EIO);
+        lock_view_clear(&forced);
+        struct lock_view v;
+        assert_int_equal(locktable_view(f->t, h.ino, &v), 0);
+        assert_string_equal(v.path, "/three.lock");
+        lock_view_clear(&v);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "two.lock", &a), 0);
+        f->store.fail_update = 0;
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "three.lock", &f->self, &forced), 0);
+        lock_view_clear(&forced);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "three.lock", &a), -ENOENT);
+        assert_int_equal(locktable_view(f->t, h.ino, &v), 0);
+        assert_string_equal(v.path, "/two.lock");
+        lock_view_clear(&v);
+}
+
 /* ---- 4. quota counts across refused records (held up: these pass) */
 
 static void assert_usage(struct fixture *f, uint64_t things, uint64_t bytes) {
@@ -469,6 +546,10 @@ int main(void) {
                 cmocka_unit_test(test_ttl_expiry_during_recorded_write_does_not_hang),
                 cmocka_unit_test(test_ttl_expiry_during_recorded_touch_does_not_hang),
                 cmocka_unit_test(test_ttl_expiry_during_recorded_link_does_not_hang),
+                cmocka_unit_test_setup_teardown(test_refused_truncating_open_is_undone, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_refused_unlink_of_second_name_is_undone,
+                                                setup, teardown),
                 cmocka_unit_test_setup_teardown(
                         test_refused_claim_write_keeps_a_deferred_flock_unlock, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_refused_rename_with_old_name_retaken, setup,
