@@ -330,7 +330,7 @@ int lt_lock_view(const struct node *n, struct lock_view *v) {
 static int store_view_extend(const struct node *n, struct lock_view *v) {
         v->parent_ino = n->parent ? n->parent->ino : 0;
         v->start_time = n->holder ? n->holder->proc.start_time : 0;
-        v->deadline_mono_ms = n->deadline.index == HEAP_NOT_QUEUED ? 0 : n->deadline.key;
+        v->deadline_mono_ms = lt_deadline_key(n);
         if (!n->n_aliases)
                 return 0;
         v->aliases = calloc(n->n_aliases, sizeof(*v->aliases));
@@ -742,8 +742,7 @@ static int lock_open(struct locktable *t, struct node *n, const struct caller *c
                 return 0;
         /* the bytes stay in n->content: nothing writes them while n is busy */
         uint32_t old_len = n->content_len;
-        int64_t old_renewed = n->renewed_ms;
-        int64_t old_deadline = n->deadline.index == HEAP_NOT_QUEUED ? 0 : n->deadline.key;
+        struct lt_renewal old_renewal = lt_renewal_of(n);
         n->content_len = 0;
         lt_quota_content(t, n);
         n->content_gen++;
@@ -753,8 +752,7 @@ static int lock_open(struct locktable *t, struct node *n, const struct caller *c
                 n->content_len = old_len;
                 lt_quota_content(t, n);
                 n->content_gen++;
-                n->renewed_ms = old_renewed;
-                lt_set_deadline(t, n, old_deadline);
+                lt_renewal_restore(t, n, old_renewal);
                 log_msg(LOG_ERR, "cannot record the truncation of %s (open refused)", n->name);
                 r = -EIO;
         }
@@ -930,7 +928,7 @@ struct write_state {
         bool old_liveness;
         uid_t old_uid;
         gid_t old_gid;
-        int64_t old_renewed_ms, old_deadline; /* deadline key, 0 = none */
+        struct lt_renewal old_renewal;
 };
 
 /* The store's answer to a write. The lock was busy while the store was
@@ -955,8 +953,7 @@ static void write_done(struct locktable *t, struct lt_op *op) {
                 lt_quota_content(t, n);
                 n->ttl_s = w->old_ttl_s;
                 n->claim_ignored_pid = w->old_claim_ignored;
-                n->renewed_ms = w->old_renewed_ms;
-                lt_set_deadline(t, n, w->old_deadline);
+                lt_renewal_restore(t, n, w->old_renewal);
                 if (n->holder != w->old_holder) {
                         lt_detach_holder(t, n);
                         if (doomed == 1 + CAUSE_EXIT)
@@ -1051,8 +1048,7 @@ static int write_step(struct locktable *t, const struct lt_handle *h, const stru
         w->old_liveness = old_liveness;
         w->old_uid = n->uid;
         w->old_gid = n->gid;
-        w->old_renewed_ms = n->renewed_ms;
-        w->old_deadline = n->deadline.index == HEAP_NOT_QUEUED ? 0 : n->deadline.key;
+        w->old_renewal = lt_renewal_of(n);
         n->content = w->content;
         n->content_len = n->content_cap = (uint32_t)w->len;
         lt_quota_content(t, n);
@@ -1174,8 +1170,7 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
                 goto out;
         char *old_content = NULL;
         uint32_t old_len = n->content_len;
-        int64_t old_renewed = n->renewed_ms;
-        int64_t old_deadline = n->deadline.index == HEAP_NOT_QUEUED ? 0 : n->deadline.key;
+        struct lt_renewal old_renewal = lt_renewal_of(n);
         if (what & LT_SET_SIZE) {
                 if (size < 0 || (uint64_t)size > t->cfg.max_content) {
                         r = -EFBIG;
@@ -1208,8 +1203,7 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
                         lt_quota_content(t, n);
                         n->content_gen++;
                 }
-                n->renewed_ms = old_renewed;
-                lt_set_deadline(t, n, old_deadline);
+                lt_renewal_restore(t, n, old_renewal);
                 log_msg(LOG_ERR, "cannot record the change of %s (refused)", n->name);
                 r = -EIO;
         }

@@ -37,6 +37,19 @@ void lt_set_deadline(struct locktable *t, struct node *n, int64_t key) {
         timer_arm(t);
 }
 
+int64_t lt_deadline_key(const struct node *n) {
+        return n->deadline.index == HEAP_NOT_QUEUED ? 0 : n->deadline.key;
+}
+
+struct lt_renewal lt_renewal_of(const struct node *n) {
+        return (struct lt_renewal){ .renewed_ms = n->renewed_ms, .deadline = lt_deadline_key(n) };
+}
+
+void lt_renewal_restore(struct locktable *t, struct node *n, struct lt_renewal r) {
+        n->renewed_ms = r.renewed_ms;
+        lt_set_deadline(t, n, r.deadline);
+}
+
 /* Restart n's TTL from now (renewal); a TTL of 0 unqueues it. */
 void lt_renew(struct locktable *t, struct node *n) {
         n->renewed_ms = lt_now_wall_ms();

@@ -442,6 +442,15 @@ void lt_holder_reaped(struct locktable *t, struct holder *h);
 /* lt_expiry.c: deadlines and release. */
 /* Restart n's TTL from now (renewal); a TTL of 0 unqueues it. */
 void lt_renew(struct locktable *t, struct node *n);
+/* n's deadline key (monotonic ms), 0 when it has none. */
+int64_t lt_deadline_key(const struct node *n);
+/* A lock's renewal time and deadline, to put back when a change that
+ * renewed it is not recorded. */
+struct lt_renewal {
+        int64_t renewed_ms, deadline;
+};
+struct lt_renewal lt_renewal_of(const struct node *n);
+void lt_renewal_restore(struct locktable *t, struct node *n, struct lt_renewal r);
 /* Make n's TTL end at CLOCK_MONOTONIC ms key; 0 unqueues it. */
 void lt_set_deadline(struct locktable *t, struct node *n, int64_t key);
 /* Release lock n for cause; with report, queue its name for the kernel. */
