@@ -696,8 +696,9 @@ class TestRemoteUnlink(ClusterCase):
         self.assertEqual(self.keys(rel), {}, "force-unlock left the etcd key")
         for m in (self.A, self.C):
             self.wait_vanished(m, rel)
-        self.assertTrue(any("force-unlock" in l and "/a.lock" in l
-                            for l in self.B.log_lines), f"not logged on B:\n{self.B.log()}")
+        # the daemon's stderr is read by a harness thread: await the line
+        wait_until(lambda: any("force-unlock" in l and "/a.lock" in l for l in self.B.log_lines),
+                   VISIBLE_S, "the force-unlock logged on B")
         self.assertIsNone(holder.proc.poll(), "force unlock does not kill the holder")
         other_uid.ok("create", path=self.C.path(rel), data="{pid}\n")
         wait_until(lambda: visible(self.A, rel) and lockinfo(self.A.path(rel))["pid"]
