@@ -17,6 +17,7 @@
 
 #include "locktable.h"
 #include "store.h"
+#include "store_mem.h"
 
 struct fixture {
         struct store *store;

@@ -19,6 +19,7 @@
 
 #include "locktable.h"
 #include "store.h"
+#include "store_mem.h"
 
 struct grant {
         uint64_t id;

@@ -19,6 +19,8 @@
 
 #include "locktable.h"
 #include "store.h"
+#include "store_local.h"
+#include "store_mem.h"
 
 #define UID_A 1000
 #define UID_B 1001

@@ -15,6 +15,7 @@
 
 #include "locktable.h"
 #include "store.h"
+#include "store_mem.h"
 
 struct fixture {
         struct store *store;

@@ -20,6 +20,7 @@
 #include "status_budget.h"
 #include "status_stream.h"
 #include "store.h"
+#include "store_mem.h"
 
 struct fixture {
         struct store *store;

@@ -25,6 +25,7 @@
 #include "journal.h"
 #include "locktable.h"
 #include "store.h"
+#include "store_local.h"
 
 struct fixture {
         char dir[64], state[96], journal[128], fence[96];

@@ -17,6 +17,7 @@
 #include "options.h"
 #include "reaper.h"
 #include "store.h"
+#include "store_local.h"
 #if LOCKFS_HAVE_ETCD
 #include "etcd_setup.h"
 #include "store_etcd.h"

@@ -10,15 +10,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "lock_limits.h"
+
 #define LOCKFS_DEFAULT_TTL_S 3600
 #define LOCKFS_DEFAULT_MAX_LOCKS 1000000
 #define LOCKFS_DEFAULT_MAX_CONTENT 65536
 #define LOCKFS_DEFAULT_MAX_DEPTH 32
-#define LOCKFS_MAX_CONTENT_LIMIT (16u << 20)
 #define LOCKFS_DEFAULT_MAX_NAMES 64
-/* Each link(2) rewrites the lock's journal record with all its names, so
- * the cap bounds that cost: at most about 265 bytes a name. */
-#define LOCKFS_MAX_NAMES_LIMIT 1024
 /* Without -o max_locks_per_uid: a quarter of max_locks (of the default
  * max_locks when that is unlimited), so no single uid fills the table. */
 #define LOCKFS_PER_UID_SHARE 4

@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "holder.h"
+#include "caller.h"
 #include "lockview.h"
 #include "store.h"
 

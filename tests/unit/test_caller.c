@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "holder.h"
+#include "caller.h"
 
 /* ---- helpers ---- */
 

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* The backend interface the lock table persists through: the in-memory
- * store (store_mem.c, nothing survives the daemon), the local journal
- * (store_local.c, the daemon's default) and later etcd plug in here
- * without touching fs/. Every call returns 0 or -errno and is made with the
- * table lock held, in the order the table changed. Nodes are named by
+/* The backend interface the lock table persists through. The stores in
+ * src/store/ implement it: the in-memory store (store_mem.h, nothing
+ * survives the daemon), the local journal (store_local.h, the daemon's
+ * default) and etcd (store_etcd.h), without touching fs/ or the table.
+ * Every call returns 0 or -errno and is made by one flusher at a time
+ * with the table's store mutex held (never its table mutex), in the order
+ * the table changed. Nodes are named by
  * their inode number (key), which is never reused; the root is key 1. */
 #ifndef LOCKFS_STORE_H
 #define LOCKFS_STORE_H
@@ -58,28 +60,6 @@ struct store_ops {
 struct store {
         const struct store_ops *ops;
 };
-
-/* A store that keeps nothing beyond a fence counter starting at 1.
- * Returns 0 and the store in *ret, or -ENOMEM. */
-int store_mem_new(struct store **ret);
-
-/* The local journal (store_local.c): the lock table journaled under
- * state_dir (created 0700 if missing; one daemon per directory, else
- * -EBUSY), fences reserved in blocks in fence_file. What the journal held
- * is handed out by restore(). -EBADMSG when the fence file is damaged,
- * -EUCLEAN when a journal of this boot is damaged other than by a torn
- * tail (logged with the byte offset; restore() also fails with -EUCLEAN
- * for a lock record it cannot place): its locks might be held, so the
- * daemon must not start without them. Else -errno; a journal that is
- * missing, foreign, of an unknown version or of another boot is logged
- * and restores nothing (or its directories only), never fatal. */
-int store_local_open(const char *state_dir, const char *fence_file, struct store **ret);
-/* Record the calling process as the one using the local store s (again
- * after a fork: fuse_daemonize). */
-void store_local_record_owner(struct store *s);
-/* The pid of the daemon that uses state_dir (or last used it), 0 when
- * unknown. */
-pid_t store_local_owner(const char *state_dir);
 
 /* s == NULL is a no-op. */
 static inline void store_free(struct store *s) {

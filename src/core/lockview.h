@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "holder.h"
+#include "caller.h"
 
 /* How the current holder was established (SPEC R4.3). */
 enum lock_how {

@@ -14,7 +14,7 @@
 
 #include "etcd.h"
 #include "log.h"
-#include "options.h"
+#include "lock_limits.h"
 #include "store_etcd.h"
 
 /* A release etcd did not take (unreachable): retried until it does, else

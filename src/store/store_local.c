@@ -25,8 +25,9 @@
 #include "journal.h"
 #include "locktable.h"
 #include "log.h"
-#include "options.h"
+#include "lock_limits.h"
 #include "store.h"
+#include "store_local.h"
 
 #define ROOT_KEY 1
 #define COMPACT_SLACK (1u << 20)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "store.h"
+#include "store_mem.h"
 
 struct store_mem {
         struct store base;

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: MIT */
+/* The hard limits of a lock that every layer agrees on: what the options
+ * may allow at most and what each store must be able to record. */
+#ifndef LOCKFS_LOCK_LIMITS_H
+#define LOCKFS_LOCK_LIMITS_H
+
+/* Largest -o max_content: the bytes a holder may write into its lock. */
+#define LOCKFS_MAX_CONTENT_LIMIT (16u << 20)
+/* Largest -o max_names. Each link(2) rewrites the lock's journal record
+ * with all its names, so the cap bounds that cost: at most about 265
+ * bytes a name. */
+#define LOCKFS_MAX_NAMES_LIMIT 1024
+
+#endif
