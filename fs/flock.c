@@ -23,7 +23,7 @@ struct pending_flock {
         bool interrupted;        /* a signal came before it was queued */
 };
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+#include "container_of.h"
 
 int fs_flock_init(struct lockfs_ctx *ctx) {
         pthread_mutex_init(&ctx->flocks_mu, NULL);

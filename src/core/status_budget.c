@@ -12,7 +12,7 @@
 #include "log.h"
 #include "status_budget.h"
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+#include "container_of.h"
 #define REFUSAL_LOG_PERIOD 10 /* s: at most one log line about refusals per period */
 
 struct uid_use {

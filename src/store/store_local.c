@@ -63,7 +63,7 @@ struct store_local {
         struct jbuf rec;         /* the record being written */
 };
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+#include "container_of.h"
 
 /* ---- entries ----------------------------------------------------------- */
 

@@ -22,7 +22,7 @@
 #include "htab.h"
 #include "locktable.h"
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+#include "container_of.h"
 
 /* A place in t->order, the held locks oldest first (lt_cursor.c): a lock's
  * own link, or a status reader's cursor, which stays put when locks around
