@@ -209,7 +209,7 @@ static void test_holder_death_releases_all_its_locks(void **state) {
         struct removed_log log = { 0 };
         int released = 0;
         while (released < 2) {
-                int r = reap_wait(f->t, 5000, note_removed, &log);
+                int r = reap_wait(f->t, EVENT_TIMEOUT_MS, note_removed, &log);
                 assert_true(r >= 0);
                 released += r;
         }
@@ -313,7 +313,7 @@ static void test_idle_holders_are_capped_and_reaped(void **state) {
                 waitpid(pids[i], NULL, 0);
         int released = 0;
         while (count_fds() > before) /* each death wakes the reaper */
-                assert_true((released += reap_wait(f->t, 5000, NULL, NULL)) >= 0);
+                assert_true((released += reap_wait(f->t, EVENT_TIMEOUT_MS, NULL, NULL)) >= 0);
         assert_int_equal(released, 0); /* idle records release nothing */
         assert_int_equal(count_fds(), before);
 }
@@ -334,9 +334,9 @@ static void test_ttl_expiry_and_renewal(void **state) {
         lock_view_clear(&v);
         int64_t start = lt_now_mono_ms();
         struct removed_log log = { 0 };
-        assert_int_equal(reap_wait(f->t, 5000, note_removed, &log), 1);
+        assert_int_equal(reap_wait(f->t, EVENT_TIMEOUT_MS, note_removed, &log), 1);
         int64_t waited = lt_now_mono_ms() - start;
-        assert_true(waited >= 900 && waited < 1500);
+        assert_true(waited >= 900); /* not before the deadline; how soon after: tests/bench (ttl) */
         assert_string_equal(log.name, "short");
         assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "long", &a), 0);
         struct lock_metrics m;
@@ -359,7 +359,7 @@ static void test_renewal_postpones_expiry(void **state) {
         assert_int_equal(locktable_setattr(f->t, a.ino, NULL, &f->self, LT_SET_TIMES, 0, &a), 0);
         struct removed_log log = { 0 };
         int r;
-        while ((r = reap_wait(f->t, 5000, note_removed, &log)) == 0)
+        while ((r = reap_wait(f->t, EVENT_TIMEOUT_MS, note_removed, &log)) == 0)
                 ;
         assert_int_equal(r, 1);
         assert_true(lt_now_mono_ms() - start >= 1500);
@@ -854,7 +854,7 @@ static void test_release_removes_every_name(void **state) {
         struct removed_log log = { 0 };
         int released = 0;
         while (released < 1) {
-                int r = reap_wait(f->t, 5000, note_removed, &log);
+                int r = reap_wait(f->t, EVENT_TIMEOUT_MS, note_removed, &log);
                 assert_true(r >= 0);
                 released += r;
         }

@@ -128,7 +128,8 @@ static void ttl_scenario(int kind) {
         test_store_set_block(&f->store, &f->store.block_update, true);
         assert_int_equal(pthread_create(&q.thread, NULL, req_main, &q), 0);
         test_store_await(&f->store, &f->store.in_update, 1); /* the node is busy now */
-        assert_int_equal(await_reapable(f->t, EVENT_TIMEOUT_MS), 1);                         /* its TTL ran out meanwhile */
+        /* its TTL ran out meanwhile */
+        assert_int_equal(await_reapable(f->t, EVENT_TIMEOUT_MS), 1);
         struct reaper rp = { .f = f };
         assert_int_equal(pthread_create(&rp.thread, NULL, reaper_main, &rp), 0);
         /* the reaper must come back on its own: the node is busy */
@@ -146,7 +147,7 @@ static void run_watched(void (*scenario)(int), int arg, const char *what) {
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
-                alarm(20);
+                alarm(2 * EVENT_TIMEOUT_MS / 1000); /* longer than any wait inside */
                 scenario(arg);
                 _exit(3);
         }

@@ -22,6 +22,7 @@
 
 #include "locktable.h"
 #include "store.h"
+#include "clock.h"
 #include "fixture.h"
 
 /* The store holds its acquisitions until told to answer (block_acquire)
@@ -213,15 +214,16 @@ static void *breaker_main(void *arg) {
 
 /* True once b's thread sleeps (state S: here, only in the table's wait for
  * a busy lock to settle); false if it finished first or never slept within
- * 10 s. There is no event to await: poll. Asserts nothing, so the caller
- * lets the store go before it judges. */
+ * EVENT_TIMEOUT_MS. There is no event to await: poll. Asserts nothing, so
+ * the caller lets the store go before it judges. */
 static bool wait_sleeping(struct breaker *b) {
         char path[64], buf[256];
         pid_t tid;
         while ((tid = __atomic_load_n(&b->tid, __ATOMIC_SEQ_CST)) == 0)
                 sched_yield();
         snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
-        for (int i = 0; i < 10000 && !__atomic_load_n(&b->done, __ATOMIC_SEQ_CST); i++) {
+        int64_t deadline = clock_mono_ms() + EVENT_TIMEOUT_MS;
+        while (clock_mono_ms() < deadline && !__atomic_load_n(&b->done, __ATOMIC_SEQ_CST)) {
                 FILE *fp = fopen(path, "r");
                 if (!fp)
                         return false;

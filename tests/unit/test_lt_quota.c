@@ -199,7 +199,7 @@ static void test_holder_death_gives_back_locks_and_names(void **state) {
         int fd = locktable_reaper_fd(f->t);
         while (things(f, UID_A) > 1) {
                 struct pollfd p = { .fd = fd, .events = POLLIN };
-                assert_true(poll(&p, 1, 5000) == 1);
+                assert_true(poll(&p, 1, EVENT_TIMEOUT_MS) == 1);
                 locktable_reap(f->t, NULL, NULL);
         }
         assert_int_equal(things(f, UID_A), 1); /* the directory */
