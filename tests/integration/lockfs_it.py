@@ -391,8 +391,9 @@ class DeleteWatch:
         self.err = Lines(self.proc.stderr)
         self.err.expect("Watches established", timeout=10)
 
-    def wait(self, timeout=5.0):
-        """Wait for the event; return (returncode, stdout)."""
+    def wait(self, timeout=harness.EVENT_TIMEOUT):
+        """Wait for the event (timeout: a deadline, not a bound the test
+        asserts); return (returncode, stdout)."""
         try:
             rc = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
