@@ -22,6 +22,11 @@ import unittest
 LOCKFS_BIN = os.environ.get("LOCKFS_BIN", "build/lockfs")
 RACE_CLIENT = os.environ.get("LOCKFS_RACE_CLIENT", "build/tests/race_client")
 WRAPPER = shlex.split(os.environ.get("LOCKFS_WRAPPER", ""))
+# valgrind's gdbserver (--vgdb=yes, its default) makes FIFOs in /tmp that a
+# SIGKILLed daemon (Mount.crash) leaves behind: off unless asked for.
+if (WRAPPER and os.path.basename(WRAPPER[0]) == "valgrind"
+        and not any(a.startswith("--vgdb") for a in WRAPPER)):
+    WRAPPER.insert(1, "--vgdb=no")
 TEST_USER = "lockfs-test"
 TEST_USER2 = "lockfs-test2"
 READY_TIMEOUT = 60 if WRAPPER else 10
