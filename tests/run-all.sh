@@ -63,7 +63,9 @@ fi
 unset ASAN_OPTIONS UBSAN_OPTIONS
 
 echo "== daemon under valgrind (leaks fail)"
-export LOCKFS_WRAPPER="valgrind -q --suppressions=$PWD/tests/valgrind.supp --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99"
+# --vgdb=no: no gdbserver FIFOs (/tmp/vgdb-pipe-*) left by daemons the
+# tests SIGKILL
+export LOCKFS_WRAPPER="valgrind -q --vgdb=no --suppressions=$PWD/tests/valgrind.supp --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99"
 if [ -d build-test ]; then
         run_tests build-test take status namespace release holder flock restart etcd
 fi

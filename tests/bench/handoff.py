@@ -8,13 +8,19 @@ test: it prints figures and asserts nothing.
     LOCK_UN, unlink, and holder death (SIGKILL);
   - fairness: P processes looping flock(LOCK_EX)/flock(LOCK_UN) on one lock
     for S seconds: acquisitions per process, Jain's fairness index, the
-    longest single wait.
+    longest single wait;
+  - parked waiters: with PP x PT flock(2) calls parked on one lock, the
+    latency (p50/p99) of other requests (create+unlink of another name, a
+    status read of the parked lock), then how fast the queue drains once
+    the holder dies. (test_flock.py's thousand-waiter test checks only
+    that this works.)
 
 It mounts its own lockfs (tests/integration/harness.Mount) and always
 unmounts. Run as root from the checkout after `ninja -C build`:
 
     python3 tests/bench/handoff.py [--handoffs 1000] [--procs 32] [--seconds 10]
-                                   [--reuse-fd]
+                                   [--reuse-fd] [--parked-procs 8]
+                                   [--parked-threads 125] [--samples 1000]
 
 LOCKFS_BIN overrides the daemon (default build/lockfs of this checkout)."""
 import argparse
@@ -24,6 +30,7 @@ import os
 import select
 import signal
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -231,6 +238,64 @@ class Bench:
         return res, failed, self.waiters()
 
 
+    # -- other requests while many flock waiters are parked ----------------
+
+    def parked(self, procs, threads, samples):
+        """procs x threads flock(2) calls parked behind a holder: returns the
+        latencies (ms) of create+unlink of another name and of status reads
+        of the parked lock meanwhile, the number parked, and the seconds the
+        queue took to drain after the holder's SIGKILL."""
+        path = self.m.path("parked.lock")
+        other = self.m.path("parked-other.lock")
+        n = procs * threads
+        step = STEP_TIMEOUT + n / 50
+
+        def holder(out):
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(out, b"held\n")
+            while True:
+                signal.pause()
+
+        def waiter():
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+        def waiters(out):
+            ts = [threading.Thread(target=waiter) for _ in range(threads)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            os.write(out, b"done\n")
+
+        h, rh = self.fork(holder)
+        self.read_line(rh)
+        os.close(rh)
+        kids = [self.fork(waiters) for _ in range(procs)]
+        self.wait_waiters(n, timeout=step)
+        create_unlink, status_read = [], []
+        for _ in range(samples):
+            t0 = time.monotonic_ns()
+            os.close(os.open(other, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            os.unlink(other)
+            t1 = time.monotonic_ns()
+            with open(path) as f:
+                f.read()
+            t2 = time.monotonic_ns()
+            create_unlink.append((t1 - t0) / 1e6)
+            status_read.append((t2 - t1) / 1e6)
+        t0 = time.monotonic()
+        self.reap(h, kill=True)
+        for pid, r in kids:
+            self.read_line(r, timeout=step)
+            os.close(r)
+            self.reap(pid)
+        return create_unlink, status_read, n, time.monotonic() - t0
+
+
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, max(0, int(round(p / 100 * len(xs))) - 1))]
@@ -249,6 +314,10 @@ def main():
     ap.add_argument("--reuse-fd", action="store_true",
                     help="fairness loop keeps one descriptor per process (default: "
                          "open/flock/unlock/close per acquisition)")
+    ap.add_argument("--parked-procs", type=int, default=8)
+    ap.add_argument("--parked-threads", type=int, default=125)
+    ap.add_argument("--samples", type=int, default=1000,
+                    help="requests timed while the waiters are parked")
     args = ap.parse_args()
 
     m = harness.Mount().start()
@@ -277,6 +346,12 @@ def main():
         print(f"  longest wait {max(r[1] for r in res) / 1e6:.2f} ms, mean wait "
               f"{sum(r[2] for r in res) / max(1, total) / 1e6:.2f} ms; "
               f"waiters left {left}", flush=True)
+        cu, st, n, drain = b.parked(args.parked_procs, args.parked_threads, args.samples)
+        print(f"other requests while {n} flock waiters are parked:", flush=True)
+        show("create+unlink, other name", cu)
+        show("status read, parked lock", st)
+        print(f"  {n} waiters drained in {drain:.2f} s ({n / drain:.0f} hand-offs/s)",
+              flush=True)
     finally:
         b.kill_all()
         rc = m.stop()

@@ -45,9 +45,9 @@ fence regression, a lock that outlives its killed holder by more than a grace
 period or that stays held after all clients are killed, a status that does
 not name the process that just took the lock, a client error, a daemon exit
 it did not cause, a daemon that does not answer or does not exit after
-SIGKILL (its FUSE connection is then aborted so that the run can go on), no
-acquisition at all for 10 s while the daemon serves, and too few
-acquisitions overall.
+SIGKILL (its FUSE connection is then aborted so that the run can go on), and
+no acquisition at all for 10 s while the daemon serves. It asserts no rate:
+the acquisitions per second it prints are a figure, not a test.
 
 Environment: LOCKFS_BIN, LOCKFS_WRAPPER (see harness.py).
 """
@@ -74,18 +74,18 @@ SLOW = 4 if harness.WRAPPER else 1      # under valgrind everything is slower
 METHODS = ("excl", "create", "flock")
 CONN_ERRS = (errno.ENOTCONN, errno.ECONNABORTED)
 STUCK_S = 10.0 * SLOW                   # no acquisition for this long: stuck
-RELEASE_GRACE_S = 2.0 * SLOW            # a killed holder's lock must go by then
-FINAL_GONE_S = 5.0 * SLOW               # at the end, every name must go by then
+RELEASE_GRACE_S = 10.0 * SLOW           # a killed holder's lock must go by then
+FINAL_GONE_S = harness.EVENT_TIMEOUT    # at the end, every name must go by then
 DAEMON_CALL_S = 10.0 * SLOW             # the driver's own calls on the mount
 CLIENT_EXIT_S = 10.0 * SLOW             # SIGKILLed clients are reaped by then
 DAEMON_EXIT_S = 10.0 * SLOW             # a SIGKILLed daemon is reaped by then
-OWNER_DEATH_S = 0.5 * SLOW              # an inside marker's owner that dies this
-                                        # soon was dying already (killed holder)
+OWNER_DEATH_S = 5.0 * SLOW              # an inside marker's owner that dies this
+                                        # soon was dying already (killed holder);
+                                        # waited for only when an overlap is suspected
 RESTART_EVERY_S = (5.0, 10.0)
 KILL_EVERY_S = (0.2, 1.0)
 BACKOFF_S = (0.001, 0.005)              # O_EXCL / write retry: no event exists
 HOLD_S = (0.0, 0.005)                   # time inside the critical section
-MIN_ACQ_PER_MIN = 100
 FAILURE_KINDS = ("overlap", "fence", "lost", "holder", "error")
 PRINT_FAILURES = 20                     # per kind; the rest are only counted
 
@@ -878,10 +878,10 @@ def driver_main(args):
     if rc not in (0, None):
         driver.fail("error", f"the daemon exited with status {rc} at unmount; log:\n"
                     + m.log())
-    minimum = int(MIN_ACQ_PER_MIN * elapsed / 60 / SLOW)
-    if driver.total() < minimum:
-        driver.fail("error", f"only {driver.total()} acquisitions in {elapsed:.0f} s "
-                    f"(expected at least {minimum})")
+    # progress is checked during the run (STUCK_S); how many per second is
+    # the summary's figure, not a test
+    if driver.total() == 0:
+        driver.fail("error", f"no acquisition in {elapsed:.0f} s")
     print(driver.summary(elapsed), flush=True)
     failed = [f"{k}: {len(v)}" for k, v in driver.failures.items() if v]
     if failed:

@@ -167,7 +167,7 @@ class Lines:
             self.q.put(line.rstrip("\n"))
         self.q.put(None)
 
-    def get(self, timeout=10.0, what="a line"):
+    def get(self, timeout=harness.EVENT_TIMEOUT, what="a line"):
         try:
             line = self.q.get(timeout=timeout)
         except queue.Empty:
@@ -176,7 +176,7 @@ class Lines:
             raise AssertionError(f"stream closed while waiting for {what}")
         return line
 
-    def expect(self, prefix, timeout=10.0):
+    def expect(self, prefix, timeout=harness.EVENT_TIMEOUT):
         """Skip lines until one starts with prefix; return it."""
         deadline = time.monotonic() + timeout
         while True:
@@ -389,10 +389,11 @@ class DeleteWatch:
             close_pipes(self.proc, self.err)
         tc.addCleanup(_kill)
         self.err = Lines(self.proc.stderr)
-        self.err.expect("Watches established", timeout=10)
+        self.err.expect("Watches established")
 
-    def wait(self, timeout=5.0):
-        """Wait for the event; return (returncode, stdout)."""
+    def wait(self, timeout=harness.EVENT_TIMEOUT):
+        """Wait for the event (timeout: a deadline, not a bound the test
+        asserts); return (returncode, stdout)."""
         try:
             rc = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

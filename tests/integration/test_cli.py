@@ -334,7 +334,7 @@ class Ttl(LockfsTestCase):
         self.assertEqual(lk["ttl_s"], 1)
         self.assertIsNotNone(lk["expires_at"])
         # No event for expiry to await: poll (holder still alive).
-        wait_until(lambda: not os.path.exists(self.p("short")), timeout=5,
+        wait_until(lambda: not os.path.exists(self.p("short")),
                    what="lock to expire after ttl=1")
         self.assertGreaterEqual(time.monotonic() - t0, 0.9, "expired before its ttl")
         self.assertIsNone(h.proc.poll(), "holder should still be alive")

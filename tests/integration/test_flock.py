@@ -206,15 +206,15 @@ path, marker, procs, iters, flags = sys.argv[1], sys.argv[2], int(sys.argv[3]), 
 fl = 0
 for f in flags.split("|"):
     fl |= getattr(os, f)
-start = time.monotonic() + 0.2
+go_r, go_w = os.pipe()       # closed once every child is forked: they start together
 kids = []
 for i in range(procs):
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
         os.close(r)
-        while time.monotonic() < start:
-            time.sleep(0.001)
+        os.close(go_w)
+        os.read(go_r, 1)
         done, errors = 0, {}
         for k in range(iters):
             stage, fd = "open", -1
@@ -238,6 +238,7 @@ for i in range(procs):
         os._exit(0)
     os.close(w)
     kids.append((pid, r))
+os.close(go_w)
 out = []
 for pid, r in kids:
     data = b""
@@ -364,9 +365,9 @@ class TestFlockCommand(FlockCase):
         p = self.p("f.lock")
         h = self.holder(p)
         marker = os.path.join(self.tmp(), "ran")
-        r, dt = self.run_flock(["-n", p, "touch", marker])
+        # the holder never lets go: that flock -n returns at all shows it did not wait
+        r, _ = self.run_flock(["-n", p, "touch", marker])
         self.assertEqual(r.returncode, 1, r.stderr)
-        self.assertLess(dt, 1.0 * SLOW, "flock -n must not wait")
         self.assertFalse(os.path.exists(marker), "the command must not run")
         self.assertEqual(lockinfo(p)["pid"], h.pid)
         self.assertEqual(waiters(self.m), 0)
@@ -374,9 +375,8 @@ class TestFlockCommand(FlockCase):
     def test_conflict_exit_code(self):
         p = self.p("f.lock")
         self.holder(p)
-        r, dt = self.run_flock(["-E", "75", "-n", p, "true"])
+        r, _ = self.run_flock(["-E", "75", "-n", p, "true"])
         self.assertEqual(r.returncode, 75, r.stderr)
-        self.assertLess(dt, 1.0 * SLOW)
 
     def test_timeout_gives_up_and_leaves_no_waiter(self):
         p = self.p("f.lock")
@@ -385,10 +385,9 @@ class TestFlockCommand(FlockCase):
         marker = os.path.join(self.tmp(), "ran")
         r, dt = self.run_flock(["-w", "0.5", p, "touch", marker])
         self.assertEqual(r.returncode, 1, r.stderr)
-        self.assertGreaterEqual(dt, 0.4)
-        self.assertLess(dt, 3.0 * SLOW)
+        self.assertGreaterEqual(dt, 0.4)   # it waited (it returns at all: it gave up)
         self.assertFalse(os.path.exists(marker))
-        self.wait_waiters(0, timeout=2 * SLOW)
+        self.wait_waiters(0)
         st = lockinfo(p)
         self.assertEqual((st["pid"], st["fence"]), (h.pid, fence))
         h.release()                     # nobody is left to take it
@@ -653,9 +652,9 @@ class TestCancel(FlockCase):
         h = self.holder(p)
         fence = lockinfo(p)["fence"]
         w = self.contender(p)
-        after = 1.0 * SLOW
+        after = 3.0 * SLOW             # long enough to see it parked first
         w.send("c_flock_alarm", after=after)
-        self.wait_waiters(1, timeout=after)
+        self.wait_waiters(1)
         r = w.recv(T, "EINTR")
         self.assertTrue(r["ok"], r)
         self.assertEqual((r["value"]["rc"], r["value"]["errno"]), (-1, errno.EINTR), r)
@@ -664,11 +663,11 @@ class TestCancel(FlockCase):
         self.assertIsNone(w.proc.poll(), "cancelled, not killed")
         # Python's own idiom: a SIGALRM handler that raises ends the wait
         w.send("py_flock_alarm", after=after)
-        self.wait_waiters(1, timeout=after)
+        self.wait_waiters(1)
         r = w.recv(T, "alarm")
         self.assertTrue(r["ok"], r)
         self.assertFalse(r["value"]["got"], "the alarm must end the wait")
-        self.wait_waiters(0, timeout=2 * SLOW)
+        self.wait_waiters(0)
         self.assertEqual(w.err("flock", how=["LOCK_EX", "LOCK_NB"]), errno.EWOULDBLOCK)
         st = lockinfo(p)
         self.assertEqual((st["pid"], st["fence"]), (h.pid, fence))
@@ -770,8 +769,7 @@ class TestHandles(FlockCase):
         p = self.p("fl.lock")
         a = Flocker(self, p)
         a.open("O_RDWR", "O_CREAT", "O_TRUNC")
-        r = a.flock("LOCK_EX")
-        self.assertLess((r["t"] - r["t0"]) / 1e9, 1.0 * SLOW, "own lock: no wait")
+        a.flock("LOCK_EX")              # own lock: returns (nobody else would let go)
         a.ok("write", data="{pid}")
         self.assertEqual(lockinfo(p)["pid"], a.pid)
         m0 = metrics(self.m)
@@ -793,12 +791,9 @@ class TestHandles(FlockCase):
         b = self.contender(p, flags=("O_RDWR", "O_CREAT", "O_TRUNC"))
         b.start_flock("LOCK_EX", record=True)
         self.wait_waiters(1)
-        t_unlock = a.flock("LOCK_UN")["t0"]
+        a.flock("LOCK_UN")              # its latency: tests/bench/handoff.py
         rec = b.recv(T, "grant at the unlock")["value"]
-        latency = (rec["t"] - t_unlock) / 1e6
-        print(f"\n  filelock hand-off LOCK_UN -> grant: {latency:.2f} ms", file=sys.stderr)
         self.assertIsNone(a.proc.poll(), "granted while the first process lives")
-        self.assertLess(latency, 500 * SLOW)
         self.assertEqual(rec["rec"]["holder"], b.pid)
         a.ok("close")                   # A's close must not touch B's lock
         a.kill()
@@ -928,8 +923,8 @@ class TestRefused(FlockCase):
         a.open("O_WRONLY", "O_CREAT", "O_EXCL")
         fence = lockinfo(p)["fence"]
         a.flock("LOCK_EX", "LOCK_NB")   # no wait: EWOULDBLOCK would fail here
-        r = a.flock("LOCK_EX")          # again on the same open file: no-op
-        self.assertLess((r["t"] - r["t0"]) / 1e9, 1.0 * SLOW)
+        a.flock("LOCK_EX")              # again on the same open file: no-op (no wait:
+                                        # nobody else would let go)
         st = lockinfo(p)
         self.assertEqual((st["pid"], st["fence"]), (a.pid, fence), "same acquisition")
         self.assertEqual(waiters(self.m), 0)
@@ -1009,7 +1004,6 @@ echo "DONE $ok"
         marker, counter = os.path.join(d, "inside"), os.path.join(d, "count")
         with open(counter, "w") as f:
             f.write("0\n")
-        t0 = time.monotonic()
         procs = [subprocess.Popen(["sh", "-c", self.LOOP, "sh", p, marker, counter,
                                    str(self.ITERS), str(60 * SLOW)],
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -1024,17 +1018,13 @@ echo "DONE $ok"
                 if pr.poll() is None:
                     os.killpg(pr.pid, signal.SIGKILL)
                     pr.wait()
-        dt = time.monotonic() - t0
         total = self.PROCS * self.ITERS
-        print(f"\n  {self.PROCS}x{self.ITERS} flock(1) critical sections: {dt:.1f} s, "
-              f"{total / dt:.0f} acquisitions/s", file=sys.stderr)
         for i, out in enumerate(outs):
             self.assertNotIn("OVERLAP", out)
             self.assertEqual(out.strip().splitlines()[-1], f"DONE {self.ITERS}",
                              f"process {i}: {out[-500:]}")
         with open(counter) as f:
             self.assertEqual(int(f.read()), total, "lost updates: sections overlapped")
-        self.assertLess(dt, 90 * SLOW)
         self.assertEqual(waiters(self.m), 0)
         wait_until(lambda: gone(p), T, "release by the last process")
 
@@ -1047,14 +1037,10 @@ echo "DONE $ok"
             with self.subTest(flags=flags):
                 p = self.p("reopen.lock")
                 marker = os.path.join(self.tmp(), "inside")
-                t0 = time.monotonic()
                 r = subprocess.run([sys.executable, "-c", REOPEN_LOOPERS, p, marker, "8", "200",
                                     flags], capture_output=True, text=True, timeout=120 * SLOW)
-                dt = time.monotonic() - t0
                 self.assertEqual(r.returncode, 0, r.stderr)
                 res = json.loads(r.stdout)
-                print(f"\n  8x200 open/flock/unlock/close ({flags}): {dt:.1f} s, "
-                      f"{1600 / dt:.0f}/s", file=sys.stderr)
                 errors = [x["errors"] for x in res if x["errors"]]
                 self.assertEqual(errors, [], "failed calls per process")
                 self.assertEqual([x["done"] for x in res], [200] * 8)
@@ -1066,15 +1052,6 @@ class TestManyWaiters(FlockCase):
 
     PROCS = 8
     THREADS = 125               # 1000 parked flock(2) calls in all
-
-    def timed(self, fn, n=100):
-        ts = []
-        for _ in range(n):
-            t0 = time.monotonic()
-            fn()
-            ts.append(time.monotonic() - t0)
-        ts.sort()
-        return ts[len(ts) * 99 // 100 - 1] * 1000, ts[len(ts) // 2] * 1000
 
     def test_thousand_parked_waiters(self):
         p = self.p("many.lock")
@@ -1099,24 +1076,18 @@ class TestManyWaiters(FlockCase):
         def read_status():
             with open(p) as f:
                 f.read()
-        cu99, cu50 = self.timed(create_unlink)
-        st99, st50 = self.timed(read_status)
-        print(f"\n  with {n} parked: create+unlink p50 {cu50:.2f} p99 {cu99:.2f} ms; "
-              f"status read p50 {st50:.2f} p99 {st99:.2f} ms", file=sys.stderr)
-        self.assertLess(cu99, 100)
-        self.assertLess(st99, 100)
+        # the mount serves others meanwhile (how fast: tests/bench/handoff.py --parked)
+        for _ in range(100):
+            create_unlink()
+            read_status()
         self.assertEqual(waiters(self.m), n, "nobody was granted meanwhile")
         self.assertEqual(lockinfo(p)["pid"], h.pid)
 
-        t0 = time.monotonic()
         h.release()
         for proc, out in procs:
             done = out.expect("DONE", timeout=120 * SLOW).split()
             self.assertEqual(done[1:], [str(self.THREADS), "-"], "every thread got it once")
             self.assertEqual(proc.wait(timeout=T), 0)
-        dt = time.monotonic() - t0
-        print(f"  {n} waiters drained in {dt:.2f} s ({n / dt:.0f} hand-offs/s)", file=sys.stderr)
-        self.assertLess(dt, 60 * SLOW)
         self.assertEqual(waiters(self.m), 0)
         mm = metrics(self.m)
         self.assertEqual(released(mm, "unlock") - released(m0, "unlock"), n)

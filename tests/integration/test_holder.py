@@ -48,7 +48,7 @@ def exit_barrier(tc, m):
     p = m.path(".exit-barrier")
     r = subprocess.run(["sh", "-c", f"echo x > {p}"], timeout=20)
     tc.assertEqual(r.returncode, 0)
-    wait_until(lambda: gone(p), 2.0, "exit barrier lock released")
+    wait_until(lambda: gone(p), what="exit barrier lock released")
 
 
 class TestHolderIdentity(LockfsTestCase):
@@ -70,7 +70,7 @@ class TestHolderIdentity(LockfsTestCase):
         self.assertGreater(len(tids), 1)
         proc.stdin.close()
         self.assertEqual(proc.wait(timeout=20), 0)
-        wait_until(lambda: gone(p), 1.0, "node lock released on exit")
+        wait_until(lambda: gone(p), what="node lock released on exit")
 
     def test_node_promises_writefile_on_libuv_thread(self):
         self.node_hold("promises")
@@ -91,7 +91,7 @@ class TestHolderIdentity(LockfsTestCase):
         self.assertIn(st["lockfs"]["how"], ("creator", "claim"))
         proc.stdin.close()
         proc.wait(timeout=20)
-        wait_until(lambda: gone(p), 1.0, "lock released when the shell exits")
+        wait_until(lambda: gone(p), what="lock released when the shell exits")
 
     def test_child_claims_parent_shell(self):
         p = self.p("x.lock")
@@ -110,7 +110,7 @@ class TestHolderIdentity(LockfsTestCase):
         self.assertEqual(status(p)["lockfs"]["pid"], proc.pid)
         proc.stdin.close()
         proc.wait(timeout=20)
-        wait_until(lambda: gone(p), 1.0, "lock released when the claiming bash exits")
+        wait_until(lambda: gone(p), what="lock released when the claiming bash exits")
 
     def test_json_claim_of_ancestor(self):
         p = self.p("state.lock")
@@ -129,7 +129,7 @@ class TestHolderIdentity(LockfsTestCase):
         self.assertTrue(exists(p))
         proc.stdin.close()
         proc.wait(timeout=20)
-        wait_until(lambda: gone(p), 1.0, "lock released when the claimed ancestor exits")
+        wait_until(lambda: gone(p), what="lock released when the claimed ancestor exits")
 
     def _sibling(self):
         sib = subprocess.Popen(["sleep", "1000"])
@@ -154,7 +154,7 @@ class TestHolderIdentity(LockfsTestCase):
         self.assertTrue(exists(p))
         # ... its real holder dying does
         h.kill()
-        wait_until(lambda: gone(p), 1.0, "lock released on holder death")
+        wait_until(lambda: gone(p), what="lock released on holder death")
 
     def test_decimal_claim_of_sibling_ignored(self):
         self.check_foreign_claim("SIB\n")
@@ -173,7 +173,7 @@ class TestHolderIdentity(LockfsTestCase):
         self.assertEqual(st["lockfs"].get("claim_ignored_pid"), child)
         proc.stdin.close()
         proc.wait(timeout=20)
-        wait_until(lambda: gone(p), 1.0, "release when the writing shell exits")
+        wait_until(lambda: gone(p), what="release when the writing shell exits")
 
     def test_detached_zero(self):
         p = self.p("d.lock")
@@ -181,7 +181,7 @@ class TestHolderIdentity(LockfsTestCase):
         # one process creates a detached lock and a plain one, then exits
         r = subprocess.run(["sh", "-c", f"echo 0 > {p}; echo hi > {plain}"], timeout=20)
         self.assertEqual(r.returncode, 0)
-        wait_until(lambda: gone(plain), 1.0, "claim-less lock released at exit")
+        wait_until(lambda: gone(plain), what="claim-less lock released at exit")
         self.assertTrue(exists(p), "detached lock must survive its creator's exit")
         st = status(p)
         self.assertEqual(st["lockfs"]["how"], "detached")
@@ -238,7 +238,7 @@ class TestHolderIdentity(LockfsTestCase):
         p = self.p("t.lock")
         r = subprocess.run(["touch", p], timeout=20)
         self.assertEqual(r.returncode, 0)
-        wait_until(lambda: gone(p), 0.5, "touch-created lock released as touch exits")
+        wait_until(lambda: gone(p), what="touch-created lock released as touch exits")
         self.assertNotIn("t.lock", os.listdir(self.m.mnt))
         fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         os.close(fd)
@@ -272,13 +272,13 @@ class TestPermissions(LockfsTestCase):
         self.assert_still_held("apply")
         st0 = status(self.path)["lockfs"]
         m0 = os.stat(self.path).st_mtime_ns
-        wait_until(lambda: time_ms_after(st0["renewed_at"]), 1.0, "clock tick")
+        wait_until(lambda: time_ms_after(st0["renewed_at"]), what="clock tick")
         self.assertEqual(h.err("touch", path=self.path), 0)
         st1 = status(self.path)["lockfs"]
         self.assertGreater(st1["renewed_at"], st0["renewed_at"])
         self.assertGreater(os.stat(self.path).st_mtime_ns, m0)
         # touch(1) run by the holder (a child process) also renews
-        wait_until(lambda: time_ms_after(st1["renewed_at"]), 1.0, "clock tick")
+        wait_until(lambda: time_ms_after(st1["renewed_at"]), what="clock tick")
         self.assertEqual(h.ok("exec", argv=["touch", self.path]), 0)
         self.assertGreater(status(self.path)["lockfs"]["renewed_at"], st1["renewed_at"])
         self.assertEqual(h.err("unlink", path=self.path), 0)
@@ -293,7 +293,7 @@ class TestPermissions(LockfsTestCase):
         self.assertEqual(st.get("content"), "child wrote")
         st0 = st["lockfs"]
         m0 = os.stat(self.path).st_mtime_ns
-        wait_until(lambda: time_ms_after(st0["renewed_at"]), 1.0, "clock tick")
+        wait_until(lambda: time_ms_after(st0["renewed_at"]), what="clock tick")
         r = h.call("touch", path=self.path, child=True)
         self.assertTrue(r["ok"], r)
         self.assertGreater(status(self.path)["lockfs"]["renewed_at"], st0["renewed_at"])
@@ -416,7 +416,7 @@ class TestPermissions(LockfsTestCase):
         self.assertEqual(released(m1, "detached"), released(m0, "detached"))
         rx = re.compile(r"force.?unlock", re.I)
         wait_until(lambda: any(rx.search(l) and "d.lock" in l for l in self.m.log_lines),
-                   2.0, "force-unlock log line naming the detached lock")
+                   what="force-unlock log line naming the detached lock")
         # the name is free for anyone now
         self.assertEqual(other.err("create", path=p, data="{pid}"), 0)
         self.assertEqual(status(p)["lockfs"]["pid"], other.pid)
@@ -428,7 +428,7 @@ class TestPermissions(LockfsTestCase):
         old = status(self.path)
         self.assertEqual(old["lockfs"]["comm"], os.path.basename(sys.executable)[:15])
         self.holder.kill()
-        wait_until(lambda: gone(self.path), 1.0, "release on holder death")
+        wait_until(lambda: gone(self.path), what="release on holder death")
         script = f'echo \'{{"pid": \'$$\'}}\' > {self.path}; echo ready; read x'
         proc, out = spawn(self, ["sh", "-c", script])
         out.expect("ready")
@@ -453,7 +453,7 @@ class TestPermissions(LockfsTestCase):
         self.assertEqual(same.err("unlink", path=self.path), errno.EPERM)
         proc.stdin.close()
         proc.wait(timeout=20)
-        wait_until(lambda: gone(self.path), 1.0, "release when the new holder exits")
+        wait_until(lambda: gone(self.path), what="release when the new holder exits")
 
     def test_root_force_unlock(self):
         os.unlink(self.path)
@@ -461,7 +461,7 @@ class TestPermissions(LockfsTestCase):
         self.assertNotIn("x.lock", os.listdir(self.m.mnt))
         rx = re.compile(r"force.?unlock", re.I)
         wait_until(lambda: any(rx.search(l) and "x.lock" in l for l in self.m.log_lines),
-                   2.0, "force-unlock log line naming the path")
+                   what="force-unlock log line naming the path")
         # the former holder now gets ENOENT, and may take it again
         self.assertEqual(self.holder.err("unlink", path=self.path), errno.ENOENT)
         self.assertEqual(self.holder.err("create", path=self.path, data="{pid}"), 0)
@@ -561,12 +561,11 @@ class TestInvisibleCallerTTL(InvisibleCallerCase):
         self.assertEqual(lf["ttl_s"], 1)
         self.assertIsNotNone(lf["expires_at"])
         w = DeleteWatch(self, p)
-        rc, out = w.wait(timeout=4)
+        rc, out = w.wait()
         dt = time.monotonic() - t0
         self.assertIn("DELETE_SELF", out)
         self.assertTrue(gone(p))
         self.assertGreater(dt, 0.8, "expired too early")
-        self.assertLess(dt, 2.5, "expired too late")
         self.assertIsNone(creator.proc.poll())
         self.assertEqual(released(metrics(self.m), "ttl"), 1)
         fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

@@ -53,7 +53,7 @@ class TestNames(LockfsTestCase):
         self.assertEqual(errno_of(os.mkdir, p), errno.EEXIST)
         self.assertEqual(errno_of(create, self.p("a", "b")), errno.EEXIST)
         h.kill()
-        wait_until(lambda: gone(p), 1.0, "release")
+        wait_until(lambda: gone(p), what="release")
         os.rmdir(self.p("a", "b"))
         os.rmdir(self.p("a"))
         self.assertNotIn("a", os.listdir(self.m.mnt))
@@ -245,7 +245,7 @@ class TestDirectoryRules(LockfsTestCase):
                          ("/ns2/x.lock", h.pid, before["fence"]))
         self.assertEqual(os.listdir(ns2), ["x.lock"])
         h.kill()
-        wait_until(lambda: gone(moved), 1.0, "release of the moved lock on holder death")
+        wait_until(lambda: gone(moved), what="release of the moved lock on holder death")
 
     def test_user_cannot_move_roots_lock_in_own_dir(self):
         # the reviewer's attack, in a directory the attacker created itself
@@ -311,10 +311,10 @@ class TestManyEntries(LockfsTestCase):
         for d in (d1, d2):
             want[d] -= bnames
         wait_until(lambda: set(os.listdir(d1)) == want[d1] and
-                   set(os.listdir(d2)) == want[d2], 2.0, "b's locks released on exit")
+                   set(os.listdir(d2)) == want[d2], what="b's locks released on exit")
         check("after holder exit")
         a.kill()
-        wait_until(lambda: os.listdir(d2) == [], 2.0, "a's locks released on exit")
+        wait_until(lambda: os.listdir(d2) == [], what="a's locks released on exit")
         self.assertEqual(sorted(os.listdir(d1)), ["s1"])
         os.unlink(os.path.join(d1, "s1", "inner"))
         os.rmdir(os.path.join(d1, "s1"))
@@ -363,7 +363,7 @@ class TestMaxLocks(LockfsTestCase):
         self.assertTrue(h.ok)
         self.assertEqual(errno_of(create, self.p("e")), errno.ENOSPC)
         h.kill()
-        wait_until(lambda: gone(self.p("h")), 1.0, "release")
+        wait_until(lambda: gone(self.p("h")), what="release")
         create(self.p("e"))
         # directories count
         os.unlink(self.p("e"))
@@ -405,7 +405,7 @@ class TestLockfsDir(LockfsTestCase):
         self.assertEqual(by["/one.lock"]["lockfs"]["fence"],
                          status(self.p("one.lock"))["lockfs"]["fence"])
         h1.kill()
-        wait_until(lambda: gone(self.p("one.lock")), 1.0, "release")
+        wait_until(lambda: gone(self.p("one.lock")), what="release")
         self.assertEqual([e["lockfs"]["path"] for e in self.locks()], ["/d/two"])
         os.unlink(self.p("d", "two"))
         self.assertEqual(self.locks(), [])
@@ -431,7 +431,7 @@ class TestLockfsDir(LockfsTestCase):
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.stdout.strip(), str(n), r.stderr)
         a.kill()
-        wait_until(lambda: len(self.locks()) == 0, 2.0, "all released")
+        wait_until(lambda: len(self.locks()) == 0, what="all released")
 
     def test_metrics_format_and_counters(self):
         with open(self.p(".lockfs", "metrics")) as f:
@@ -460,7 +460,7 @@ class TestLockfsDir(LockfsTestCase):
         self.assertEqual(m2["lockfs_locks_held"], 1)
         self.assertEqual(m2["lockfs_directories"] - mm["lockfs_directories"], 1)
         h.release()
-        wait_until(lambda: gone(self.p("x")), 1.0, "release")
+        wait_until(lambda: gone(self.p("x")), what="release")
         os.rmdir(self.p("dd"))
         m3 = metrics(self.m)
         self.assertEqual(m3["lockfs_locks_held"], 0)
@@ -545,7 +545,7 @@ class TestRename(LockfsTestCase):
         self.assertEqual(status(self.p("d", "z"))["lockfs"]["fence"], before["lockfs"]["fence"])
         # the holder still owns it under the new name: its death releases it
         a.kill()
-        wait_until(lambda: gone(self.p("d", "z")), 1.0, "release of the renamed lock")
+        wait_until(lambda: gone(self.p("d", "z")), what="release of the renamed lock")
 
     def test_rename_onto_held_name(self):
         a = agent(self)

@@ -4,7 +4,6 @@
 vanishes for everyone at once; inotify delete_self; renewal; fences;
 release metrics."""
 import json
-import math
 import os
 import subprocess
 import sys
@@ -47,13 +46,45 @@ os.close(fd)
 """
 
 
+def sleep_until(t):
+    """Sleep to monotonic time t: the schedule of a renewal test (a lock
+    that must not expire is a non-event: only the clock shows it)."""
+    d = t - time.monotonic()
+    if d > 0:
+        time.sleep(d)
+
+
+class Late(Exception):
+    """The test process kept its schedule too late to judge a deadline."""
+
+
 class ReleaseMixin:
+
+    def on_schedule(self, scenario, attempts=3):
+        """Run scenario(n) (n: the attempt) until one keeps its schedule.
+        A scenario raises Late when a step ended so late that the lock may
+        have expired legitimately: that attempt proves nothing either way.
+        A machine too loaded for every attempt skips the test."""
+        for n in range(attempts):
+            try:
+                return scenario(n)
+            except Late as e:
+                print(f"\n  attempt {n}: {e}; again", file=sys.stderr)
+        self.skipTest(f"the machine kept the schedule too late {attempts} times")
+
+    @staticmethod
+    def within(ttl, since, what):
+        """Raise Late unless now is less than ttl seconds after since: a
+        lock renewed at or after since must still be there now."""
+        late = time.monotonic() - since
+        if late >= ttl:
+            raise Late(f"{what} {late:.2f} s after the renewal, TTL {ttl} s")
 
     def assert_gone_now(self, path):
         lockfs_it.assert_gone_now(self, path)
 
-    def wait_gone(self, path, timeout=1.0, what="release"):
-        wait_until(lambda: gone(path), timeout, what)
+    def wait_gone(self, path, what="release"):
+        wait_until(lambda: gone(path), what=what)
         self.assert_gone_now(path)
 
 
@@ -109,8 +140,8 @@ class TestRelease(ReleaseMixin, LockfsTestCase):
         self.assertEqual(m0["lockfs_locks_held"], len(names))
         a.kill()
         wait_until(lambda: os.listdir(self.m.mnt) == [".lockfs", "d"] or
-                   sorted(os.listdir(self.m.mnt)) == [".lockfs", "d"], 1.0,
-                   "all 101 locks released on exit")
+                   sorted(os.listdir(self.m.mnt)) == [".lockfs", "d"],
+                   what="all 101 locks released on exit")
         self.assertEqual(os.listdir(self.p("d")), [])
         for n in names[:5] + names[-1:]:
             self.assertEqual(errno_of(os.stat, n), errno.ENOENT)
@@ -125,11 +156,9 @@ class TestRelease(ReleaseMixin, LockfsTestCase):
         a.ok("create", path=p, data='{"pid": {pid}, "ttl_s": 100}')
         self.assertEqual(status(p)["lockfs"]["ttl_s"], 100)
         w = DeleteWatch(self, p)
-        t0 = time.monotonic()
         a.ok("write", path=p, data='{"pid": {pid}, "ttl_s": 1}')
         self.assertEqual(status(p)["lockfs"]["ttl_s"], 1)
-        w.wait(4)
-        self.assertLess(time.monotonic() - t0, 2.5)
+        w.wait()        # long before the old deadline (100 s)
 
     def check_stale_fd(self, release):
         """A holder that lost its lock (released behind its back) cannot
@@ -158,7 +187,7 @@ class TestRelease(ReleaseMixin, LockfsTestCase):
         self.check_stale_fd(os.unlink)
 
     def test_stale_fd_after_expiry(self):
-        self.check_stale_fd(lambda p: wait_until(lambda: gone(p), 3.0, "expiry"))
+        self.check_stale_fd(lambda p: wait_until(lambda: gone(p), what="expiry"))
 
     def check_lost_handle(self, release, content, ops):
         """The old descriptor of a holder whose lock was released behind its
@@ -187,7 +216,7 @@ class TestRelease(ReleaseMixin, LockfsTestCase):
 
     def expire(self, p):
         # the holder's open descriptor defers IN_DELETE_SELF: poll
-        wait_until(lambda: gone(p), 3.0, "expiry")
+        wait_until(lambda: gone(p), what="expiry")
 
     def test_lost_handle_ftruncate_after_force_unlock(self):
         self.check_lost_handle(self.force_unlock, "{pid}\n", self.LOST_TRUNC)
@@ -207,22 +236,23 @@ class TestRelease(ReleaseMixin, LockfsTestCase):
         self.addCleanup(h.kill)
         t0 = time.monotonic()
         w = DeleteWatch(self, p)
-        rc, out = w.wait(timeout=4)
+        rc, out = w.wait()      # how close to the deadline: tests/bench/run.sh (ttl)
         dt = time.monotonic() - t0
         self.assertIn("DELETE_SELF", out)
         self.assertEqual(errno_of(os.stat, p), errno.ENOENT)
         self.assertGreater(dt, 0.8, "expired too early")
-        self.assertLess(dt, 2.5, "expired too late")
         self.assert_gone_now(p)
         self.assertIsNone(h.proc.poll(), "expiry does not kill the holder")
 
-    def test_kill_to_create_latency(self):
+    def test_kill_then_create(self):
+        """A create looping on the name of a holder just SIGKILLed sees only
+        EEXIST until it takes the name (how soon: `killed` in
+        tests/bench/run.sh)."""
         p = self.p("lat.lock")
-        lat = []
         for _ in range(50):
             h = Holder(p)
             self.assertTrue(h.ok)
-            t0 = time.perf_counter()
+            deadline = time.monotonic() + harness.EVENT_TIMEOUT
             h.proc.kill()
             while True:
                 try:
@@ -232,19 +262,12 @@ class TestRelease(ReleaseMixin, LockfsTestCase):
                     self.assertEqual(e.errno, errno.EEXIST,
                                      "a create racing a release must not see "
                                      + os.strerror(e.errno))
-                    if time.perf_counter() - t0 > 5:
-                        self.fail("lock not released 5 s after SIGKILL")
-            lat.append((time.perf_counter() - t0) * 1000)
+                    if time.monotonic() > deadline:
+                        self.fail(f"lock not released {harness.EVENT_TIMEOUT} s after SIGKILL")
             os.close(fd)
             h.proc.wait()
             self.assertEqual(status(p)["lockfs"]["pid"], os.getpid())
             os.unlink(p)
-        lat.sort()
-        p50 = lat[len(lat) // 2]
-        p99 = lat[math.ceil(0.99 * len(lat)) - 1]
-        print(f"\nkill->create latency over {len(lat)} trials: min {lat[0]:.2f} ms, "
-              f"p50 {p50:.2f} ms, p99 {p99:.2f} ms, max {lat[-1]:.2f} ms", file=sys.stderr)
-        self.assertLess(p99, 50.0)
 
     def test_inotify_unlink(self):
         p = self.p("x.lock")
@@ -253,7 +276,7 @@ class TestRelease(ReleaseMixin, LockfsTestCase):
         self.assertEqual(status(p)["lockfs"]["pid"], a.pid)
         w = DeleteWatch(self, p)
         a.ok("unlink", path=p)
-        rc, out = w.wait(2)
+        rc, out = w.wait()
         self.assertEqual(rc, 0)
         self.assertIn("DELETE_SELF", out)
 
@@ -263,7 +286,7 @@ class TestRelease(ReleaseMixin, LockfsTestCase):
         w = DeleteWatch(self, p)
         self.assertFalse(w.fired())
         h.kill()
-        rc, out = w.wait(2)
+        rc, out = w.wait()
         self.assertEqual(rc, 0)
         self.assertIn("DELETE_SELF", out)
         self.assert_gone_now(p)
@@ -273,7 +296,7 @@ class TestRelease(ReleaseMixin, LockfsTestCase):
         h = Holder(p)
         w = DeleteWatch(self, p)
         h.release()
-        rc, out = w.wait(2)
+        rc, out = w.wait()
         self.assertIn("DELETE_SELF", out)
 
     def test_inotify_root_unlink(self):
@@ -283,7 +306,7 @@ class TestRelease(ReleaseMixin, LockfsTestCase):
         self.assertEqual(status(p)["lockfs"]["pid"], h.pid)
         w = DeleteWatch(self, p)
         os.unlink(p)
-        rc, out = w.wait(2)
+        rc, out = w.wait()
         self.assertIn("DELETE_SELF", out)
 
     def test_inotify_in_subdir(self):
@@ -292,31 +315,37 @@ class TestRelease(ReleaseMixin, LockfsTestCase):
         h = Holder(p)
         w = DeleteWatch(self, p)
         h.kill()
-        rc, out = w.wait(2)
+        rc, out = w.wait()
         self.assertIn("DELETE_SELF", out)
         self.assert_gone_now(p)
 
     def test_renewal_keeps_lock(self):
-        p = self.p("r.lock")
+        self.on_schedule(self.renewal_keeps_lock)
+
+    def renewal_keeps_lock(self, n):
+        p = self.p(f"r{n}.lock")
         a = agent(self)
         t0 = time.monotonic()
         a.ok("create", path=p, data='{"pid": {pid}, "ttl_s": 2}')
         w = DeleteWatch(self, p)
-
-        def at(t):      # the schedule is the point of this test: sleep to it
-            d = t0 + t - time.monotonic()
-            if d > 0:
-                time.sleep(d)
-        at(1.0)
+        sleep_until(t0 + 1.0)
+        touched = time.monotonic()
         a.ok("touch", path=p)                     # deadline -> ~3.0
-        at(2.5)
-        self.assertTrue(exists(p), "touch by the holder must renew the TTL")
-        self.assertFalse(w.fired())
+        self.within(2, t0, "the touch ended")
+        sleep_until(t0 + 2.5)
+        held, fired = exists(p), w.fired()
+        self.within(2, touched, "the check ended")
+        self.assertTrue(held, "touch by the holder must renew the TTL")
+        self.assertFalse(fired)
+        written = time.monotonic()
         a.ok("write", path=p, data='{"pid": {pid}, "ttl_s": 2}')   # deadline -> ~4.5
-        at(3.7)
-        self.assertTrue(exists(p), "a write by the holder must renew the TTL")
-        self.assertFalse(w.fired())
-        rc, out = w.wait(timeout=max(0.1, t0 + 6.0 - time.monotonic()))
+        self.within(2, touched, "the write ended")
+        sleep_until(t0 + 3.7)
+        held, fired = exists(p), w.fired()
+        self.within(2, written, "the check ended")
+        self.assertTrue(held, "a write by the holder must renew the TTL")
+        self.assertFalse(fired)
+        rc, out = w.wait()
         dt = time.monotonic() - t0
         self.assertIn("DELETE_SELF", out)
         self.assertGreater(dt, 4.0)
@@ -334,14 +363,14 @@ class TestRelease(ReleaseMixin, LockfsTestCase):
             h = Holder(p)
             seen.append(status(p)["lockfs"]["fence"])
             h.kill()
-            wait_until(lambda: gone(p), 1.0, "release")
+            wait_until(lambda: gone(p), what="release")
         names = ["a.lock", "b.lock", "c.lock", "a.lock"]
         holders = []
         for n in names:
             if n == "a.lock":
                 if holders:
                     holders[0].kill()
-                    wait_until(lambda: gone(self.p("a.lock")), 1.0, "release")
+                    wait_until(lambda: gone(self.p("a.lock")), what="release")
             h = Holder(self.p(n))
             self.addCleanup(h.kill)
             holders.append(h)
@@ -371,9 +400,9 @@ class TestRelease(ReleaseMixin, LockfsTestCase):
         self.assertEqual(released(m1, "unlink") - released(m0, "unlink"), 1)
         # exit and kill
         Holder(p).release()
-        wait_until(lambda: gone(p), 1.0, "release on exit")
+        wait_until(lambda: gone(p), what="release on exit")
         Holder(p).kill()
-        wait_until(lambda: gone(p), 1.0, "release on kill")
+        wait_until(lambda: gone(p), what="release on kill")
         m2 = metrics(self.m)
         self.assertEqual(released(m2, "exit") - released(m1, "exit"), 2)
         # root force unlock
@@ -385,7 +414,7 @@ class TestRelease(ReleaseMixin, LockfsTestCase):
         # ttl
         h2 = Holder(p, content='{"pid": {pid}, "ttl_s": 1}')
         self.addCleanup(h2.kill)
-        DeleteWatch(self, p).wait(4)
+        DeleteWatch(self, p).wait()
         m4 = metrics(self.m)
         self.assertEqual(released(m4, "ttl") - released(m3, "ttl"), 1)
         self.assertEqual(m4["lockfs_expired_total"] - m3.get("lockfs_expired_total", 0), 1)
@@ -450,7 +479,7 @@ class TestPidfds(ReleaseMixin, LockfsTestCase):
         a.kill()
         b.exit()
         for n in names[1:] + [q]:
-            wait_until(lambda: gone(n), 1.0, "release on holder exit")
+            wait_until(lambda: gone(n), what="release on holder exit")
         self.assertEqual(pidfd_count(daemon), 0, "pidfds of dead holders must be closed")
         # after the last lock of a live holder its pidfd stays, for its next
         # lock (a take/release loop opens none), until the process exits
@@ -464,7 +493,7 @@ class TestPidfds(ReleaseMixin, LockfsTestCase):
             c.ok("unlink", path=q)
         self.assertEqual(pidfd_count(daemon), 1)
         c.exit()
-        wait_until(lambda: pidfd_count(daemon) == 0, 1.0, "idle pidfd closed at exit")
+        wait_until(lambda: pidfd_count(daemon) == 0, what="idle pidfd closed at exit")
 
 
 class TestMountTTL(ReleaseMixin, LockfsTestCase):
@@ -477,11 +506,10 @@ class TestMountTTL(ReleaseMixin, LockfsTestCase):
         self.addCleanup(h.kill)
         self.assertEqual(status(p)["lockfs"]["ttl_s"], 1)
         w = DeleteWatch(self, p)
-        rc, out = w.wait(4)
+        rc, out = w.wait()
         dt = time.monotonic() - t0
         self.assertIn("DELETE_SELF", out)
         self.assertGreater(dt, 0.8)
-        self.assertLess(dt, 2.5)
         self.assert_gone_now(p)
         mm = metrics(self.m)
         self.assertEqual(released(mm, "ttl"), 1)
@@ -489,39 +517,52 @@ class TestMountTTL(ReleaseMixin, LockfsTestCase):
     def test_detached_lock_expires(self):
         p = self.p("d.lock")
         subprocess.run(["sh", "-c", f"echo 0 > {p}"], check=True, timeout=20)
-        t0 = time.monotonic()
         self.assertEqual(status(p)["lockfs"]["how"], "detached")
         w = DeleteWatch(self, p)
-        rc, out = w.wait(4)
+        rc, out = w.wait()
         self.assertIn("DELETE_SELF", out)
-        self.assertLess(time.monotonic() - t0, 2.5)
         self.assert_gone_now(p)
 
     def test_per_lock_ttl_longer_than_mount(self):
-        p = self.p("x.lock")
+        self.on_schedule(self.per_lock_ttl_longer_than_mount)
+
+    def per_lock_ttl_longer_than_mount(self, n):
+        p = self.p(f"x{n}.lock")
+        taken = time.monotonic()
         h = Holder(p, content='{"pid": {pid}, "ttl_s": 3}')
         self.addCleanup(h.kill)
         w = DeleteWatch(self, p)
         t0 = time.monotonic()
         # past the mount default the lock must still be there
-        time.sleep(1.6)     # waiting for a non-event (no expiry) needs a clock
-        self.assertTrue(exists(p))
-        self.assertFalse(w.fired())
-        w.wait(3)
+        sleep_until(t0 + 1.6)
+        held, fired = exists(p), w.fired()
+        self.within(3, taken, "the check ended")
+        self.assertTrue(held)
+        self.assertFalse(fired)
+        w.wait()
         self.assertGreater(time.monotonic() - t0, 2.0)
 
     def test_touch_renews_mount_ttl(self):
-        p = self.p("x.lock")
+        self.on_schedule(self.touch_renews_mount_ttl)
+
+    def touch_renews_mount_ttl(self, n):
+        p = self.p(f"x{n}.lock")
         a = agent(self)
+        renewed = time.monotonic()
         a.ok("create", path=p, data="{pid}")
         t0 = time.monotonic()
         w = DeleteWatch(self, p)
         for k in range(1, 5):               # renew every 0.5 s for 2 s
-            time.sleep(max(0, t0 + 0.5 * k - time.monotonic()))
+            sleep_until(t0 + 0.5 * k)
+            touched = time.monotonic()
             a.ok("touch", path=p)
-        self.assertTrue(exists(p))
-        self.assertFalse(w.fired())
-        w.wait(3)
+            self.within(1, renewed, "a touch ended")
+            renewed = touched
+        held, fired = exists(p), w.fired()
+        self.within(1, renewed, "the check ended")
+        self.assertTrue(held)
+        self.assertFalse(fired)
+        w.wait()
         self.assertGreater(time.monotonic() - t0, 2.5)
 
 

@@ -114,7 +114,7 @@ class TestSeed(LockfsTestCase):
             self.assertEqual(fresh.proc.wait(timeout=20), 0)
             stale = [ln for ln in fresh.stderr_lines() if ln.startswith(("STALE", "OLD"))]
             self.assertEqual(stale, [], "the killed holder's lock must already be gone")
-            wait_until(lambda: gone(lock), 1.0, "release on exit")
+            wait_until(lambda: gone(lock), what="release on exit")
         self.assertEqual(fences, sorted(set(fences)), "fences must strictly increase")
 
 

@@ -23,76 +23,10 @@
 
 #include "locktable.h"
 #include "store.h"
-
-struct rs {
-        struct store base;
-        pthread_mutex_t mu;
-        pthread_cond_t cond;
-        bool block_acquire, block_update;
-        unsigned in_acquire, in_update;
-        int fail_acquire, fail_update;
-        uint64_t fence;
-        unsigned acquires, updates, releases;
-};
-
-static struct rs *rs_of(struct store *s) {
-        return (struct rs *)s;
-}
-
-static int rs_acquire(struct store *s, const struct lock_view *v, uint64_t *ret_fence) {
-        (void)v;
-        struct rs *st = rs_of(s);
-        pthread_mutex_lock(&st->mu);
-        st->in_acquire++;
-        pthread_cond_broadcast(&st->cond);
-        while (st->block_acquire)
-                pthread_cond_wait(&st->cond, &st->mu);
-        st->in_acquire--;
-        st->acquires++;
-        int r = st->fail_acquire;
-        if (r == 0)
-                *ret_fence = ++st->fence;
-        pthread_mutex_unlock(&st->mu);
-        return r;
-}
-
-static int rs_update(struct store *s, const struct lock_view *v) {
-        (void)v;
-        struct rs *st = rs_of(s);
-        pthread_mutex_lock(&st->mu);
-        st->in_update++;
-        pthread_cond_broadcast(&st->cond);
-        while (st->block_update)
-                pthread_cond_wait(&st->cond, &st->mu);
-        st->in_update--;
-        st->updates++;
-        int r = st->fail_update;
-        pthread_mutex_unlock(&st->mu);
-        return r;
-}
-
-static int rs_release(struct store *s, uint64_t ino, const char *path, uint64_t fence) {
-        (void)ino;
-        (void)path;
-        (void)fence;
-        struct rs *st = rs_of(s);
-        pthread_mutex_lock(&st->mu);
-        st->releases++;
-        pthread_mutex_unlock(&st->mu);
-        return 0;
-}
-
-static void rs_free(struct store *s) {
-        (void)s;
-}
-
-static const struct store_ops rs_ops = {
-        .name = "review2", .acquire = rs_acquire, .update = rs_update, .release = rs_release,
-        .free = rs_free,
-};
+#include "fixture.h"
 
 struct fixture {
-        struct rs store;
+        struct test_store store;
         struct locktable *t;
         struct caller self;
 };
@@ -100,9 +34,7 @@ struct fixture {
 static struct fixture *fixture_new(const struct locktable_config *cfg, uid_t uid) {
         struct fixture *f = calloc(1, sizeof(*f));
         assert_non_null(f);
-        f->store.base.ops = &rs_ops;
-        pthread_mutex_init(&f->store.mu, NULL);
-        pthread_cond_init(&f->store.cond, NULL);
+        test_store_init(&f->store, &test_store_ops);
         assert_int_equal(locktable_new(cfg, &f->store.base, &f->t), 0);
         assert_int_equal(holder_identify(getpid(), uid, uid, &f->self), 0);
         return f;
@@ -110,8 +42,7 @@ static struct fixture *fixture_new(const struct locktable_config *cfg, uid_t uid
 
 static void fixture_free(struct fixture *f) {
         locktable_free(f->t);
-        pthread_cond_destroy(&f->store.cond);
-        pthread_mutex_destroy(&f->store.mu);
+        test_store_destroy(&f->store);
         free(f);
 }
 
@@ -132,32 +63,6 @@ static int setup_quota(void **state) {
 static int teardown(void **state) {
         fixture_free(*state);
         return 0;
-}
-
-static void set_block(struct fixture *f, bool *what, bool on) {
-        pthread_mutex_lock(&f->store.mu);
-        *what = on;
-        pthread_cond_broadcast(&f->store.cond);
-        pthread_mutex_unlock(&f->store.mu);
-}
-
-static void await_in_store(struct fixture *f, unsigned *counter, unsigned n) {
-        pthread_mutex_lock(&f->store.mu);
-        while (*counter < n)
-                pthread_cond_wait(&f->store.cond, &f->store.mu);
-        pthread_mutex_unlock(&f->store.mu);
-}
-
-static int take(struct fixture *f, const char *name, struct lt_handle *h) {
-        struct lt_attr a;
-        return locktable_create(f->t, LT_INO_ROOT, name, &f->self, O_CREAT | O_EXCL | O_WRONLY,
-                                &a, h);
-}
-
-/* Wait for the reaper fd (the TTL timer) to be readable. */
-static void await_reapable(struct fixture *f) {
-        struct pollfd p = { .fd = locktable_reaper_fd(f->t), .events = POLLIN };
-        assert_int_equal(poll(&p, 1, 30000), 1);
 }
 
 /* ---- 1. a TTL that runs out while a busy node's record is with the store */
@@ -219,16 +124,17 @@ static void ttl_scenario(int kind) {
                                         .max_depth = 4 };
         struct fixture *f = fixture_new(&cfg, 0);
         struct req q = { .f = f, .kind = kind };
-        assert_int_equal(take(f, "ttl.lock", &q.h), 0);
-        set_block(f, &f->store.block_update, true);
+        assert_int_equal(take(f->t, "ttl.lock", &f->self, &q.h), 0);
+        test_store_set_block(&f->store, &f->store.block_update, true);
         assert_int_equal(pthread_create(&q.thread, NULL, req_main, &q), 0);
-        await_in_store(f, &f->store.in_update, 1); /* the node is busy now */
-        await_reapable(f);                         /* its TTL ran out meanwhile */
+        test_store_await(&f->store, &f->store.in_update, 1); /* the node is busy now */
+        /* its TTL ran out meanwhile */
+        assert_int_equal(await_reapable(f->t, EVENT_TIMEOUT_MS), 1);
         struct reaper rp = { .f = f };
         assert_int_equal(pthread_create(&rp.thread, NULL, reaper_main, &rp), 0);
         /* the reaper must come back on its own: the node is busy */
         assert_int_equal(pthread_join(rp.thread, NULL), 0);
-        set_block(f, &f->store.block_update, false);
+        test_store_set_block(&f->store, &f->store.block_update, false);
         assert_int_equal(pthread_join(q.thread, NULL), 0);
         fixture_free(f);
         exit(0);
@@ -241,7 +147,7 @@ static void run_watched(void (*scenario)(int), int arg, const char *what) {
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
-                alarm(20);
+                alarm(2 * EVENT_TIMEOUT_MS / 1000); /* longer than any wait inside */
                 scenario(arg);
                 _exit(3);
         }
@@ -294,7 +200,7 @@ static void test_ttl_expiry_during_recorded_link_does_not_hang(void **state) {
 static void test_refused_truncating_open_is_undone(void **state) {
         struct fixture *f = *state;
         struct lt_handle h, h2;
-        assert_int_equal(take(f, "trunc.lock", &h), 0);
+        assert_int_equal(take(f->t, "trunc.lock", &f->self, &h), 0);
         assert_int_equal(locktable_write(f->t, &h, &f->self, 0, "content", 7), 7);
         f->store.fail_update = -ENOSPC;
         unsigned before = f->store.updates;
@@ -320,7 +226,7 @@ static void test_refused_unlink_of_second_name_is_undone(void **state) {
         struct fixture *f = *state;
         struct lt_handle h;
         struct lt_attr a;
-        assert_int_equal(take(f, "one.lock", &h), 0);
+        assert_int_equal(take(f->t, "one.lock", &f->self, &h), 0);
         assert_int_equal(locktable_link(f->t, h.ino, LT_INO_ROOT, "two.lock", &f->self, &a), 0);
         f->store.fail_update = -ENOSPC;
         unsigned before = f->store.updates;
@@ -372,7 +278,7 @@ static void test_quota_after_refused_link_write_truncate(void **state) {
         struct fixture *f = *state;
         struct lt_handle h;
         struct lt_attr a;
-        assert_int_equal(take(f, "q.lock", &h), 0);
+        assert_int_equal(take(f->t, "q.lock", &f->self, &h), 0);
         assert_int_equal(locktable_write(f->t, &h, &f->self, 0, "12345", 5), 5);
         assert_usage(f, 1, 5);
         f->store.fail_update = -ENOSPC;
@@ -402,25 +308,6 @@ static void test_quota_after_refused_link_write_truncate(void **state) {
 
 
 /* ---- 5. a flock released during a refused claim write */
-
-/* A child of ours that lives until *ret_fd is closed. */
-static pid_t spawn_child(int *ret_fd) {
-        int p[2];
-        if (pipe(p) < 0)
-                return -1;
-        pid_t pid = fork();
-        if (pid == 0) {
-                char c;
-                if (dup2(p[0], 3) < 0 || close_range(4, ~0U, 0) < 0)
-                        _exit(1);
-                while (read(3, &c, 1) > 0)
-                        ;
-                _exit(0);
-        }
-        close(p[0]);
-        *ret_fd = p[1];
-        return pid;
-}
 
 struct cwriter {
         struct locktable *t;
@@ -459,12 +346,12 @@ static void test_refused_claim_write_keeps_a_deferred_flock_unlock(void **state)
         struct lt_handle granted;
         assert_int_equal(locktable_flock(f->t, w.h.ino, &w.h, 77, &w.who, true, 1, &granted), 0);
         snprintf(w.buf, sizeof(w.buf), "%d\n", (int)getpid());
-        set_block(f, &f->store.block_update, true);
+        test_store_set_block(&f->store, &f->store.block_update, true);
         f->store.fail_update = -ENOSPC;
         assert_int_equal(pthread_create(&w.thread, NULL, cwriter_main, &w), 0);
-        await_in_store(f, &f->store.in_update, 1);
+        test_store_await(&f->store, &f->store.in_update, 1);
         assert_int_equal(locktable_flock_unlock(f->t, w.h.ino, 77, NULL, NULL), 0);
-        set_block(f, &f->store.block_update, false);
+        test_store_set_block(&f->store, &f->store.block_update, false);
         pthread_join(w.thread, NULL);
         assert_int_equal(w.r, -EIO);
         struct lock_view v;
@@ -513,20 +400,20 @@ static void test_refused_rename_with_old_name_retaken(void **state) {
         struct fixture *f = *state;
         struct lt_handle hx, hy;
         struct lock_view forced;
-        assert_int_equal(take(f, "a.lock", &hx), 0);
+        assert_int_equal(take(f->t, "a.lock", &f->self, &hx), 0);
         assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "a.lock", &f->self, &forced), 0);
         lock_view_clear(&forced);
-        assert_int_equal(take(f, "a.lock", &hy), 0);
-        set_block(f, &f->store.block_update, true);
+        assert_int_equal(take(f->t, "a.lock", &f->self, &hy), 0);
+        test_store_set_block(&f->store, &f->store.block_update, true);
         f->store.fail_update = -ENOSPC;
         struct req q = { .f = f, .kind = 4 };
         assert_int_equal(pthread_create(&q.thread, NULL, req_main, &q), 0);
-        await_in_store(f, &f->store.in_update, 1);
+        test_store_await(&f->store, &f->store.in_update, 1);
         struct flocker fl = { .t = f->t, .ino = hx.ino, .who = f->self };
         assert_int_equal(pthread_create(&fl.thread, NULL, flocker_main, &fl), 0);
         /* the flock waits while the rename is in flight (no name is taken
          * in its directory meanwhile), whenever it reaches the table */
-        set_block(f, &f->store.block_update, false);
+        test_store_set_block(&f->store, &f->store.block_update, false);
         pthread_join(q.thread, NULL);
         pthread_join(fl.thread, NULL);
         struct lt_attr a;

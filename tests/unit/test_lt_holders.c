@@ -20,6 +20,7 @@
 #include "locktable.h"
 #include "store.h"
 #include "store_mem.h"
+#include "fixture.h"
 
 struct grant {
         uint64_t id;
@@ -60,37 +61,9 @@ static int teardown(void **state) {
         return 0;
 }
 
-/* A child of ours that lives until *ret_fd is closed. */
-static pid_t spawn_child(int *ret_fd) {
-        int p[2];
-        if (pipe(p) < 0)
-                return -1;
-        pid_t pid = fork();
-        if (pid == 0) {
-                /* keep only the read end: a write end of an earlier child's
-                 * pipe, inherited here, would keep that child alive */
-                char c;
-                if (dup2(p[0], 3) < 0 || close_range(4, ~0U, 0) < 0)
-                        _exit(1);
-                while (read(3, &c, 1) > 0)
-                        ;
-                _exit(0);
-        }
-        close(p[0]);
-        *ret_fd = p[1];
-        return pid;
-}
-
-static int take(struct fixture *f, const char *name, const struct caller *c,
-                struct lt_handle *h) {
-        struct lt_attr a;
-        return locktable_create(f->t, LT_INO_ROOT, name, c, O_CREAT | O_EXCL | O_WRONLY, &a, h);
-}
-
 /* Wait for the reaper fd and reap what is due. */
 static void reap(struct fixture *f) {
-        struct pollfd p = { .fd = locktable_reaper_fd(f->t), .events = POLLIN };
-        assert_int_equal(poll(&p, 1, 10000), 1);
+        assert_int_equal(await_reapable(f->t, EVENT_TIMEOUT_MS), 1);
         locktable_reap(f->t, NULL, NULL);
 }
 
@@ -99,7 +72,7 @@ static void reap(struct fixture *f) {
 static void test_descendant_of_another_uid_is_not_the_holder(void **state) {
         struct fixture *f = *state;
         struct lt_handle h;
-        assert_int_equal(take(f, "maint.lock", &f->self, &h), 0);
+        assert_int_equal(take(f->t, "maint.lock", &f->self, &h), 0);
         int fd;
         pid_t child = spawn_child(&fd);
         struct caller as_user, as_root;
@@ -127,7 +100,7 @@ static void test_claim_of_another_uids_process_is_ignored(void **state) {
         struct caller writer; /* our child writing as uid 1000; we are its parent, uid 0 */
         assert_int_equal(holder_identify(child, 1000, 1000, &writer), 0);
         struct lt_handle h;
-        assert_int_equal(take(f, "c.lock", &writer, &h), 0);
+        assert_int_equal(take(f->t, "c.lock", &writer, &h), 0);
         char pid[16];
         int len = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
         assert_int_equal(locktable_write(f->t, &h, &writer, 0, pid, (size_t)len), len);
@@ -140,7 +113,7 @@ static void test_claim_of_another_uids_process_is_ignored(void **state) {
         /* the same claim by root's own child (same uid) is honoured */
         struct caller root_writer;
         assert_int_equal(holder_identify(child, 0, 0, &root_writer), 0);
-        assert_int_equal(take(f, "d.lock", &root_writer, &h), 0);
+        assert_int_equal(take(f->t, "d.lock", &root_writer, &h), 0);
         assert_int_equal(locktable_write(f->t, &h, &root_writer, 0, pid, (size_t)len), len);
         assert_int_equal(locktable_view(f->t, h.ino, &v), 0);
         assert_int_equal(v.pid, getpid());
@@ -155,7 +128,7 @@ static void test_claim_of_another_uids_process_is_ignored(void **state) {
 static void test_holder_handle_of_another_uid_contends(void **state) {
         struct fixture *f = *state;
         struct lt_handle h;
-        assert_int_equal(take(f, "p.lock", &f->self, &h), 0);
+        assert_int_equal(take(f->t, "p.lock", &f->self, &h), 0);
         int fd;
         pid_t child = spawn_child(&fd);
         struct caller other;
@@ -187,7 +160,7 @@ static void test_dying_holder_waiting_on_its_own_lock(void **state) {
         struct caller s;
         assert_int_equal(holder_identify(shell, 1000, 1000, &s), 0);
         struct lt_handle h, granted;
-        assert_int_equal(take(f, "n.lock", &s, &h), 0);
+        assert_int_equal(take(f->t, "n.lock", &s, &h), 0);
         assert_int_equal(locktable_flock(f->t, h.ino, &h, 8, &s, false, 1, &granted), 0);
         struct lt_handle h9 = h; /* a second open file of the same holder */
         assert_int_equal(locktable_flock(f->t, h.ino, &h9, 9, &s, false, 2, &granted),
@@ -202,7 +175,7 @@ static void test_dying_holder_waiting_on_its_own_lock(void **state) {
         assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "n.lock", &a), -ENOENT);
         /* a later release through the dead holder's descriptor is harmless */
         locktable_flock_unlock(f->t, h.ino, 8, NULL, NULL);
-        assert_int_equal(take(f, "n.lock", &f->self, &h), 0);
+        assert_int_equal(take(f->t, "n.lock", &f->self, &h), 0);
 }
 
 /* A release hands the lock on only to a live waiter: one whose process
@@ -210,7 +183,7 @@ static void test_dying_holder_waiting_on_its_own_lock(void **state) {
 static void test_handoff_skips_a_dead_waiter(void **state) {
         struct fixture *f = *state;
         struct lt_handle h, granted;
-        assert_int_equal(take(f, "q.lock", &f->self, &h), 0);
+        assert_int_equal(take(f->t, "q.lock", &f->self, &h), 0);
         assert_int_equal(locktable_flock(f->t, h.ino, &h, 1, &f->self, false, 1, &granted), 0);
         int fd_dead, fd_live;
         pid_t dead = spawn_child(&fd_dead), live = spawn_child(&fd_live);

@@ -22,75 +22,11 @@
 
 #include "locktable.h"
 #include "store.h"
+#include "clock.h"
+#include "fixture.h"
 
-/* A store that can hold its acquisitions until told to answer, and fail
- * chosen calls. */
-struct test_store {
-        struct store base;
-        pthread_mutex_t mu;
-        pthread_cond_t cond;
-        bool block;           /* acquisitions wait for release_store() */
-        bool blocked;         /* one is waiting now */
-        int fail_acquire, fail_update, fail_dir; /* -errno to answer, 0 = succeed */
-        uint64_t fence;
-        unsigned updates, releases;
-};
-
-static struct test_store *ts_of(struct store *s) {
-        return (struct test_store *)s;
-}
-
-static int ts_acquire(struct store *s, const struct lock_view *v, uint64_t *ret_fence) {
-        (void)v;
-        struct test_store *ts = ts_of(s);
-        pthread_mutex_lock(&ts->mu);
-        while (ts->block) {
-                ts->blocked = true;
-                pthread_cond_broadcast(&ts->cond);
-                pthread_cond_wait(&ts->cond, &ts->mu);
-        }
-        ts->blocked = false;
-        int r = ts->fail_acquire;
-        if (r == 0)
-                *ret_fence = ++ts->fence;
-        pthread_mutex_unlock(&ts->mu);
-        return r;
-}
-
-static int ts_update(struct store *s, const struct lock_view *v) {
-        (void)v;
-        struct test_store *ts = ts_of(s);
-        ts->updates++;
-        return ts->fail_update;
-}
-
-static int ts_release(struct store *s, uint64_t ino, const char *path, uint64_t fence) {
-        (void)ino;
-        (void)path;
-        (void)fence;
-        ts_of(s)->releases++;
-        return 0;
-}
-
-static int ts_put_dir(struct store *s, uint64_t ino, uint64_t parent, const char *name, uid_t uid,
-                      gid_t gid) {
-        (void)ino;
-        (void)parent;
-        (void)name;
-        (void)uid;
-        (void)gid;
-        return ts_of(s)->fail_dir;
-}
-
-static void ts_free(struct store *s) {
-        (void)s;
-}
-
-static const struct store_ops ts_ops = {
-        .name = "test", .acquire = ts_acquire, .update = ts_update, .release = ts_release,
-        .put_dir = ts_put_dir, .free = ts_free,
-};
-
+/* The store holds its acquisitions until told to answer (block_acquire)
+ * and fails chosen calls; it records directories. */
 struct fixture {
         struct test_store store;
         struct locktable *t;
@@ -99,9 +35,7 @@ struct fixture {
 
 static int setup(void **state) {
         struct fixture *f = calloc(1, sizeof(*f));
-        f->store.base.ops = &ts_ops;
-        pthread_mutex_init(&f->store.mu, NULL);
-        pthread_cond_init(&f->store.cond, NULL);
+        test_store_init(&f->store, &test_store_ops_with_dirs);
         struct locktable_config cfg = { .max_locks = 100, .max_content = 64, .max_depth = 4 };
         assert_int_equal(locktable_new(&cfg, &f->store.base, &f->t), 0);
         assert_int_equal(holder_identify(getpid(), 0, 0, &f->self), 0);
@@ -112,16 +46,9 @@ static int setup(void **state) {
 static int teardown(void **state) {
         struct fixture *f = *state;
         locktable_free(f->t);
-        pthread_cond_destroy(&f->store.cond);
-        pthread_mutex_destroy(&f->store.mu);
+        test_store_destroy(&f->store);
         free(f);
         return 0;
-}
-
-static int take(struct fixture *f, const char *name, const struct caller *c,
-                struct lt_handle *h) {
-        struct lt_attr a;
-        return locktable_create(f->t, LT_INO_ROOT, name, c, O_CREAT | O_EXCL | O_WRONLY, &a, h);
 }
 
 /* A create in a thread of its own, for a store that makes it wait. */
@@ -137,7 +64,7 @@ struct creator {
 static void *creator_main(void *arg) {
         struct creator *c = arg;
         struct lt_handle h;
-        c->r = take(c->f, c->name, &c->who, &h);
+        c->r = take(c->f->t, c->name, &c->who, &h);
         __atomic_store_n(&c->done, true, __ATOMIC_SEQ_CST);
         return NULL;
 }
@@ -145,21 +72,13 @@ static void *creator_main(void *arg) {
 static void start_blocked_create(struct fixture *f, struct creator *c, const char *name,
                                  const struct caller *who) {
         *c = (struct creator){ .f = f, .name = name, .who = *who };
-        pthread_mutex_lock(&f->store.mu);
-        f->store.block = true;
-        pthread_mutex_unlock(&f->store.mu);
+        test_store_set_block(&f->store, &f->store.block_acquire, true);
         assert_int_equal(pthread_create(&c->thread, NULL, creator_main, c), 0);
-        pthread_mutex_lock(&f->store.mu);
-        while (!f->store.blocked)
-                pthread_cond_wait(&f->store.cond, &f->store.mu);
-        pthread_mutex_unlock(&f->store.mu);
+        test_store_await(&f->store, &f->store.in_acquire, 1);
 }
 
 static void release_store(struct fixture *f) {
-        pthread_mutex_lock(&f->store.mu);
-        f->store.block = false;
-        pthread_cond_broadcast(&f->store.cond);
-        pthread_mutex_unlock(&f->store.mu);
+        test_store_set_block(&f->store, &f->store.block_acquire, false);
 }
 
 /* While the store sits on one acquisition, the table serves everything
@@ -168,7 +87,7 @@ static void test_store_call_is_made_outside_the_mutex(void **state) {
         struct fixture *f = *state;
         struct lt_handle h;
         struct lt_attr a;
-        assert_int_equal(take(f, "b.lock", &f->self, &h), 0);
+        assert_int_equal(take(f->t, "b.lock", &f->self, &h), 0);
         struct creator c;
         start_blocked_create(f, &c, "a.lock", &f->self);
         /* the create of a.lock is inside the store call now */
@@ -187,7 +106,7 @@ static void test_store_call_is_made_outside_the_mutex(void **state) {
         assert_int_equal(locktable_readdir(f->t, LT_INO_ROOT, &d, &n), 0);
         lt_dirents_free(d, n);
         /* a second exclusive create of the same name loses at once */
-        assert_int_equal(take(f, "a.lock", &f->self, &h), -EEXIST);
+        assert_int_equal(take(f->t, "a.lock", &f->self, &h), -EEXIST);
         assert_false(__atomic_load_n(&c.done, __ATOMIC_SEQ_CST));
         release_store(f);
         pthread_join(c.thread, NULL);
@@ -200,13 +119,13 @@ static void test_refused_acquisition_takes_nothing(void **state) {
         struct lt_handle h;
         struct lt_attr a;
         f->store.fail_acquire = -EIO;
-        assert_int_equal(take(f, "x.lock", &f->self, &h), -EIO);
+        assert_int_equal(take(f->t, "x.lock", &f->self, &h), -EIO);
         assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "x.lock", &a), -ENOENT);
         struct lock_metrics m;
         locktable_metrics(f->t, &m);
         assert_int_equal(m.held, 0);
         f->store.fail_acquire = 0;
-        assert_int_equal(take(f, "x.lock", &f->self, &h), 0);
+        assert_int_equal(take(f->t, "x.lock", &f->self, &h), 0);
         assert_int_not_equal(h.fence, 0);
 }
 
@@ -228,7 +147,7 @@ static void test_unrecorded_directory_is_not_made(void **state) {
 static void test_unrecorded_write_keeps_the_old_content(void **state) {
         struct fixture *f = *state;
         struct lt_handle h;
-        assert_int_equal(take(f, "w.lock", &f->self, &h), 0);
+        assert_int_equal(take(f->t, "w.lock", &f->self, &h), 0);
         assert_int_equal(locktable_write(f->t, &h, &f->self, 0, "one", 3), 3);
         f->store.fail_update = -ENOSPC;
         assert_int_equal(locktable_write(f->t, &h, &f->self, 0, "{\"ttl_s\":5}", 11), -EIO);
@@ -253,25 +172,15 @@ static void *reaper_main(void *arg) {
  * not before (the fence of the release is the acquisition's). */
 static void test_holder_dying_during_acquisition(void **state) {
         struct fixture *f = *state;
-        int p[2];
-        assert_int_equal(pipe(p), 0);
-        pid_t child = fork();
-        if (child == 0) {
-                char ch;
-                close(p[1]);
-                while (read(p[0], &ch, 1) > 0)
-                        ;
-                _exit(0);
-        }
-        close(p[0]);
+        int fd;
+        pid_t child = spawn_child(&fd);
+        assert_true(child > 0);
         struct caller who;
         assert_int_equal(holder_identify(child, 0, 0, &who), 0);
         struct creator c;
         start_blocked_create(f, &c, "dying.lock", &who);
-        close(p[1]);
-        waitpid(child, NULL, 0);
-        struct pollfd pfd = { .fd = locktable_reaper_fd(f->t), .events = POLLIN };
-        assert_int_equal(poll(&pfd, 1, 10000), 1);
+        end_child(child, fd);
+        assert_int_equal(await_reapable(f->t, EVENT_TIMEOUT_MS), 1);
         pthread_t reaper;
         assert_int_equal(pthread_create(&reaper, NULL, reaper_main, f->t), 0);
         release_store(f);
@@ -305,15 +214,16 @@ static void *breaker_main(void *arg) {
 
 /* True once b's thread sleeps (state S: here, only in the table's wait for
  * a busy lock to settle); false if it finished first or never slept within
- * 10 s. There is no event to await: poll. Asserts nothing, so the caller
- * lets the store go before it judges. */
+ * EVENT_TIMEOUT_MS. There is no event to await: poll. Asserts nothing, so
+ * the caller lets the store go before it judges. */
 static bool wait_sleeping(struct breaker *b) {
         char path[64], buf[256];
         pid_t tid;
         while ((tid = __atomic_load_n(&b->tid, __ATOMIC_SEQ_CST)) == 0)
                 sched_yield();
         snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
-        for (int i = 0; i < 10000 && !__atomic_load_n(&b->done, __ATOMIC_SEQ_CST); i++) {
+        int64_t deadline = clock_mono_ms() + EVENT_TIMEOUT_MS;
+        while (clock_mono_ms() < deadline && !__atomic_load_n(&b->done, __ATOMIC_SEQ_CST)) {
                 FILE *fp = fopen(path, "r");
                 if (!fp)
                         return false;

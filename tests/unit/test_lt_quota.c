@@ -21,6 +21,7 @@
 #include "store.h"
 #include "store_local.h"
 #include "store_mem.h"
+#include "fixture.h"
 
 #define UID_A 1000
 #define UID_B 1001
@@ -35,27 +36,6 @@ struct fixture {
         pid_t pid_a, pid_b;
         int fd_a, fd_b;         /* closing one ends that child */
 };
-
-/* A child that lives until its pipe closes, with no other descriptor of
- * ours (the local store's lock file). */
-static pid_t spawn_child(int *ret_fd) {
-        int p[2];
-        assert_int_equal(pipe(p), 0);
-        pid_t pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-                char c;
-                for (int fd = 3; fd < 1024; fd++)
-                        if (fd != p[0])
-                                close(fd);
-                while (read(p[0], &c, 1) > 0)
-                        ;
-                _exit(0);
-        }
-        close(p[0]);
-        *ret_fd = p[1];
-        return pid;
-}
 
 static void open_table(struct fixture *f, bool persistent) {
         if (persistent)
@@ -121,19 +101,6 @@ static int teardown(void **state) {
         return 0;
 }
 
-static int take_in(struct fixture *f, uint64_t dir, const char *name, const struct caller *c,
-                   struct lt_handle *h) {
-        struct lt_attr a;
-        struct lt_handle scratch;
-        return locktable_create(f->t, dir, name, c, O_CREAT | O_EXCL | O_WRONLY, &a,
-                                h ? h : &scratch);
-}
-
-static int take(struct fixture *f, const char *name, const struct caller *c,
-                struct lt_handle *h) {
-        return take_in(f, LT_INO_ROOT, name, c, h);
-}
-
 static int mkdir_as(struct fixture *f, const char *name, const struct caller *c) {
         struct lt_attr a;
         return locktable_mkdir(f->t, LT_INO_ROOT, name, c, &a);
@@ -169,14 +136,14 @@ static uint64_t bytes(struct fixture *f, uid_t uid) {
 static void test_locks_names_and_directories_count(void **state) {
         struct fixture *f = *state;
         struct lt_handle h;
-        assert_int_equal(take(f, "l1", &f->a, &h), 0);
+        assert_int_equal(take(f->t, "l1", &f->a, &h), 0);
         assert_int_equal(things(f, UID_A), 1);
         assert_int_equal(link_as(f, &h, "l1.name", &f->a), 0);
         assert_int_equal(things(f, UID_A), 2);
         assert_int_equal(mkdir_as(f, "d1", &f->a), 0);
         assert_int_equal(things(f, UID_A), 3);
         /* full: no lock, name or directory more, and nothing was made */
-        assert_int_equal(take(f, "l2", &f->a, NULL), -EDQUOT);
+        assert_int_equal(take(f->t, "l2", &f->a, NULL), -EDQUOT);
         assert_int_equal(link_as(f, &h, "l1.more", &f->a), -EDQUOT);
         assert_int_equal(mkdir_as(f, "d2", &f->a), -EDQUOT);
         struct lt_attr attr;
@@ -186,7 +153,7 @@ static void test_locks_names_and_directories_count(void **state) {
         assert_int_equal(things(f, UID_A), 3);
         /* other uids are not affected, root is never refused */
         assert_int_equal(mkdir_as(f, "bd", &f->b), 0);
-        assert_int_equal(take(f, "bl", &f->b, NULL), 0);
+        assert_int_equal(take(f->t, "bl", &f->b, NULL), 0);
         for (int i = 0; i < 5; i++) {
                 char name[8];
                 snprintf(name, sizeof(name), "r%d", i);
@@ -223,7 +190,7 @@ static void test_holder_death_gives_back_locks_and_names(void **state) {
         struct fixture *f = *state;
         struct lt_handle h;
         assert_int_equal(mkdir_as(f, "d", &f->a), 0);
-        assert_int_equal(take(f, "l", &f->a, &h), 0);
+        assert_int_equal(take(f->t, "l", &f->a, &h), 0);
         assert_int_equal(link_as(f, &h, "l.2", &f->a), 0);
         assert_int_equal(things(f, UID_A), 3);
         close(f->fd_a);
@@ -232,7 +199,7 @@ static void test_holder_death_gives_back_locks_and_names(void **state) {
         int fd = locktable_reaper_fd(f->t);
         while (things(f, UID_A) > 1) {
                 struct pollfd p = { .fd = fd, .events = POLLIN };
-                assert_true(poll(&p, 1, 5000) == 1);
+                assert_true(poll(&p, 1, EVENT_TIMEOUT_MS) == 1);
                 locktable_reap(f->t, NULL, NULL);
         }
         assert_int_equal(things(f, UID_A), 1); /* the directory */
@@ -244,7 +211,7 @@ static void test_one_uid_cannot_fill_the_table(void **state) {
         struct fixture *f = *state;
         struct lt_handle h;
         int made = 0;
-        if (take(f, "a.lock", &f->a, &h) == 0)
+        if (take(f->t, "a.lock", &f->a, &h) == 0)
                 made++;
         for (int i = 0; i < 150; i++) {
                 char name[16];
@@ -261,7 +228,7 @@ static void test_one_uid_cannot_fill_the_table(void **state) {
                 made += r == 0;
         }
         assert_int_equal(made, 3);
-        assert_int_equal(take(f, "victim.lock", &f->b, NULL), 0);
+        assert_int_equal(take(f->t, "victim.lock", &f->b, NULL), 0);
         assert_int_equal(mkdir_as(f, "victim.d", &f->b), 0);
 }
 
@@ -278,7 +245,7 @@ static void test_handoff_moves_names_with_the_lock(void **state) {
         int grant = 1;
         locktable_set_grant_fn(f->t, note_grant, &grant);
         struct lt_handle h, hb, granted;
-        assert_int_equal(take(f, "f.lock", &f->a, &h), 0);
+        assert_int_equal(take(f->t, "f.lock", &f->a, &h), 0);
         assert_int_equal(link_as(f, &h, "f.2", &f->a), 0);
         assert_int_equal(locktable_flock(f->t, h.ino, &h, 1, &f->a, true, 1, &granted), 0);
         assert_int_equal(locktable_open(f->t, h.ino, &f->b, O_WRONLY, &hb), 0);
@@ -313,8 +280,8 @@ static void test_content_bytes_count(void **state) {
         memset(buf, 'x', sizeof(buf));
         struct lt_handle h1, h2;
         struct lt_attr a;
-        assert_int_equal(take(f, "c1", &f->a, &h1), 0);
-        assert_int_equal(take(f, "c2", &f->a, &h2), 0);
+        assert_int_equal(take(f->t, "c1", &f->a, &h1), 0);
+        assert_int_equal(take(f->t, "c2", &f->a, &h2), 0);
         assert_int_equal(locktable_write(f->t, &h1, &f->a, 0, buf, 64), 64);
         assert_int_equal(bytes(f, UID_A), 64);
         assert_int_equal(locktable_write(f->t, &h2, &f->a, 0, "old", 3), 3);
@@ -334,11 +301,11 @@ static void test_content_bytes_count(void **state) {
         assert_int_equal(bytes(f, UID_A), 100);
         /* other uids and root are not affected */
         struct lt_handle hb, hr;
-        assert_int_equal(take(f, "b", &f->b, &hb), 0);
+        assert_int_equal(take(f->t, "b", &f->b, &hb), 0);
         assert_int_equal(locktable_write(f->t, &hb, &f->b, 0, buf, 64), 64);
-        assert_int_equal(take(f, "r1", &f->root, &hr), 0);
+        assert_int_equal(take(f->t, "r1", &f->root, &hr), 0);
         assert_int_equal(locktable_write(f->t, &hr, &f->root, 0, buf, 64), 64);
-        assert_int_equal(take(f, "r2", &f->root, &hr), 0);
+        assert_int_equal(take(f->t, "r2", &f->root, &hr), 0);
         assert_int_equal(locktable_write(f->t, &hr, &f->root, 0, buf, 64), 64);
         /* an overwrite with less gives the difference back */
         assert_int_equal(locktable_setattr(f->t, h1.ino, &h1, &f->a, LT_SET_SIZE, 10, &a), 0);
@@ -409,7 +376,7 @@ static void test_claims_keep_the_writers_uid(void **state) {
         for (int i = 0; i < 3; i++) {
                 char name[8];
                 snprintf(name, sizeof(name), "c%d", i);
-                assert_int_equal(take(f, name, &w, &h[i]), 0);
+                assert_int_equal(take(f->t, name, &w, &h[i]), 0);
                 assert_int_equal(locktable_write(f->t, &h[i], &w, 0, buf, (size_t)len), len);
                 struct lock_view v;
                 assert_int_equal(locktable_view(f->t, h[i].ino, &v), 0);
@@ -419,7 +386,7 @@ static void test_claims_keep_the_writers_uid(void **state) {
                 lock_view_clear(&v);
         }
         assert_int_equal(things(f, UID_A), 3);
-        assert_int_equal(take(f, "c3", &w, NULL), -EDQUOT);
+        assert_int_equal(take(f->t, "c3", &w, NULL), -EDQUOT);
         /* a claim of root's process (the test runner, as under su) is
          * ignored: still A's, still counted for A */
         len = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
@@ -448,10 +415,10 @@ static void test_restore_charges_everything_again(void **state) {
         assert_int_equal(mkdir_as(f, "ad", &f->a), 0);
         struct lt_attr d;
         assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "ad", &d), 0);
-        assert_int_equal(take_in(f, d.ino, "l", &f->a, &h), 0);
+        assert_int_equal(take_in(f->t, d.ino, "l", &f->a, &h), 0);
         assert_int_equal(locktable_write(f->t, &h, &f->a, 0, buf, 60), 60);
         assert_int_equal(link_as(f, &h, "l.2", &f->a), 0);
-        assert_int_equal(take(f, "bl", &f->b, &h), 0);
+        assert_int_equal(take(f->t, "bl", &f->b, &h), 0);
         assert_int_equal(locktable_write(f->t, &h, &f->b, 0, buf, 60), 60);
         assert_int_equal(things(f, UID_A), 3);
         assert_int_equal(bytes(f, UID_A), 60);
@@ -463,9 +430,9 @@ static void test_restore_charges_everything_again(void **state) {
         assert_int_equal(things(f, 0), 0);
         /* A is still at its limit */
         assert_int_equal(mkdir_as(f, "ad2", &f->a), -EDQUOT);
-        assert_int_equal(take(f, "l3", &f->a, NULL), -EDQUOT);
+        assert_int_equal(take(f->t, "l3", &f->a, NULL), -EDQUOT);
         /* and B's content cap still counts what came back */
-        assert_int_equal(take(f, "b2", &f->b, &h), 0);
+        assert_int_equal(take(f->t, "b2", &f->b, &h), 0);
         assert_int_equal(locktable_write(f->t, &h, &f->b, 0, buf, 41), -EDQUOT);
         assert_int_equal(locktable_write(f->t, &h, &f->b, 0, buf, 40), 40);
         assert_int_equal(bytes(f, UID_B), 100);

@@ -16,6 +16,7 @@
 #include "locktable.h"
 #include "store.h"
 #include "store_mem.h"
+#include "fixture.h"
 
 struct fixture {
         struct store *store;
@@ -82,24 +83,14 @@ static int put(struct fixture *f, const char *path, uint64_t rev, const char *co
         return locktable_remote_put(f->t, &v, on_removed, f);
 }
 
-/* Inode of path's last name in directory parent, or a negative errno. */
-static int64_t ino_of(struct fixture *f, uint64_t parent, const char *name) {
-        struct lt_attr a;
-        int r = locktable_lookup(f->t, parent, name, &a);
-        if (r < 0)
-                return r;
-        locktable_forget(f->t, a.ino, 1);
-        return (int64_t)a.ino;
-}
-
 static void test_remote_lock_appears_with_its_holder(void **state) {
         struct fixture *f = *state;
         assert_int_equal(put(f, "/d/e/x.lock", 100, "hi"), 0);
-        int64_t d = ino_of(f, LT_INO_ROOT, "d");
+        int64_t d = ino_of(f->t, LT_INO_ROOT, "d");
         assert_true(d > 0);
-        int64_t e = ino_of(f, (uint64_t)d, "e");
+        int64_t e = ino_of(f->t, (uint64_t)d, "e");
         assert_true(e > 0);
-        int64_t x = ino_of(f, (uint64_t)e, "x.lock");
+        int64_t x = ino_of(f->t, (uint64_t)e, "x.lock");
         assert_true(x > 0);
         struct lock_view v;
         assert_int_equal(locktable_view(f->t, (uint64_t)x, &v), 0);
@@ -131,7 +122,7 @@ static void test_remote_lock_appears_with_its_holder(void **state) {
         assert_int_equal(locktable_unlink(f->t, (uint64_t)e, "x.lock", &f->self, &forced), 0);
         assert_non_null(forced.path);
         lock_view_clear(&forced);
-        assert_int_equal(ino_of(f, (uint64_t)e, "x.lock"), -ENOENT);
+        assert_int_equal(ino_of(f->t, (uint64_t)e, "x.lock"), -ENOENT);
 }
 
 static void test_remote_updates_and_late_events(void **state) {
@@ -139,7 +130,7 @@ static void test_remote_updates_and_late_events(void **state) {
         assert_int_equal(put(f, "/y.lock", 100, "one"), 0);
         assert_int_equal(put(f, "/y.lock", 100, "two"), 0);     /* a renewal */
         assert_int_equal(put(f, "/y.lock", 90, "old"), 0);      /* late: ignored */
-        int64_t y = ino_of(f, LT_INO_ROOT, "y.lock");
+        int64_t y = ino_of(f->t, LT_INO_ROOT, "y.lock");
         struct lock_view v;
         assert_int_equal(locktable_view(f->t, (uint64_t)y, &v), 0);
         assert_int_equal(v.fence, 100);
@@ -147,10 +138,10 @@ static void test_remote_updates_and_late_events(void **state) {
         lock_view_clear(&v);
         /* a delete from before this acquisition is ignored; a later one ends it */
         assert_int_equal(locktable_remote_delete(f->t, "/y.lock", 99, on_removed, f), 0);
-        assert_true(ino_of(f, LT_INO_ROOT, "y.lock") > 0);
+        assert_true(ino_of(f->t, LT_INO_ROOT, "y.lock") > 0);
         assert_int_equal(f->removed, 0);
         assert_int_equal(locktable_remote_delete(f->t, "/y.lock", 101, on_removed, f), 0);
-        assert_int_equal(ino_of(f, LT_INO_ROOT, "y.lock"), -ENOENT);
+        assert_int_equal(ino_of(f->t, LT_INO_ROOT, "y.lock"), -ENOENT);
         assert_int_equal(f->removed, 1);
         assert_string_equal(f->last_removed, "y.lock");
         /* then the name is free here */
@@ -189,10 +180,10 @@ static void test_listing_drops_what_it_does_not_name(void **state) {
         locktable_remote_sync_begin(f->t);
         assert_int_equal(put(f, "/a.lock", 10, NULL), 0);
         locktable_remote_sync_end(f->t, 0, NULL, NULL, on_removed, f);
-        assert_true(ino_of(f, LT_INO_ROOT, "a.lock") > 0);
-        assert_int_equal(ino_of(f, LT_INO_ROOT, "b.lock"), -ENOENT);
+        assert_true(ino_of(f->t, LT_INO_ROOT, "a.lock") > 0);
+        assert_int_equal(ino_of(f->t, LT_INO_ROOT, "b.lock"), -ENOENT);
         assert_string_equal(f->last_removed, "b.lock");
-        assert_true(ino_of(f, LT_INO_ROOT, "mine.lock") > 0); /* local: not the listing's */
+        assert_true(ino_of(f->t, LT_INO_ROOT, "mine.lock") > 0); /* local: not the listing's */
 }
 
 static bool listed_only_kept(void *ctx, const char *path) {
@@ -215,14 +206,14 @@ static void test_listing_ends_unlisted_local_locks(void **state) {
         /* an incomplete listing ends nothing local */
         locktable_remote_sync_begin(f->t);
         locktable_remote_sync_end(f->t, young.fence, NULL, NULL, on_removed, f);
-        assert_true(ino_of(f, LT_INO_ROOT, "gone.lock") > 0);
+        assert_true(ino_of(f->t, LT_INO_ROOT, "gone.lock") > 0);
         /* a complete one, at a revision after gone.lock but not young.lock */
         locktable_remote_sync_begin(f->t);
         locktable_remote_sync_end(f->t, young.fence, listed_only_kept, NULL, on_removed, f);
-        assert_true(ino_of(f, LT_INO_ROOT, "kept.lock") > 0);
-        assert_int_equal(ino_of(f, LT_INO_ROOT, "gone.lock"), -ENOENT);
+        assert_true(ino_of(f->t, LT_INO_ROOT, "kept.lock") > 0);
+        assert_int_equal(ino_of(f->t, LT_INO_ROOT, "gone.lock"), -ENOENT);
         assert_string_equal(f->last_removed, "gone.lock");
-        assert_true(ino_of(f, LT_INO_ROOT, "young.lock") > 0);
+        assert_true(ino_of(f->t, LT_INO_ROOT, "young.lock") > 0);
         assert_int_equal(locktable_write(f->t, &gone, &f->self, 0, "x", 1), -EEXIST);
 }
 
@@ -245,7 +236,7 @@ static void test_local_lock_taken_elsewhere_is_lost(void **state) {
         /* taken anew through another host (its delete not seen yet): same
          * name and inode, their holder */
         assert_int_equal(put(f, "/l.lock", 1000, NULL), 0);
-        assert_int_equal(ino_of(f, LT_INO_ROOT, "l.lock"), (int64_t)a.ino);
+        assert_int_equal(ino_of(f->t, LT_INO_ROOT, "l.lock"), (int64_t)a.ino);
         assert_int_equal(locktable_view(f->t, a.ino, &v), 0);
         assert_string_equal(v.host, "far");
         assert_false(v.lost);
@@ -268,10 +259,10 @@ static void test_local_lock_deleted_elsewhere_goes(void **state) {
                                           O_CREAT | O_EXCL | O_WRONLY, &a, &h), 0);
         locktable_forget(f->t, a.ino, 1);
         assert_int_equal(locktable_remote_delete(f->t, "/k.lock", h.fence, on_removed, f), 0);
-        assert_true(ino_of(f, LT_INO_ROOT, "k.lock") > 0); /* not after this acquisition */
+        assert_true(ino_of(f->t, LT_INO_ROOT, "k.lock") > 0); /* not after this acquisition */
         assert_int_equal(locktable_remote_delete(f->t, "/k.lock", h.fence + 1, on_removed, f),
                          0);
-        assert_int_equal(ino_of(f, LT_INO_ROOT, "k.lock"), -ENOENT);
+        assert_int_equal(ino_of(f->t, LT_INO_ROOT, "k.lock"), -ENOENT);
         assert_string_equal(f->last_removed, "k.lock");
         assert_int_equal(locktable_write(f->t, &h, &f->self, 0, "x", 1), -EEXIST);
         assert_int_equal(locktable_create(f->t, LT_INO_ROOT, "k.lock", &f->user,

@@ -23,76 +23,7 @@
 
 #include "locktable.h"
 #include "store.h"
-
-/* A store whose acquisitions and updates can be held until told to answer,
- * and whose answers can be chosen. */
-struct rs {
-        struct store base;
-        pthread_mutex_t mu;
-        pthread_cond_t cond;
-        bool block_acquire, block_update;
-        unsigned in_acquire, in_update; /* calls waiting now */
-        int fail_acquire, fail_update;
-        uint64_t fence;
-        unsigned acquires, updates, releases;
-        uint64_t last_release_fence;
-};
-
-static struct rs *rs_of(struct store *s) {
-        return (struct rs *)s;
-}
-
-static int rs_acquire(struct store *s, const struct lock_view *v, uint64_t *ret_fence) {
-        (void)v;
-        struct rs *st = rs_of(s);
-        pthread_mutex_lock(&st->mu);
-        st->in_acquire++;
-        pthread_cond_broadcast(&st->cond);
-        while (st->block_acquire)
-                pthread_cond_wait(&st->cond, &st->mu);
-        st->in_acquire--;
-        st->acquires++;
-        int r = st->fail_acquire;
-        if (r == 0)
-                *ret_fence = ++st->fence;
-        pthread_mutex_unlock(&st->mu);
-        return r;
-}
-
-static int rs_update(struct store *s, const struct lock_view *v) {
-        (void)v;
-        struct rs *st = rs_of(s);
-        pthread_mutex_lock(&st->mu);
-        st->in_update++;
-        pthread_cond_broadcast(&st->cond);
-        while (st->block_update)
-                pthread_cond_wait(&st->cond, &st->mu);
-        st->in_update--;
-        st->updates++;
-        int r = st->fail_update;
-        pthread_mutex_unlock(&st->mu);
-        return r;
-}
-
-static int rs_release(struct store *s, uint64_t ino, const char *path, uint64_t fence) {
-        (void)ino;
-        (void)path;
-        struct rs *st = rs_of(s);
-        pthread_mutex_lock(&st->mu);
-        st->releases++;
-        st->last_release_fence = fence;
-        pthread_mutex_unlock(&st->mu);
-        return 0;
-}
-
-static void rs_free(struct store *s) {
-        (void)s;
-}
-
-static const struct store_ops rs_ops = {
-        .name = "review", .acquire = rs_acquire, .update = rs_update, .release = rs_release,
-        .free = rs_free,
-};
+#include "fixture.h"
 
 struct grant {
         uint64_t id;
@@ -100,7 +31,7 @@ struct grant {
 };
 
 struct fixture {
-        struct rs store;
+        struct test_store store;
         struct locktable *t;
         struct caller self;
         pthread_mutex_t gmu;
@@ -119,9 +50,7 @@ static void on_grant(void *ctx, uint64_t id, int err, const struct lt_handle *h)
 
 static int setup(void **state) {
         struct fixture *f = calloc(1, sizeof(*f));
-        f->store.base.ops = &rs_ops;
-        pthread_mutex_init(&f->store.mu, NULL);
-        pthread_cond_init(&f->store.cond, NULL);
+        test_store_init(&f->store, &test_store_ops);
         pthread_mutex_init(&f->gmu, NULL);
         struct locktable_config cfg = { .max_locks = 100, .max_content = 64, .max_depth = 4 };
         assert_int_equal(locktable_new(&cfg, &f->store.base, &f->t), 0);
@@ -134,56 +63,10 @@ static int setup(void **state) {
 static int teardown(void **state) {
         struct fixture *f = *state;
         locktable_free(f->t);
-        pthread_cond_destroy(&f->store.cond);
-        pthread_mutex_destroy(&f->store.mu);
+        test_store_destroy(&f->store);
         pthread_mutex_destroy(&f->gmu);
         free(f);
         return 0;
-}
-
-/* A child of ours that lives until *ret_fd is closed. */
-static pid_t spawn_child(int *ret_fd) {
-        int p[2];
-        if (pipe(p) < 0)
-                return -1;
-        pid_t pid = fork();
-        if (pid == 0) {
-                char c;
-                if (dup2(p[0], 3) < 0 || close_range(4, ~0U, 0) < 0)
-                        _exit(1);
-                while (read(3, &c, 1) > 0)
-                        ;
-                _exit(0);
-        }
-        close(p[0]);
-        *ret_fd = p[1];
-        return pid;
-}
-
-static void kill_child(int fd, pid_t pid) {
-        close(fd);
-        waitpid(pid, NULL, 0);
-}
-
-static int take(struct fixture *f, const char *name, const struct caller *c,
-                struct lt_handle *h) {
-        struct lt_attr a;
-        return locktable_create(f->t, LT_INO_ROOT, name, c, O_CREAT | O_EXCL | O_WRONLY, &a, h);
-}
-
-static void set_block(struct fixture *f, bool *what, bool on) {
-        pthread_mutex_lock(&f->store.mu);
-        *what = on;
-        pthread_cond_broadcast(&f->store.cond);
-        pthread_mutex_unlock(&f->store.mu);
-}
-
-/* Wait until n calls wait in the store's *counter. */
-static void await_in_store(struct fixture *f, unsigned *counter, unsigned n) {
-        pthread_mutex_lock(&f->store.mu);
-        while (*counter < n)
-                pthread_cond_wait(&f->store.cond, &f->store.mu);
-        pthread_mutex_unlock(&f->store.mu);
 }
 
 static size_t grants(struct fixture *f) {
@@ -191,12 +74,6 @@ static size_t grants(struct fixture *f) {
         size_t n = f->n_grants;
         pthread_mutex_unlock(&f->gmu);
         return n;
-}
-
-/* Wait for the reaper fd, then reap what is due (in the caller's thread). */
-static void await_reapable(struct fixture *f) {
-        struct pollfd p = { .fd = locktable_reaper_fd(f->t), .events = POLLIN };
-        assert_int_equal(poll(&p, 1, 10000), 1);
 }
 
 static void *reap_main(void *arg) {
@@ -221,20 +98,20 @@ static void test_handoff_target_dies_while_busy(void **state) {
         assert_int_equal(holder_identify(p1, 0, 0, &c1), 0);
         assert_int_equal(holder_identify(p2, 0, 0, &c2), 0);
         struct lt_handle h, granted;
-        assert_int_equal(take(f, "h.lock", &ch, &h), 0);
+        assert_int_equal(take(f->t, "h.lock", &ch, &h), 0);
         struct lt_handle c = { .kind = LT_HANDLE_CONTENDER, .ino = h.ino };
         assert_int_equal(locktable_flock(f->t, h.ino, &c, 11, &c1, false, 1, &granted), LT_PARKED);
         assert_int_equal(locktable_flock(f->t, h.ino, &c, 12, &c2, false, 2, &granted), LT_PARKED);
-        set_block(f, &f->store.block_acquire, true);
-        kill_child(fh, ph);
-        await_reapable(f);
+        test_store_set_block(&f->store, &f->store.block_acquire, true);
+        end_child(ph, fh);
+        assert_int_equal(await_reapable(f->t, EVENT_TIMEOUT_MS), 1);
         pthread_t r1;
         assert_int_equal(pthread_create(&r1, NULL, reap_main, f), 0);
-        await_in_store(f, &f->store.in_acquire, 1); /* W1's hand-off is with the store */
-        kill_child(f1, p1);
-        await_reapable(f);
+        test_store_await(&f->store, &f->store.in_acquire, 1); /* W1's hand-off is with the store */
+        end_child(p1, f1);
+        assert_int_equal(await_reapable(f->t, EVENT_TIMEOUT_MS), 1);
         locktable_reap(f->t, NULL, NULL); /* W1 dies: the node is busy, release deferred */
-        set_block(f, &f->store.block_acquire, false);
+        test_store_set_block(&f->store, &f->store.block_acquire, false);
         pthread_join(r1, NULL);
         assert_int_equal(grants(f), 2);
         assert_int_equal(f->grants[0].id, 1);
@@ -246,8 +123,8 @@ static void test_handoff_target_dies_while_busy(void **state) {
         assert_int_equal(v.pid, p2);
         assert_int_not_equal(v.fence, 0);
         lock_view_clear(&v);
-        kill_child(f2, p2);
-        await_reapable(f);
+        end_child(p2, f2);
+        assert_int_equal(await_reapable(f->t, EVENT_TIMEOUT_MS), 1);
         locktable_reap(f->t, NULL, NULL);
         struct lt_attr a;
         assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "h.lock", &a), -ENOENT);
@@ -264,7 +141,7 @@ static void test_refused_handoff_ends_name_and_waiters(void **state) {
         assert_int_equal(holder_identify(p1, 0, 0, &c1), 0);
         assert_int_equal(holder_identify(p2, 0, 0, &c2), 0);
         struct lt_handle h, granted;
-        assert_int_equal(take(f, "r.lock", &ch, &h), 0);
+        assert_int_equal(take(f->t, "r.lock", &ch, &h), 0);
         uint64_t old = h.fence;
         struct lt_handle c = { .kind = LT_HANDLE_CONTENDER, .ino = h.ino };
         assert_int_equal(locktable_flock(f->t, h.ino, &c, 21, &c1, false, 1, &granted), LT_PARKED);
@@ -284,11 +161,11 @@ static void test_refused_handoff_ends_name_and_waiters(void **state) {
         assert_int_equal(m.held, 0);
         assert_int_equal(m.waiters, 0);
         f->store.fail_acquire = 0;
-        assert_int_equal(take(f, "r.lock", &c2, &h), 0);
-        kill_child(fh, ph);
-        kill_child(f1, p1);
-        kill_child(f2, p2);
-        await_reapable(f);
+        assert_int_equal(take(f->t, "r.lock", &c2, &h), 0);
+        end_child(ph, fh);
+        end_child(p1, f1);
+        end_child(p2, f2);
+        assert_int_equal(await_reapable(f->t, EVENT_TIMEOUT_MS), 1);
         locktable_reap(f->t, NULL, NULL);
 }
 
@@ -325,22 +202,22 @@ static void test_refused_claim_write_of_a_dead_holder_releases(void **state) {
         struct caller ca;
         assert_int_equal(holder_identify(pa, 0, 0, &ca), 0);
         struct writer w = { .f = f, .who = ca };
-        assert_int_equal(take(f, "c.lock", &ca, &w.h), 0);
+        assert_int_equal(take(f->t, "c.lock", &ca, &w.h), 0);
         char claim[32];
         snprintf(claim, sizeof(claim), "%d\n", (int)getpid());
         w.buf = claim;
-        set_block(f, &f->store.block_update, true);
+        test_store_set_block(&f->store, &f->store.block_update, true);
         f->store.fail_update = -ENOSPC;
         assert_int_equal(pthread_create(&w.thread, NULL, writer_main, &w), 0);
-        await_in_store(f, &f->store.in_update, 1);
+        test_store_await(&f->store, &f->store.in_update, 1);
         struct lock_view v;
         assert_int_equal(locktable_view(f->t, w.h.ino, &v), 0);
         assert_int_equal(v.pid, getpid()); /* the claim applied, not yet recorded */
         lock_view_clear(&v);
-        kill_child(fa, pa);
-        await_reapable(f);
+        end_child(pa, fa);
+        assert_int_equal(await_reapable(f->t, EVENT_TIMEOUT_MS), 1);
         locktable_reap(f->t, NULL, NULL); /* A's record dies; it holds nothing now */
-        set_block(f, &f->store.block_update, false);
+        test_store_set_block(&f->store, &f->store.block_update, false);
         pthread_join(w.thread, NULL);
         assert_int_equal(w.r, -EIO);
         int r = locktable_view(f->t, w.h.ino, &v);
@@ -394,17 +271,17 @@ struct creator {
 
 static void *creator_main(void *arg) {
         struct creator *c = arg;
-        c->r = take(c->f, "busy.lock", &c->who, &c->h);
+        c->r = take(c->f->t, "busy.lock", &c->who, &c->h);
         return NULL;
 }
 
 static void test_requests_on_a_refused_busy_name(void **state) {
         struct fixture *f = *state;
-        set_block(f, &f->store.block_acquire, true);
+        test_store_set_block(&f->store, &f->store.block_acquire, true);
         f->store.fail_acquire = -EIO;
         struct creator c = { .f = f, .who = f->self };
         assert_int_equal(pthread_create(&c.thread, NULL, creator_main, &c), 0);
-        await_in_store(f, &f->store.in_acquire, 1);
+        test_store_await(&f->store, &f->store.in_acquire, 1);
         struct waiter_thread w[3];
         for (int i = 0; i < 3; i++) {
                 w[i] = (struct waiter_thread){ .f = f, .kind = i };
@@ -418,7 +295,7 @@ static void test_requests_on_a_refused_busy_name(void **state) {
         pthread_mutex_lock(&f->store.mu);
         f->store.fail_acquire = -EIO;
         pthread_mutex_unlock(&f->store.mu);
-        set_block(f, &f->store.block_acquire, false);
+        test_store_set_block(&f->store, &f->store.block_acquire, false);
         pthread_join(c.thread, NULL);
         for (int i = 0; i < 3; i++)
                 pthread_join(w[i].thread, NULL);
@@ -460,19 +337,19 @@ static void test_refused_claim_write_gives_the_claimed_no_flock(void **state) {
         struct caller ca;
         assert_int_equal(holder_identify(pa, 0, 0, &ca), 0);
         struct writer w = { .f = f, .who = ca };
-        assert_int_equal(take(f, "o.lock", &ca, &w.h), 0);
+        assert_int_equal(take(f->t, "o.lock", &ca, &w.h), 0);
         char claim[32];
         snprintf(claim, sizeof(claim), "%d\n", (int)getpid());
         w.buf = claim;
-        set_block(f, &f->store.block_update, true);
+        test_store_set_block(&f->store, &f->store.block_update, true);
         f->store.fail_update = -ENOSPC;
         assert_int_equal(pthread_create(&w.thread, NULL, writer_main, &w), 0);
-        await_in_store(f, &f->store.in_update, 1);
+        test_store_await(&f->store, &f->store.in_update, 1);
         /* P's flock waits for the store's answer (the lock is busy), then
          * finds A's lock again: it gets nothing */
         struct flocker fl = { .f = f, .h = { .kind = LT_HANDLE_CONTENDER, .ino = w.h.ino } };
         assert_int_equal(pthread_create(&fl.thread, NULL, flocker_main, &fl), 0);
-        set_block(f, &f->store.block_update, false);
+        test_store_set_block(&f->store, &f->store.block_update, false);
         pthread_join(w.thread, NULL);
         pthread_join(fl.thread, NULL);
         assert_int_equal(w.r, -EIO);
@@ -484,8 +361,8 @@ static void test_refused_claim_write_gives_the_claimed_no_flock(void **state) {
         assert_int_equal(locktable_flock_unlock(f->t, w.h.ino, 77, NULL, NULL), 0);
         struct lt_attr a;
         int r = locktable_lookup(f->t, LT_INO_ROOT, "o.lock", &a);
-        kill_child(fa, pa);
-        await_reapable(f);
+        end_child(pa, fa);
+        assert_int_equal(await_reapable(f->t, EVENT_TIMEOUT_MS), 1);
         locktable_reap(f->t, NULL, NULL);
         assert_int_equal(r, 0); /* A still holds o.lock */
 }
@@ -503,9 +380,9 @@ static void test_refused_claim_write_keeps_the_lock_uid(void **state) {
         assert_int_equal(holder_identify(px, 1000, 1000, &as_user), 0);
         assert_int_equal(holder_identify(px, 0, 0, &as_root), 0);
         struct lt_handle h1;
-        assert_int_equal(take(f, "u1.lock", &as_user, &h1), 0);
+        assert_int_equal(take(f->t, "u1.lock", &as_user, &h1), 0);
         struct writer w = { .f = f, .who = as_root };
-        assert_int_equal(take(f, "u2.lock", &as_root, &w.h), 0);
+        assert_int_equal(take(f->t, "u2.lock", &as_root, &w.h), 0);
         struct lock_view v;
         assert_int_equal(locktable_view(f->t, w.h.ino, &v), 0);
         assert_int_equal(v.uid, 0);
@@ -520,8 +397,8 @@ static void test_refused_claim_write_keeps_the_lock_uid(void **state) {
         uid_t uid = v.uid;
         pid_t pid = v.pid;
         lock_view_clear(&v);
-        kill_child(fx, px);
-        await_reapable(f);
+        end_child(px, fx);
+        assert_int_equal(await_reapable(f->t, EVENT_TIMEOUT_MS), 1);
         locktable_reap(f->t, NULL, NULL);
         assert_int_equal(pid, px);
         assert_int_equal(uid, 0);
@@ -532,12 +409,12 @@ static void test_refused_claim_write_keeps_the_lock_uid(void **state) {
  * locks, and the settled lock is never marked lost. */
 static void test_lease_lost_during_acquisition_is_marked(void **state) {
         struct fixture *f = *state;
-        set_block(f, &f->store.block_acquire, true);
+        test_store_set_block(&f->store, &f->store.block_acquire, true);
         struct creator c = { .f = f, .who = f->self };
         assert_int_equal(pthread_create(&c.thread, NULL, creator_main, &c), 0);
-        await_in_store(f, &f->store.in_acquire, 1);
+        test_store_await(&f->store, &f->store.in_acquire, 1);
         size_t n_lost = locktable_mark_lost(f->t);
-        set_block(f, &f->store.block_acquire, false);
+        test_store_set_block(&f->store, &f->store.block_acquire, false);
         pthread_join(c.thread, NULL);
         assert_int_equal(c.r, 0);
         struct lock_view v;
@@ -557,7 +434,7 @@ static void test_lease_lost_during_acquisition_is_marked(void **state) {
 static void test_refused_rename_is_undone(void **state) {
         struct fixture *f = *state;
         struct lt_handle h;
-        assert_int_equal(take(f, "old.lock", &f->self, &h), 0);
+        assert_int_equal(take(f->t, "old.lock", &f->self, &h), 0);
         f->store.fail_update = -ENOSPC;
         unsigned before = f->store.updates;
         int r = locktable_rename(f->t, LT_INO_ROOT, "old.lock", LT_INO_ROOT, "new.lock", 0,
@@ -572,21 +449,13 @@ static void test_refused_rename_is_undone(void **state) {
 static void test_refused_link_is_undone(void **state) {
         struct fixture *f = *state;
         struct lt_handle h;
-        assert_int_equal(take(f, "l.lock", &f->self, &h), 0);
+        assert_int_equal(take(f->t, "l.lock", &f->self, &h), 0);
         f->store.fail_update = -ENOSPC;
         struct lt_attr a;
         int r = locktable_link(f->t, h.ino, LT_INO_ROOT, "l2.lock", &f->self, &a);
         int r_new = locktable_lookup(f->t, LT_INO_ROOT, "l2.lock", &a);
         print_message("link: %d, second name %s\n", r, r_new == 0 ? "kept" : "gone");
         assert_true(r < 0 || r_new != 0);
-}
-
-static int count_fds(void) {
-        int n = 0;
-        for (int fd = 0; fd < 4096; fd++)
-                if (fcntl(fd, F_GETFD) >= 0)
-                        n++;
-        return n;
 }
 
 /* Since 3cfd385 a parked flock waiter references a holder record, which
@@ -601,7 +470,7 @@ static void test_each_waiting_process_costs_a_descriptor(void **state) {
         pid_t ph = spawn_child(&fh);
         struct caller ch;
         assert_int_equal(holder_identify(ph, 1000, 1000, &ch), 0);
-        assert_int_equal(take(f, "w.lock", &ch, &h), 0);
+        assert_int_equal(take(f->t, "w.lock", &ch, &h), 0);
         int before = count_fds();
         int fds[N];
         pid_t pids[N];
@@ -617,9 +486,9 @@ static void test_each_waiting_process_costs_a_descriptor(void **state) {
         print_message("descriptors: %d before, %d after %d waiters\n", before, after, N);
         assert_int_equal(after - before, N);
         for (int i = 0; i < N; i++)
-                kill_child(fds[i], pids[i]);
-        kill_child(fh, ph);
-        await_reapable(f);
+                end_child(pids[i], fds[i]);
+        end_child(ph, fh);
+        assert_int_equal(await_reapable(f->t, EVENT_TIMEOUT_MS), 1);
         locktable_reap(f->t, NULL, NULL);
 }
 
@@ -631,7 +500,7 @@ static void test_each_waiting_process_costs_a_descriptor(void **state) {
 static void test_refused_ttl_write_restores_the_deadline(void **state) {
         struct fixture *f = *state;
         struct lt_handle h;
-        assert_int_equal(take(f, "t.lock", &f->self, &h), 0); /* no TTL (config 0) */
+        assert_int_equal(take(f->t, "t.lock", &f->self, &h), 0); /* no TTL (config 0) */
         f->store.fail_update = -ENOSPC;
         const char *w = "{\"ttl_s\":1}";
         assert_int_equal(locktable_write(f->t, &h, &f->self, 0, w, strlen(w)), -EIO);
@@ -713,7 +582,7 @@ static void stress_grant(void *ctx, uint64_t id, int err, const struct lt_handle
         pthread_mutex_unlock(&s->mu);
 }
 
-static int stress_store_delay_and_fail(struct rs *st, int *fail) {
+static int stress_store_delay_and_fail(struct test_store *st, int *fail) {
         unsigned seed = __atomic_add_fetch(&g_stress->seed, 7919, __ATOMIC_SEQ_CST);
         int x = rand_r(&seed) % 100;
         if (x < 30)
@@ -725,7 +594,7 @@ static int stress_store_delay_and_fail(struct rs *st, int *fail) {
 
 static int ss_acquire(struct store *s, const struct lock_view *v, uint64_t *ret_fence) {
         (void)v;
-        struct rs *st = rs_of(s);
+        struct test_store *st = test_store_of(s);
         int fail;
         stress_store_delay_and_fail(st, &fail);
         pthread_mutex_lock(&st->mu);
@@ -739,13 +608,13 @@ static int ss_acquire(struct store *s, const struct lock_view *v, uint64_t *ret_
 static int ss_update(struct store *s, const struct lock_view *v) {
         (void)v;
         int fail;
-        stress_store_delay_and_fail(rs_of(s), &fail);
+        stress_store_delay_and_fail(test_store_of(s), &fail);
         return fail;
 }
 
 static const struct store_ops ss_ops = {
-        .name = "stress", .acquire = ss_acquire, .update = ss_update, .release = rs_release,
-        .free = rs_free,
+        .name = "stress", .acquire = ss_acquire, .update = ss_update, .release = test_store_release,
+        .free = test_store_free,
 };
 
 /* Give up name n (owner first: from here another may take it). */
@@ -842,7 +711,7 @@ static void *stress_main(void *arg) {
                 }
                 if (op < 3) {
                         struct lt_handle h;
-                        int r = take(s->f, s_names[n], &t->who, &h);
+                        int r = take(s->f->t, s_names[n], &t->who, &h);
                         if (r == 0) {
                                 int expect = -1;
                                 if (!__atomic_compare_exchange_n(&s->owner[n], &expect, t->i,
@@ -959,8 +828,8 @@ static void stress_run(struct fixture *f, bool renames) {
         assert_int_equal(s->violations, 0);
         assert_int_equal(s->odd_unlink, 0);
         for (int i = 0; i < S_THREADS; i++)
-                kill_child(s->th[i].fd, s->th[i].pid);
-        await_reapable(f);
+                end_child(s->th[i].pid, s->th[i].fd);
+        assert_int_equal(await_reapable(f->t, EVENT_TIMEOUT_MS), 1);
         locktable_reap(f->t, NULL, NULL);
         pthread_mutex_destroy(&s->mu);
         free(s);
