@@ -36,13 +36,13 @@ static inline struct hlink *htab_chain(const struct htab *t, uint64_t hash) {
         return t->buckets[hash & t->mask];
 }
 
-/* Walk the links whose hash equals `hash`: for each, pos points to the
+/* Walk the links whose hash equals `key_hash`: for each, pos points to the
  * enclosing `type` (whose struct hlink is `member`); compare the key in
  * the body. Do not remove pos inside the loop. */
-#define htab_for_each_possible(t, hash, pos, type, member)                             \
-        for (struct hlink *pos##_l_ = htab_chain((t), (hash)); pos##_l_;               \
+#define htab_for_each_possible(t, key_hash, pos, type, member)                         \
+        for (struct hlink *pos##_l_ = htab_chain((t), (key_hash)); pos##_l_;           \
              pos##_l_ = pos##_l_->next)                                                 \
-                if (pos##_l_->hash == (hash) && ((pos) = container_of(pos##_l_, type, member), 1))
+                if (pos##_l_->hash == (key_hash) && ((pos) = container_of(pos##_l_, type, member), 1))
 
 /* FNV-1a over bytes, continuing from h (start with HTAB_SEED). */
 #define HTAB_SEED 0xcbf29ce484222325ULL
