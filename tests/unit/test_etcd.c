@@ -23,11 +23,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "b64.h"
 #include "etcd.h"
-
-/* etcd.c's base64, not in etcd.h */
-char *etcd_b64_encode(const void *data, size_t n);
-int etcd_b64_decode(const char *s, size_t n, char **ret, size_t *ret_len);
 
 #define WAIT_MS 15000           /* for a watch event; etcd restarts are in there */
 
