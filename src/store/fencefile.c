@@ -9,10 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fencefile.h"
+#include "fsutil.h"
 
 #define PREFIX "lockfs-fences "
 
@@ -21,19 +21,7 @@ static int parent_dirs(const char *path) {
         char *copy = strdup(path);
         if (!copy)
                 return -ENOMEM;
-        char *dir = dirname(copy);
-        int r = 0;
-        for (char *p = dir + 1; !r; p++) {
-                char c = *p;
-                if (c != '/' && c != '\0')
-                        continue;
-                *p = '\0';
-                if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-                        r = -errno;
-                *p = c;
-                if (!c)
-                        break;
-        }
+        int r = fs_mkdir_p(dirname(copy), 0755);
         free(copy);
         return r;
 }
@@ -85,9 +73,9 @@ static int write_end(const char *path, uint64_t end) {
                 return -errno;
         char line[64];
         int len = snprintf(line, sizeof(line), PREFIX "%" PRIu64 "\n", end);
-        int r = 0;
-        if (write(fd, line, (size_t)len) != len || fsync(fd) < 0)
-                r = errno ? -errno : -EIO;
+        int r = fs_write_all(fd, line, (size_t)len);
+        if (!r && fsync(fd) < 0)
+                r = -errno;
         if (close(fd) < 0 && !r)
                 r = -errno;
         if (!r && rename(tmp, path) < 0)

@@ -20,25 +20,6 @@
 static const char MAGIC[8] = { 'L', 'O', 'C', 'K', 'F', 'S', 'J', '\n' };
 #define FRAME 8                  /* u32 length + u32 crc */
 
-void jbuf_free(struct jbuf *b) {
-        free(b->data);
-        *b = (struct jbuf){ 0 };
-}
-
-static int jbuf_reserve(struct jbuf *b, size_t more) {
-        if (b->cap - b->len >= more)
-                return 0;
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap - b->len < more)
-                cap *= 2;
-        uint8_t *d = realloc(b->data, cap);
-        if (!d)
-                return -ENOMEM;
-        b->data = d;
-        b->cap = cap;
-        return 0;
-}
-
 static uint8_t *put(uint8_t *p, const void *v, size_t n) {
         memcpy(p, v, n);
         return p + n;
@@ -71,14 +52,14 @@ int journal_header_check(const uint8_t *buf, size_t len,
 
 /* Reserve a record of body size n in b; returns where the body goes. The
  * frame is completed by frame_close(). */
-static uint8_t *frame_open(struct jbuf *b, size_t n) {
-        if (n > JOURNAL_RECORD_MAX || jbuf_reserve(b, FRAME + n) < 0)
+static uint8_t *frame_open(struct buf *b, size_t n) {
+        if (n > JOURNAL_RECORD_MAX || buf_reserve(b, FRAME + n) < 0)
                 return NULL;
-        return b->data + b->len + FRAME;
+        return (uint8_t *)b->data + b->len + FRAME;
 }
 
-static void frame_close(struct jbuf *b, size_t n) {
-        uint8_t *f = b->data + b->len;
+static void frame_close(struct buf *b, size_t n) {
+        uint8_t *f = (uint8_t *)b->data + b->len;
         PUT(PUT(f, uint32_t, n), uint32_t, crc32c(0, f + FRAME, n));
         b->len += FRAME + n;
 }
@@ -99,7 +80,7 @@ static bool valid_holder(enum lock_how how, bool detached, pid_t pid) {
         return (unsigned)how <= LOCK_HOW_DETACHED && pid >= 0 && (detached || pid != 0);
 }
 
-int journal_put_lock(struct jbuf *b, const struct lock_view *v) {
+int journal_put_lock(struct buf *b, const struct lock_view *v) {
         if (!v->path || v->ino == 0 || !valid_holder(v->how, v->detached, v->pid) ||
             (v->content_len && !v->content) || (v->n_aliases && !v->aliases))
                 return -EINVAL;
@@ -153,7 +134,7 @@ int journal_put_lock(struct jbuf *b, const struct lock_view *v) {
         return 0;
 }
 
-int journal_put_dir(struct jbuf *b, uint64_t key, uint64_t parent, const char *name, uid_t uid,
+int journal_put_dir(struct buf *b, uint64_t key, uint64_t parent, const char *name, uid_t uid,
                     gid_t gid) {
         size_t name_len = name ? strlen(name) : 0;
         if (key == 0 || !name || !valid_name(name, name_len))
@@ -173,7 +154,7 @@ int journal_put_dir(struct jbuf *b, uint64_t key, uint64_t parent, const char *n
         return 0;
 }
 
-int journal_put_del(struct jbuf *b, uint64_t key) {
+int journal_put_del(struct buf *b, uint64_t key) {
         if (key == 0)
                 return -EINVAL;
         uint8_t *p = frame_open(b, 9);
@@ -255,8 +236,9 @@ static void decode_lock(struct reader *r, uint32_t version, struct jrec *ret) {
                 r->bad = true;
 }
 
-int journal_next(const uint8_t *buf, size_t len, uint32_t version, size_t *off,
+int journal_next(const void *data, size_t len, uint32_t version, size_t *off,
                  struct jrec *ret) {
+        const uint8_t *buf = data;
         size_t at = *off;
         if (at == len)
                 return 0;

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "buf.h"
 #include "lockview.h"
 
 #define JOURNAL_VERSION 2         /* what is written */
@@ -42,12 +43,6 @@
 
 enum journal_type { JOURNAL_DIR = 1, JOURNAL_LOCK = 2, JOURNAL_DEL = 3 };
 
-/* A growable byte buffer records are appended to. */
-struct jbuf {
-        uint8_t *data;
-        size_t len, cap;
-};
-void jbuf_free(struct jbuf *b);
 
 /* One decoded record. Pointers point into the buffer it was read from. */
 struct jrec {
@@ -85,24 +80,25 @@ void journal_header_encode(const char *boot_id, uint8_t out[JOURNAL_HEADER_SIZE]
 int journal_header_check(const uint8_t *buf, size_t len,
                          char boot_id[JOURNAL_BOOT_ID_LEN + 1], uint32_t *version);
 
-/* Append one framed record (current version) to b. Lock records take v's
+/* Append one framed record (current version) to the byte buffer b
+ * (util/buf.h). Lock records take v's
  * state with key v->ino, parent v->parent_ino, name = last component of
  * v->path, and v->aliases (parent_ino, name). 0, or (b unchanged):
  * -EINVAL for what the decoder would reject (key 0, a name that is empty,
  * longer than JOURNAL_NAME_MAX or holds '/' or NUL, a holder pid < 0 or 0
  * while not detached, an unknown how), -EMSGSIZE past a JOURNAL_*_MAX
  * limit, -ENOMEM. */
-int journal_put_lock(struct jbuf *b, const struct lock_view *v);
-int journal_put_dir(struct jbuf *b, uint64_t key, uint64_t parent, const char *name, uid_t uid,
+int journal_put_lock(struct buf *b, const struct lock_view *v);
+int journal_put_dir(struct buf *b, uint64_t key, uint64_t parent, const char *name, uid_t uid,
                     gid_t gid);
-int journal_put_del(struct jbuf *b, uint64_t key);
+int journal_put_del(struct buf *b, uint64_t key);
 
 /* Decode the record at buf[*off], written in format version, into *ret
  * and advance *off. Returns 1 for a record, 0 at the clean end of buf,
  * -ENODATA for a torn tail (buf ends inside the frame: a write that never
  * completed), -EBADMSG for a complete frame that is corrupt (bad length
  * or checksum) or whose body does not decode (*off unchanged). */
-int journal_next(const uint8_t *buf, size_t len, uint32_t version, size_t *off,
+int journal_next(const void *buf, size_t len, uint32_t version, size_t *off,
                  struct jrec *ret);
 
 /* Read the alias at p (start with r->aliases; journal_next validated all

@@ -40,10 +40,14 @@ struct store_etcd_events {
 };
 
 /* A store on etcd; sends nothing yet. -EINVAL for bad endpoints, -ENOMEM.
- * Its acquire fails with -EEXIST when the key exists and with -EIO when
- * etcd cannot be asked or the lease is gone (never a guess); release
- * retries in the background until etcd takes it. free() revokes the
- * lease, so a clean stop releases this daemon's locks everywhere. */
+ * Its acquire fails with -EEXIST when the key exists, -ENOMEM, and -EIO
+ * for every other failure (etcd cannot be asked, the lease is gone: never
+ * a guess); update gives 0 for a lock that is no longer ours (the watch
+ * marks it lost) and the call's -errno otherwise; release always gives 0
+ * (or -ENOMEM) and retries in the background until etcd takes it. The
+ * store logs each failure itself (at most one line a second), so callers
+ * need not say why. free() revokes the lease, so a clean stop releases
+ * this daemon's locks everywhere. */
 int store_etcd_open(const struct store_etcd_config *cfg, struct store **ret);
 /* Start the watch and the lease keeper (after any fork). Waits up to
  * wait_ms for a lease and the first listing: 0, or -ETIMEDOUT (both keep
@@ -57,15 +61,7 @@ int store_etcd_start(struct store *s, const struct store_etcd_events *ev, int wa
  * (credentials or permission refused), -EIO, with a reason in why. */
 int store_etcd_check(struct store *s, char *why, size_t whylen);
 
-/* Decode a lock's value as read from etcd, which anyone with write access
- * to the prefix can forge: every field present, of its type and in range
- * (pid 1..2^22, 0 when detached; uid and gid below 2^32-1; times 0 ..
- * year 9999; ttl_s 32-bit; comm, cmdline and host within their sizes,
- * host not empty and without control bytes). Sets v's holder fields, host and content (path
- * and fence are the caller's). 0; -EINVAL with the reason in why (v
- * untouched); -ENOMEM. */
-int store_etcd_value_decode(const char *text, size_t len, struct lock_view *v, char *why,
-                            size_t whylen);
+/* The value codec (store_etcd_value_decode) is in etcd_value.h. */
 
 /* Stop the watch and the keeper: no event comes after this returns. The
  * store still answers calls (free() also stops them). */

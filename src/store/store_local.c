@@ -20,8 +20,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
+#include "container_of.h"
+#include "entries.h"
 #include "fencefile.h"
-#include "htab.h"
+#include "fsutil.h"
 #include "journal.h"
 #include "locktable.h"
 #include "log.h"
@@ -38,93 +41,23 @@ _Static_assert(LOCKFS_MAX_CONTENT_LIMIT <= JOURNAL_CONTENT_MAX, "content must fi
 _Static_assert(LT_NAME_MAX <= JOURNAL_NAME_MAX, "names must fit a record");
 _Static_assert(LOCKFS_MAX_NAMES_LIMIT - 1 <= JOURNAL_ALIASES_MAX, "names must fit a record");
 
-/* The last record of one key (one allocation with the record). */
-struct entry {
-        struct hlink by_key;
-        uint64_t key;
-        size_t off;              /* loaded entries: where the record was */
-        size_t len;
-        uint8_t raw[];
-};
-
 struct store_local {
         struct store base;
         char *journal, *journal_new;
         int lockfd;              /* STATE_DIR/lock, flocked while we live */
         int fd;                  /* the journal, appending; -1 until restored */
         char boot_id[JOURNAL_BOOT_ID_LEN + 1];
-        struct htab live;        /* key -> entry: what the table holds */
-        size_t live_bytes;
-        struct htab loaded;      /* what the journal held, until restore() */
+        struct entries live;     /* what the table holds */
+        struct entries loaded;   /* what the journal held, until restore() */
         uint32_t loaded_version; /* the format of the loaded records */
         uint64_t file_size;
         bool must_compact;
         struct fence_file fences;
-        struct jbuf rec;         /* the record being written */
+        struct buf rec;          /* the record being written */
 };
 
-#include "container_of.h"
-
-/* ---- entries ----------------------------------------------------------- */
-
-static struct entry *entry_find(struct htab *h, uint64_t key) {
-        for (struct hlink *l = htab_chain(h, htab_hash_u64(key)); l; l = l->next) {
-                struct entry *e = container_of(l, struct entry, by_key);
-                if (e->key == key)
-                        return e;
-        }
-        return NULL;
-}
-
-/* Make raw/len the record of key in h (copying it). Returns the replaced
- * entry, unlinked (the caller frees or restores it), or NULL; *err is set
- * to -ENOMEM when nothing could be stored. */
-static struct entry *entry_set(struct htab *h, size_t *bytes, uint64_t key, const uint8_t *raw,
-                               size_t len, int *err) {
-        *err = 0;
-        struct entry *e = malloc(sizeof(*e) + len);
-        if (!e) {
-                *err = -ENOMEM;
-                return NULL;
-        }
-        e->key = key;
-        e->off = 0;
-        e->len = len;
-        memcpy(e->raw, raw, len);
-        struct entry *old = entry_find(h, key);
-        if (old) {
-                htab_remove(h, &old->by_key);
-                *bytes -= old->len;
-        }
-        htab_insert(h, &e->by_key, htab_hash_u64(key));
-        *bytes += len;
-        return old;
-}
-
-static void entry_free(struct entry *e) {
-        free(e);
-}
-
-/* Remove key from h; true when it was there. */
-static bool entry_del(struct htab *h, size_t *bytes, uint64_t key) {
-        struct entry *e = entry_find(h, key);
-        if (!e)
-                return false;
-        htab_remove(h, &e->by_key);
-        *bytes -= e->len;
-        entry_free(e);
-        return true;
-}
-
-static void entries_free(struct htab *h) {
-        for (size_t b = 0; h->buckets && b <= h->mask; b++) {
-                struct hlink *l;
-                while ((l = h->buckets[b])) {
-                        htab_remove(h, l);
-                        entry_free(container_of(l, struct entry, by_key));
-                }
-        }
-        htab_free(h);
+static struct store_local *of(struct store *s) {
+        return container_of(s, struct store_local, base);
 }
 
 /* Decode a loaded entry's record (valid: it was decoded before). */
@@ -135,54 +68,43 @@ static void entry_decode(const struct store_local *s, const struct entry *e, str
 
 /* ---- the journal file ----------------------------------------------------- */
 
-static int write_all(int fd, const void *buf, size_t len) {
-        const uint8_t *p = buf;
-        while (len) {
-                ssize_t n = write(fd, p, len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return n < 0 ? -errno : -EIO;
-                p += n;
-                len -= (size_t)n;
-        }
-        return 0;
-}
+#define COMPACT_CHUNK 65536     /* compact writes records in chunks of about this */
 
-/* Rewrite the journal from the live entries. */
-static int compact(struct store_local *s) {
-        int fd = open(s->journal_new, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return -errno;
-        struct jbuf out = { 0 };
+/* Write the header and every live entry to fd: 0, or -errno; the bytes
+ * that make the file in *ret_size. */
+static int write_live(struct store_local *s, int fd, uint64_t *ret_size) {
         uint8_t header[JOURNAL_HEADER_SIZE];
         journal_header_encode(s->boot_id, header);
-        int r = write_all(fd, header, sizeof(header));
+        struct buf out = { 0 };
+        int r = buf_put(&out, header, sizeof(header));
         uint64_t size = sizeof(header);
-        for (size_t b = 0; r == 0 && b <= s->live.mask; b++) {
-                for (struct hlink *l = s->live.buckets[b]; l && r == 0; l = l->next) {
+        for (size_t b = 0; r == 0 && b <= s->live.by_key.mask; b++) {
+                for (struct hlink *l = s->live.by_key.buckets[b]; l && r == 0; l = l->next) {
                         struct entry *e = container_of(l, struct entry, by_key);
-                        if (out.cap - out.len < e->len) {
-                                r = write_all(fd, out.data, out.len);
+                        if (out.len >= COMPACT_CHUNK) {
+                                r = fs_write_all(fd, out.data, out.len);
                                 out.len = 0;
-                                if (e->len > out.cap) {
-                                        uint8_t *d = realloc(out.data, e->len * 2 + 65536);
-                                        if (!d) {
-                                                r = -ENOMEM;
-                                                break;
-                                        }
-                                        out.data = d;
-                                        out.cap = e->len * 2 + 65536;
-                                }
                         }
-                        memcpy(out.data + out.len, e->raw, e->len);
-                        out.len += e->len;
+                        if (r == 0)
+                                r = buf_put(&out, e->raw, e->len);
                         size += e->len;
                 }
         }
         if (r == 0)
-                r = write_all(fd, out.data, out.len);
-        jbuf_free(&out);
+                r = fs_write_all(fd, out.data, out.len);
+        buf_free(&out);
+        *ret_size = size;
+        return r;
+}
+
+/* Rewrite the journal from the live entries (beside it, then renamed over
+ * it). On failure the old file stays and the next change tries again. */
+static int compact(struct store_local *s) {
+        int fd = open(s->journal_new, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        uint64_t size = 0;
+        int r = write_live(s, fd, &size);
         if (r == 0 && rename(s->journal_new, s->journal) < 0)
                 r = -errno;
         if (r < 0) {
@@ -205,7 +127,7 @@ static int append(struct store_local *s) {
                 return 0; /* restoring: compaction writes everything */
         if (s->must_compact)
                 return compact(s);
-        int r = write_all(s->fd, s->rec.data, s->rec.len);
+        int r = fs_write_all(s->fd, s->rec.data, s->rec.len);
         if (r < 0) {
                 /* Cut a partial record, or the records after it would be
                  * lost at replay; rewrite everything at the next change. */
@@ -217,7 +139,7 @@ static int append(struct store_local *s) {
                 return compact(s) == 0 ? 0 : r;
         }
         s->file_size += s->rec.len;
-        if (s->file_size > 2 * (uint64_t)s->live_bytes + COMPACT_SLACK)
+        if (s->file_size > 2 * (uint64_t)s->live.bytes + COMPACT_SLACK)
                 compact(s); /* a failure is retried at the next change */
         return 0;
 }
@@ -229,16 +151,15 @@ static int append(struct store_local *s) {
  * later compaction never writes a change its caller was told failed. */
 static int record(struct store_local *s, uint64_t key) {
         int r;
-        struct entry *old = entry_set(&s->live, &s->live_bytes, key, s->rec.data, s->rec.len, &r);
+        struct entry *old = entry_set(&s->live, key, (const uint8_t *)s->rec.data,
+                                       s->rec.len, &r);
         if (r < 0)
                 return r;
         r = append(s);
         if (r < 0) {
-                entry_del(&s->live, &s->live_bytes, key);
-                if (old) {
-                        htab_insert(&s->live, &old->by_key, htab_hash_u64(old->key));
-                        s->live_bytes += old->len;
-                }
+                entry_del(&s->live, key);
+                if (old)
+                        entry_put_back(&s->live, old);
                 return r;
         }
         entry_free(old);
@@ -246,7 +167,7 @@ static int record(struct store_local *s, uint64_t key) {
 }
 
 static int local_acquire(struct store *base, const struct lock_view *v, uint64_t *ret_fence) {
-        struct store_local *s = (struct store_local *)base;
+        struct store_local *s = of(base);
         uint64_t fence;
         int r = fence_file_next(&s->fences, &fence);
         if (r < 0) {
@@ -265,14 +186,14 @@ static int local_acquire(struct store *base, const struct lock_view *v, uint64_t
 }
 
 static int local_update(struct store *base, const struct lock_view *v) {
-        struct store_local *s = (struct store_local *)base;
+        struct store_local *s = of(base);
         s->rec.len = 0;
         int r = journal_put_lock(&s->rec, v);
         return r < 0 ? r : record(s, v->ino);
 }
 
 static int local_forget(struct store_local *s, uint64_t key) {
-        if (!entry_del(&s->live, &s->live_bytes, key))
+        if (!entry_del(&s->live, key))
                 return 0;
         s->rec.len = 0;
         int r = journal_put_del(&s->rec, key);
@@ -282,16 +203,16 @@ static int local_forget(struct store_local *s, uint64_t key) {
 static int local_release(struct store *base, uint64_t ino, const char *path, uint64_t fence) {
         (void)path;
         (void)fence;
-        return local_forget((struct store_local *)base, ino);
+        return local_forget(of(base), ino);
 }
 
 static int local_remove_dir(struct store *base, uint64_t ino) {
-        return local_forget((struct store_local *)base, ino);
+        return local_forget(of(base), ino);
 }
 
 static int local_put_dir(struct store *base, uint64_t ino, uint64_t parent, const char *name,
                          uid_t uid, gid_t gid) {
-        struct store_local *s = (struct store_local *)base;
+        struct store_local *s = of(base);
         s->rec.len = 0;
         int r = journal_put_dir(&s->rec, ino, parent, name, uid, gid);
         return r < 0 ? r : record(s, ino);
@@ -379,8 +300,8 @@ static int loaded_lock_view(struct store_local *s, const struct jrec *r, struct 
  * the file before the restore completes, so the journal stays as it was. */
 static int restore_type(struct store_local *s, enum journal_type type,
                         const struct store_restore_cb *cb) {
-        for (size_t b = 0; b <= s->loaded.mask; b++) {
-                for (struct hlink *l = s->loaded.buckets[b]; l; l = l->next) {
+        for (size_t b = 0; b <= s->loaded.by_key.mask; b++) {
+                for (struct hlink *l = s->loaded.by_key.buckets[b]; l; l = l->next) {
                         struct entry *e = container_of(l, struct entry, by_key);
                         struct jrec r;
                         entry_decode(s, e, &r);
@@ -414,7 +335,7 @@ static int restore_type(struct store_local *s, enum journal_type type,
 }
 
 static int local_restore(struct store *base, const struct store_restore_cb *cb) {
-        struct store_local *s = (struct store_local *)base;
+        struct store_local *s = of(base);
         int r = restore_type(s, JOURNAL_DIR, cb);
         if (r == 0)
                 r = restore_type(s, JOURNAL_LOCK, cb);
@@ -429,39 +350,6 @@ static int local_restore(struct store *base, const struct store_restore_cb *cb) 
 
 /* ---- open ---------------------------------------------------------------------- */
 
-static int read_file(const char *path, uint8_t **ret, size_t *ret_len) {
-        *ret = NULL;
-        *ret_len = 0;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        struct stat st;
-        int r = fstat(fd, &st) < 0 ? -errno : 0;
-        size_t len = r == 0 ? (size_t)st.st_size : 0, got = 0;
-        uint8_t *buf = r == 0 ? malloc(len ? len : 1) : NULL;
-        if (r == 0 && !buf)
-                r = -ENOMEM;
-        while (r == 0 && got < len) {
-                ssize_t n = read(fd, buf + got, len - got);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0) {
-                        r = n < 0 ? -errno : 0;
-                        len = got; /* shrank meanwhile */
-                        break;
-                }
-                got += (size_t)n;
-        }
-        close(fd);
-        if (r < 0) {
-                free(buf);
-                return r;
-        }
-        *ret = buf;
-        *ret_len = got;
-        return 0;
-}
-
 static int read_boot_id(char out[JOURNAL_BOOT_ID_LEN + 1]) {
         memset(out, '0', JOURNAL_BOOT_ID_LEN);
         out[JOURNAL_BOOT_ID_LEN] = '\0';
@@ -475,6 +363,80 @@ static int read_boot_id(char out[JOURNAL_BOOT_ID_LEN + 1]) {
                 return -EIO;
         memcpy(out, line, JOURNAL_BOOT_ID_LEN);
         return 0;
+}
+
+/* Read the journal file and check its header: 0 with the file in *ret
+ * (*ret_len bytes, its boot id in boot), or 1 when it restores nothing
+ * (missing, unreadable, empty, no journal or of an unknown version:
+ * logged, and it will be replaced). */
+static int read_journal(struct store_local *s, uint8_t **ret, size_t *ret_len,
+                        char boot[JOURNAL_BOOT_ID_LEN + 1]) {
+        int r = fs_read_file(s->journal, ret, ret_len);
+        if (r == -ENOENT)
+                return 1;
+        if (r < 0) {
+                log_msg(LOG_ERR, "journal %s: cannot read (%s): no lock restored", s->journal,
+                        strerror(-r));
+                return 1;
+        }
+        r = *ret_len ? journal_header_check(*ret, *ret_len, boot, &s->loaded_version) : 0;
+        if (*ret_len && r == 0)
+                return 0;
+        if (r < 0)
+                log_msg(LOG_ERR, "journal %s: %s: no lock restored", s->journal,
+                        r == -EPROTONOSUPPORT ? "unsupported version" : "not a lockfs journal");
+        free(*ret);
+        *ret = NULL;
+        return 1;
+}
+
+/* Replay the records of buf (len bytes) from *off into s->loaded (the last
+ * record of a key wins; a DEL removes it): the highest fence of a lock
+ * record in *max_fence, the count in *n_records, and at the end *off where
+ * the valid records end. Returns what journal_next gave last (0 at a clean
+ * end, -ENODATA, -EBADMSG), or -ENOMEM (logged). */
+static int replay_records(struct store_local *s, const uint8_t *buf, size_t len, size_t *off,
+                          uint64_t *max_fence, size_t *n_records) {
+        struct jrec rec;
+        int r;
+        while ((r = journal_next(buf, len, s->loaded_version, off, &rec)) == 1) {
+                ++*n_records;
+                if (rec.type == JOURNAL_DEL) {
+                        entry_del(&s->loaded, rec.key);
+                        continue;
+                }
+                if (rec.type == JOURNAL_LOCK && rec.fence > *max_fence)
+                        *max_fence = rec.fence;
+                int err;
+                entry_free(entry_set(&s->loaded, rec.key, rec.raw, rec.raw_len, &err));
+                if (err < 0) {
+                        log_msg(LOG_ERR, "journal %s: out of memory at byte %zu", s->journal,
+                                *off);
+                        return err;
+                }
+                entry_find(&s->loaded, rec.key)->off = *off - rec.raw_len;
+        }
+        return r;
+}
+
+/* A journal of another boot holds no live holder: forget its locks (its
+ * directories stay), and say how many. */
+static void drop_locks_of_other_boot(struct store_local *s) {
+        size_t dropped = 0;
+        for (size_t b = 0; b <= s->loaded.by_key.mask; b++) {
+                for (struct hlink *l = s->loaded.by_key.buckets[b], *next; l; l = next) {
+                        next = l->next;
+                        struct entry *e = container_of(l, struct entry, by_key);
+                        struct jrec jr;
+                        entry_decode(s, e, &jr);
+                        if (jr.type == JOURNAL_LOCK) {
+                                dropped++;
+                                entry_del(&s->loaded, e->key);
+                        }
+                }
+        }
+        log_msg(LOG_NOTICE, "journal %s is from another boot: %zu locks dropped", s->journal,
+                dropped);
 }
 
 /* Load the journal into s->loaded, and the highest fence it recorded into
@@ -493,84 +455,37 @@ static int read_boot_id(char out[JOURNAL_BOOT_ID_LEN + 1]) {
  * version, restores nothing (and is replaced). */
 static int load_journal(struct store_local *s, uint64_t *ret_max_fence) {
         uint8_t *buf;
-        size_t len, off = JOURNAL_HEADER_SIZE, n_records = 0, bytes = 0;
-        *ret_max_fence = 0;
-        int r = read_file(s->journal, &buf, &len);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0) {
-                log_msg(LOG_ERR, "journal %s: cannot read (%s): no lock restored", s->journal,
-                        strerror(-r));
-                return 0;
-        }
+        size_t len, off = JOURNAL_HEADER_SIZE, n_records = 0;
         char boot[JOURNAL_BOOT_ID_LEN + 1];
-        r = len ? journal_header_check(buf, len, boot, &s->loaded_version) : 0;
-        if (len == 0 || r < 0) {
-                if (r < 0)
-                        log_msg(LOG_ERR, "journal %s: %s: no lock restored", s->journal,
-                                r == -EPROTONOSUPPORT ? "unsupported version"
-                                                      : "not a lockfs journal");
-                free(buf);
+        *ret_max_fence = 0;
+        if (read_journal(s, &buf, &len, boot) > 0)
                 return 0;
-        }
         bool same_boot = strcmp(boot, s->boot_id) == 0;
         uint64_t max_fence = 0;
-        size_t dropped = 0;
-        struct jrec rec;
-        while ((r = journal_next(buf, len, s->loaded_version, &off, &rec)) == 1) {
-                n_records++;
-                if (rec.type == JOURNAL_DEL) {
-                        entry_del(&s->loaded, &bytes, rec.key);
-                        continue;
-                }
-                if (rec.type == JOURNAL_LOCK && rec.fence > max_fence)
-                        max_fence = rec.fence;
-                int err;
-                entry_free(entry_set(&s->loaded, &bytes, rec.key, rec.raw, rec.raw_len, &err));
-                if (err < 0) {
-                        log_msg(LOG_ERR, "journal %s: out of memory at byte %zu", s->journal,
-                                off);
-                        free(buf);
-                        return err;
-                }
-                entry_find(&s->loaded, rec.key)->off = off - rec.raw_len;
-        }
+        int r = replay_records(s, buf, len, &off, &max_fence, &n_records);
+        free(buf);
+        if (r == -ENOMEM)
+                return r;
         if (r == -EBADMSG && same_boot) {
                 log_msg(LOG_ERR, "journal %s: the record at byte %zu of %zu is damaged (it "
                         "is complete, but its checksum or its contents are wrong): refusing "
                         "to start, as it or the records after it (%zu bytes from it to the "
                         "end) may record held locks; move the journal aside to start "
                         "without its locks", s->journal, off, len, len - off);
-                free(buf);
                 return -EUCLEAN;
         }
         if (r < 0)
                 log_msg(LOG_WARNING, "journal %s: %s record at byte %zu of %zu: "
                         "using the %zu records before it", s->journal,
                         r == -ENODATA ? "torn" : "damaged", off, len, n_records);
-        if (!same_boot) { /* holders do not survive a reboot; namespaces do */
-                for (size_t b = 0; b <= s->loaded.mask; b++) {
-                        for (struct hlink *l = s->loaded.buckets[b], *next; l; l = next) {
-                                next = l->next;
-                                struct entry *e = container_of(l, struct entry, by_key);
-                                struct jrec jr;
-                                entry_decode(s, e, &jr);
-                                if (jr.type == JOURNAL_LOCK) {
-                                        dropped++;
-                                        entry_del(&s->loaded, &bytes, e->key);
-                                }
-                        }
-                }
-                log_msg(LOG_NOTICE, "journal %s is from another boot: %zu locks dropped",
-                        s->journal, dropped);
-        }
-        free(buf);
+        if (!same_boot) /* holders do not survive a reboot; namespaces do */
+                drop_locks_of_other_boot(s);
         *ret_max_fence = max_fence;
         return 0;
 }
 
 static void local_free(struct store *base) {
-        struct store_local *s = (struct store_local *)base;
+        struct store_local *s = of(base);
         if (s->fd >= 0)
                 close(s->fd);
         if (s->lockfd >= 0)
@@ -578,7 +493,7 @@ static void local_free(struct store *base) {
         entries_free(&s->live);
         entries_free(&s->loaded);
         fence_file_close(&s->fences);
-        jbuf_free(&s->rec);
+        buf_free(&s->rec);
         free(s->journal);
         free(s->journal_new);
         free(s);
@@ -595,29 +510,8 @@ static const struct store_ops store_local_ops = {
         .free = local_free,
 };
 
-/* mkdir -p dir, the last component with mode. */
-static int make_dirs(const char *dir, mode_t mode) {
-        char *copy = strdup(dir);
-        if (!copy)
-                return -ENOMEM;
-        int r = 0;
-        for (char *p = copy + 1;; p++) {
-                if (*p != '/' && *p != '\0')
-                        continue;
-                char c = *p;
-                *p = '\0';
-                if (mkdir(copy, c ? 0755 : mode) < 0 && errno != EEXIST)
-                        r = -errno;
-                *p = c;
-                if (!c || r)
-                        break;
-        }
-        free(copy);
-        return r;
-}
-
 void store_local_record_owner(struct store *base) {
-        struct store_local *s = (struct store_local *)base;
+        struct store_local *s = of(base);
         char pid[32];
         int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
         if (ftruncate(s->lockfd, 0) < 0 || pwrite(s->lockfd, pid, (size_t)n, 0) != n)
@@ -647,12 +541,12 @@ int store_local_open(const char *state_dir, const char *fence_file, struct store
         s->fd = s->lockfd = -1;
         int r = -ENOMEM;
         char *lock = NULL;
-        if (htab_init(&s->live) < 0 || htab_init(&s->loaded) < 0 ||
+        if (entries_init(&s->live) < 0 || entries_init(&s->loaded) < 0 ||
             asprintf(&s->journal, "%s/journal", state_dir) < 0 ||
             asprintf(&s->journal_new, "%s/journal.new", state_dir) < 0 ||
             asprintf(&lock, "%s/lock", state_dir) < 0)
                 goto fail;
-        if ((r = make_dirs(state_dir, 0700)) < 0)
+        if ((r = fs_mkdir_p(state_dir, 0700)) < 0)
                 goto fail;
         s->lockfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         if (s->lockfd < 0) {

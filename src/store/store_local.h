@@ -16,7 +16,14 @@
  * for a lock record it cannot place): its locks might be held, so the
  * daemon must not start without them. Else -errno; a journal that is
  * missing, foreign, of an unknown version or of another boot is logged
- * and restores nothing (or its directories only), never fatal. */
+ * and restores nothing (or its directories only), never fatal.
+ *
+ * Its operations: acquire gives -EIO when no fence can be issued (the
+ * fence file's error is logged) or its record cannot be appended, and the
+ * journal encoder's -EINVAL, -EMSGSIZE or -ENOMEM for a lock the format
+ * cannot hold (journal.h); update, release, put_dir and remove_dir give
+ * the -errno of what failed. A failed append is logged and the journal is
+ * rewritten whole at the next change. */
 int store_local_open(const char *state_dir, const char *fence_file, struct store **ret);
 /* Record the calling process as the one using the local store s (again
  * after a fork: fuse_daemonize). */

@@ -349,6 +349,37 @@ class TestVisibility(ClusterCase):
         self.assertEqual(lock_keys(self.etcd.endpoint, "/lockfs/", rel), {})
 
 
+class TestIgnoredClaim(ClusterCase):
+    """A claim that named a process the writer may not name (SPEC R3.3) is
+    ignored, and the status says which pid it named: on every mount, so
+    the value in etcd carries it."""
+    N_MOUNTS = 2
+
+    def test_ignored_claim_pid_shows_on_other_mount(self):
+        sib = subprocess.Popen(["sleep", "1000"])  # not the writer, nor its ancestor
+        self.addCleanup(lambda: (sib.kill(), sib.wait()))
+        rel = "x.lock"
+        h = Holder(self.A.path(rel), content=f"{sib.pid}\n")
+        self.addCleanup(h.kill)
+        self.assertTrue(h.ok, f"create on A: errno {h.errno}")
+        here = status(self.A.path(rel))["lockfs"]
+        self.assertEqual(here.get("claim_ignored_pid"), sib.pid, f"on A: {here}")
+        self.assertEqual(here["pid"], h.pid, "a foreign claim must be ignored")
+
+        def seen_on_b():
+            if not visible(self.B, rel):
+                return False
+            return status(self.B.path(rel))["lockfs"].get("claim_ignored_pid") == sib.pid
+        wait_until(seen_on_b, VISIBLE_S, "claim_ignored_pid of A's lock on B")
+        there = status(self.B.path(rel))["lockfs"]
+        self.assertEqual(there["pid"], h.pid, f"on B: {there}")
+        self.assertEqual(there["how"], "creator", f"on B: {there}")
+        (key, kv), = self.keys(rel).items()
+        self.assertEqual(json.loads(kv["value"]).get("claim_ignored_pid"), sib.pid, key)
+        self.assertEqual(h.release(), 0)
+        self.wait_vanished(self.B, rel)
+
+
 class TestNamespace(ClusterCase):
     N_MOUNTS = 1
 

@@ -25,10 +25,6 @@
 
 #include "etcd.h"
 
-/* etcd.c's base64, not in etcd.h */
-char *etcd_b64_encode(const void *data, size_t n);
-int etcd_b64_decode(const char *s, size_t n, char **ret, size_t *ret_len);
-
 #define WAIT_MS 15000           /* for a watch event; etcd restarts are in there */
 
 /* ---- the etcd server ---- */
@@ -329,53 +325,6 @@ static int64_t create(struct etcd *e, const char *key, const char *value, int64_
 }
 
 /* ---- tests ---- */
-
-static void test_base64(void **state) {
-        (void)state;
-        static const char *vec[][2] = { { "", "" },          { "f", "Zg==" },     { "fo", "Zm8=" },
-                                        { "foo", "Zm9v" },   { "foob", "Zm9vYg==" },
-                                        { "fooba", "Zm9vYmE=" }, { "foobar", "Zm9vYmFy" } };
-        for (size_t i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
-                char *s = etcd_b64_encode(vec[i][0], strlen(vec[i][0]));
-                assert_string_equal(s, vec[i][1]);
-                free(s);
-                char *d;
-                size_t n;
-                assert_int_equal(etcd_b64_decode(vec[i][1], strlen(vec[i][1]), &d, &n), 0);
-                assert_int_equal(n, strlen(vec[i][0]));
-                assert_string_equal(d, vec[i][0]);
-                free(d);
-        }
-        /* every alphabet character, binary with NUL and 0xff bytes, lengths 0..10 and 256 */
-        unsigned char bin[256];
-        for (int i = 0; i < 256; i++)
-                bin[i] = (unsigned char)(i * 7 + (i & 1 ? 0 : 0xf8));
-        bin[0] = 0;
-        bin[3] = 0;
-        for (size_t len = 0; len <= 256; len = len < 10 ? len + 1 : 256) {
-                char *s = etcd_b64_encode(bin, len), *d;
-                size_t n;
-                assert_int_equal(strlen(s), (len + 2) / 3 * 4);
-                assert_int_equal(etcd_b64_decode(s, strlen(s), &d, &n), 0);
-                assert_int_equal(n, len);
-                assert_memory_equal(d, bin, len);
-                assert_int_equal(d[n], '\0');
-                free(s);
-                free(d);
-                if (len == 256)
-                        break;
-        }
-        char *s = etcd_b64_encode("\xfb\xff\xbf", 3);
-        assert_string_equal(s, "+/+/");
-        free(s);
-        static const char *bad[] = { "Z", "Zg=", "Zg===", "Zm9v!", "Z=g=", "Zm 9v", "=" };
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                char *d = NULL;
-                size_t n;
-                assert_int_equal(etcd_b64_decode(bad[i], strlen(bad[i]), &d, &n), -EIO);
-                assert_null(d);
-        }
-}
 
 static void test_new_checks_endpoints(void **state) {
         (void)state;
@@ -1166,7 +1115,6 @@ static void test_watch_compacted(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_base64),
                 cmocka_unit_test(test_new_checks_endpoints),
                 cmocka_unit_test_setup_teardown(test_binary_values, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_lease, setup, teardown),

@@ -66,7 +66,7 @@ static void test_other_version_is_refused(void **state) {
 
 static void test_records_round_trip(void **state) {
         (void)state;
-        struct jbuf b = { 0 };
+        struct buf b = { 0 };
         struct lock_view v = sample_view();
         assert_int_equal(journal_put_dir(&b, 20, 1, "d", 1000, 100), 0);
         assert_int_equal(journal_put_lock(&b, &v), 0);
@@ -113,13 +113,13 @@ static void test_records_round_trip(void **state) {
         assert_int_equal(r.type, JOURNAL_DEL);
         assert_int_equal(r.key, 21);
         assert_int_equal(journal_next(b.data, b.len, JOURNAL_VERSION, &off, &r), 0);
-        jbuf_free(&b);
+        buf_free(&b);
 }
 
 /* Every proper prefix of a record is torn: it never decodes, and says so. */
 static void test_torn_record_never_decodes(void **state) {
         (void)state;
-        struct jbuf b = { 0 };
+        struct buf b = { 0 };
         struct lock_view v = sample_view();
         assert_int_equal(journal_put_lock(&b, &v), 0);
         for (size_t cut = 1; cut < b.len; cut++) {
@@ -128,13 +128,13 @@ static void test_torn_record_never_decodes(void **state) {
                 assert_int_equal(journal_next(b.data, cut, JOURNAL_VERSION, &off, &r), -ENODATA);
                 assert_int_equal(off, 0);
         }
-        jbuf_free(&b);
+        buf_free(&b);
 }
 
 /* Any single flipped bit is caught by the checksum or the frame. */
 static void test_every_bit_flip_is_detected(void **state) {
         (void)state;
-        struct jbuf b = { 0 };
+        struct buf b = { 0 };
         struct lock_view v = sample_view();
         assert_int_equal(journal_put_lock(&b, &v), 0);
         for (size_t i = 0; i < b.len * 8; i++) {
@@ -146,7 +146,7 @@ static void test_every_bit_flip_is_detected(void **state) {
                 assert_true(rc == -EBADMSG || (rc == -ENODATA && i < 32));
                 b.data[i / 8] ^= (uint8_t)(1u << (i % 8));
         }
-        jbuf_free(&b);
+        buf_free(&b);
 }
 
 /* Random bytes (with valid frames around them, so the body parser itself
@@ -182,12 +182,12 @@ static void test_random_bodies_are_rejected_safely(void **state) {
 /* ---- the encoder refuses what the decoder rejects ------------------------ */
 
 static void assert_refused(const struct lock_view *v, int err) {
-        struct jbuf b = { 0 };
+        struct buf b = { 0 };
         assert_int_equal(journal_put_dir(&b, 20, 1, "d", 0, 0), 0);
         size_t len = b.len;
         assert_int_equal(journal_put_lock(&b, v), err);
         assert_int_equal(b.len, len); /* nothing written */
-        jbuf_free(&b);
+        buf_free(&b);
 }
 
 static void test_encoder_refuses_what_cannot_decode(void **state) {
@@ -207,7 +207,7 @@ static void test_encoder_refuses_what_cannot_decode(void **state) {
         v.path = long_path;
         assert_refused(&v, -EINVAL);
         long_path[256] = '\0'; /* 255 bytes: fine */
-        struct jbuf b = { 0 };
+        struct buf b = { 0 };
         assert_int_equal(journal_put_lock(&b, &v), 0);
         v = sample_view();
         v.pid = -1;
@@ -254,7 +254,7 @@ static void test_encoder_refuses_what_cannot_decode(void **state) {
         assert_int_equal(journal_put_dir(&b, 5, 1, long_path + 1, 0, 0), -EINVAL);
         assert_int_equal(journal_put_del(&b, 0), -EINVAL);
         assert_int_equal(b.len, len);
-        jbuf_free(&b);
+        buf_free(&b);
 }
 
 /* ---- round trip: random views, including every limit --------------------- */
@@ -328,7 +328,7 @@ static void rand_view(struct lock_view *v, size_t max_aliases, size_t max_conten
                 v->content[i] = (char)rand();
 }
 
-static void assert_round_trip(const struct lock_view *v, struct jbuf *b) {
+static void assert_round_trip(const struct lock_view *v, struct buf *b) {
         b->len = 0;
         assert_int_equal(journal_put_lock(b, v), 0);
         size_t off = 0;
@@ -379,7 +379,7 @@ static void free_view(struct lock_view *v) {
 static void test_random_views_round_trip(void **state) {
         (void)state;
         srand(4242);
-        struct jbuf b = { 0 };
+        struct buf b = { 0 };
         struct lock_view v;
         for (int i = 0; i < 2000; i++) {
                 rand_view(&v, 4, 300);
@@ -414,21 +414,21 @@ static void test_random_views_round_trip(void **state) {
         assert_round_trip(&v, &b);
         assert_int_equal(b.len, 8 + JOURNAL_RECORD_MAX);
         free_view(&v);
-        jbuf_free(&b);
+        buf_free(&b);
 }
 
 /* ---- version 1 ------------------------------------------------------------ */
 
 /* The record of v as version 1 wrote it: the alias count in a u16 (the
  * low bits of n when n is given, as the old writer wrapped it). */
-static void put_v1(struct jbuf *b, const struct lock_view *v, long count) {
-        struct jbuf v2 = { 0 };
+static void put_v1(struct buf *b, const struct lock_view *v, long count) {
+        struct buf v2 = { 0 };
         assert_int_equal(journal_put_lock(&v2, v), 0);
         size_t at = 8 + JOURNAL_LOCK_FIXED + 2 + strlen(strrchr(v->path, '/') + 1);
         uint32_t n = (uint32_t)(v2.len - 8 - 2), crc;
         uint16_t c16 = (uint16_t)(count < 0 ? (long)v->n_aliases : count);
-        b->data = realloc(b->data, b->len + v2.len);
-        uint8_t *f = b->data + b->len;
+        assert_int_equal(buf_reserve(b, v2.len), 0);
+        uint8_t *f = (uint8_t *)b->data + b->len;
         memcpy(f + 8, v2.data + 8, at - 8);
         memcpy(f + at, &c16, 2);
         memcpy(f + at + 2, v2.data + at + 4, v2.len - at - 4);
@@ -436,12 +436,12 @@ static void put_v1(struct jbuf *b, const struct lock_view *v, long count) {
         memcpy(f, &n, 4);
         memcpy(f + 4, &crc, 4);
         b->len += 8 + n;
-        jbuf_free(&v2);
+        buf_free(&v2);
 }
 
 static void test_version_1_records_still_decode(void **state) {
         (void)state;
-        struct jbuf b = { 0 };
+        struct buf b = { 0 };
         struct lock_view v = sample_view();
         put_v1(&b, &v, -1);
         size_t off = 0;
@@ -465,14 +465,14 @@ static void test_version_1_records_still_decode(void **state) {
         b.len = 0;
         put_v1(&b, &v, 0);
         assert_int_equal(journal_next(b.data, b.len, 1, &off, &r), -EBADMSG);
-        jbuf_free(&b);
+        buf_free(&b);
 }
 
 /* A version 2 count past JOURNAL_ALIASES_MAX is corrupt even where the
  * bytes would follow (the count is checked before any alias is read). */
 static void test_version_2_count_is_capped(void **state) {
         (void)state;
-        struct jbuf b = { 0 };
+        struct buf b = { 0 };
         struct lock_view v = sample_view();
         assert_int_equal(journal_put_lock(&b, &v), 0);
         size_t at = 8 + JOURNAL_LOCK_FIXED + 2 + strlen("state.lock");
@@ -484,7 +484,7 @@ static void test_version_2_count_is_capped(void **state) {
         size_t off = 0;
         struct jrec r;
         assert_int_equal(journal_next(b.data, b.len, JOURNAL_VERSION, &off, &r), -EBADMSG);
-        jbuf_free(&b);
+        buf_free(&b);
 }
 
 int main(void) {

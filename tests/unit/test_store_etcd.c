@@ -18,6 +18,7 @@
 #include "etcd_setup.h"
 #include "lockview.h"
 #include "status.h"
+#include "etcd_value.h"
 #include "store_etcd.h"
 
 /* A value as a daemon writes it, with field name's value replaced by
@@ -275,6 +276,102 @@ static void test_mutations(void **state) {
         free(good);
 }
 
+/* The good value with one more member (raw JSON text "name":value). */
+static char *value_plus(const char *member) {
+        char *good = value_with(NULL, NULL), *out;
+        assert_true(asprintf(&out, "%.*s,%s}", (int)strlen(good) - 1, good, member) > 0);
+        free(good);
+        return out;
+}
+
+/* claim_ignored_pid = repl decodes to want, or (want < 0) is refused
+ * naming the field. */
+static void expect_claim_ignored(const char *repl, long want) {
+        char member[128];
+        snprintf(member, sizeof(member), "\"claim_ignored_pid\":%s", repl);
+        char *text = value_plus(member), why[128];
+        struct lock_view v;
+        int r = decode(text, &v, why);
+        if (want >= 0 && r != 0)
+                fail_msg("%s: refused: %s", text, why);
+        if (want >= 0)
+                assert_int_equal(v.claim_ignored_pid, want);
+        if (want < 0 && r != -EINVAL)
+                fail_msg("%s: accepted (claim_ignored_pid %d)", text, (int)v.claim_ignored_pid);
+        if (want < 0 && !strstr(why, "claim_ignored_pid"))
+                fail_msg("%s: reason '%s' does not name claim_ignored_pid", text, why);
+        if (want < 0)
+                assert_null(v.host);
+        lock_view_clear(&v);
+        free(text);
+}
+
+/* The value carries the pid an ignored claim named (the table shows it
+ * as "claim_ignored_pid" in the status), so another host shows it too. */
+static void test_claim_ignored_pid_round_trip(void **state) {
+        (void)state;
+        char content[] = "4243\n";
+        struct lock_view in = {
+                .how = LOCK_HOW_CREATOR, .liveness_known = true, .pid = 4242, .uid = 1000,
+                .gid = 1001, .comm = "sh", .cmdline = "sh -c x", .acquired_at_ms = 1764000000000,
+                .renewed_at_ms = 1764000001000, .ttl_s = 30, .claim_ignored_pid = 4243,
+                .content = content, .content_len = 5,
+        };
+        size_t len;
+        char *text = store_etcd_value_encode(&in, "db-1", &len), why[128];
+        assert_non_null(text);
+        assert_int_equal(len, strlen(text));
+        assert_non_null(strstr(text, "\"claim_ignored_pid\":4243"));
+        struct lock_view out;
+        assert_int_equal(decode(text, &out, why), 0);
+        assert_int_equal(out.claim_ignored_pid, 4243);
+        assert_string_equal(out.host, "db-1");
+        assert_int_equal(out.pid, 4242);
+        assert_int_equal(out.uid, 1000);
+        assert_int_equal(out.gid, 1001);
+        assert_string_equal(out.comm, "sh");
+        assert_string_equal(out.cmdline, "sh -c x");
+        assert_int_equal(out.how, LOCK_HOW_CREATOR);
+        assert_true(out.liveness_known);
+        assert_int_equal(out.acquired_at_ms, in.acquired_at_ms);
+        assert_int_equal(out.renewed_at_ms, in.renewed_at_ms);
+        assert_int_equal(out.ttl_s, 30);
+        assert_int_equal(out.content_len, 5);
+        assert_memory_equal(out.content, content, 5);
+        lock_view_clear(&out);
+        free(text);
+        /* none ignored: the value is what daemons before the field wrote */
+        in.claim_ignored_pid = 0;
+        text = store_etcd_value_encode(&in, "db-1", &len);
+        assert_non_null(text);
+        assert_null(strstr(text, "claim_ignored_pid"));
+        assert_int_equal(decode(text, &out, why), 0);
+        assert_int_equal(out.claim_ignored_pid, 0);
+        lock_view_clear(&out);
+        free(text);
+}
+
+static void test_claim_ignored_pid_is_optional_and_checked(void **state) {
+        (void)state;
+        char *text = value_with(NULL, NULL), why[128]; /* an older daemon's: none */
+        struct lock_view v;
+        assert_int_equal(decode(text, &v, why), 0);
+        assert_int_equal(v.claim_ignored_pid, 0);
+        lock_view_clear(&v);
+        free(text);
+        expect_claim_ignored("4243", 4243);
+        expect_claim_ignored("0", 0);
+        expect_claim_ignored("2147483647", 2147483647);     /* the largest claim */
+        expect_claim_ignored("2147483648", -1);
+        expect_claim_ignored("-1", -1);
+        expect_claim_ignored("1.5", -1);
+        expect_claim_ignored("1e400", -1);
+        expect_claim_ignored("\"4243\"", -1);
+        expect_claim_ignored("null", -1);
+        expect_claim_ignored("true", -1);
+        expect_claim_ignored("{}", -1);
+}
+
 static void test_status_age_saturates(void **state) {
         (void)state;
         assert_int_equal(status_sub_sat(1796284133027, INT64_MIN), INT64_MAX);
@@ -346,6 +443,8 @@ int main(void) {
                 cmocka_unit_test(test_numbers_are_range_checked),
                 cmocka_unit_test(test_strings_are_checked),
                 cmocka_unit_test(test_mutations),
+                cmocka_unit_test(test_claim_ignored_pid_round_trip),
+                cmocka_unit_test(test_claim_ignored_pid_is_optional_and_checked),
                 cmocka_unit_test(test_status_age_saturates),
                 cmocka_unit_test(test_password_file),
         };
