@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "lockctl.h"
 
 #define LOCKS_JSON "/.lockfs/locks.json"
@@ -215,7 +216,7 @@ int lc_cmd_ls(int argc, char **argv) {
         _cleanup_free_ char *eroot = NULL;
         _cleanup_free_ struct entry *entries = NULL;
         bool json = false, headings = true;
-        size_t len, n = 0;
+        size_t len, n = 0, cap = 0;
         struct lc_json_iter it;
         struct lc_span elem;
         const char *dir;
@@ -265,7 +266,8 @@ int lc_cmd_ls(int argc, char **argv) {
                         lc_lock_clear(&l);
                         continue;
                 }
-                entries = lc_oom(reallocarray(entries, n + 1, sizeof(*entries)));
+                if (array_grow(&entries, &cap, n + 1, sizeof(*entries), 16) < 0)
+                        lc_oom(NULL);
                 entries[n++] = (struct entry){elem, l};
         }
         if (r < 0) {
