@@ -5,76 +5,31 @@
 #include <string.h>
 
 #include "lockctl.h"
-#include "utf8.h"
-
-static bool is_ws(char c) {
-        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
+#include "json_scan.h"
 
 /* The first index at or after i that is not whitespace. */
 static size_t skip_ws(struct lc_span t, size_t i) {
-        while (i < t.n && is_ws(t.p[i]))
-                i++;
-        return i;
+        return json_skip_space(t.p, t.n, i);
 }
 
 /* The index just past the string that starts at i, or 0 when it has no
  * closing quote. */
 static size_t skip_string(struct lc_span t, size_t i) {
-        for (i++; i < t.n; i++) {
-                if (t.p[i] == '\\')
-                        i++;
-                else if (t.p[i] == '"')
-                        return i + 1;
-        }
-        return 0;
-}
-
-static bool is_literal_char(char c) {
-        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '-' || c == '+' ||
-               c == '.' || c == 'E';
+        return json_string_end(t.p, t.n, i);
 }
 
 /* The index just past the value at i (after whitespace), or 0 when there
- * is none. Nesting is followed with a counter, not recursion, so no
- * document can exhaust the stack. */
+ * is none. */
 static size_t skip_value(struct lc_span t, size_t i) {
-        size_t depth = 0, start;
-
-        i = skip_ws(t, i);
-        if (i >= t.n)
-                return 0;
-        if (t.p[i] == '"')
-                return skip_string(t, i);
-        if (t.p[i] == '{' || t.p[i] == '[') {
-                while (i < t.n) {
-                        char c = t.p[i];
-                        if (c == '"') {
-                                i = skip_string(t, i);
-                                if (i == 0)
-                                        return 0;
-                                continue;
-                        }
-                        if (c == '{' || c == '[')
-                                depth++;
-                        else if ((c == '}' || c == ']') && --depth == 0)
-                                return i + 1;
-                        i++;
-                }
-                return 0;
-        }
-        start = i;
-        while (i < t.n && is_literal_char(t.p[i]))
-                i++;
-        return i > start ? i : 0;
+        return json_value_end(t.p, t.n, skip_ws(t, i));
 }
 
 struct lc_span lc_json_trim(struct lc_span v) {
-        while (v.n > 0 && is_ws(v.p[0])) {
+        while (v.n > 0 && json_is_space(v.p[0])) {
                 v.p++;
                 v.n--;
         }
-        while (v.n > 0 && is_ws(v.p[v.n - 1]))
+        while (v.n > 0 && json_is_space(v.p[v.n - 1]))
                 v.n--;
         return v;
 }
@@ -162,50 +117,14 @@ char lc_json_type(struct lc_span v) {
         }
 }
 
-/* Decode the \u escape at p[0..left) (just past the 'u') into *ret_cp;
- * a lone or broken surrogate becomes U+FFFD. Returns the bytes used after
- * the 'u'. */
-static size_t decode_u(const char *p, size_t left, uint32_t *ret_cp) {
-        size_t used = json_u_escape(p, left, ret_cp);
-        if (!used || (*ret_cp >= 0xD800 && *ret_cp <= 0xDFFF))
-                *ret_cp = 0xFFFD;
-        return used;
-}
-
 int lc_json_string(struct lc_span v, char **ret, size_t *ret_len) {
-        char *out;
-        size_t o = 0, end;
-
         v = lc_json_trim(v);
         if (v.n < 2 || v.p[0] != '"' || v.p[v.n - 1] != '"')
                 return -EINVAL;
-        end = v.n - 1;
-        out = lc_oom(malloc(2 * v.n + 4)); /* an escape never grows past twice */
-        for (size_t i = 1; i < end; i++) {
-                char c = v.p[i];
-                uint32_t cp;
+        size_t n = v.n - 2;
+        char *out = lc_oom(malloc(n + n / 2 + 2)); /* JSON_U_REPLACE's bound, and the NUL */
+        size_t o = json_decode_string(v.p + 1, n, out, JSON_U_REPLACE);
 
-                if (c != '\\') {
-                        out[o++] = c;
-                        continue;
-                }
-                if (++i >= end)
-                        break;
-                switch (v.p[i]) {
-                case 'b': out[o++] = '\b'; break;
-                case 'f': out[o++] = '\f'; break;
-                case 'n': out[o++] = '\n'; break;
-                case 'r': out[o++] = '\r'; break;
-                case 't': out[o++] = '\t'; break;
-                case 'u':
-                        i += decode_u(v.p + i + 1, end - i - 1, &cp);
-                        o += utf8_encode(cp, out + o);
-                        break;
-                default: /* " \ / */
-                        out[o++] = v.p[i];
-                        break;
-                }
-        }
         out[o] = '\0';
         *ret = out;
         if (ret_len)

@@ -5,9 +5,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "lockctl.h"
 
 #define FUSE_SUPER_MAGIC 0x65735546
@@ -42,7 +42,6 @@ static int64_t ttl_left(struct lc_span lf, int64_t age_ms) {
         _cleanup_free_ char *expires = NULL, *acquired = NULL;
         struct lc_span v;
         int64_t exp_ms, now_ms, acq_ms;
-        struct timespec ts;
 
         if (lc_json_get(lf, "expires_at", &v) != 1)
                 return -2;
@@ -55,10 +54,20 @@ static int64_t ttl_left(struct lc_span lf, int64_t age_ms) {
         if (acquired && age_ms >= 0 && lc_parse_time(acquired, &acq_ms) == 0) {
                 now_ms = acq_ms + age_ms;
         } else {
-                clock_gettime(CLOCK_REALTIME, &ts);
-                now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+                now_ms = clock_wall_ms();
         }
         return exp_ms > now_ms ? exp_ms - now_ms : 0;
+}
+
+int lc_status_facts(struct lc_span doc, struct lc_span *ret_facts) {
+        struct lc_span lf;
+
+        if (lc_json_type(doc) != '{' || lc_json_get(doc, "lockfs", &lf) != 1 ||
+            lc_json_type(lf) != '{')
+                return -EBADMSG;
+        if (ret_facts)
+                *ret_facts = lf;
+        return 0;
 }
 
 void lc_lock_clear(struct lc_lock *l) {
@@ -74,8 +83,7 @@ int lc_lock_parse(struct lc_span doc, struct lc_lock *ret) {
         char buf[32];
 
         memset(ret, 0, sizeof(*ret));
-        if (lc_json_type(doc) != '{' || lc_json_get(doc, "lockfs", &lf) != 1 ||
-            lc_json_type(lf) != '{')
+        if (lc_status_facts(doc, &lf) < 0)
                 return -EBADMSG;
         ret->path = get_str(lf, "path", &ret->path_len);
         if (!ret->path)
@@ -101,7 +109,7 @@ int lc_lock_parse(struct lc_span doc, struct lc_lock *ret) {
 
 int lc_status_open(const char *path, int *ret_fd, char **ret_doc, struct lc_span *ret_obj) {
         _cleanup_free_ char *doc = NULL;
-        struct lc_span obj, lf;
+        struct lc_span obj;
         struct statfs sf;
         struct stat st;
         size_t len;
@@ -131,8 +139,7 @@ int lc_status_open(const char *path, int *ret_fd, char **ret_doc, struct lc_span
                 return -ENOENT;
         }
         obj = lc_json_trim((struct lc_span){doc, len});
-        if (lc_json_type(obj) != '{' || lc_json_get(obj, "lockfs", &lf) != 1 ||
-            lc_json_type(lf) != '{') {
+        if (lc_status_facts(obj, NULL) < 0) {
                 close(fd);
                 return -EBADMSG;
         }

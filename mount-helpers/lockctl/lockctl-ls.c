@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "lockctl.h"
 
 #define LOCKS_JSON "/.lockfs/locks.json"
@@ -204,58 +205,19 @@ static int read_locks(const char *root, char **ret, size_t *ret_len) {
         return r;
 }
 
-int lc_cmd_ls(int argc, char **argv) {
-        static const struct option opts[] = {
-                {"json", no_argument, NULL, 'J'},
-                {"noheadings", no_argument, NULL, 'n'},
-                {"help", no_argument, NULL, 'h'},
-                {0},
-        };
-        _cleanup_free_ char *root = NULL, *rel = NULL, *text = NULL, *edir = NULL;
-        _cleanup_free_ char *eroot = NULL;
-        _cleanup_free_ struct entry *entries = NULL;
-        bool json = false, headings = true;
-        size_t len, n = 0;
+/* The locks of the mount's list text[0..len) that lie under rel, in
+ * *ret (n of them; the caller clears and frees them). Returns 0,
+ * -EINVAL when the text is not a JSON array, -EBADMSG when it is damaged
+ * (what was read up to there is in *ret). */
+static int collect_locks(const char *text, size_t len, const char *rel, struct entry **ret,
+                         size_t *ret_n) {
         struct lc_json_iter it;
         struct lc_span elem;
-        const char *dir;
-        int c, r;
+        size_t cap = 0;
+        int r;
 
-        opterr = 0;
-        while ((c = getopt_long(argc, argv, ":Jnh", opts, NULL)) >= 0) {
-                switch (c) {
-                case 'J': json = true; break;
-                case 'n': headings = false; break;
-                case 'h': lc_usage(stdout); return 0;
-                default: return lc_bad_option(c, argv);
-                }
-        }
-        if (argc - optind > 1) {
-                lc_err("ls takes one directory");
-                return lc_usage_error();
-        }
-        dir = optind < argc ? argv[optind] : ".";
-        edir = lc_esc(dir);
-        r = find_mount(dir, &root, &rel);
-        if (r == -ENOENT && access(dir, F_OK) == 0) {
-                lc_err("%s is not in a lockfs mount (no .lockfs/locks.json in it or above it)",
-                       edir);
-                return EX_NOINPUT;
-        }
-        if (r < 0) {
-                lc_err("cannot access %s: %s", edir, strerror(-r));
-                return EX_NOINPUT;
-        }
-        eroot = lc_esc(root);
-        r = read_locks(root, &text, &len);
-        if (r < 0) {
-                lc_err("cannot read %s" LOCKS_JSON ": %s", eroot, strerror(-r));
-                return EX_NOINPUT;
-        }
-        if (lc_json_iter_init(&it, (struct lc_span){text, len}, ']') < 0) {
-                lc_err("%s" LOCKS_JSON " is not a JSON array", eroot);
-                return EX_DATAERR;
-        }
+        if (lc_json_iter_init(&it, (struct lc_span){text, len}, ']') < 0)
+                return -EINVAL;
         while ((r = lc_json_next(&it, NULL, &elem)) > 0) {
                 struct lc_lock l;
 
@@ -265,8 +227,84 @@ int lc_cmd_ls(int argc, char **argv) {
                         lc_lock_clear(&l);
                         continue;
                 }
-                entries = lc_oom(reallocarray(entries, n + 1, sizeof(*entries)));
-                entries[n++] = (struct entry){elem, l};
+                if (array_grow(ret, &cap, *ret_n + 1, sizeof(**ret), 16) < 0)
+                        lc_oom(NULL);
+                (*ret)[(*ret_n)++] = (struct entry){elem, l};
+        }
+        return r < 0 ? -EBADMSG : 0;
+}
+
+/* Parse ls's options. Returns -1 to go on (*ret_dir is the directory),
+ * else an exit status. */
+static int ls_args(int argc, char **argv, bool *json, bool *headings, const char **ret_dir) {
+        static const struct option opts[] = {
+                {"json", no_argument, NULL, 'J'},
+                {"noheadings", no_argument, NULL, 'n'},
+                {"help", no_argument, NULL, 'h'},
+                {0},
+        };
+        int c;
+
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":Jnh", opts, NULL)) >= 0) {
+                switch (c) {
+                case 'J': *json = true; break;
+                case 'n': *headings = false; break;
+                case 'h': lc_usage(stdout); return 0;
+                default: return lc_bad_option(c, argv);
+                }
+        }
+        if (argc - optind > 1) {
+                lc_err("ls takes one directory");
+                return lc_usage_error();
+        }
+        *ret_dir = optind < argc ? argv[optind] : ".";
+        return -1;
+}
+
+/* Find the mount that holds dir and read its list of locks. Returns -1 to
+ * go on, else an exit status (the error reported). */
+static int open_list(const char *dir, char **ret_root, char **ret_rel, char **ret_text,
+                     size_t *ret_len) {
+        _cleanup_free_ char *edir = lc_esc(dir), *eroot = NULL;
+        int r = find_mount(dir, ret_root, ret_rel);
+
+        if (r == -ENOENT && access(dir, F_OK) == 0) {
+                lc_err("%s is not in a lockfs mount (no .lockfs/locks.json in it or above it)",
+                       edir);
+                return EX_NOINPUT;
+        }
+        if (r < 0) {
+                lc_err("cannot access %s: %s", edir, strerror(-r));
+                return EX_NOINPUT;
+        }
+        r = read_locks(*ret_root, ret_text, ret_len);
+        if (r < 0) {
+                eroot = lc_esc(*ret_root);
+                lc_err("cannot read %s" LOCKS_JSON ": %s", eroot, strerror(-r));
+                return EX_NOINPUT;
+        }
+        return -1;
+}
+
+int lc_cmd_ls(int argc, char **argv) {
+        _cleanup_free_ char *root = NULL, *rel = NULL, *text = NULL, *eroot = NULL;
+        _cleanup_free_ struct entry *entries = NULL;
+        bool json = false, headings = true;
+        const char *dir = NULL;
+        size_t len = 0, n = 0;
+        int r = ls_args(argc, argv, &json, &headings, &dir);
+
+        if (r >= 0)
+                return r;
+        r = open_list(dir, &root, &rel, &text, &len);
+        if (r >= 0)
+                return r;
+        eroot = lc_esc(root);
+        r = collect_locks(text, len, rel, &entries, &n);
+        if (r == -EINVAL) {
+                lc_err("%s" LOCKS_JSON " is not a JSON array", eroot);
+                return EX_DATAERR;
         }
         if (r < 0) {
                 lc_err("%s" LOCKS_JSON " is damaged", eroot);

@@ -198,7 +198,17 @@ static int parse_code(const char *s, int *ret) {
         return 0;
 }
 
-int lc_cmd_run(int argc, char **argv) {
+/* What run was asked: the options, FILE and the command. */
+struct run_args {
+        bool nonblock, have_wait;
+        double wait_secs;
+        int busy_code;
+        const char *file;
+        char **cmd;
+};
+
+/* Parse run's options into *a. Returns -1 to go on, or 0 for --help. */
+static int run_options(int argc, char **argv, struct run_args *a) {
         static const struct option opts[] = {
                 {"nonblock", no_argument, NULL, 'n'},
                 {"timeout", required_argument, NULL, 'w'},
@@ -207,28 +217,23 @@ int lc_cmd_run(int argc, char **argv) {
                 {"help", no_argument, NULL, 'h'},
                 {0},
         };
-        _cleanup_free_ char *name = NULL;
-        bool nonblock = false, have_wait = false, exec_failed;
-        int c, r, fd, busy_code = LC_EXIT_BUSY;
-        double wait_secs = 0;
-        const char *file;
-        char **cmd;
+        int c;
 
         opterr = 0;
         while ((c = getopt_long(argc, argv, "+:nw:E:h", opts, NULL)) >= 0) {
                 switch (c) {
                 case 'n':
-                        nonblock = true;
+                        a->nonblock = true;
                         break;
                 case 'w':
-                        if (parse_seconds(optarg, &wait_secs) < 0) {
+                        if (parse_seconds(optarg, &a->wait_secs) < 0) {
                                 lc_err("bad timeout '%s': give seconds, e.g. 5 or 0.5", optarg);
                                 return lc_usage_error();
                         }
-                        have_wait = true;
+                        a->have_wait = true;
                         break;
                 case 'E':
-                        if (parse_code(optarg, &busy_code) < 0) {
+                        if (parse_code(optarg, &a->busy_code) < 0) {
                                 lc_err("bad exit code '%s': give 0 to 255", optarg);
                                 return lc_usage_error();
                         }
@@ -240,24 +245,54 @@ int lc_cmd_run(int argc, char **argv) {
                         return lc_bad_option(c, argv);
                 }
         }
-        if (nonblock && have_wait) {
+        return -1;
+}
+
+/* Parse run's command line into *a. Returns -1 to go on, else an exit
+ * status. */
+static int run_args(int argc, char **argv, struct run_args *a) {
+        int r = run_options(argc, argv, a);
+
+        if (r >= 0)
+                return r;
+        if (a->nonblock && a->have_wait) {
                 lc_err("-n and -w exclude each other");
                 return lc_usage_error();
         }
-        if (have_wait && wait_secs == 0)
-                nonblock = true; /* as flock -w 0 */
+        if (a->have_wait && a->wait_secs == 0)
+                a->nonblock = true; /* as flock -w 0 */
         if (optind >= argc) {
                 lc_err("run needs a FILE and a command");
                 return lc_usage_error();
         }
-        file = argv[optind++];
+        a->file = argv[optind++];
         if (optind < argc && strcmp(argv[optind], "--") == 0)
                 optind++;
         if (optind >= argc) {
                 lc_err("run needs a command after FILE");
                 return lc_usage_error();
         }
-        cmd = argv + optind;
+        a->cmd = argv + optind;
+        return -1;
+}
+
+int lc_cmd_run(int argc, char **argv) {
+        struct run_args a = { .busy_code = LC_EXIT_BUSY };
+        _cleanup_free_ char *name = NULL;
+        bool nonblock, have_wait, exec_failed;
+        double wait_secs;
+        int r = run_args(argc, argv, &a), fd, busy_code;
+        const char *file;
+        char **cmd;
+
+        if (r >= 0)
+                return r;
+        nonblock = a.nonblock;
+        have_wait = a.have_wait;
+        wait_secs = a.wait_secs;
+        busy_code = a.busy_code;
+        file = a.file;
+        cmd = a.cmd;
         name = lc_esc(file);
 
         /* Creating a free name takes the lock; on a held name the open gives

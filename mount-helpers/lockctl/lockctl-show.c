@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "lockctl.h"
 #include "lockfs_ioctl.h"
 
@@ -19,7 +20,7 @@ struct field {
 
 struct fields {
         struct field *v;
-        size_t n;
+        size_t n, cap;
 };
 
 /* v as display text: a string decoded, null as "-", anything else as
@@ -83,7 +84,8 @@ static int add_fields(struct fields *fs, struct lc_span obj, const char *skip,
                         return -EINVAL;
                 if (skip && strcmp(key, skip) == 0 && strlen(skip) == key_len)
                         continue;
-                fs->v = lc_oom(reallocarray(fs->v, fs->n + 1, sizeof(*fs->v)));
+                if (array_grow(&fs->v, &fs->cap, fs->n + 1, sizeof(*fs->v), 16) < 0)
+                        lc_oom(NULL);
                 f = &fs->v[fs->n++];
                 f->key = lc_escape(key, key_len, true, &f->key_width);
                 f->value = value_text(v);
@@ -161,7 +163,7 @@ int lc_cmd_show(int argc, char **argv) {
                 putchar('\n');
                 return 0;
         }
-        if (lc_lock_parse(obj, &l) < 0 || lc_json_get(obj, "lockfs", &lf) != 1)
+        if (lc_lock_parse(obj, &l) < 0 || lc_status_facts(obj, &lf) < 0)
                 return lc_status_error(argv[optind], -EBADMSG);
         r = add_fields(&fs, lf, NULL, &l);
         n_daemon = fs.n;

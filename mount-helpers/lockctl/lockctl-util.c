@@ -9,6 +9,7 @@
 #include <wchar.h>
 #include <wctype.h>
 
+#include "buf.h"
 #include "lockctl.h"
 
 void lc_err(const char *fmt, ...) {
@@ -124,35 +125,33 @@ int lc_parse_time(const char *s, int64_t *ret_ms) {
 }
 
 int lc_read_all(int fd, size_t max, char **ret, size_t *ret_len) {
-        size_t len = 0, cap = 4096;
-        char *buf = lc_oom(malloc(cap + 1));
+        struct buf b = { 0 };
 
         for (;;) {
-                ssize_t k;
-
-                if (len == cap) {
-                        if (cap >= max) {
-                                free(buf);
-                                return -EFBIG;
-                        }
-                        cap *= 2;
-                        buf = lc_oom(realloc(buf, cap + 1));
+                if (b.len >= max) {
+                        buf_free(&b);
+                        return -EFBIG;
                 }
-                k = read(fd, buf + len, cap - len);
+                if (b.len + 1 >= b.cap && buf_reserve(&b, b.len ? b.len : 4096) < 0)
+                        lc_oom(NULL);
+                size_t room = b.cap - b.len - 1; /* buf keeps a byte for the NUL */
+                if (room > max - b.len)
+                        room = max - b.len;
+                ssize_t k = read(fd, b.data + b.len, room);
                 if (k < 0 && errno == EINTR)
                         continue;
                 if (k < 0) {
                         int r = -errno;
-                        free(buf);
+                        buf_free(&b);
                         return r;
                 }
                 if (k == 0)
                         break;
-                len += (size_t)k;
+                b.len += (size_t)k;
         }
-        buf[len] = '\0';
-        *ret = buf;
+        b.data[b.len] = '\0';
         if (ret_len)
-                *ret_len = len;
+                *ret_len = b.len;
+        *ret = buf_steal(&b);
         return 0;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* lockctl: declarations shared by the command, JSON and output modules. */
-#pragma once
+#ifndef LOCKCTL_H
+#define LOCKCTL_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -57,9 +58,9 @@ void lc_duration(int64_t ms, char *buf, size_t size);
  * epoch. Returns 0, or -EINVAL when s has another form. */
 int lc_parse_time(const char *s, int64_t *ret_ms);
 
-/* Read what fd gives until EOF (at most max bytes). Returns 0 and a
- * NUL-terminated malloc'ed buffer the caller frees, or -errno (-EFBIG past
- * max). */
+/* Read what fd gives until EOF. Returns 0 and a NUL-terminated malloc'ed
+ * buffer the caller frees, or -errno: -EFBIG once max bytes are read
+ * without reaching EOF. */
 int lc_read_all(int fd, size_t max, char **ret, size_t *ret_len);
 
 /* Abort with a message when p is NULL (out of memory). Returns p. */
@@ -132,6 +133,11 @@ struct lc_lock {
         char *fence;            /* the number as written, "?" if missing */
 };
 
+/* Whether doc is a lock status: an object whose "lockfs" member is an
+ * object. Returns 0 and that member in *ret_facts (if not NULL), or
+ * -EBADMSG. */
+int lc_status_facts(struct lc_span doc, struct lc_span *ret_facts);
+
 /* Decode the "lockfs" member of the status object doc. Returns 0,
  * -EBADMSG when doc is not a lock status. Free with lc_lock_clear. */
 int lc_lock_parse(struct lc_span doc, struct lc_lock *ret);
@@ -157,3 +163,5 @@ int lc_cmd_ls(int argc, char **argv);
 int lc_cmd_show(int argc, char **argv);
 int lc_cmd_break(int argc, char **argv);
 int lc_cmd_run(int argc, char **argv);
+
+#endif

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Render a lock's live JSON status and the metrics page; parse what a
- * holder wrote (pid claims, per-lock TTL). */
+/* Render a lock's live JSON status and the metrics page. What a holder
+ * wrote is read by claim.h (included here for the table, which calls
+ * status_parse_claim). */
 #ifndef LOCKFS_STATUS_H
 #define LOCKFS_STATUS_H
 
@@ -9,21 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "claim.h"
 #include "lockview.h"
-
-/* What the content written by a holder asks for (SPEC R3.3, R5.3). */
-struct content_claim {
-        bool has_pid;     /* a decimal pid (whitespace allowed) or JSON "pid" */
-        pid_t pid;        /* the claimed pid; 0 = detached (R3.3a) */
-        bool has_ttl;     /* a JSON object with a numeric "ttl_s" >= 0 */
-        uint32_t ttl_s;
-};
-
-/* Parse len bytes of holder content (not NUL-terminated). Never fails:
- * content that asks nothing gives an all-false claim. A JSON pid must be an
- * integer in [0, INT32_MAX]; a decimal pid may be padded with spaces,
- * tabs or newlines on either side (HDB/UUCP style). */
-struct content_claim status_parse_claim(const char *content, size_t len);
 
 /* Render one lock as a JSON object followed by "\n" (SPEC R4.1-R4.4):
  * the holder's object fields at top level (or its text as "content"),

@@ -10,7 +10,9 @@ out=build-fuzz
 mkdir -p "$out"
 flags=(-g -O1 -std=gnu11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=undefined -Isrc/util -Isrc/core -Isrc/store -I/usr/include/cjson)
-clang "${flags[@]}" tests/fuzz/fuzz_content.c src/core/status.c src/util/utf8.c -lcjson -o "$out/fuzz_content"
+clang "${flags[@]}" tests/fuzz/fuzz_content.c src/core/status.c src/core/claim.c \
+        src/core/json_splice.c src/core/lock_how.c src/util/buf.c src/util/json_scan.c \
+        src/util/utf8.c -lcjson -o "$out/fuzz_content"
 clang "${flags[@]}" -include errno.h tests/fuzz/fuzz_journal.c src/store/journal.c src/util/buf.c src/util/crc32c.c \
         -o "$out/fuzz_journal"
 status=0
