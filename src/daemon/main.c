@@ -234,7 +234,7 @@ int main(int argc, char **argv) {
         struct reaper *reaper = NULL;
         bool mounted = false, signals = false, flocks = false, feeding = false;
         (void)feeding; /* used in cluster mode only */
-        struct lockfs_ctx ctx = { .files_mu = PTHREAD_MUTEX_INITIALIZER };
+        struct lockfs_ctx ctx = { .files_mu = PTHREAD_MUTEX_INITIALIZER, .files = LIST_INIT(ctx.files) };
         struct locktable_config cfg = {
                 .default_ttl_s = o.ttl_s,
                 .max_locks = o.max_locks,
