@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* Open files of the FUSE adapter: lifetime and the lock handle they carry. */
+/* Open files of the FUSE adapter: lifetime, the lock handle they carry and
+ * the snapshot they serve. */
 #include <errno.h>
 #include <stdlib.h>
 
 #include "file.h"
+#include "metrics.h"
+#include "status.h"
 #include "status_stream.h"
 
 struct file *file_new(struct lockfs_ctx *ctx, enum file_type type) {
@@ -16,10 +19,7 @@ struct file *file_new(struct lockfs_ctx *ctx, enum file_type type) {
         f->id = atomic_fetch_add(&ctx->next_file_id, 1) + 1;
         pthread_mutex_init(&f->mu, NULL);
         pthread_mutex_lock(&ctx->files_mu);
-        f->next = ctx->files;
-        if (f->next)
-                f->next->prev = f;
-        ctx->files = f;
+        list_add(&ctx->files, &f->link);
         pthread_mutex_unlock(&ctx->files_mu);
         return f;
 }
@@ -38,21 +38,16 @@ void file_put(struct file *f) {
                 return;
         struct lockfs_ctx *ctx = f->ctx;
         pthread_mutex_lock(&ctx->files_mu);
-        if (f->prev)
-                f->prev->next = f->next;
-        else
-                ctx->files = f->next;
-        if (f->next)
-                f->next->prev = f->prev;
+        list_del(&f->link);
         pthread_mutex_unlock(&ctx->files_mu);
         file_free(f);
 }
 
 void fs_files_free_all(struct lockfs_ctx *ctx) {
-        while (ctx->files) {
-                struct file *f = ctx->files;
-                ctx->files = f->next;
-                file_free(f);
+        struct list *pos, *tmp;
+        list_for_each_safe(pos, tmp, &ctx->files) {
+                list_del(pos);
+                file_free(list_entry(pos, struct file, link));
         }
 }
 
@@ -84,4 +79,57 @@ void file_set_handle(struct file *f, const struct lt_handle *h) {
         pthread_mutex_lock(&f->mu);
         f->lock = *h;
         pthread_mutex_unlock(&f->mu);
+}
+
+/* ---- the snapshot ---------------------------------------------------------- */
+
+/* The status of the lock f refers to. Call with f->mu held. */
+static int render_lock(struct file *f) {
+        struct lockfs_ctx *ctx = f->ctx;
+        struct lock_view v;
+        int r = locktable_view(ctx->table, f->lock.ino, &v);
+        if (r < 0)
+                return r;
+        size_t len = 0;
+        char *buf = status_render(&v, lt_now_wall_ms(), ctx->host, &len);
+        lock_view_clear(&v);
+        return file_set_buf(f, buf, len);
+}
+
+/* .lockfs/metrics: the table's counters and the FUSE request counts. */
+static char *render_metrics(struct lockfs_ctx *ctx, size_t *ret_len) {
+        struct metrics_sample requests[FS_OP_COUNT];
+        for (int op = 0; op < FS_OP_COUNT; op++)
+                requests[op] = (struct metrics_sample){
+                        .name = fs_op_name((enum fs_op)op),
+                        .count = atomic_load(&ctx->requests[op]),
+                };
+        struct lock_metrics m;
+        locktable_metrics(ctx->table, &m);
+        return metrics_render(&m, requests, FS_OP_COUNT, ret_len);
+}
+
+/* metrics: its snapshot; locks.json: its stream (a cursor, nothing
+ * rendered yet). Call with f->mu held. */
+static int render_meta(struct file *f, uint64_t ino) {
+        struct lockfs_ctx *ctx = f->ctx;
+        if (ino == LT_INO_META_METRICS) {
+                size_t len = 0;
+                char *buf = render_metrics(ctx, &len);
+                return file_set_buf(f, buf, len);
+        }
+        return status_stream_new(ctx->table, ctx->budget, f->uid, ctx->host, &f->stream);
+}
+
+int file_render(struct file *f, uint64_t ino) {
+        int r = 0;
+        pthread_mutex_lock(&f->mu);
+        if (!f->rendered) {
+                r = f->type == FILE_META ? render_meta(f, ino) : render_lock(f);
+                if (r == -ENOENT)
+                        r = 0; /* released just now: an open before the release, reads empty */
+                f->rendered = r == 0;
+        }
+        pthread_mutex_unlock(&f->mu);
+        return r;
 }

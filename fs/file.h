@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Open files of the FUSE adapter (what fi->fh points to): refcounted, listed
- * per mount so that files the kernel never released are freed at unmount. */
+ * per mount so that files the kernel never released are freed at unmount,
+ * and the snapshot each serves to its reads. */
 #ifndef LOCKFS_FILE_H
 #define LOCKFS_FILE_H
 
@@ -10,13 +11,14 @@
 #include <sys/types.h>
 
 #include "fs.h"
+#include "list.h"
 
 enum file_type { FILE_LOCK, FILE_META, FILE_DIR };
 
 struct file {
         atomic_int refs;         /* RELEASE's, plus one per request still using it */
         struct lockfs_ctx *ctx;
-        struct file *prev, *next; /* ctx->files: every open file */
+        struct list link;        /* on ctx->files (every open file), under ctx->files_mu */
         enum file_type type;
         /* Names this open file description as a flock owner. Unique for the
          * daemon's life: the kernel's lock_owner hashes a struct file
@@ -53,5 +55,14 @@ void file_put(struct file *f);
 /* f's lock handle now / replace it (a flock grant). */
 struct lt_handle file_handle(struct file *f);
 void file_set_handle(struct file *f, const struct lt_handle *h);
+
+/* Give f the snapshot its reads serve, unless it has one (f->rendered):
+ * a lock file (FILE_LOCK) the status of the lock f->lock refers to (after
+ * a flock onto a re-taken name, not necessarily inode ino); .lockfs/metrics
+ * the counters; .lockfs/locks.json a stream, rendered as it is read. A
+ * lock released since the open reads as empty. Takes f->mu. Returns 0,
+ * -ENOMEM (out of memory, or past the opener's status budget) or another
+ * -errno of the table. */
+int file_render(struct file *f, uint64_t ino);
 
 #endif

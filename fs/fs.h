@@ -11,20 +11,40 @@
 #include <stdint.h>
 
 #include "htab.h"
+#include "list.h"
 #include "locktable.h"
 #include "status_budget.h"
 
 struct file;
 
-/* FUSE requests counted per kind for .lockfs/metrics (fs_count_request). */
+/* The FUSE requests counted per kind for .lockfs/metrics, each as
+ * X(ENUM_SUFFIX, label): the one list from which both enum fs_op and
+ * fs_op_name() are made, so that they cannot drift apart. The order is the
+ * order of the samples on the metrics page. */
+#define FS_OP_LIST(X) \
+        X(LOOKUP, lookup) X(FORGET, forget) X(GETATTR, getattr) X(SETATTR, setattr) \
+        X(MKNOD, mknod) X(MKDIR, mkdir) X(UNLINK, unlink) X(RMDIR, rmdir) \
+        X(SYMLINK, symlink) X(RENAME, rename) X(LINK, link) X(OPEN, open) X(READ, read) \
+        X(WRITE, write) X(FLUSH, flush) X(RELEASE, release) X(FSYNC, fsync) \
+        X(OPENDIR, opendir) X(READDIR, readdir) X(RELEASEDIR, releasedir) X(STATFS, statfs) \
+        X(CREATE, create) X(FLOCK, flock) X(IOCTL, ioctl)
+
 enum fs_op {
-        FS_OP_LOOKUP, FS_OP_FORGET, FS_OP_GETATTR, FS_OP_SETATTR, FS_OP_MKNOD, FS_OP_MKDIR,
-        FS_OP_UNLINK, FS_OP_RMDIR, FS_OP_SYMLINK, FS_OP_RENAME, FS_OP_LINK, FS_OP_OPEN,
-        FS_OP_READ, FS_OP_WRITE, FS_OP_FLUSH, FS_OP_RELEASE, FS_OP_FSYNC, FS_OP_OPENDIR,
-        FS_OP_READDIR, FS_OP_RELEASEDIR, FS_OP_STATFS, FS_OP_CREATE, FS_OP_FLOCK,
-        FS_OP_IOCTL,
+#define FS_OP_ENUM(upper, label) FS_OP_##upper,
+        FS_OP_LIST(FS_OP_ENUM)
+#undef FS_OP_ENUM
         FS_OP_COUNT
 };
+
+/* The metrics label of op ("lookup" for FS_OP_LOOKUP); op < FS_OP_COUNT. */
+static inline const char *fs_op_name(enum fs_op op) {
+        static const char *const names[FS_OP_COUNT] = {
+#define FS_OP_NAME(upper, label) [FS_OP_##upper] = #label,
+                FS_OP_LIST(FS_OP_NAME)
+#undef FS_OP_NAME
+        };
+        return names[op];
+}
 
 /* What every handler reaches through fuse_req_userdata(). */
 struct lockfs_ctx {
@@ -34,7 +54,8 @@ struct lockfs_ctx {
         struct status_budget *budget; /* what open files may hold rendered */
         char host[256];
         pthread_mutex_t files_mu; /* initialize with PTHREAD_MUTEX_INITIALIZER */
-        struct file *files;       /* open files, for fs_files_free_all() */
+        struct list files;        /* open files (file.link), for fs_files_free_all();
+                                   * initialize with LIST_INIT(ctx.files) */
         pthread_mutex_t flocks_mu; /* flock requests in flight (fs/flock.c) */
         struct htab flocks;
         atomic_uint_fast64_t next_flock_id;

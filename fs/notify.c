@@ -10,10 +10,11 @@
 #include <string.h>
 
 #include "fs.h"
+#include "list.h"
 #include "log.h"
 
 struct pending {
-        struct pending *next;
+        struct list link; /* on notifier.queue */
         uint64_t parent;
         uint64_t ino;
         char name[];
@@ -23,7 +24,7 @@ struct notifier {
         struct fuse_session *se;
         pthread_mutex_t mu;
         pthread_cond_t cond;
-        struct pending *head, *tail;
+        struct list queue; /* pending, oldest first, under mu */
         bool stopping;
         pthread_t thread;
 };
@@ -32,14 +33,12 @@ static void *notifier_main(void *arg) {
         struct notifier *n = arg;
         pthread_mutex_lock(&n->mu);
         for (;;) {
-                while (!n->head && !n->stopping)
+                while (list_empty(&n->queue) && !n->stopping)
                         pthread_cond_wait(&n->cond, &n->mu);
-                if (!n->head)
+                struct pending *p = list_first_entry_or_null(&n->queue, struct pending, link);
+                if (!p)
                         break;
-                struct pending *p = n->head;
-                n->head = p->next;
-                if (!n->head)
-                        n->tail = NULL;
+                list_del(&p->link);
                 pthread_mutex_unlock(&n->mu);
                 int r = fuse_lowlevel_notify_delete(n->se, p->parent, p->ino, p->name,
                                                     strlen(p->name));
@@ -57,6 +56,7 @@ int notifier_start(struct fuse_session *se, struct notifier **ret) {
         if (!n)
                 return -ENOMEM;
         n->se = se;
+        list_init(&n->queue);
         pthread_mutex_init(&n->mu, NULL);
         pthread_cond_init(&n->cond, NULL);
         int e = pthread_create(&n->thread, NULL, notifier_main, n);
@@ -76,12 +76,11 @@ void notifier_stop(struct notifier *n) {
         pthread_mutex_lock(&n->mu);
         n->stopping = true;
         /* Nothing is listening once we stop: drop what is queued. */
-        while (n->head) {
-                struct pending *p = n->head;
-                n->head = p->next;
-                free(p);
+        struct list *pos, *tmp;
+        list_for_each_safe(pos, tmp, &n->queue) {
+                list_del(pos);
+                free(list_entry(pos, struct pending, link));
         }
-        n->tail = NULL;
         pthread_cond_signal(&n->cond);
         pthread_mutex_unlock(&n->mu);
         pthread_join(n->thread, NULL);
@@ -98,7 +97,6 @@ void notifier_removed(void *arg, uint64_t parent, uint64_t ino, const char *name
                 log_msg(LOG_ERR, "out of memory: kernel not told that %s is gone", name);
                 return;
         }
-        p->next = NULL;
         p->parent = parent;
         p->ino = ino;
         memcpy(p->name, name, len + 1);
@@ -106,11 +104,7 @@ void notifier_removed(void *arg, uint64_t parent, uint64_t ino, const char *name
         if (n->stopping) {
                 free(p);
         } else {
-                if (n->tail)
-                        n->tail->next = p;
-                else
-                        n->head = p;
-                n->tail = p;
+                list_add_tail(&n->queue, &p->link);
                 pthread_cond_signal(&n->cond);
         }
         pthread_mutex_unlock(&n->mu);

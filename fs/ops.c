@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* FUSE low-level handlers: identify the caller, call the lock table, map
  * its -errno to a reply. Lock files and .lockfs/metrics are served with
- * direct_io from one snapshot per open file, rendered at a read-only open
- * or else at the first read (creates that are never read render nothing),
+ * direct_io from one snapshot per open file (file_render), rendered at a
+ * read-only open or else at the first read (creates that are never read render nothing),
  * so every reader sees one complete, fresh JSON document; .lockfs/locks.json
  * is rendered in pieces as it is read (status_stream.h: sequential reads
  * only, ESPIPE otherwise). What open files hold rendered is charged to the
@@ -13,8 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,7 +21,6 @@
 #include "fs.h"
 #include "lockfs_ioctl.h"
 #include "log.h"
-#include "status.h"
 #include "status_stream.h"
 
 static struct lockfs_ctx *ctx_of(fuse_req_t req) {
@@ -83,65 +80,6 @@ static void reply_entry(fuse_req_t req, const struct lt_attr *a) {
         struct fuse_entry_param e;
         entry_of(a, &e);
         fuse_reply_entry(req, &e);
-}
-
-/* ---- rendering -------------------------------------------------------------- */
-
-/* Render the lock f refers to (after a flock onto a re-taken name, not
- * necessarily inode ino). Call with f->mu held, or before f is shared. */
-static int render_lock(struct lockfs_ctx *ctx, struct file *f) {
-        struct lock_view v;
-        int r = locktable_view(ctx->table, f->lock.ino, &v);
-        if (r < 0)
-                return r;
-        size_t len = 0;
-        char *buf = status_render(&v, lt_now_wall_ms(), ctx->host, &len);
-        lock_view_clear(&v);
-        return file_set_buf(f, buf, len);
-}
-
-/* .lockfs/metrics: the table's counters and the FUSE request counts. */
-static char *render_metrics(struct lockfs_ctx *ctx, size_t *ret_len) {
-        static const char *const names[FS_OP_COUNT] = {
-                "lookup", "forget", "getattr", "setattr", "mknod", "mkdir", "unlink", "rmdir",
-                "symlink", "rename", "link", "open", "read", "write", "flush", "release",
-                "fsync", "opendir", "readdir", "releasedir", "statfs", "create", "flock", "ioctl",
-        };
-        struct lock_metrics m;
-        size_t table_len, len;
-        char *buf = NULL;
-        locktable_metrics(ctx->table, &m);
-        char *table = status_render_metrics(&m, &table_len);
-        FILE *out = table ? open_memstream(&buf, &len) : NULL;
-        if (!out) {
-                free(table);
-                return NULL;
-        }
-        fwrite(table, 1, table_len, out);
-        free(table);
-        fputs("# HELP lockfs_fuse_requests_total FUSE requests served, by kind.\n"
-              "# TYPE lockfs_fuse_requests_total counter\n", out);
-        for (int i = 0; i < FS_OP_COUNT; i++)
-                fprintf(out, "lockfs_fuse_requests_total{op=\"%s\"} %llu\n", names[i],
-                        (unsigned long long)atomic_load(&ctx->requests[i]));
-        bool failed = ferror(out) != 0;
-        if (fclose(out) != 0 || failed) {
-                free(buf);
-                return NULL;
-        }
-        *ret_len = len;
-        return buf;
-}
-
-/* metrics: its snapshot; locks.json: its stream (a cursor, nothing
- * rendered yet). */
-static int render_meta(struct lockfs_ctx *ctx, uint64_t ino, struct file *f) {
-        if (ino == LT_INO_META_METRICS) {
-                size_t len = 0;
-                char *buf = render_metrics(ctx, &len);
-                return file_set_buf(f, buf, len);
-        }
-        return status_stream_new(ctx->table, ctx->budget, f->uid, ctx->host, &f->stream);
 }
 
 /* ---- handlers ------------------------------------------------------------- */
@@ -265,12 +203,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
                 r = locktable_open(ctx->table, ino, &c, fi->flags, &f->lock);
         }
         /* Readers get the status as of their open; writers render lazily. */
-        if (r == 0 && (fi->flags & O_ACCMODE) == O_RDONLY) {
-                r = meta ? render_meta(ctx, ino, f) : render_lock(ctx, f);
-                if (r == -ENOENT)
-                        r = 0; /* released just now: an open before the release, reads empty */
-                f->rendered = r == 0;
-        }
+        if (r == 0 && (fi->flags & O_ACCMODE) == O_RDONLY)
+                r = file_render(f, ino);
         if (r < 0) {
                 file_put(f);
                 fuse_reply_err(req, -r);
@@ -339,21 +273,6 @@ static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
                 reply_entry(req, &a);
 }
 
-/* Render f's snapshot once, at its first read. A lock released since its
- * open reads as empty. */
-static int file_render(struct lockfs_ctx *ctx, fuse_ino_t ino, struct file *f) {
-        int r = 0;
-        pthread_mutex_lock(&f->mu);
-        if (!f->rendered) {
-                r = f->type == FILE_META ? render_meta(ctx, ino, f) : render_lock(ctx, f);
-                if (r == -ENOENT)
-                        r = 0;
-                f->rendered = r == 0;
-        }
-        pthread_mutex_unlock(&f->mu);
-        return r;
-}
-
 /* locks.json: the piece at off, rendered as needed. */
 static void read_stream(fuse_req_t req, size_t size, off_t off, struct file *f) {
         const char *p = NULL;
@@ -372,7 +291,7 @@ static void read_file(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, st
                 read_stream(req, size, off, f);
                 return;
         }
-        int r = file_render(ctx_of(req), ino, f);
+        int r = file_render(f, ino);
         if (r < 0) {
                 fuse_reply_err(req, -r);
                 return;

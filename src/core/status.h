@@ -35,9 +35,6 @@ char *status_render_array(const struct lock_view *v, size_t n, int64_t now_ms,
 char *status_render_piece(const struct lock_view *v, size_t n, bool open, bool first,
                           bool close, int64_t now_ms, const char *host, size_t *ret_len);
 
-/* Render counters in the Prometheus text exposition format. */
-char *status_render_metrics(const struct lock_metrics *m, size_t *ret_len);
-
 /* Format ms since the epoch as ISO-8601 UTC with milliseconds,
  * "2026-11-26T17:53:33.123Z", into buf (at least 32 bytes). */
 /* a - b, saturated to INT64_MIN .. INT64_MAX instead of overflowing (times

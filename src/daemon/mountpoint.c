@@ -13,17 +13,14 @@
 #include <sys/ioctl.h>
 #include <poll.h>
 #include <sys/mount.h>
-#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
 #include "mountpoint.h"
+#include "procfs.h"
 
 #define FUSE_SUPER_MAGIC 0x65735546
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
 
 int mountpoint_canonical(const char *mountpoint, char **ret) {
         char *a = strdup(mountpoint), *b = strdup(mountpoint);
@@ -143,24 +140,14 @@ int mountpoint_clear_dead(const char *path) {
 
 /* True when pid's main thread has exited while the process lives on. */
 static bool process_dying(pid_t pid) {
-        char path[64], buf[512];
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return false;
-        ssize_t n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (n <= 0)
-                return false;
-        buf[n] = '\0';
-        const char *paren = strrchr(buf, ')'); /* the command may hold ')' */
-        return paren && paren[1] == ' ' && paren[2] == 'Z';
+        struct proc_stat st;
+        return procfs_read_stat(pid, &st) == 0 && st.state == 'Z';
 }
 
 int mountpoint_abort_dying(const char *path, pid_t pid, int timeout_ms) {
         if (pid <= 0 || pid == getpid() || !process_dying(pid))
                 return 0;
-        int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        int pidfd = procfs_pidfd_open(pid, 0);
         /* Aborting answers every waiting request with an error; the stuck
          * thread then gets its lock, finishes and the process ends. The
          * unmount itself may fail (busy): the dead mount is cleared later. */

@@ -8,9 +8,6 @@
 
 #include <stddef.h>
 
-#define LOCKFS_STATE_ROOT "/run/lockfs"
-#define LOCKFS_FENCE_ROOT "/var/lib/lockfs"
-
 /* The absolute path of mountpoint with symbolic links resolved, also when
  * a dead mount sits on it (only its parent must resolve). Malloc'd into
  * *ret. 0 or -errno. */

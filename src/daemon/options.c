@@ -2,11 +2,12 @@
 /* Parse the daemon's command line and -o option lists. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "mountpoint.h"
 #include "options.h"
+#include "paths.h"
 
 static int parse_u64(const char *s, uint64_t max, uint64_t *ret) {
         if (!s || !*s || *s == '-' || *s == '+')
@@ -40,102 +41,157 @@ static bool option_ignored(const char *item, size_t klen, const char *val) {
         return false;
 }
 
-/* Apply one "key" or "key=value" item of a -o list. */
+/* How a -o key takes its value: a flag has none (with one it is unknown),
+ * the others may be given one (without, it is a bad value). */
+enum option_value { VALUE_NONE, VALUE_TAKEN };
+
+/* One -o key: its parser stores the value at offset (size bytes) in
+ * struct lockfs_options, within [min, max] for numbers and under max bytes
+ * for strings. A key with a refusal is never accepted: the refusal is the
+ * error message. */
+struct option_key {
+        const char *name;
+        enum option_value value;
+        int (*parse)(const struct option_key *k, const char *val, struct lockfs_options *o);
+        size_t offset, size;
+        uint64_t min, max;
+        const char *refusal;
+};
+
+/* The field of o a key stores into. */
+static void *field_of(const struct option_key *k, struct lockfs_options *o) {
+        return (char *)o + k->offset;
+}
+
+/* A flag: the bool is set. */
+static int parse_flag(const struct option_key *k, const char *val, struct lockfs_options *o) {
+        (void)val; /* VALUE_NONE: always NULL */
+        *(bool *)field_of(k, o) = true;
+        return 0;
+}
+
+/* A decimal number in [k->min, k->max] (k->max fits the field), into an
+ * unsigned field of 4 or 8 bytes. 0 or -EINVAL. */
+static int parse_number(const struct option_key *k, const char *val, struct lockfs_options *o) {
+        uint64_t v;
+        if (parse_u64(val, k->max, &v) < 0 || v < k->min)
+                return -EINVAL;
+        uint32_t v32 = (uint32_t)v;
+        switch (k->size) {
+        case sizeof(uint32_t):
+                memcpy(field_of(k, o), &v32, sizeof(v32));
+                return 0;
+        case sizeof(uint64_t):
+                memcpy(field_of(k, o), &v, sizeof(v));
+                return 0;
+        default:
+                return -EINVAL; /* no such field in the table */
+        }
+}
+
+/* max_locks_per_uid: a number, and the default share no longer applies. */
+static int parse_per_uid_locks(const struct option_key *k, const char *val,
+                               struct lockfs_options *o) {
+        int r = parse_number(k, val, o);
+        if (r == 0)
+                o->max_locks_per_uid_given = true;
+        return r;
+}
+
+/* A non-empty string shorter than the field (k->size bytes). 0 or -EINVAL. */
+static int parse_string(const struct option_key *k, const char *val, struct lockfs_options *o) {
+        if (!val || !*val || strlen(val) >= k->size)
+                return -EINVAL;
+        strcpy(field_of(k, o), val);
+        return 0;
+}
+
+/* backend=etcd or backend=local. 0 or -EINVAL. */
+static int parse_backend(const struct option_key *k, const char *val, struct lockfs_options *o) {
+        (void)k;
+        if (!val || (strcmp(val, "etcd") && strcmp(val, "local")))
+                return -EINVAL;
+        o->backend_etcd = !strcmp(val, "etcd");
+        return 0;
+}
+
+#define FIELD(f) offsetof(struct lockfs_options, f), sizeof(((struct lockfs_options *)0)->f)
+#define FLAG(name, f) { name, VALUE_NONE, parse_flag, FIELD(f), 0, 0, NULL }
+#define NUMBER(name, f, min, max) { name, VALUE_TAKEN, parse_number, FIELD(f), min, max, NULL }
+#define STRING(name, f) { name, VALUE_TAKEN, parse_string, FIELD(f), 0, 0, NULL }
+#define REFUSED(name, value, why) { name, value, NULL, 0, 0, 0, 0, why }
+
+static const struct option_key option_keys[] = {
+        FLAG("allow_other", allow_other),
+        FLAG("debug", debug),
+        NUMBER("ttl", ttl_s, 0, UINT32_MAX),
+        NUMBER("max_locks", max_locks, 0, UINT64_MAX),
+        { "max_locks_per_uid", VALUE_TAKEN, parse_per_uid_locks, FIELD(max_locks_per_uid), 0,
+          UINT64_MAX, NULL },
+        NUMBER("max_content_per_uid", max_content_per_uid, 0, UINT64_MAX),
+        FLAG("user_break", user_break),
+        NUMBER("max_content", max_content, 1, LOCKFS_MAX_CONTENT_LIMIT),
+        NUMBER("max_names", max_names, 1, LOCKFS_MAX_NAMES_LIMIT),
+        NUMBER("status_mem_per_uid", status_mem_per_uid, 0, SIZE_MAX),
+        NUMBER("status_mem_total", status_mem_total, 0, SIZE_MAX),
+        NUMBER("max_depth", max_depth, 0, 4096),
+        STRING("state_dir", state_dir),
+        STRING("fence_file", fence_file),
+        { "backend", VALUE_TAKEN, parse_backend, 0, 0, 0, 0, NULL },
+        STRING("endpoints", endpoints),
+        STRING("prefix", prefix),
+        STRING("cacert", cacert),
+        STRING("cert", cert),
+        STRING("key", key),
+        STRING("etcd_password_file", etcd_password_file),
+        STRING("etcd_user", etcd_user),
+        REFUSED("etcd_password", VALUE_TAKEN,
+                "no password on the command line (anyone can read it): "
+                "put it in a file only root can read and give etcd_password_file=FILE"),
+        NUMBER("lease_ttl", lease_ttl_s, 2, 3600),
+        REFUSED("ro", VALUE_NONE, "a lock directory cannot be mounted read-only ('ro')"),
+};
+
+#undef REFUSED
+#undef STRING
+#undef NUMBER
+#undef FLAG
+#undef FIELD
+
+/* The key named by the klen bytes of item, given a value or not; NULL when
+ * there is none. */
+static const struct option_key *option_key_find(const char *item, size_t klen, bool has_value) {
+        for (size_t i = 0; i < sizeof(option_keys) / sizeof(*option_keys); i++) {
+                const struct option_key *k = &option_keys[i];
+                if (strlen(k->name) == klen && strncmp(item, k->name, klen) == 0 &&
+                    (k->value == VALUE_TAKEN || !has_value))
+                        return k;
+        }
+        return NULL;
+}
+
+/* Apply one "key" or "key=value" item of a -o list. Returns 0, or -EINVAL
+ * with the reason in err. */
 static int apply_option(struct lockfs_options *o, const char *item, char *err, size_t errlen) {
         const char *eq = strchr(item, '=');
         size_t klen = eq ? (size_t)(eq - item) : strlen(item);
         const char *val = eq ? eq + 1 : NULL;
-        uint64_t v;
-
-#define KEY(k) (klen == strlen(k) && strncmp(item, k, klen) == 0)
-        if (KEY("allow_other") && !val) {
-                o->allow_other = true;
-        } else if (KEY("debug") && !val) {
-                o->debug = true;
-        } else if (KEY("ttl")) {
-                if (parse_u64(val, UINT32_MAX, &v) < 0)
-                        goto bad_value;
-                o->ttl_s = (uint32_t)v;
-        } else if (KEY("max_locks")) {
-                if (parse_u64(val, UINT64_MAX, &v) < 0)
-                        goto bad_value;
-                o->max_locks = v;
-        } else if (KEY("max_locks_per_uid")) {
-                if (parse_u64(val, UINT64_MAX, &v) < 0)
-                        goto bad_value;
-                o->max_locks_per_uid = v;
-                o->max_locks_per_uid_given = true;
-        } else if (KEY("max_content_per_uid")) {
-                if (parse_u64(val, UINT64_MAX, &v) < 0)
-                        goto bad_value;
-                o->max_content_per_uid = v;
-        } else if (KEY("user_break") && !val) {
-                o->user_break = true;
-        } else if (KEY("max_content")) {
-                if (parse_u64(val, LOCKFS_MAX_CONTENT_LIMIT, &v) < 0 || v == 0)
-                        goto bad_value;
-                o->max_content = (size_t)v;
-        } else if (KEY("max_names")) {
-                if (parse_u64(val, LOCKFS_MAX_NAMES_LIMIT, &v) < 0 || v == 0)
-                        goto bad_value;
-                o->max_names = (uint32_t)v;
-        } else if (KEY("status_mem_per_uid") || KEY("status_mem_total")) {
-                if (parse_u64(val, SIZE_MAX, &v) < 0)
-                        goto bad_value;
-                *(KEY("status_mem_total") ? &o->status_mem_total : &o->status_mem_per_uid) = v;
-        } else if (KEY("max_depth")) {
-                if (parse_u64(val, 4096, &v) < 0)
-                        goto bad_value;
-                o->max_depth = (unsigned)v;
-        } else if (KEY("state_dir") || KEY("fence_file")) {
-                char *dst = KEY("state_dir") ? o->state_dir : o->fence_file;
-                if (!val || !*val || strlen(val) >= LOCKFS_PATH_MAX)
-                        goto bad_value;
-                strcpy(dst, val);
-        } else if (KEY("backend")) {
-                if (!val || (strcmp(val, "etcd") && strcmp(val, "local")))
-                        goto bad_value;
-                o->backend_etcd = !strcmp(val, "etcd");
-        } else if (KEY("endpoints") || KEY("prefix")) {
-                char *dst = KEY("endpoints") ? o->endpoints : o->prefix;
-                if (!val || !*val || strlen(val) >= LOCKFS_PATH_MAX)
-                        goto bad_value;
-                strcpy(dst, val);
-        } else if (KEY("cacert") || KEY("cert") || KEY("key") || KEY("etcd_password_file")) {
-                char *dst = KEY("cacert") ? o->cacert
-                            : KEY("cert") ? o->cert
-                            : KEY("key")  ? o->key
-                                          : o->etcd_password_file;
-                if (!val || !*val || strlen(val) >= LOCKFS_PATH_MAX)
-                        goto bad_value;
-                strcpy(dst, val);
-        } else if (KEY("etcd_user")) {
-                if (!val || !*val || strlen(val) >= sizeof(o->etcd_user))
-                        goto bad_value;
-                strcpy(o->etcd_user, val);
-        } else if (KEY("etcd_password")) {
-                snprintf(err, errlen, "no password on the command line (anyone can read it): "
-                         "put it in a file only root can read and give etcd_password_file=FILE");
-                return -EINVAL;
-        } else if (KEY("lease_ttl")) {
-                if (parse_u64(val, 3600, &v) < 0 || v < 2)
-                        goto bad_value;
-                o->lease_ttl_s = (uint32_t)v;
-        } else if (option_ignored(item, klen, val)) {
-                /* nothing to do */
-        } else if (KEY("ro") && !val) {
-                snprintf(err, errlen, "a lock directory cannot be mounted read-only ('ro')");
-                return -EINVAL;
-        } else {
+        const struct option_key *k = option_key_find(item, klen, val != NULL);
+        if (!k && option_ignored(item, klen, val))
+                return 0;
+        if (!k) {
                 snprintf(err, errlen, "unknown option '%s'", item);
                 return -EINVAL;
         }
-#undef KEY
+        if (k->refusal) {
+                snprintf(err, errlen, "%s", k->refusal);
+                return -EINVAL;
+        }
+        if (k->parse(k, val, o) < 0) {
+                snprintf(err, errlen, "bad value in option '%s'", item);
+                return -EINVAL;
+        }
         return 0;
-
-bad_value:
-        snprintf(err, errlen, "bad value in option '%s'", item);
-        return -EINVAL;
 }
 
 static int apply_option_list(struct lockfs_options *o, const char *list, char *err, size_t errlen) {

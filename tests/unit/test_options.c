@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -230,6 +231,82 @@ static void test_quota_options(void **state) {
         }
 }
 
+/* Every numeric key at both ends of its range, stored whole in its field
+ * whatever the field's width, and one past them refused. */
+static void test_every_number_at_its_bounds(void **state) {
+        (void)state;
+        struct lockfs_options o;
+        char err[256];
+        assert_int_equal(parse(&o, err, 4, "-o",
+                               "ttl=4294967295,max_depth=4096,lease_ttl=3600,max_names=1024,"
+                               "max_content=16777216,max_locks=18446744073709551615,"
+                               "max_locks_per_uid=7,max_content_per_uid=18446744073709551615,"
+                               "status_mem_per_uid=18446744073709551615,status_mem_total=1",
+                               "/m"), 0);
+        assert_int_equal(o.ttl_s, UINT32_MAX);
+        assert_int_equal(o.max_depth, 4096);
+        assert_int_equal(o.lease_ttl_s, 3600);
+        assert_int_equal(o.max_names, LOCKFS_MAX_NAMES_LIMIT);
+        assert_int_equal(o.max_content, LOCKFS_MAX_CONTENT_LIMIT);
+        assert_true(o.max_locks == UINT64_MAX);
+        assert_int_equal(o.max_locks_per_uid, 7);
+        assert_true(o.max_locks_per_uid_given);
+        assert_true(o.max_content_per_uid == UINT64_MAX);
+        assert_true(o.status_mem_per_uid == UINT64_MAX);
+        assert_int_equal(o.status_mem_total, 1);
+        assert_int_equal(parse(&o, err, 4, "-o", "ttl=0,max_depth=0,lease_ttl=2,max_names=1,"
+                               "max_content=1", "/m"), 0);
+        assert_int_equal(o.ttl_s, 0);
+        assert_int_equal(o.max_depth, 0);
+        assert_int_equal(o.lease_ttl_s, 2);
+        assert_int_equal(o.max_names, 1);
+        assert_int_equal(o.max_content, 1);
+        static const char *const beyond[] = {
+                "ttl=4294967296", "max_depth=4097", "lease_ttl=3601", "lease_ttl=1",
+                "max_names=1025", "max_names=0", "max_content=16777217", "max_content=0",
+                "max_locks=18446744073709551616",
+        };
+        for (size_t i = 0; i < sizeof(beyond) / sizeof(*beyond); i++) {
+                char want[128];
+                snprintf(want, sizeof(want), "bad value in option '%s'", beyond[i]);
+                assert_int_equal(parse(&o, err, 4, "-o", beyond[i], "/m"), -EINVAL);
+                assert_string_equal(err, want);
+        }
+}
+
+/* The exact messages: a flag given a value is unknown, a valued key
+ * without one has a bad value, refused keys say why. */
+static void test_messages(void **state) {
+        (void)state;
+        struct lockfs_options o;
+        char err[256];
+        static const struct { const char *opts, *err; } cases[] = {
+                { "debug=1", "unknown option 'debug=1'" },
+                { "user_break=yes", "unknown option 'user_break=yes'" },
+                { "ro=1", "unknown option 'ro=1'" },
+                { "ttlx=1", "unknown option 'ttlx=1'" },
+                { "tt=1", "unknown option 'tt=1'" },
+                { "state_dir", "bad value in option 'state_dir'" },
+                { "prefix=", "bad value in option 'prefix='" },
+                { "backend=zookeeper", "bad value in option 'backend=zookeeper'" },
+                { "backend", "bad value in option 'backend'" },
+                { "ro", "a lock directory cannot be mounted read-only ('ro')" },
+                { "etcd_password=x", "no password on the command line (anyone can read it): "
+                                     "put it in a file only root can read and give "
+                                     "etcd_password_file=FILE" },
+                { "etcd_password", "no password on the command line (anyone can read it): "
+                                   "put it in a file only root can read and give "
+                                   "etcd_password_file=FILE" },
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+                assert_int_equal(parse(&o, err, 4, "-o", cases[i].opts, "/m"), -EINVAL);
+                assert_string_equal(err, cases[i].err);
+        }
+        /* ignored words: x-anything and comment= even with values */
+        assert_int_equal(parse(&o, err, 4, "-o", "x-foo=bar,comment=hi,comment,defaults", "/m"),
+                         0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defaults),
@@ -240,6 +317,8 @@ int main(void) {
                 cmocka_unit_test(test_etcd_security_options),
                 cmocka_unit_test(test_help_and_version_need_no_mountpoint),
                 cmocka_unit_test(test_quota_options),
+                cmocka_unit_test(test_every_number_at_its_bounds),
+                cmocka_unit_test(test_messages),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -677,52 +677,6 @@ static void test_render_array_splices(void **state) {
         view_free(&v[1]);
 }
 
-/* ---- metrics ---- */
-
-static void test_render_metrics(void **state) {
-        static const char *const lines[] = {
-                "# HELP lockfs_acquired_total ",
-                "# TYPE lockfs_acquired_total counter\n",
-                "\nlockfs_acquired_total 5\n",
-                "# TYPE lockfs_contended_total counter\n",
-                "\nlockfs_contended_total 6\n",
-                "# HELP lockfs_released_total ",
-                "# TYPE lockfs_released_total counter\n",
-                "\nlockfs_released_total{cause=\"unlink\"} 1\n",
-                "\nlockfs_released_total{cause=\"exit\"} 2\n",
-                "\nlockfs_released_total{cause=\"ttl\"} 3\n",
-                "\nlockfs_released_total{cause=\"root\"} 4\n",
-                "\nlockfs_released_total{cause=\"detached\"} 7\n",
-                "# TYPE lockfs_expired_total counter\n",
-                "\nlockfs_expired_total 3\n",
-                "# TYPE lockfs_locks_held gauge\n",
-                "\nlockfs_locks_held 8\n",
-                "# TYPE lockfs_directories gauge\n",
-                "\nlockfs_directories 9\n",
-                "# TYPE lockfs_waiters gauge\n",
-                "\nlockfs_waiters 18446744073709551615\n",
-        };
-        struct lock_metrics m = {
-                .acquired = 5, .contended = 6, .released_unlink = 1, .released_exit = 2,
-                .released_ttl = 3, .released_root = 4, .released_detached = 7, .held = 8,
-                .directories = 9, .waiters = UINT64_MAX,
-        };
-        size_t i, len = 0;
-        char *out = status_render_metrics(&m, &len);
-
-        (void)state;
-        assert_non_null(out);
-        assert_int_equal(len, strlen(out));
-        assert_int_equal(out[len - 1], '\n');
-        for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
-                if (!strstr(out, lines[i]))
-                        fail_msg("metrics lack \"%s\":\n%s", lines[i], out);
-        /* each family is described once */
-        assert_null(strstr(strstr(out, "# TYPE lockfs_released_total") + 1,
-                           "# TYPE lockfs_released_total"));
-        free(out);
-}
-
 /* ---- time ---- */
 
 static void test_format_time(void **state) {
@@ -789,7 +743,6 @@ int main(void) {
                 cmocka_unit_test(test_render_large_object),
                 cmocka_unit_test(test_render_cjson_leniency_repaired),
                 cmocka_unit_test(test_render_array_splices),
-                cmocka_unit_test(test_render_metrics),
                 cmocka_unit_test(test_format_time),
                 cmocka_unit_test(test_format_time_small_buffer),
         };
