@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "clock.h"
 #include "file.h"
 #include "fs.h"
 #include "lockfs_ioctl.h"
@@ -95,7 +96,7 @@ static int render_lock(struct lockfs_ctx *ctx, struct file *f) {
         if (r < 0)
                 return r;
         size_t len = 0;
-        char *buf = status_render(&v, lt_now_wall_ms(), ctx->host, &len);
+        char *buf = status_render(&v, clock_wall_ms(), ctx->host, &len);
         lock_view_clear(&v);
         return file_set_buf(f, buf, len);
 }
