@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "clock.h"
 #include "file.h"
 #include "metrics.h"
 #include "status.h"
@@ -91,7 +92,7 @@ static int render_lock(struct file *f) {
         if (r < 0)
                 return r;
         size_t len = 0;
-        char *buf = status_render(&v, lt_now_wall_ms(), ctx->host, &len);
+        char *buf = status_render(&v, clock_wall_ms(), ctx->host, &len);
         lock_view_clear(&v);
         return file_set_buf(f, buf, len);
 }

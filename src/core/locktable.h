@@ -221,6 +221,7 @@ struct lt_dirent {
         char *name;
 };
 int locktable_readdir(struct locktable *t, uint64_t ino, struct lt_dirent **ret, size_t *ret_n);
+/* Free a listing (lockview.c). */
 void lt_dirents_free(struct lt_dirent *d, size_t n);
 
 /* ---- flock(2) (SPEC §7) ----
@@ -267,7 +268,6 @@ bool locktable_flock_cancel(struct locktable *t, uint64_t id);
  * lock_view_clear() / lock_views_free(). */
 int locktable_view(struct locktable *t, uint64_t ino, struct lock_view *ret);
 int locktable_views(struct locktable *t, struct lock_view **ret, size_t *ret_n);
-void lock_views_free(struct lock_view *v, size_t n);
 void locktable_metrics(struct locktable *t, struct lock_metrics *ret);
 
 /* ---- status readers' cursors (lt_cursor.c) ----
@@ -339,9 +339,5 @@ struct lt_usage {
         uint64_t content_bytes;
 };
 void locktable_quota_usage(struct locktable *t, uid_t uid, struct lt_usage *ret);
-
-/* Clocks, in ms (wall and monotonic). */
-int64_t lt_now_wall_ms(void);
-int64_t lt_now_mono_ms(void);
 
 #endif

@@ -59,6 +59,8 @@ struct lock_view {
 
 /* Free what v owns (path, content, aliases); v itself is not freed. NULL is a no-op. */
 void lock_view_clear(struct lock_view *v);
+/* lock_view_clear() each of v[0..n) and free the array. */
+void lock_views_free(struct lock_view *v, size_t n);
 
 /* Daemon-wide counters for .lockfs/metrics (SPEC R6.1). */
 struct lock_metrics {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "status.h"
 #include "status_stream.h"
 
@@ -109,7 +110,7 @@ static int step(struct status_stream *s) {
                 return r;
         }
         bool end = r == 1;
-        char *text = status_render_piece(v, n, !s->opened, !s->any, end, lt_now_wall_ms(),
+        char *text = status_render_piece(v, n, !s->opened, !s->any, end, clock_wall_ms(),
                                          s->host, &len);
         lock_views_free(v, n);
         r = text ? append(s, text, len) : -ENOMEM;

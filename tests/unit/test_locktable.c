@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "clock.h"
 #include "locktable.h"
 #include "store.h"
 #include "store_mem.h"
@@ -332,10 +333,10 @@ static void test_ttl_expiry_and_renewal(void **state) {
         assert_int_equal(v.ttl_s, 1);
         assert_int_equal(v.expires_at_ms, v.renewed_at_ms + 1000);
         lock_view_clear(&v);
-        int64_t start = lt_now_mono_ms();
+        int64_t start = clock_mono_ms();
         struct removed_log log = { 0 };
         assert_int_equal(reap_wait(f->t, EVENT_TIMEOUT_MS, note_removed, &log), 1);
-        int64_t waited = lt_now_mono_ms() - start;
+        int64_t waited = clock_mono_ms() - start;
         assert_true(waited >= 900); /* not before the deadline; how soon after: tests/bench (ttl) */
         assert_string_equal(log.name, "short");
         assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "long", &a), 0);
@@ -352,7 +353,7 @@ static void test_renewal_postpones_expiry(void **state) {
         const char *json = "{\"ttl_s\": 1}";
         assert_int_equal(locktable_write(f->t, &h, &f->self, 0, json, strlen(json)),
                          (ssize_t)strlen(json));
-        int64_t start = lt_now_mono_ms();
+        int64_t start = clock_mono_ms();
         /* renew after ~600 ms: the first deadline (start + 1 s) must pass quietly */
         struct pollfd p = { .fd = locktable_reaper_fd(f->t), .events = POLLIN };
         assert_int_equal(poll(&p, 1, 600), 0);
@@ -362,7 +363,7 @@ static void test_renewal_postpones_expiry(void **state) {
         while ((r = reap_wait(f->t, EVENT_TIMEOUT_MS, note_removed, &log)) == 0)
                 ;
         assert_int_equal(r, 1);
-        assert_true(lt_now_mono_ms() - start >= 1500);
+        assert_true(clock_mono_ms() - start >= 1500);
 }
 
 static void test_claims(void **state) {

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "clock.h"
 #include "locktable.h"
 #include "status.h"
 #include "status_budget.h"
@@ -347,7 +348,7 @@ static void test_stream_matches_array(void **state) {
                 v[i] = v[n - 1 - i];
                 v[n - 1 - i] = tmp;
         }
-        char *ref = status_render_array(v, n, lt_now_wall_ms(), "h", &ref_len);
+        char *ref = status_render_array(v, n, clock_wall_ms(), "h", &ref_len);
         lock_views_free(v, n);
         struct status_budget *b = status_budget_new(0, 0, 0);
         struct status_stream *s;

@@ -16,13 +16,16 @@ uint64_t lt_holder_key(const struct proc_id *p) {
         return ((uint64_t)p->start_time << 22) | (uint64_t)(p->pid & 0x3fffff);
 }
 
+struct proc_id lt_holder_key_proc(uint64_t key) {
+        return (struct proc_id){ .pid = (pid_t)(key & 0x3fffff), .start_time = key >> 22 };
+}
+
 struct holder *lt_holder_find(struct locktable *t, const struct proc_id *p) {
-        uint64_t h = htab_hash_u64((uint64_t)p->pid);
-        for (struct hlink *l = htab_chain(&t->holders, h); l; l = l->next) {
-                struct holder *ho = container_of(l, struct holder, by_pid);
-                if (ho->proc.pid == p->pid && ho->proc.start_time == p->start_time)
-                        return ho;
-        }
+        uint64_t hash = htab_hash_u64((uint64_t)p->pid);
+        struct holder *h;
+        htab_for_each_possible(&t->holders, hash, h, struct holder, by_pid)
+                if (h->proc.pid == p->pid && h->proc.start_time == p->start_time)
+                        return h;
         return NULL;
 }
 
@@ -59,15 +62,7 @@ static void holder_unwatch(struct locktable *t, struct holder *h) {
 }
 
 static void idle_remove(struct locktable *t, struct holder *h) {
-        if (h->idle_prev)
-                h->idle_prev->idle_next = h->idle_next;
-        else
-                t->idle_head = h->idle_next;
-        if (h->idle_next)
-                h->idle_next->idle_prev = h->idle_prev;
-        else
-                t->idle_tail = h->idle_prev;
-        h->idle_prev = h->idle_next = NULL;
+        list_del(&h->idle);
         t->n_idle--;
 }
 
@@ -78,9 +73,15 @@ static void holder_free(struct locktable *t, struct holder *h) {
         free(h);
 }
 
-void lt_holder_forget_idle(struct locktable *t, struct holder *h) {
+/* Free idle holder h (its process died, or the table goes). */
+static void holder_forget_idle(struct locktable *t, struct holder *h) {
         idle_remove(t, h);
         holder_free(t, h);
+}
+
+void lt_holders_free_idle(struct locktable *t) {
+        while (!list_empty(&t->idle))
+                holder_forget_idle(t, list_entry(t->idle.next, struct holder, idle));
 }
 
 void lt_prep_proc(struct lt_prep *prep, const struct proc_id *p) {
@@ -109,40 +110,35 @@ bool lt_holder_dead(struct holder *h) {
         return poll(&p, 1, 0) == 1;
 }
 
-/* A counted reference to the holder record of process c->self. */
-int lt_holder_ref(struct locktable *t, const struct caller *c, struct lt_prep *prep,
-                  struct holder **ret) {
-        struct holder *h = lt_holder_find(t, &c->self);
-        if (h && h->dead)
-                return -ESRCH;
-        /* without the cmdline, only a known process whose comm is the same
-         * (no exec since) will do */
-        if (c->no_cmdline && (!h || strcmp(h->comm, c->comm)))
-                return -EAGAIN;
-        if (h) {
-                if (h->refs == 0) { /* idle: the same process is back */
-                        bool names = c->comm[0] && !c->no_cmdline;
-                        char *cmdline = names ? strdup(c->cmdline) : NULL;
-                        if (names && !cmdline)
-                                return -ENOMEM;
-                        idle_remove(t, h);
-                        if (cmdline) { /* it may have exec'd since */
-                                free(h->cmdline);
-                                h->cmdline = cmdline;
-                                memcpy(h->comm, c->comm, sizeof(h->comm));
-                        }
-                        h->uid = c->uid;
-                        h->gid = c->gid;
+/* One more reference to h, c's known record; an idle record is c's
+ * process back: it takes c's names (it may have exec'd since) and
+ * credentials. 0 or -ENOMEM. */
+static int holder_reuse(struct locktable *t, struct holder *h, const struct caller *c) {
+        if (h->refs == 0) {
+                bool names = c->comm[0] && !c->no_cmdline;
+                char *cmdline = names ? strdup(c->cmdline) : NULL;
+                if (names && !cmdline)
+                        return -ENOMEM;
+                idle_remove(t, h);
+                if (cmdline) {
+                        free(h->cmdline);
+                        h->cmdline = cmdline;
+                        memcpy(h->comm, c->comm, sizeof(h->comm));
                 }
-                h->refs++;
-                *ret = h;
-                return 0;
+                h->uid = c->uid;
+                h->gid = c->gid;
         }
-        if (!prep || !prep->ready)
-                return LT_NEED_PROC; /* its pidfd is opened outside the lock */
+        h->refs++;
+        return 0;
+}
+
+/* A new record (one reference) for c, watched through prep's pidfd (taken
+ * over on success). 0, prep's -errno, or the watch's -errno. */
+static int holder_make(struct locktable *t, const struct caller *c, struct lt_prep *prep,
+                       struct holder **ret) {
         if (prep->err < 0)
                 return prep->err;
-        h = calloc(1, sizeof(*h));
+        struct holder *h = calloc(1, sizeof(*h));
         if (h && !(h->cmdline = strdup(c->cmdline))) {
                 free(h);
                 h = NULL;
@@ -155,6 +151,9 @@ int lt_holder_ref(struct locktable *t, const struct caller *c, struct lt_prep *p
         memcpy(h->comm, c->comm, sizeof(h->comm));
         h->pidfd = prep->pidfd;
         h->refs = 1;
+        list_init(&h->waits);
+        list_init(&h->locks);
+        list_init(&h->idle);
         int r = holder_watch(t, h);
         if (r < 0) {
                 free(h->cmdline);
@@ -167,9 +166,28 @@ int lt_holder_ref(struct locktable *t, const struct caller *c, struct lt_prep *p
         return 0;
 }
 
-/* h's process died: its parked requests are cancelled (their reply: LT_WAITER_ORPHANED)
- * and its death is no longer watched (a dead pidfd stays readable). The
- * caller holds a reference of its own across this. */
+int lt_holder_ref(struct locktable *t, const struct caller *c, struct lt_prep *prep,
+                  struct holder **ret) {
+        struct holder *h = lt_holder_find(t, &c->self);
+        if (h && h->dead)
+                return -ESRCH;
+        /* without the cmdline, only a known process whose comm is the same
+         * (no exec since) will do */
+        if (c->no_cmdline && (!h || strcmp(h->comm, c->comm)))
+                return -EAGAIN;
+        if (h) {
+                int r = holder_reuse(t, h, c);
+                if (r == 0)
+                        *ret = h;
+                return r;
+        }
+        if (!prep || !prep->ready)
+                return LT_NEED_PROC; /* its pidfd is opened outside the lock */
+        return holder_make(t, c, prep, ret);
+}
+
+/* h's process died: its death is no longer watched (a dead pidfd stays
+ * readable); the reference taken here is the caller's. */
 void lt_holder_reaped(struct locktable *t, struct holder *h) {
         h->refs++;
         if (h->refs == 1)
@@ -177,8 +195,6 @@ void lt_holder_reaped(struct locktable *t, struct holder *h) {
         holder_unwatch(t, h);
         h->pidfd = -1;
         h->dead = true;
-        while (h->waits)
-                lt_waiter_cancel(t, h->waits, LT_WAITER_ORPHANED);
 }
 
 void lt_holder_unref(struct locktable *t, struct holder *h) {
@@ -188,40 +204,31 @@ void lt_holder_unref(struct locktable *t, struct holder *h) {
                 holder_free(t, h);
                 return;
         }
-        h->idle_next = t->idle_head;
-        if (t->idle_head)
-                t->idle_head->idle_prev = h;
-        else
-                t->idle_tail = h;
-        t->idle_head = h;
+        list_add(&t->idle, &h->idle);
         if (++t->n_idle > LT_IDLE_HOLDERS)
-                lt_holder_forget_idle(t, t->idle_tail);
+                holder_forget_idle(t, list_entry(t->idle.prev, struct holder, idle));
 }
 
 void lt_attach_holder(struct node *n, struct holder *h) {
         n->holder = h;
         n->uid = h->uid;
         n->gid = h->gid;
-        n->hl_prev = NULL;
-        n->hl_next = h->locks;
-        if (h->locks)
-                h->locks->hl_prev = n;
-        h->locks = n;
+        list_add(&h->locks, &n->hl);
 }
 
 void lt_detach_holder(struct locktable *t, struct node *n) {
         struct holder *h = n->holder;
         if (!h)
                 return;
-        if (n->hl_prev)
-                n->hl_prev->hl_next = n->hl_next;
-        else
-                h->locks = n->hl_next;
-        if (n->hl_next)
-                n->hl_next->hl_prev = n->hl_prev;
-        n->hl_prev = n->hl_next = NULL;
+        list_del(&n->hl);
         n->holder = NULL;
         lt_holder_unref(t, h);
+}
+
+void lt_set_holder(struct locktable *t, struct node *n, struct holder *h) {
+        lt_detach_holder(t, n);
+        if (h)
+                lt_attach_holder(n, h);
 }
 
 bool lt_is_holder(const struct node *n, const struct caller *c) {
@@ -291,8 +298,7 @@ int lt_apply_claim(struct locktable *t, struct node *n, const struct caller *c,
                 n->claim_ignored_pid = cl->pid;
                 return 0;
         }
-        lt_detach_holder(t, n);
-        lt_attach_holder(n, h);
+        lt_set_holder(t, n, h);
         n->uid = c->uid;
         n->gid = c->gid;
         lt_quota_charge(t, n);

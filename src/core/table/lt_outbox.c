@@ -11,7 +11,7 @@
  *   t->mu is never held while waiting for store_mu). After a call, its
  *   done() callback runs under t->mu (to commit or roll back what the call
  *   was for), then waiters of t->settled are woken.
- * - lt_unlock() (lt_flock.c) unlocks t->mu, delivers owed replies and
+ * - lt_unlock() unlocks t->mu, delivers owed replies (lt_deliver.c) and
  *   flushes; so a request is answered only once its store calls are made.
  * - While the table is restoring (t->restoring), calls are made at once:
  *   restore runs before the mount serves anyone. */
@@ -186,7 +186,7 @@ static void log_failure(const struct lt_op *op) {
  * store_mu and the queue is empty, that its calls have been made: only a
  * holder of store_mu takes calls off the queue, and makes them before
  * letting go of it. */
-bool lt_flush_needed(const struct locktable *t) {
+static bool flush_needed(const struct locktable *t) {
         return t->ops_head != NULL;
 }
 
@@ -218,6 +218,21 @@ void lt_flush(struct locktable *t) {
                 lt_deliver(t); /* unlocks t->mu */
         }
         pthread_mutex_unlock(&t->store_mu);
+}
+
+void lt_unlock(struct locktable *t) {
+        bool flush = flush_needed(t);
+        lt_deliver(t);
+        if (flush)
+                lt_flush(t);
+}
+
+void lt_ops_free(struct locktable *t) {
+        while (t->ops_head) {
+                struct lt_op *op = t->ops_head;
+                t->ops_head = op->next;
+                lt_op_free(op);
+        }
 }
 
 void lt_wait_settled(struct locktable *t) {

@@ -25,18 +25,17 @@ struct uid_count {
 };
 
 static struct uid_count *count_find(struct locktable *t, uid_t uid, bool create) {
-        uint64_t h = htab_hash_u64(uid);
-        for (struct hlink *l = htab_chain(&t->uid_counts, h); l; l = l->next) {
-                struct uid_count *c = container_of(l, struct uid_count, by_uid);
+        uint64_t hash = htab_hash_u64(uid); /* the macro's argument must be named so */
+        struct uid_count *c;
+        htab_for_each_possible(&t->uid_counts, hash, c, struct uid_count, by_uid)
                 if (c->uid == uid)
                         return c;
-        }
         if (!create)
                 return NULL;
-        struct uid_count *c = calloc(1, sizeof(*c));
+        c = calloc(1, sizeof(*c));
         if (c) {
                 c->uid = uid;
-                htab_insert(&t->uid_counts, &c->by_uid, h);
+                htab_insert(&t->uid_counts, &c->by_uid, hash);
         }
         return c;
 }

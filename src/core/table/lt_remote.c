@@ -10,54 +10,6 @@
 #include "log.h"
 #include "lt_internal.h"
 
-void lt_remote_free(struct node *n) {
-        if (!n->remote)
-                return;
-        free(n->remote->host);
-        free(n->remote->cmdline);
-        free(n->remote);
-        n->remote = NULL;
-}
-
-/* A path from the store is "/a/b/name": components that are real names
- * (not empty, ".", "..", too long) and not .lockfs at the top. */
-static bool remote_path_ok(const char *path) {
-        if (path[0] != '/' || !path[1])
-                return false;
-        const char *p = path + 1;
-        if (!strncmp(p, LT_META_DIR_NAME, strlen(LT_META_DIR_NAME)) &&
-            (p[strlen(LT_META_DIR_NAME)] == '/' || !p[strlen(LT_META_DIR_NAME)]))
-                return false;
-        for (;;) {
-                size_t len = strcspn(p, "/");
-                if (len == 0 || len > LT_NAME_MAX || (len == 1 && p[0] == '.') ||
-                    (len == 2 && p[0] == '.' && p[1] == '.'))
-                        return false;
-                if (!p[len])
-                        return true;
-                p += len + 1;
-        }
-}
-
-/* The node named by path (a lock, an alias's target, or a directory), or
- * NULL. Never creates anything. */
-static struct node *node_at(struct locktable *t, const char *path) {
-        struct node *n = t->root;
-        const char *p = path;
-        while (n && *p) {
-                while (*p == '/')
-                        p++;
-                size_t len = strcspn(p, "/");
-                char *part = strndup(p, len);
-                if (!part)
-                        return NULL;
-                n = n->kind == LT_DIR ? lt_name_get(t, n, part) : NULL;
-                free(part);
-                p += len;
-        }
-        return n && n->target ? n->target : n;
-}
-
 /* Copy what v says into remote lock n. */
 static int remote_fill(struct node *n, const struct lock_view *v) {
         if (!n->remote) {
@@ -91,9 +43,7 @@ static int remote_fill(struct node *n, const struct lock_view *v) {
         free(n->content);
         n->content = content;
         n->content_len = n->content_cap = v->content_len;
-        lt_lock_set_from_view(n, v);
-        n->uid = v->uid;
-        n->gid = v->gid;
+        lt_view_to_node(v, n);
         n->lost = false;
         return 0;
 }
@@ -123,10 +73,7 @@ static int remote_insert(struct locktable *t, const struct lock_view *v) {
                 return -ENOMEM;
         r = remote_fill(n, v);
         if (r < 0) {
-                lt_remote_free(n);
-                free(n->content);
-                n->content = NULL;
-                lt_node_maybe_free(t, n);
+                lt_node_maybe_free(t, n); /* never linked: freed with its record */
                 return r;
         }
         n->remote->sync_gen = t->sync_gen;
@@ -135,27 +82,17 @@ static int remote_insert(struct locktable *t, const struct lock_view *v) {
         return 0;
 }
 
-/* Report what went (outside the lock) and free the list. */
-static void report_removals(struct removals *gone, lt_removed_fn fn, void *ctx) {
-        for (size_t i = 0; i < gone->n; i++) {
-                if (fn)
-                        fn(ctx, gone->v[i].parent, gone->v[i].ino, gone->v[i].name);
-                free(gone->v[i].name);
-        }
-        free(gone->v);
-}
-
 /* Remote lock n is over: parked flock waiters take the name in turn, else
  * it goes. */
 static void remote_end(struct locktable *t, struct node *n, struct removals *gone) {
-        if (n->wq_head && lt_handoff(t, n))
+        if (!list_empty(&n->wq) && lt_handoff(t, n))
                 return;
         lt_lock_remove(t, n, gone);
 }
 
 int locktable_remote_put(struct locktable *t, const struct lock_view *v, lt_removed_fn fn,
                          void *ctx) {
-        if (!v->path || !remote_path_ok(v->path)) {
+        if (!v->path || !lt_remote_path_ok(v->path)) {
                 log_msg(LOG_WARNING, "shared store: ignoring a lock named %s",
                         v->path ? v->path : "(none)");
                 return -EINVAL;
@@ -163,10 +100,10 @@ int locktable_remote_put(struct locktable *t, const struct lock_view *v, lt_remo
         struct removals gone = { 0 };
         int r = 0;
         pthread_mutex_lock(&t->mu);
-        struct node *n = node_at(t, v->path);
+        struct node *n = lt_node_at(t, v->path);
         while (n && n->busy) { /* our acquisition of it is with the store */
                 lt_wait_settled(t);
-                n = node_at(t, v->path);
+                n = lt_node_at(t, v->path);
         }
         if (n && n->kind == LT_DIR) {
                 log_msg(LOG_WARNING, "shared store: lock %s is a directory here", v->path);
@@ -188,7 +125,7 @@ int locktable_remote_put(struct locktable *t, const struct lock_view *v, lt_remo
                 r = remote_insert(t, v);
         }
         lt_unlock(t);
-        report_removals(&gone, fn, ctx);
+        lt_removals_report(&gone, fn, ctx);
         return r;
 }
 
@@ -196,10 +133,10 @@ int locktable_remote_delete(struct locktable *t, const char *path, uint64_t rev,
                             lt_removed_fn fn, void *ctx) {
         struct removals gone = { 0 };
         pthread_mutex_lock(&t->mu);
-        struct node *n = remote_path_ok(path) ? node_at(t, path) : NULL;
+        struct node *n = lt_remote_path_ok(path) ? lt_node_at(t, path) : NULL;
         while (n && n->busy) {
                 lt_wait_settled(t);
-                n = node_at(t, path);
+                n = lt_node_at(t, path);
         }
         if (n && n->kind == LT_LOCK && n->fence < rev) {
                 if (!n->remote) /* behind our back: a force-unlock elsewhere, or our lease ended */
@@ -208,16 +145,16 @@ int locktable_remote_delete(struct locktable *t, const char *path, uint64_t rev,
                 remote_end(t, n, &gone);
         }
         lt_unlock(t);
-        report_removals(&gone, fn, ctx);
+        lt_removals_report(&gone, fn, ctx);
         return 0;
 }
 
 bool locktable_holds(struct locktable *t, const char *path, uint64_t fence) {
         pthread_mutex_lock(&t->mu);
-        struct node *n = remote_path_ok(path) ? node_at(t, path) : NULL;
+        struct node *n = lt_remote_path_ok(path) ? lt_node_at(t, path) : NULL;
         while (n && n->busy) { /* the answer to its create decides */
                 lt_wait_settled(t);
-                n = node_at(t, path);
+                n = lt_node_at(t, path);
         }
         bool held = n && n->kind == LT_LOCK && !n->remote && n->fence == fence;
         pthread_mutex_unlock(&t->mu);
@@ -249,9 +186,9 @@ void locktable_remote_sync_end(struct locktable *t, uint64_t rev,
                                lt_removed_fn fn, void *ctx) {
         struct removals gone = { 0 };
         pthread_mutex_lock(&t->mu);
-        struct node *next;
-        for (struct node *n = t->all_locks; n; n = next) {
-                next = n->all_next;
+        struct list *l, *next;
+        list_for_each_safe(l, next, &t->all_locks) {
+                struct node *n = list_entry(l, struct node, all);
                 if (n->busy) /* acquired after the listing */
                         continue;
                 if ((n->remote && n->remote->sync_gen != t->sync_gen) ||
@@ -259,13 +196,15 @@ void locktable_remote_sync_end(struct locktable *t, uint64_t rev,
                         remote_end(t, n, &gone);
         }
         lt_unlock(t);
-        report_removals(&gone, fn, ctx);
+        lt_removals_report(&gone, fn, ctx);
 }
 
 size_t locktable_mark_lost(struct locktable *t) {
         size_t n_lost = 0;
         pthread_mutex_lock(&t->mu);
-        for (struct node *n = t->all_locks; n; n = n->all_next) {
+        struct list *l;
+        list_for_each(l, &t->all_locks) {
+                struct node *n = list_entry(l, struct node, all);
                 /* also a lock whose acquisition or write is with the store:
                  * it was made on the lease that ended (a busy node keeps
                  * the mark through its settling) */

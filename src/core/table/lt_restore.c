@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "lt_internal.h"
 
@@ -16,47 +17,6 @@ struct restore {
         struct locktable *t;
         struct locktable_restored *stats;
 };
-
-/* The directory holding path (made as needed, by uid/gid) and the last
- * name of path in *name (pointing into path). -ENOTDIR when a lock is in
- * the way, -ENOMEM. */
-int lt_dir_of(struct locktable *t, const char *path, uid_t uid, gid_t gid, struct node **ret,
-              const char **name) {
-        struct node *dir = t->root;
-        const char *p = path;
-        for (;;) {
-                while (*p == '/')
-                        p++;
-                const char *slash = strchr(p, '/');
-                if (!slash) {
-                        *ret = dir;
-                        *name = p;
-                        return 0;
-                }
-                char *part = strndup(p, (size_t)(slash - p));
-                if (!part)
-                        return -ENOMEM;
-                struct node *n = lt_name_get(t, dir, part);
-                if (!n) {
-                        n = lt_node_new(t, LT_DIR, part);
-                        if (!n) {
-                                free(part);
-                                return -ENOMEM;
-                        }
-                        n->uid = uid;
-                        n->gid = gid;
-                        lt_node_link(t, dir, n);
-                        t->n_nodes++;
-                        t->m.directories++;
-                        lt_quota_charge(t, n);
-                }
-                free(part);
-                if (n->kind != LT_DIR)
-                        return -ENOTDIR;
-                dir = n;
-                p = slash + 1;
-        }
-}
 
 /* A directory from the store: made (with any missing parents, owned by
  * root until their own turn comes) or, when made earlier as a parent,
@@ -70,14 +30,8 @@ static int restore_dir(void *arg, const char *path, uid_t uid, gid_t gid) {
         if (r < 0)
                 return r;
         n = lt_name_get(t, dir, name);
-        if (!n) {
-                n = lt_node_new(t, LT_DIR, name);
-                if (!n)
-                        return -ENOMEM;
-                lt_node_link(t, dir, n);
-                t->n_nodes++;
-                t->m.directories++;
-        }
+        if (!n && !(n = lt_dir_new(t, dir, name, uid, gid)))
+                return -ENOMEM;
         if (n->kind != LT_DIR)
                 return -ENOTDIR;
         n->uid = uid;
@@ -117,50 +71,63 @@ static int restore_alias(struct locktable *t, struct node *n, const char *path) 
                 return r;
         if (lt_name_get(t, dir, name))
                 return -EEXIST;
-        struct node *a = calloc(1, sizeof(*a));
-        if (!a || !(a->name = strdup(name))) {
-                free(a);
+        return lt_alias_add(t, n, dir, name, NULL);
+}
+
+/* Whether lock v comes back: not when its TTL ran out meanwhile or its
+ * holder is not the same live process (each logged and counted). 0 with
+ * the holder's record referenced in *ret_h (NULL: detached), or 1. */
+static int restore_check(struct restore *rs, const struct lock_view *v, struct holder **ret_h) {
+        *ret_h = NULL;
+        if (v->ttl_s && v->deadline_mono_ms <= clock_mono_ms()) {
+                log_msg(LOG_NOTICE, "dropped %s (fence %" PRIu64 "): its TTL ran out meanwhile",
+                        v->path, v->fence);
+                rs->stats->expired++;
+                return 1;
+        }
+        if (!v->detached && restored_holder(rs->t, v, ret_h) < 0) {
+                log_msg(LOG_NOTICE, "dropped %s (fence %" PRIu64 "): holder pid %d is gone",
+                        v->path, v->fence, (int)v->pid);
+                rs->stats->holder_gone++;
+                return 1;
+        }
+        return 0;
+}
+
+/* A new node for lock v at its path, not linked yet, with v's content
+ * copied; in *ret_dir the directory it goes into. -EEXIST, -ENOTDIR,
+ * -ENOMEM. */
+static int restore_node(struct locktable *t, const struct lock_view *v, struct node **ret_dir,
+                        struct node **ret) {
+        const char *name;
+        int r = lt_dir_of(t, v->path, 0, 0, ret_dir, &name);
+        if (r < 0)
+                return r;
+        if (lt_name_get(t, *ret_dir, name))
+                return -EEXIST;
+        struct node *n = lt_node_new(t, LT_LOCK, name);
+        if (!n)
+                return -ENOMEM;
+        if (v->content_len && !(n->content = malloc(v->content_len))) {
+                lt_node_maybe_free(t, n);
                 return -ENOMEM;
         }
-        a->kind = LT_LOCK;
-        a->target = n;
-        a->alias_next = n->aliases;
-        n->aliases = a;
-        n->n_aliases++;
-        lt_node_link(t, dir, a);
-        t->n_nodes++;
-        lt_quota_charge(t, a); /* the lock's uid's, as at link(2) */
+        if (v->content_len)
+                memcpy(n->content, v->content, v->content_len);
+        n->content_len = n->content_cap = v->content_len;
+        *ret = n;
         return 0;
 }
 
 static int restore_lock(void *arg, const struct lock_view *v) {
         struct restore *rs = arg;
         struct locktable *t = rs->t;
-        if (v->ttl_s && v->deadline_mono_ms <= lt_now_mono_ms()) {
-                log_msg(LOG_NOTICE, "dropped %s (fence %" PRIu64 "): its TTL ran out meanwhile",
-                        v->path, v->fence);
-                rs->stats->expired++;
+        struct holder *h;
+        if (restore_check(rs, v, &h))
                 return 0;
-        }
-        struct holder *h = NULL;
-        if (!v->detached && restored_holder(t, v, &h) < 0) {
-                log_msg(LOG_NOTICE, "dropped %s (fence %" PRIu64 "): holder pid %d is gone",
-                        v->path, v->fence, (int)v->pid);
-                rs->stats->holder_gone++;
-                return 0;
-        }
-        struct node *dir, *n = NULL;
-        const char *name;
-        int r = lt_dir_of(t, v->path, 0, 0, &dir, &name);
-        if (r == 0 && lt_name_get(t, dir, name))
-                r = -EEXIST;
-        if (r == 0 && !(n = lt_node_new(t, LT_LOCK, name)))
-                r = -ENOMEM;
-        if (r == 0 && v->content_len && !(n->content = malloc(v->content_len)))
-                r = -ENOMEM;
+        struct node *dir, *n;
+        int r = restore_node(t, v, &dir, &n);
         if (r < 0) {
-                if (n)
-                        lt_node_maybe_free(t, n);
                 if (h)
                         lt_holder_unref(t, h);
                 log_msg(LOG_ERR, "dropped %s (fence %" PRIu64 "): cannot restore it: %s",
@@ -169,14 +136,8 @@ static int restore_lock(void *arg, const struct lock_view *v) {
                 return r;
         }
         lt_node_link(t, dir, n);
-        if (h)
-                lt_attach_holder(n, h);
-        n->uid = v->uid;
-        n->gid = v->gid;
-        lt_lock_set_from_view(n, v);
-        if (v->content_len)
-                memcpy(n->content, v->content, v->content_len);
-        n->content_len = n->content_cap = v->content_len;
+        lt_set_holder(t, n, h);
+        lt_view_to_node(v, n);
         lt_lock_list_add(t, n);
         lt_quota_charge(t, n); /* restored over the cap if need be: never dropped for it */
         if (v->ttl_s)
@@ -188,7 +149,7 @@ static int restore_lock(void *arg, const struct lock_view *v) {
         if (v->fence > rs->stats->max_fence)
                 rs->stats->max_fence = v->fence;
         rs->stats->restored++;
-        lt_store_update(t, n);
+        lt_op_update(t, n);
         return 0;
 }
 

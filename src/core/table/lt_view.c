@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/* The one mapping between a lock node and its lock_view: what status
+ * readers see, and the record persistent stores keep. The fields both
+ * carry are listed once, in LT_RECORD_FIELDS (lt_internal.h); a new lock
+ * field goes there (and into the stores' codecs). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lt_internal.h"
+
+void lt_view_to_node(const struct lock_view *v, struct node *n) {
+#define TO_NODE(node_field, view_field) n->node_field = v->view_field;
+        LT_RECORD_FIELDS(TO_NODE)
+#undef TO_NODE
+}
+
+void lt_view_derive(struct lock_view *v, bool detached) {
+        v->detached = detached;
+        v->expires_at_ms = v->renewed_at_ms + (int64_t)v->ttl_s * 1000;
+}
+
+/* The holder process's identity: this host's record h, else another
+ * host's (n->remote); neither for a detached lock. */
+static int identity_to_view(const struct node *n, struct lock_view *v) {
+        const struct holder *h = n->holder;
+        if (h) {
+                v->pid = h->proc.pid;
+                memcpy(v->comm, h->comm, sizeof(v->comm));
+                snprintf(v->cmdline, sizeof(v->cmdline), "%s", h->cmdline);
+        } else if (n->remote) {
+                v->pid = n->remote->pid;
+                memcpy(v->comm, n->remote->comm, sizeof(v->comm));
+                snprintf(v->cmdline, sizeof(v->cmdline), "%s", n->remote->cmdline);
+                v->host = strdup(n->remote->host);
+                if (!v->host)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
+/* What persistent stores need besides: parent, holder start time,
+ * deadline and the other names. */
+static int store_extras_to_view(const struct node *n, struct lock_view *v) {
+        v->parent_ino = n->parent ? n->parent->ino : 0;
+        v->start_time = n->holder ? n->holder->proc.start_time : 0;
+        v->deadline_mono_ms = lt_deadline_key(n);
+        if (!n->n_aliases)
+                return 0;
+        v->aliases = calloc(n->n_aliases, sizeof(*v->aliases));
+        if (!v->aliases)
+                return -ENOMEM;
+        for (const struct node *a = n->aliases; a; a = a->alias_next) {
+                struct lock_alias *la = &v->aliases[v->n_aliases];
+                la->parent_ino = a->parent->ino;
+                la->name = strdup(a->name);
+                if (!la->name)
+                        return -ENOMEM;
+                v->n_aliases++;
+        }
+        return 0;
+}
+
+static int content_to_view(const struct node *n, struct lock_view *v) {
+        if (!n->content_len)
+                return 0;
+        v->content = malloc(n->content_len);
+        if (!v->content)
+                return -ENOMEM;
+        memcpy(v->content, n->content, n->content_len);
+        v->content_len = n->content_len;
+        return 0;
+}
+
+int lt_node_to_view(const struct node *n, unsigned parts, struct lock_view *v) {
+        *v = (struct lock_view){ .ino = n->ino, .lost = n->lost };
+#define TO_VIEW(node_field, view_field) v->view_field = n->node_field;
+        LT_RECORD_FIELDS(TO_VIEW)
+#undef TO_VIEW
+        lt_view_derive(v, n->holder == NULL && n->remote == NULL);
+        int r = identity_to_view(n, v);
+        if (r == 0 && !(v->path = lt_node_path(n)))
+                r = -ENOMEM;
+        if (r == 0 && (parts & LT_VIEW_CONTENT))
+                r = content_to_view(n, v);
+        if (r == 0 && (parts & LT_VIEW_STORE_EXTRAS))
+                r = store_extras_to_view(n, v);
+        if (r < 0)
+                lock_view_clear(v);
+        return r;
+}
+
+int lt_lock_view(const struct node *n, struct lock_view *v) {
+        return lt_node_to_view(n, LT_VIEW_CONTENT, v);
+}
+
+int lt_store_view(const struct node *n, struct lock_view *v) {
+        return lt_node_to_view(n, LT_VIEW_CONTENT | LT_VIEW_STORE_EXTRAS, v);
+}

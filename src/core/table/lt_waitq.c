@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/* Parked flock(LOCK_EX) requests (SPEC §7): each waits on its lock in FIFO
+ * order without holding a thread, listed also under the holder record of
+ * the process it would hold for (so that process's death cancels it) and
+ * by its id (so an interrupt cancels it). A release hands the lock to the
+ * first live waiter (lt_handoff, lt_lock.c); every reply is owed through
+ * lt_owe_grant and delivered outside the mutex. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "lt_internal.h"
+
+int lt_waiter_park(struct locktable *t, struct node *n, uint64_t id, uint64_t owner,
+                   const struct caller *c, struct holder *h) {
+        struct lt_waiter *w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        *w = (struct lt_waiter){ .id = id, .owner = owner, .who = *c, .h = h, .n = n };
+        list_add_tail(&n->wq, &w->link);
+        list_init(&w->h_link);
+        if (h) {
+                list_add(&h->waits, &w->h_link);
+                h->refs++;
+        }
+        htab_insert(&t->waiters, &w->by_id, htab_hash_u64(id));
+        t->m.waiters++;
+        return LT_PARKED;
+}
+
+struct lt_waiter *lt_waiter_first(const struct node *n) {
+        return list_first_entry_or_null(&n->wq, struct lt_waiter, link);
+}
+
+void lt_waiter_free(struct locktable *t, struct lt_waiter *w) {
+        list_del(&w->link);
+        list_del(&w->h_link);
+        htab_remove(&t->waiters, &w->by_id);
+        t->m.waiters--;
+        if (w->h)
+                lt_holder_unref(t, w->h);
+        free(w);
+}
+
+void lt_waiter_cancel(struct locktable *t, struct lt_waiter *w, int err) {
+        struct lt_handle h = lt_handle_of(w->n, LT_HANDLE_HOLDER, 0);
+        lt_owe_grant(t, w->id, err, &h);
+        lt_waiter_free(t, w);
+}
+
+void lt_drop_waiters(struct locktable *t, struct node *n, int err) {
+        struct lt_waiter *w;
+        while ((w = lt_waiter_first(n)))
+                lt_waiter_cancel(t, w, err);
+}
+
+void lt_waiters_drop_of(struct locktable *t, struct holder *h, int err) {
+        while (!list_empty(&h->waits))
+                lt_waiter_cancel(t, list_entry(h->waits.next, struct lt_waiter, h_link), err);
+}
+
+bool lt_waiter_remove(struct locktable *t, uint64_t id) {
+        uint64_t hash = htab_hash_u64(id);
+        struct lt_waiter *w, *found = NULL;
+        htab_for_each_possible(&t->waiters, hash, w, struct lt_waiter, by_id)
+                if (w->id == id) {
+                        found = w;
+                        break;
+                }
+        if (found)
+                lt_waiter_free(t, found);
+        return found != NULL;
+}
