@@ -114,7 +114,7 @@ static char *render_metrics(struct lockfs_ctx *ctx, size_t *ret_len) {
  * rendered yet). Call with f->mu held. */
 static int render_meta(struct file *f, uint64_t ino) {
         struct lockfs_ctx *ctx = f->ctx;
-        if (ino == LT_INO_META_METRICS) {
+        if (locktable_meta_file(ino) == LT_META_METRICS) {
                 size_t len = 0;
                 char *buf = render_metrics(ctx, &len);
                 return file_set_buf(f, buf, len);

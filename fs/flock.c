@@ -23,19 +23,35 @@ struct pending_flock {
         bool interrupted;        /* a signal came before it was queued */
 };
 
-#include "container_of.h"
+/* The flock requests in flight, by id; only this file sees it. */
+struct flock_registry {
+        pthread_mutex_t mu;
+        struct htab by_id;       /* struct pending_flock.by_id */
+        atomic_uint_fast64_t next_id;
+};
 
 int fs_flock_init(struct lockfs_ctx *ctx) {
-        pthread_mutex_init(&ctx->flocks_mu, NULL);
-        return htab_init(&ctx->flocks);
+        struct flock_registry *reg = calloc(1, sizeof(*reg));
+        if (!reg)
+                return -ENOMEM;
+        int r = htab_init(&reg->by_id);
+        if (r < 0) {
+                free(reg);
+                return r;
+        }
+        pthread_mutex_init(&reg->mu, NULL);
+        atomic_init(&reg->next_id, 1);
+        ctx->flocks = reg;
+        return 0;
 }
 
 void fs_flock_abort(struct lockfs_ctx *ctx) {
-        for (size_t b = 0; ctx->flocks.buckets && b <= ctx->flocks.mask; b++) {
+        struct htab *ids = &ctx->flocks->by_id;
+        for (size_t b = 0; ids->buckets && b <= ids->mask; b++) {
                 struct hlink *l;
-                while ((l = ctx->flocks.buckets[b])) {
+                while ((l = ids->buckets[b])) {
                         struct pending_flock *p = container_of(l, struct pending_flock, by_id);
-                        htab_remove(&ctx->flocks, l);
+                        htab_remove(ids, l);
                         fuse_reply_err(p->req, EINTR); /* frees the request */
                         file_put(p->f);
                         free(p);
@@ -44,18 +60,22 @@ void fs_flock_abort(struct lockfs_ctx *ctx) {
 }
 
 void fs_flock_fini(struct lockfs_ctx *ctx) {
-        htab_free(&ctx->flocks);
-        pthread_mutex_destroy(&ctx->flocks_mu);
+        if (!ctx->flocks)
+                return;
+        htab_free(&ctx->flocks->by_id);
+        pthread_mutex_destroy(&ctx->flocks->mu);
+        free(ctx->flocks);
+        ctx->flocks = NULL;
 }
 
-/* Find id; with take, also remove it. Call with flocks_mu held. */
+/* Find id; with take, also remove it. Call with ctx->flocks->mu held. */
 static struct pending_flock *pending_find(struct lockfs_ctx *ctx, uint64_t id, bool take) {
         uint64_t h = htab_hash_u64(id);
-        for (struct hlink *l = htab_chain(&ctx->flocks, h); l; l = l->next) {
+        for (struct hlink *l = htab_chain(&ctx->flocks->by_id, h); l; l = l->next) {
                 struct pending_flock *p = container_of(l, struct pending_flock, by_id);
                 if (p->id == id) {
                         if (take)
-                                htab_remove(&ctx->flocks, l);
+                                htab_remove(&ctx->flocks->by_id, l);
                         return p;
                 }
         }
@@ -65,9 +85,9 @@ static struct pending_flock *pending_find(struct lockfs_ctx *ctx, uint64_t id, b
 /* Reply to request id, once: whoever takes it from the registry answers. */
 void fs_flock_finish(void *arg, uint64_t id, int err, const struct lt_handle *h) {
         struct lockfs_ctx *ctx = arg;
-        pthread_mutex_lock(&ctx->flocks_mu);
+        pthread_mutex_lock(&ctx->flocks->mu);
         struct pending_flock *p = pending_find(ctx, id, true);
-        pthread_mutex_unlock(&ctx->flocks_mu);
+        pthread_mutex_unlock(&ctx->flocks->mu);
         if (!p)
                 return;
         if (err == 0 && h)
@@ -80,71 +100,52 @@ void fs_flock_finish(void *arg, uint64_t id, int err, const struct lt_handle *h)
 static void flock_interrupted(fuse_req_t req, void *data) {
         struct lockfs_ctx *ctx = fuse_req_userdata(req);
         uint64_t id = (uintptr_t)data;
-        pthread_mutex_lock(&ctx->flocks_mu);
+        pthread_mutex_lock(&ctx->flocks->mu);
         struct pending_flock *p = pending_find(ctx, id, false);
         bool parked = p && p->parked;
         if (p && !parked)
                 p->interrupted = true; /* the parking thread cancels it */
-        pthread_mutex_unlock(&ctx->flocks_mu);
+        pthread_mutex_unlock(&ctx->flocks->mu);
         if (parked && locktable_flock_cancel(ctx->table, id))
                 fs_flock_finish(ctx, id, -EINTR, NULL);
-}
-
-/* Who takes the lock when c's flock is granted: the process that opened the
- * file when c descends from it (`exec 9>f; flock 9` makes the shell, not
- * the short-lived flock(1), the holder), else c itself. */
-static void flock_holder(const struct file *f, const struct caller *c, struct caller *ret) {
-        struct proc_id opener;
-        *ret = *c;
-        if (!f->opener_tid || f->opener_tid == c->self.pid ||
-            !caller_find_lineage(c, f->opener_tid, &opener))
-                return;
-        struct caller o;
-        if (holder_identify_process(opener.pid, &o) == 0 &&
-            o.self.start_time == opener.start_time) {
-                o.uid = c->uid;
-                o.gid = c->gid;
-                *ret = o;
-        }
 }
 
 static void flock_exclusive(fuse_req_t req, fuse_ino_t ino, struct file *f, bool nonblock) {
         struct lockfs_ctx *ctx = fuse_req_userdata(req);
         const struct fuse_ctx *fc = fuse_req_ctx(req);
-        struct caller c, who;
+        struct caller c;
         int r = holder_identify(fc->pid, fc->uid, fc->gid, &c);
         if (r < 0) {
                 fuse_reply_err(req, -r);
                 return;
         }
-        flock_holder(f, &c, &who);
         struct pending_flock *p = calloc(1, sizeof(*p));
         if (!p) {
                 fuse_reply_err(req, ENOMEM);
                 return;
         }
-        p->id = atomic_fetch_add(&ctx->next_flock_id, 1);
+        p->id = atomic_fetch_add(&ctx->flocks->next_id, 1);
         p->req = req;
         p->f = f;
         file_get(f);
-        pthread_mutex_lock(&ctx->flocks_mu);
-        htab_insert(&ctx->flocks, &p->by_id, htab_hash_u64(p->id));
-        pthread_mutex_unlock(&ctx->flocks_mu);
+        pthread_mutex_lock(&ctx->flocks->mu);
+        htab_insert(&ctx->flocks->by_id, &p->by_id, htab_hash_u64(p->id));
+        pthread_mutex_unlock(&ctx->flocks->mu);
         uint64_t id = p->id; /* p belongs to whoever finishes it from here on */
         if (!nonblock) /* may call flock_interrupted at once: no lock held here */
                 fuse_req_interrupt_func(req, flock_interrupted, (void *)(uintptr_t)id);
         struct lt_handle h = file_handle(f), granted;
-        r = locktable_flock(ctx->table, ino, &h, f->id, &who, nonblock, id, &granted);
+        r = locktable_flock(ctx->table, ino, &h, f->id, f->opener_tid, &c, nonblock, id, &granted);
         if (r != LT_PARKED) {
                 fs_flock_finish(ctx, id, r, &granted);
                 return;
         }
-        pthread_mutex_lock(&ctx->flocks_mu);
+        pthread_mutex_lock(&ctx->flocks->mu);
         p = pending_find(ctx, id, false); /* NULL: granted meanwhile */
         bool interrupted = p && p->interrupted;
         if (p)
                 p->parked = true;
-        pthread_mutex_unlock(&ctx->flocks_mu);
+        pthread_mutex_unlock(&ctx->flocks->mu);
         if (interrupted && locktable_flock_cancel(ctx->table, id))
                 fs_flock_finish(ctx, id, -EINTR, NULL);
 }

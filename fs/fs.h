@@ -16,6 +16,7 @@
 #include "status_budget.h"
 
 struct file;
+struct flock_registry;
 
 /* The FUSE requests counted per kind for .lockfs/metrics, each as
  * X(ENUM_SUFFIX, label): the one list from which both enum fs_op and
@@ -50,15 +51,12 @@ static inline const char *fs_op_name(enum fs_op op) {
 struct lockfs_ctx {
         struct locktable *table;
         struct notifier *notifier; /* told of names that go without an UNLINK */
-        uint64_t max_locks;       /* for statfs; 0 = unlimited */
         struct status_budget *budget; /* what open files may hold rendered */
         char host[256];
         pthread_mutex_t files_mu; /* initialize with PTHREAD_MUTEX_INITIALIZER */
         struct list files;        /* open files (file.link), for fs_files_free_all();
                                    * initialize with LIST_INIT(ctx.files) */
-        pthread_mutex_t flocks_mu; /* flock requests in flight (fs/flock.c) */
-        struct htab flocks;
-        atomic_uint_fast64_t next_flock_id;
+        struct flock_registry *flocks; /* flock requests in flight (fs/flock.c) */
         atomic_uint_fast64_t next_file_id;
         atomic_uint_fast64_t requests[FS_OP_COUNT];
 };
@@ -74,7 +72,8 @@ extern const struct fuse_lowlevel_ops lockfs_ops;
 void fs_files_free_all(struct lockfs_ctx *ctx);
 
 /* flock(2) (fs/flock.c): set up and tear down the registry of requests in
- * flight; the FUSE handler; the lock table's grant function (ctx as arg). */
+ * flight (ctx->flocks; 0 or -ENOMEM); the FUSE handler; the lock table's
+ * grant function (ctx as arg). */
 int fs_flock_init(struct lockfs_ctx *ctx);
 /* Answer every parked flock with EINTR: the loop ended (before the session
  * is destroyed, so libfuse frees those requests). */

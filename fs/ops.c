@@ -47,6 +47,13 @@ static int caller_quick_of(fuse_req_t req, bool names, struct caller *c) {
         return r;
 }
 
+/* The table answered need (LT_NEED_CMDLINE or LT_NEED_LINEAGE): identify
+ * the caller again with what it asked for. Replies the error itself on
+ * failure. */
+static int caller_more_of(fuse_req_t req, int need, struct caller *c) {
+        return need == LT_NEED_CMDLINE ? caller_quick_of(req, true, c) : caller_of(req, c);
+}
+
 static void ms_to_ts(int64_t ms, struct timespec *ts) {
         ts->tv_sec = ms / 1000;
         ts->tv_nsec = (ms % 1000) * 1000000;
@@ -180,7 +187,7 @@ static void reply_open_file(fuse_req_t req, struct fuse_file_info *fi, struct fi
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         fs_count_request(ctx_of(req), FS_OP_OPEN);
         struct lockfs_ctx *ctx = ctx_of(req);
-        bool meta = ino == LT_INO_META_LOCKS || ino == LT_INO_META_METRICS;
+        bool meta = locktable_meta_file(ino) != LT_META_NONE;
         struct file *f = file_new(ctx, meta ? FILE_META : FILE_LOCK);
         int r = f ? 0 : -ENOMEM;
         if (f) {
@@ -235,8 +242,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
         }
         if (r == 0)
                 r = locktable_create(ctx->table, parent, name, &c, fi->flags, &a, &f->lock);
-        if (r == -EAGAIN) { /* a process new to the table: read its cmdline */
-                if (caller_quick_of(req, true, &c) < 0) {
+        if (r > 0) { /* a process new to the table */
+                if (caller_more_of(req, r, &c) < 0) {
                         file_put(f);
                         return;
                 }
@@ -370,8 +377,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
                 return;
         struct lock_view forced;
         int r = locktable_unlink(ctx_of(req)->table, parent, name, &c, &forced);
-        if (r == -EAGAIN) { /* not the holder itself: look at its lineage */
-                if (caller_of(req, &c) < 0)
+        if (r > 0) { /* not the holder itself: look at its lineage */
+                if (caller_more_of(req, r, &c) < 0)
                         return;
                 r = locktable_unlink(ctx_of(req)->table, parent, name, &c, &forced);
         }
@@ -490,10 +497,10 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino) {
         fs_count_request(ctx_of(req), FS_OP_STATFS);
         (void)ino;
         struct lockfs_ctx *ctx = ctx_of(req);
-        struct lock_metrics m;
-        locktable_metrics(ctx->table, &m);
-        uint64_t used = m.held + m.directories;
-        uint64_t files = ctx->max_locks ? ctx->max_locks : UINT32_MAX;
+        struct lt_capacity cap;
+        locktable_capacity(ctx->table, &cap);
+        uint64_t used = cap.used;
+        uint64_t files = cap.max_nodes ? cap.max_nodes : UINT32_MAX;
         struct statvfs sv = {
                 .f_bsize = 4096,
                 .f_frsize = 4096,

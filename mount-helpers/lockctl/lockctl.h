@@ -23,7 +23,7 @@ static inline void lc_freep(void *p) {
 }
 #define _cleanup_free_ __attribute__((cleanup(lc_freep)))
 
-/* ---- lockctl-util.c: messages, terminal-safe text, times ---- */
+/* ---- lockctl-util.c: messages, terminal-safe text, times (usage: lockctl-usage.c) ---- */
 
 /* Print "lockctl: MESSAGE\n" on stderr. */
 void lc_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

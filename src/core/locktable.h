@@ -118,12 +118,19 @@ void locktable_forget(struct locktable *t, uint64_t ino, uint64_t n);
  * still knows it. -ENOENT for unknown numbers. */
 int locktable_getattr(struct locktable *t, uint64_t ino, struct lt_attr *ret);
 
+/* Positive answers of locktable_create and locktable_unlink: nothing
+ * changed, identify the caller further and call again. A caller is first
+ * identified cheaply (holder_identify_process_only, holder_identify_quick)
+ * because most requests need no more. */
+#define LT_NEED_CMDLINE 2 /* with its cmdline (holder_identify_quick) */
+#define LT_NEED_LINEAGE 3 /* with its ancestry (holder_identify) */
+
 /* CREATE (open with O_CREAT). A free name is acquired for c and gives a
  * holder handle. A held name: -EEXIST with O_EXCL; otherwise the same as
  * locktable_open(). c may be partial (holder_identify_quick) only with
  * O_EXCL; without its cmdline too (holder_identify_process_only) it gets
- * -EAGAIN, nothing changed, unless the table knows the process already:
- * call again with the cmdline. Counts one lookup. -EACCES inside .lockfs, -ENOSPC past
+ * LT_NEED_CMDLINE, nothing changed, unless the table knows the process
+ * already: call again with the cmdline. Counts one lookup. -EACCES inside .lockfs, -ENOSPC past
  * max_locks, -ENAMETOOLONG, -EISDIR/-EEXIST on a directory. */
 int locktable_create(struct locktable *t, uint64_t parent, const char *name,
                      const struct caller *c, int flags,
@@ -162,8 +169,8 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
  * receives the lock as it was (ret_forced->path non-NULL; clear it with
  * lock_view_clear). -EPERM otherwise, -EISDIR for a directory, -EACCES for
  * .lockfs. A partial caller (holder_identify_quick) that is not the holder
- * process itself gets -EAGAIN and nothing changes: call again with the
- * full identity. */
+ * process itself gets LT_NEED_LINEAGE and nothing changes: call again with
+ * the full identity (holder_identify). */
 int locktable_unlink(struct locktable *t, uint64_t parent, const char *name,
                      const struct caller *c, struct lock_view *ret_forced);
 
@@ -237,8 +244,11 @@ void locktable_set_grant_fn(struct locktable *t, lt_grant_fn fn, void *ctx);
 void locktable_set_removed_fn(struct locktable *t, lt_removed_fn fn, void *ctx);
 
 /* LOCK_EX by open file description owner (a nonzero id never reused for
- * another open file description), a descriptor of inode ino whose
- * handle is h, for c, who becomes the holder. Returns 0 when granted at
+ * another open file description), a descriptor of inode ino whose handle
+ * is h, asked by c through a file opened by thread opener (0: unknown).
+ * The holder it makes: the opener's process when c is it or one of its
+ * descendants (`exec 9>f; flock 9`: the shell, not flock(1)), with c's uid
+ * and gid; else c. Returns 0 when granted at
  * once (*ret is then a holder handle, of another inode when ino's lock was
  * released and its name is taken anew), LT_PARKED when parked under id (the
  * grant comes through the grant function, or locktable_flock_cancel),
@@ -251,7 +261,8 @@ void locktable_set_removed_fn(struct locktable *t, lt_removed_fn fn, void *ctx);
  * caller as errno 512 when no signal is pending. */
 #define LT_WAITER_ORPHANED (-EDEADLK)
 int locktable_flock(struct locktable *t, uint64_t ino, const struct lt_handle *h, uint64_t owner,
-                    const struct caller *c, bool nonblock, uint64_t id, struct lt_handle *ret);
+                    pid_t opener, const struct caller *c, bool nonblock, uint64_t id,
+                    struct lt_handle *ret);
 
 /* LOCK_UN, or the close of owner's last descriptor: release (or hand on)
  * the lock of inode ino if owner holds its flock; else nothing. A name
@@ -269,6 +280,18 @@ bool locktable_flock_cancel(struct locktable *t, uint64_t id);
 int locktable_view(struct locktable *t, uint64_t ino, struct lock_view *ret);
 int locktable_views(struct locktable *t, struct lock_view **ret, size_t *ret_n);
 void locktable_metrics(struct locktable *t, struct lock_metrics *ret);
+
+/* The files of .lockfs: which one inode ino is (LT_META_NONE for every
+ * other inode). No lock needed. */
+enum lt_meta_file { LT_META_NONE, LT_META_LOCKS, LT_META_METRICS };
+enum lt_meta_file locktable_meta_file(uint64_t ino);
+
+/* How many nodes (locks, names, directories) the table may hold
+ * (max_nodes; 0 = unlimited) and holds now (used), for statfs. */
+struct lt_capacity {
+        uint64_t max_nodes, used;
+};
+void locktable_capacity(struct locktable *t, struct lt_capacity *ret);
 
 /* ---- status readers' cursors (lt_cursor.c) ----
  * A cursor walks the locks held when it was made, in the order they were

@@ -87,7 +87,6 @@ static int create_table(struct daemon *d) {
         if (r < 0)
                 log_msg(LOG_ERR, "cannot set up the lock table: %s", strerror(-r));
         d->ctx.table = d->table;
-        d->ctx.max_locks = o->max_locks;
         return r;
 }
 

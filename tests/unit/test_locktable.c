@@ -227,7 +227,7 @@ static void test_holder_death_releases_all_its_locks(void **state) {
 }
 
 /* An unlink by a partial caller (holder_identify_quick) succeeds for the
- * holder itself; anyone else gets -EAGAIN and nothing changes, so the
+ * holder itself; anyone else gets LT_NEED_LINEAGE and nothing changes, so the
  * adapter retries with the ancestry (a descendant may release). */
 static void test_partial_caller_unlink(void **state) {
         struct fixture *f = *state;
@@ -245,10 +245,10 @@ static void test_partial_caller_unlink(void **state) {
         assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "q", &me_quick, &forced), 0);
         assert_null(forced.path);
         assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "q", &a), -ENOENT);
-        /* my lock, unlinked by my child: first -EAGAIN, then allowed */
+        /* my lock, unlinked by my child: first LT_NEED_LINEAGE, then allowed */
         assert_int_equal(create(f, "p", &f->self, O_WRONLY | O_EXCL, &a, &h), 0);
         assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "p", &child_quick, &forced),
-                         -EAGAIN);
+                         LT_NEED_LINEAGE);
         assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "p", &a), 0);
         assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "p", &child, &forced), 0);
         assert_null(forced.path); /* a descendant's release, not a force-unlock */
@@ -271,7 +271,7 @@ static void test_create_without_cmdline(void **state) {
         struct lt_attr a;
         struct lt_handle h;
         struct lock_view forced, v;
-        assert_int_equal(create(f, "nc", &bare, O_WRONLY | O_EXCL, &a, &h), -EAGAIN);
+        assert_int_equal(create(f, "nc", &bare, O_WRONLY | O_EXCL, &a, &h), LT_NEED_CMDLINE);
         assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "nc", &a), -ENOENT);
         assert_int_equal(create(f, "nc", &quick, O_WRONLY | O_EXCL, &a, &h), 0);
         assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "nc", &bare, &forced), 0);
@@ -283,7 +283,7 @@ static void test_create_without_cmdline(void **state) {
         lock_view_clear(&v);
         /* a changed comm (an exec) needs the cmdline again */
         snprintf(bare.comm, sizeof(bare.comm), "other");
-        assert_int_equal(create(f, "nc2", &bare, O_WRONLY | O_EXCL, &a, &h), -EAGAIN);
+        assert_int_equal(create(f, "nc2", &bare, O_WRONLY | O_EXCL, &a, &h), LT_NEED_CMDLINE);
         end_child(pid, fd);
 }
 
@@ -720,14 +720,14 @@ static void test_flock_grant_wait_and_handoff(void **state) {
         struct lock_view v;
         /* the creator flocks its own lock: granted at once */
         assert_int_equal(create(f, "fl", &f->self, O_WRONLY, &a, &h), 0);
-        assert_int_equal(locktable_flock(f->t, h.ino, &h, 11, &f->self, false, 1, &got), 0);
+        assert_int_equal(locktable_flock(f->t, h.ino, &h, 11, 0, &f->self, false, 1, &got), 0);
         assert_int_equal(got.fence, h.fence);
         /* another process: NB refused, blocking parks in FIFO order */
         assert_int_equal(locktable_open(f->t, a.ino, &f->other, O_WRONLY, &hc), 0);
         assert_int_equal(hc.kind, LT_HANDLE_CONTENDER);
-        assert_int_equal(locktable_flock(f->t, hc.ino, &hc, 22, &f->other, true, 2, &got), -EWOULDBLOCK);
-        assert_int_equal(locktable_flock(f->t, hc.ino, &hc, 22, &f->other, false, 3, &got), LT_PARKED);
-        assert_int_equal(locktable_flock(f->t, hc.ino, &hc, 33, &f->other, false, 4, &got), LT_PARKED);
+        assert_int_equal(locktable_flock(f->t, hc.ino, &hc, 22, 0, &f->other, true, 2, &got), -EWOULDBLOCK);
+        assert_int_equal(locktable_flock(f->t, hc.ino, &hc, 22, 0, &f->other, false, 3, &got), LT_PARKED);
+        assert_int_equal(locktable_flock(f->t, hc.ino, &hc, 33, 0, &f->other, false, 4, &got), LT_PARKED);
         struct lock_metrics m;
         locktable_metrics(f->t, &m);
         assert_int_equal(m.waiters, 2);
@@ -777,7 +777,7 @@ static void test_flock_after_release_takes_the_name(void **state) {
         assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "late", &root, &forced), 0);
         lock_view_clear(&forced);
         /* the descriptor's lock is gone, its name free: the flock takes it */
-        assert_int_equal(locktable_flock(f->t, hc.ino, &hc, 5, &f->self, false, 7, &got), 0);
+        assert_int_equal(locktable_flock(f->t, hc.ino, &hc, 5, 0, &f->self, false, 7, &got), 0);
         assert_int_equal(got.kind, LT_HANDLE_HOLDER);
         assert_true(got.ino != a.ino);
         assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "late", &b), 0);
@@ -787,7 +787,7 @@ static void test_flock_after_release_takes_the_name(void **state) {
         locktable_forget(f->t, b.ino, 1);
         /* the same descriptor locks and unlocks again and again */
         for (int i = 0; i < 3; i++) {
-                assert_int_equal(locktable_flock(f->t, hc.ino, &got, 5, &f->self, false, 8, &got), 0);
+                assert_int_equal(locktable_flock(f->t, hc.ino, &got, 5, 0, &f->self, false, 8, &got), 0);
                 assert_int_equal(locktable_flock_unlock(f->t, got.ino, 5, NULL, NULL), 0);
         }
 }
@@ -798,7 +798,7 @@ static void test_flock_on_a_directory_is_refused(void **state) {
         struct lt_handle got;
         assert_int_equal(locktable_mkdir(f->t, LT_INO_ROOT, "dir", &f->self, &d), 0);
         struct lt_handle hd = { .kind = LT_HANDLE_READER, .ino = d.ino };
-        assert_int_equal(locktable_flock(f->t, hd.ino, &hd, 1, &f->self, false, 1, &got), -EOPNOTSUPP);
+        assert_int_equal(locktable_flock(f->t, hd.ino, &hd, 1, 0, &f->self, false, 1, &got), -EOPNOTSUPP);
 }
 
 static void test_link_gives_a_lock_a_second_name(void **state) {
@@ -976,9 +976,9 @@ static void test_break_after_handoff(void **state) {
         struct lt_handle h, hc, got;
         struct lock_view forced, v;
         assert_int_equal(create(f, "fl", &f->self, O_WRONLY, &a, &h), 0);
-        assert_int_equal(locktable_flock(f->t, h.ino, &h, 11, &f->self, false, 1, &got), 0);
+        assert_int_equal(locktable_flock(f->t, h.ino, &h, 11, 0, &f->self, false, 1, &got), 0);
         assert_int_equal(locktable_open(f->t, a.ino, &f->other, O_WRONLY, &hc), 0);
-        assert_int_equal(locktable_flock(f->t, hc.ino, &hc, 22, &f->other, false, 2, &got),
+        assert_int_equal(locktable_flock(f->t, hc.ino, &hc, 22, 0, &f->other, false, 2, &got),
                          LT_PARKED);
         assert_int_equal(locktable_flock_unlock(f->t, a.ino, 11, NULL, NULL), 0);
         assert_int_equal(g.n, 1);

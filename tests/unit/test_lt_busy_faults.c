@@ -344,7 +344,7 @@ static void test_refused_claim_write_keeps_a_deferred_flock_unlock(void **state)
         assert_int_equal(locktable_create(f->t, LT_INO_ROOT, "c.lock", &w.who,
                                           O_CREAT | O_EXCL | O_WRONLY, &a, &w.h), 0);
         struct lt_handle granted;
-        assert_int_equal(locktable_flock(f->t, w.h.ino, &w.h, 77, &w.who, true, 1, &granted), 0);
+        assert_int_equal(locktable_flock(f->t, w.h.ino, &w.h, 77, 0, &w.who, true, 1, &granted), 0);
         snprintf(w.buf, sizeof(w.buf), "%d\n", (int)getpid());
         test_store_set_block(&f->store, &f->store.block_update, true);
         f->store.fail_update = -ENOSPC;
@@ -380,7 +380,7 @@ struct flocker {
 static void *flocker_main(void *arg) {
         struct flocker *q = arg;
         struct lt_handle c = { .kind = LT_HANDLE_CONTENDER, .ino = q->ino }, granted;
-        q->r = locktable_flock(q->t, q->ino, &c, 5, &q->who, true, 9, &granted);
+        q->r = locktable_flock(q->t, q->ino, &c, 5, 0, &q->who, true, 9, &granted);
         return NULL;
 }
 

@@ -139,7 +139,7 @@ static void test_holder_handle_of_another_uid_contends(void **state) {
         struct lt_attr a;
         assert_int_equal(locktable_setattr(f->t, h.ino, &h, &other, LT_SET_SIZE, 0, &a), -EEXIST);
         struct lt_handle granted;
-        assert_int_equal(locktable_flock(f->t, h.ino, &h, 99, &other, true, 1, &granted),
+        assert_int_equal(locktable_flock(f->t, h.ino, &h, 99, 0, &other, true, 1, &granted),
                          -EWOULDBLOCK);
         struct lock_view v;
         assert_int_equal(locktable_view(f->t, h.ino, &v), 0);
@@ -161,9 +161,9 @@ static void test_dying_holder_waiting_on_its_own_lock(void **state) {
         assert_int_equal(holder_identify(shell, 1000, 1000, &s), 0);
         struct lt_handle h, granted;
         assert_int_equal(take(f->t, "n.lock", &s, &h), 0);
-        assert_int_equal(locktable_flock(f->t, h.ino, &h, 8, &s, false, 1, &granted), 0);
+        assert_int_equal(locktable_flock(f->t, h.ino, &h, 8, 0, &s, false, 1, &granted), 0);
         struct lt_handle h9 = h; /* a second open file of the same holder */
-        assert_int_equal(locktable_flock(f->t, h.ino, &h9, 9, &s, false, 2, &granted),
+        assert_int_equal(locktable_flock(f->t, h.ino, &h9, 9, 0, &s, false, 2, &granted),
                          LT_PARKED);
         close(fd);
         waitpid(shell, NULL, 0);
@@ -184,15 +184,15 @@ static void test_handoff_skips_a_dead_waiter(void **state) {
         struct fixture *f = *state;
         struct lt_handle h, granted;
         assert_int_equal(take(f->t, "q.lock", &f->self, &h), 0);
-        assert_int_equal(locktable_flock(f->t, h.ino, &h, 1, &f->self, false, 1, &granted), 0);
+        assert_int_equal(locktable_flock(f->t, h.ino, &h, 1, 0, &f->self, false, 1, &granted), 0);
         int fd_dead, fd_live;
         pid_t dead = spawn_child(&fd_dead), live = spawn_child(&fd_live);
         struct caller cd, cl;
         assert_int_equal(holder_identify(dead, 0, 0, &cd), 0);
         assert_int_equal(holder_identify(live, 0, 0, &cl), 0);
         struct lt_handle c = { .kind = LT_HANDLE_CONTENDER, .ino = h.ino };
-        assert_int_equal(locktable_flock(f->t, h.ino, &c, 2, &cd, false, 2, &granted), LT_PARKED);
-        assert_int_equal(locktable_flock(f->t, h.ino, &c, 3, &cl, false, 3, &granted), LT_PARKED);
+        assert_int_equal(locktable_flock(f->t, h.ino, &c, 2, 0, &cd, false, 2, &granted), LT_PARKED);
+        assert_int_equal(locktable_flock(f->t, h.ino, &c, 3, 0, &cl, false, 3, &granted), LT_PARKED);
         close(fd_dead);
         waitpid(dead, NULL, 0); /* dead; the reaper has not run */
         assert_int_equal(locktable_flock_unlock(f->t, h.ino, 1, NULL, NULL), 0);

@@ -247,9 +247,9 @@ static void test_handoff_moves_names_with_the_lock(void **state) {
         struct lt_handle h, hb, granted;
         assert_int_equal(take(f->t, "f.lock", &f->a, &h), 0);
         assert_int_equal(link_as(f, &h, "f.2", &f->a), 0);
-        assert_int_equal(locktable_flock(f->t, h.ino, &h, 1, &f->a, true, 1, &granted), 0);
+        assert_int_equal(locktable_flock(f->t, h.ino, &h, 1, 0, &f->a, true, 1, &granted), 0);
         assert_int_equal(locktable_open(f->t, h.ino, &f->b, O_WRONLY, &hb), 0);
-        assert_int_equal(locktable_flock(f->t, h.ino, &hb, 2, &f->b, false, 2, &granted),
+        assert_int_equal(locktable_flock(f->t, h.ino, &hb, 2, 0, &f->b, false, 2, &granted),
                          LT_PARKED);
         assert_int_equal(locktable_flock_unlock(f->t, h.ino, 1, NULL, NULL), 0);
         assert_int_equal(grant, 0);
@@ -262,8 +262,8 @@ static void test_handoff_moves_names_with_the_lock(void **state) {
         /* back to A, who cannot fit a lock with two names any more */
         assert_int_equal(mkdir_as(f, "a1", &f->a), 0);
         assert_int_equal(mkdir_as(f, "a2", &f->a), 0);
-        assert_int_equal(locktable_flock(f->t, h.ino, &hb, 2, &f->b, false, 3, &granted), 0);
-        assert_int_equal(locktable_flock(f->t, h.ino, &h, 3, &f->a, false, 4, &granted),
+        assert_int_equal(locktable_flock(f->t, h.ino, &hb, 2, 0, &f->b, false, 3, &granted), 0);
+        assert_int_equal(locktable_flock(f->t, h.ino, &h, 3, 0, &f->a, false, 4, &granted),
                          LT_PARKED);
         grant = 1;
         assert_int_equal(locktable_flock_unlock(f->t, h.ino, 2, NULL, NULL), 0);

@@ -301,9 +301,9 @@ static void test_flock_waiter_takes_over_when_remote_ends(void **state) {
         assert_int_equal(locktable_create(f->t, LT_INO_ROOT, "w.lock", &f->self,
                                           O_CREAT | O_WRONLY, &a, &h), 0);
         assert_int_equal(h.kind, LT_HANDLE_CONTENDER);
-        assert_int_equal(locktable_flock(f->t, a.ino, &h, 7, &f->self, true, 1, &granted),
+        assert_int_equal(locktable_flock(f->t, a.ino, &h, 7, 0, &f->self, true, 1, &granted),
                          -EWOULDBLOCK);
-        assert_int_equal(locktable_flock(f->t, a.ino, &h, 7, &f->self, false, 2, &granted),
+        assert_int_equal(locktable_flock(f->t, a.ino, &h, 7, 0, &f->self, false, 2, &granted),
                          LT_PARKED);
         assert_int_equal(locktable_remote_delete(f->t, "/w.lock", 200, on_removed, f), 0);
         assert_int_equal(f->granted, 1);

@@ -100,8 +100,8 @@ static void test_handoff_target_dies_while_busy(void **state) {
         struct lt_handle h, granted;
         assert_int_equal(take(f->t, "h.lock", &ch, &h), 0);
         struct lt_handle c = { .kind = LT_HANDLE_CONTENDER, .ino = h.ino };
-        assert_int_equal(locktable_flock(f->t, h.ino, &c, 11, &c1, false, 1, &granted), LT_PARKED);
-        assert_int_equal(locktable_flock(f->t, h.ino, &c, 12, &c2, false, 2, &granted), LT_PARKED);
+        assert_int_equal(locktable_flock(f->t, h.ino, &c, 11, 0, &c1, false, 1, &granted), LT_PARKED);
+        assert_int_equal(locktable_flock(f->t, h.ino, &c, 12, 0, &c2, false, 2, &granted), LT_PARKED);
         test_store_set_block(&f->store, &f->store.block_acquire, true);
         end_child(ph, fh);
         assert_int_equal(await_reapable(f->t, EVENT_TIMEOUT_MS), 1);
@@ -144,8 +144,8 @@ static void test_refused_handoff_ends_name_and_waiters(void **state) {
         assert_int_equal(take(f->t, "r.lock", &ch, &h), 0);
         uint64_t old = h.fence;
         struct lt_handle c = { .kind = LT_HANDLE_CONTENDER, .ino = h.ino };
-        assert_int_equal(locktable_flock(f->t, h.ino, &c, 21, &c1, false, 1, &granted), LT_PARKED);
-        assert_int_equal(locktable_flock(f->t, h.ino, &c, 22, &c2, false, 2, &granted), LT_PARKED);
+        assert_int_equal(locktable_flock(f->t, h.ino, &c, 21, 0, &c1, false, 1, &granted), LT_PARKED);
+        assert_int_equal(locktable_flock(f->t, h.ino, &c, 22, 0, &c2, false, 2, &granted), LT_PARKED);
         f->store.fail_acquire = -EIO;
         struct lock_view forced;
         assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "r.lock", &ch, &forced), 0);
@@ -321,7 +321,7 @@ struct flocker {
 static void *flocker_main(void *arg) {
         struct flocker *fl = arg;
         struct lt_handle granted;
-        fl->r = locktable_flock(fl->f->t, fl->h.ino, &fl->h, 77, &fl->f->self, true, 1, &granted);
+        fl->r = locktable_flock(fl->f->t, fl->h.ino, &fl->h, 77, 0, &fl->f->self, true, 1, &granted);
         return NULL;
 }
 
@@ -479,7 +479,7 @@ static void test_each_waiting_process_costs_a_descriptor(void **state) {
                 struct caller c;
                 assert_int_equal(holder_identify(pids[i], 1001, 1001, &c), 0);
                 struct lt_handle con = { .kind = LT_HANDLE_CONTENDER, .ino = h.ino };
-                assert_int_equal(locktable_flock(f->t, h.ino, &con, 100 + (uint64_t)i, &c, false,
+                assert_int_equal(locktable_flock(f->t, h.ino, &con, 100 + (uint64_t)i, 0, &c, false,
                                                  100 + (uint64_t)i, &granted), LT_PARKED);
         }
         int after = count_fds() - N; /* minus our own pipe ends */
@@ -681,7 +681,7 @@ static void *stress_main(void *arg) {
                         } else if (op == 3) {
                                 struct lt_handle gr;
                                 int r = locktable_flock(lt, t->h[n].ino, &t->h[n],
-                                                        1000 + (uint64_t)t->i, &t->who, true,
+                                                        1000 + (uint64_t)t->i, 0, &t->who, true,
                                                         0, &gr);
                                 if (r == 0)
                                         t->h[n] = gr;
@@ -737,7 +737,7 @@ static void *stress_main(void *arg) {
                         t->pending_id = id;
                         pthread_mutex_unlock(&s->mu);
                         struct lt_handle gr;
-                        int r = locktable_flock(lt, a.ino, &c, 1000 + (uint64_t)t->i, &t->who,
+                        int r = locktable_flock(lt, a.ino, &c, 1000 + (uint64_t)t->i, 0, &t->who,
                                                 false, id, &gr);
                         locktable_forget(lt, a.ino, 1);
                         if (r != LT_PARKED) {

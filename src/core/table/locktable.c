@@ -407,3 +407,18 @@ void locktable_metrics(struct locktable *t, struct lock_metrics *ret) {
         *ret = t->m;
         pthread_mutex_unlock(&t->mu);
 }
+
+enum lt_meta_file locktable_meta_file(uint64_t ino) {
+        switch (ino) {
+        case LT_INO_META_LOCKS: return LT_META_LOCKS;
+        case LT_INO_META_METRICS: return LT_META_METRICS;
+        default: return LT_META_NONE;
+        }
+}
+
+void locktable_capacity(struct locktable *t, struct lt_capacity *ret) {
+        pthread_mutex_lock(&t->mu);
+        ret->max_nodes = t->cfg.max_locks;
+        ret->used = t->m.held + t->m.directories;
+        pthread_mutex_unlock(&t->mu);
+}

@@ -72,8 +72,31 @@ static int flock_step(struct locktable *t, uint64_t ino, const struct lt_handle 
         return flock_wait(t, n, owner, c, nonblock, id, prep);
 }
 
+/* Who takes the lock when the flock of c through a file opened by thread
+ * opener (0: unknown) is granted: the opener's process when c is it or
+ * descends from it while it runs (`exec 9>f; flock 9` makes the shell, not
+ * the short-lived flock(1), the holder), with c's uid and gid; else c
+ * itself. Reads /proc: call without t->mu. */
+static void flock_holder(pid_t opener, const struct caller *c, struct caller *ret) {
+        struct proc_id found;
+        *ret = *c;
+        if (!opener || opener == c->self.pid || !caller_find_lineage(c, opener, &found))
+                return;
+        struct caller o;
+        if (holder_identify_process(found.pid, &o) == 0 &&
+            o.self.start_time == found.start_time) {
+                o.uid = c->uid;
+                o.gid = c->gid;
+                *ret = o;
+        }
+}
+
 int locktable_flock(struct locktable *t, uint64_t ino, const struct lt_handle *h, uint64_t owner,
-                    const struct caller *c, bool nonblock, uint64_t id, struct lt_handle *ret) {
+                    pid_t opener, const struct caller *by, bool nonblock, uint64_t id,
+                    struct lt_handle *ret) {
+        struct caller who;
+        flock_holder(opener, by, &who); /* before the mutex: it reads /proc */
+        const struct caller *c = &who;
         struct lt_prep prep = { .pidfd = -1 };
         struct node *n = NULL;
         struct lt_op *op;

@@ -174,7 +174,7 @@ int lt_holder_ref(struct locktable *t, const struct caller *c, struct lt_prep *p
         /* without the cmdline, only a known process whose comm is the same
          * (no exec since) will do */
         if (c->no_cmdline && (!h || strcmp(h->comm, c->comm)))
-                return -EAGAIN;
+                return LT_NEED_CMDLINE;
         if (h) {
                 int r = holder_reuse(t, h, c);
                 if (r == 0)

@@ -46,8 +46,8 @@
 #include "lt_types.h"
 
 /* Positive answers of internal steps: prepare this outside the mutex,
- * then call again. Apart from the public positive answers (LT_PARKED in
- * locktable.h). */
+ * then call again. Apart from the public positive answers (LT_PARKED,
+ * LT_NEED_CMDLINE, LT_NEED_LINEAGE in locktable.h). */
 #define LT_NEED_PROC 16
 #define LT_NEED_SETTLED 17
 #define LT_NEED_PARSE 18
@@ -213,8 +213,9 @@ struct proc_id lt_holder_key_proc(uint64_t key);
 struct holder *lt_holder_find(struct locktable *t, const struct proc_id *p);
 /* A counted reference to c's holder record. A record the table lacks is
  * made from prep (its pidfd is consumed); without a ready prep the answer
- * is LT_NEED_PROC. -ESRCH when the process is gone or reaped, -EAGAIN
- * when c lacks its cmdline and the table has none to reuse. */
+ * is LT_NEED_PROC. -ESRCH when the process is gone or reaped,
+ * LT_NEED_CMDLINE when c lacks its cmdline and the table has none to
+ * reuse. */
 int lt_holder_ref(struct locktable *t, const struct caller *c, struct lt_prep *prep,
                   struct holder **ret);
 void lt_holder_unref(struct locktable *t, struct holder *h);

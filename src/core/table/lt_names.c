@@ -93,7 +93,7 @@ static int unlink_name(struct locktable *t, struct node *raw, const struct calle
         if (n->kind == LT_DIR)
                 return -EISDIR;
         if (c->partial && n->holder && !lt_is_holder(n, c))
-                return -EAGAIN; /* may be a descendant: needs the ancestry */
+                return LT_NEED_LINEAGE; /* may be a descendant: needs the ancestry */
         if (n->n_aliases && !lt_may_release(n, c) && !may_break(t, n, c))
                 return -EPERM;
         if (n->n_aliases)
