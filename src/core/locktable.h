@@ -268,8 +268,8 @@ int locktable_flock(struct locktable *t, uint64_t ino, const struct lt_handle *h
  * the lock of inode ino if owner holds its flock; else nothing. A name
  * that goes is reported through fn (outside the lock), as by the reaper:
  * the kernel did not see this release. */
-int locktable_flock_unlock(struct locktable *t, uint64_t ino, uint64_t owner, lt_removed_fn fn,
-                           void *ctx);
+void locktable_flock_unlock(struct locktable *t, uint64_t ino, uint64_t owner, lt_removed_fn fn,
+                            void *ctx);
 
 /* Remove parked request id; true when it was still parked (the caller then
  * replies to it), false when it was granted or is unknown. */
@@ -338,8 +338,8 @@ int locktable_remote_put(struct locktable *t, const struct lock_view *v, lt_remo
 /* The store deleted path at revision rev: a lock acquired before rev is
  * over, also a local one (force-unlocked elsewhere, or its lease ended):
  * parked flock waiters take the name in turn, else it goes. */
-int locktable_remote_delete(struct locktable *t, const char *path, uint64_t rev,
-                            lt_removed_fn fn, void *ctx);
+void locktable_remote_delete(struct locktable *t, const char *path, uint64_t rev,
+                             lt_removed_fn fn, void *ctx);
 /* True when the local lock at path has acquisition fence (held here). */
 bool locktable_holds(struct locktable *t, const char *path, uint64_t fence);
 /* A full listing follows (remote_put for every lock); sync_end drops the

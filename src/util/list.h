@@ -54,6 +54,19 @@ static inline void list_del(struct list *e) {
         list_init(e);
 }
 
+/* Move every element of from to the end of to, in order; from is left
+ * empty. */
+static inline void list_splice_tail_init(struct list *from, struct list *to) {
+        if (list_empty(from))
+                return;
+        struct list *first = from->next, *last = from->prev;
+        first->prev = to->prev;
+        to->prev->next = first;
+        last->next = to;
+        to->prev = last;
+        list_init(from);
+}
+
 #define list_entry(p, type, member) container_of(p, type, member)
 /* The first element of head, or NULL when it is empty. */
 #define list_first_entry_or_null(head, type, member) \

@@ -100,12 +100,42 @@ static void test_delete_while_walking(void **state) {
         assert_true(list_empty(&head));
 }
 
+static void test_splice_tail_init(void **state) {
+        (void)state;
+        struct list from = LIST_INIT(from), to = LIST_INIT(to);
+        struct item it[5] = { { .v = 1 }, { .v = 2 }, { .v = 3 }, { .v = 4 }, { .v = 5 } };
+
+        list_splice_tail_init(&from, &to);        /* empty onto empty */
+        assert_true(list_empty(&to));
+        assert_true(list_empty(&from));
+        list_add_tail(&to, &it[0].link);
+        list_add_tail(&from, &it[1].link);
+        list_add_tail(&from, &it[2].link);
+        list_splice_tail_init(&from, &to);        /* 1 2 3 */
+        assert_int_equal(digits(&to), 123);
+        assert_true(list_empty(&from));
+        assert_ptr_equal(to.prev, &it[2].link);
+        assert_ptr_equal(it[1].link.prev, &it[0].link);
+        list_add_tail(&from, &it[3].link);
+        list_add_tail(&from, &it[4].link);
+        struct list fresh = LIST_INIT(fresh);
+        list_splice_tail_init(&to, &fresh);       /* onto an empty head */
+        list_splice_tail_init(&from, &fresh);     /* 1 2 3 4 5 */
+        assert_int_equal(digits(&fresh), 12345);
+        assert_true(list_empty(&to));
+        int back = 0;                             /* the prev links agree */
+        for (struct list *pos = fresh.prev; pos != &fresh; pos = pos->prev)
+                back = back * 10 + list_entry(pos, struct item, link)->v;
+        assert_int_equal(back, 54321);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_empty_and_unlinked),
                 cmocka_unit_test(test_add_and_add_tail),
                 cmocka_unit_test(test_del_anywhere),
                 cmocka_unit_test(test_delete_while_walking),
+                cmocka_unit_test(test_splice_tail_init),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,6 +41,7 @@ int locktable_new(const struct locktable_config *cfg, struct store *s, struct lo
         t->next_ino = LT_INO_FIRST;
         t->epfd = t->timerfd = t->pollfd = -1;
         list_init(&t->all_locks);
+        list_init(&t->ops);
         list_init(&t->idle);
         lt_order_init(t);
         pthread_mutex_init(&t->mu, NULL);

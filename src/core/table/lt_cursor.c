@@ -26,33 +26,18 @@ struct lt_cursor {
 };
 
 void lt_order_init(struct locktable *t) {
-        t->order.prev = t->order.next = &t->order;
+        list_init(&t->order.link);
         t->order.cursor = false;
-}
-
-/* Put l right after pos. */
-static void olink_insert_after(struct lt_olink *pos, struct lt_olink *l) {
-        l->prev = pos;
-        l->next = pos->next;
-        pos->next->prev = l;
-        pos->next = l;
-}
-
-static void olink_remove(struct lt_olink *l) {
-        l->prev->next = l->next;
-        l->next->prev = l->prev;
-        l->prev = l->next = NULL;
 }
 
 void lt_order_add(struct locktable *t, struct node *n) {
         n->order.cursor = false;
         n->order_seq = ++t->order_seq;
-        olink_insert_after(t->order.prev, &n->order);
+        list_add_tail(&t->order.link, &n->order.link);
 }
 
 void lt_order_remove(struct node *n) {
-        if (n->order.next)
-                olink_remove(&n->order);
+        list_del(&n->order.link); /* a no-op for a lock that was never added */
 }
 
 int locktable_cursor_new(struct locktable *t, struct lt_cursor **ret) {
@@ -62,7 +47,7 @@ int locktable_cursor_new(struct locktable *t, struct lt_cursor **ret) {
         c->at.cursor = true;
         pthread_mutex_lock(&t->mu);
         c->end_seq = t->order_seq;
-        olink_insert_after(&t->order, &c->at);
+        list_add(&t->order.link, &c->at.link);
         pthread_mutex_unlock(&t->mu);
         *ret = c;
         return 0;
@@ -72,7 +57,7 @@ void locktable_cursor_free(struct locktable *t, struct lt_cursor *c) {
         if (!c)
                 return;
         pthread_mutex_lock(&t->mu);
-        olink_remove(&c->at);
+        list_del(&c->at.link);
         pthread_mutex_unlock(&t->mu);
         free(c);
 }
@@ -89,13 +74,14 @@ int locktable_cursor_peek(struct locktable *t, struct lt_cursor *c, struct lock_
         int r = 0;
         pthread_mutex_lock(&t->mu);
         uint64_t seq = c->done_seq;
-        struct lt_olink *e = c->at.next, *passed = NULL;
+        struct list *e = c->at.link.next, *passed = NULL;
         for (;;) {
-                if (e == &t->order) {
+                if (e == &t->order.link) {
                         r = 1;
                         break;
                 }
-                struct node *l = e->cursor ? NULL : container_of(e, struct node, order);
+                struct lt_olink *o = list_entry(e, struct lt_olink, link);
+                struct node *l = o->cursor ? NULL : container_of(o, struct node, order);
                 if (l && l->order_seq > c->end_seq) {
                         r = 1; /* the rest was added after the cursor was made */
                         break;
@@ -120,8 +106,8 @@ int locktable_cursor_peek(struct locktable *t, struct lt_cursor *c, struct lock_
                 e = e->next;
         }
         if (passed) { /* move past what is behind us for good */
-                olink_remove(&c->at);
-                olink_insert_after(passed, &c->at);
+                list_del(&c->at.link);
+                list_add(passed, &c->at.link);
         }
         pthread_mutex_unlock(&t->mu);
         if (r < 0) {

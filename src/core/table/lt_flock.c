@@ -132,8 +132,8 @@ int locktable_flock(struct locktable *t, uint64_t ino, const struct lt_handle *h
         return r;
 }
 
-int locktable_flock_unlock(struct locktable *t, uint64_t ino, uint64_t owner, lt_removed_fn fn,
-                           void *ctx) {
+void locktable_flock_unlock(struct locktable *t, uint64_t ino, uint64_t owner, lt_removed_fn fn,
+                            void *ctx) {
         struct removals gone = { 0 };
         pthread_mutex_lock(&t->mu);
         struct node *n = lt_node_by_ino(t, ino);
@@ -141,7 +141,6 @@ int locktable_flock_unlock(struct locktable *t, uint64_t ino, uint64_t owner, lt
                 lt_release(t, n, CAUSE_UNLOCK, &gone);
         lt_unlock(t);
         lt_removals_report(&gone, fn, ctx);
-        return 0;
 }
 
 bool locktable_flock_cancel(struct locktable *t, uint64_t id) {

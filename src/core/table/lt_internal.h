@@ -180,7 +180,7 @@ void lt_drop_aliases(struct locktable *t, struct node *n, struct removals *repor
 /* One name of several taken off a lock, and what puts it back. */
 struct name_change {
         struct node *n, *a;      /* the lock; the node of the name that goes */
-        struct node *a_prev;     /* a's predecessor in n->aliases, NULL: first */
+        struct list *a_prev;     /* what a followed in n->aliases (maybe the head) */
         struct node *n_dir, *a_dir;
         char *n_name;            /* n's own name, when n moved to a's */
 };

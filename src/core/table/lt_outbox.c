@@ -26,6 +26,7 @@ static struct lt_op *op_new(struct locktable *t, enum lt_op_kind kind, uint64_t 
         struct lt_op *op = calloc(1, sizeof(*op));
         if (!op)
                 return NULL;
+        list_init(&op->link);
         op->kind = kind;
         op->ino = ino;
         op->t = t;
@@ -74,12 +75,7 @@ static void op_queue(struct locktable *t, struct lt_op *op) {
                         lt_op_free(op);
                 return;
         }
-        op->next = NULL;
-        if (t->ops_tail)
-                t->ops_tail->next = op;
-        else
-                t->ops_head = op;
-        t->ops_tail = op;
+        list_add_tail(&t->ops, &op->link);
 }
 
 /* A view-carrying call for lock n; NULL without memory (logged). */
@@ -187,24 +183,26 @@ static void log_failure(const struct lt_op *op) {
  * holder of store_mu takes calls off the queue, and makes them before
  * letting go of it. */
 static bool flush_needed(const struct locktable *t) {
-        return t->ops_head != NULL;
+        return !list_empty(&t->ops);
 }
 
 void lt_flush(struct locktable *t) {
         pthread_mutex_lock(&t->store_mu);
         for (;;) {
+                struct list batch = LIST_INIT(batch), *l, *tmp;
                 pthread_mutex_lock(&t->mu);
-                struct lt_op *batch = t->ops_head;
-                t->ops_head = t->ops_tail = NULL;
+                list_splice_tail_init(&t->ops, &batch);
                 pthread_mutex_unlock(&t->mu);
-                if (!batch)
+                if (list_empty(&batch))
                         break;
-                for (struct lt_op *op = batch; op; op = op->next)
+                list_for_each(l, &batch) { /* without t->mu: nobody else sees batch */
+                        struct lt_op *op = list_entry(l, struct lt_op, link);
                         op->err = op_call(t, op);
+                }
                 pthread_mutex_lock(&t->mu);
-                struct lt_op *next;
-                for (struct lt_op *op = batch; op; op = next) {
-                        next = op->next;
+                list_for_each_safe(l, tmp, &batch) {
+                        struct lt_op *op = list_entry(l, struct lt_op, link);
+                        list_del(&op->link);
                         t->ops_done = op->seq;
                         if (op->done)
                                 op->done(t, op);
@@ -228,9 +226,9 @@ void lt_unlock(struct locktable *t) {
 }
 
 void lt_ops_free(struct locktable *t) {
-        while (t->ops_head) {
-                struct lt_op *op = t->ops_head;
-                t->ops_head = op->next;
+        struct lt_op *op;
+        while ((op = list_first_entry_or_null(&t->ops, struct lt_op, link))) {
+                list_del(&op->link);
                 lt_op_free(op);
         }
 }

@@ -115,18 +115,20 @@ void lt_quota_content(struct locktable *t, struct node *n) {
 }
 
 void lt_quota_uncharge(struct locktable *t, struct node *n) {
+        struct list *l;
         node_uncharge(t, n);
         if (n->kind == LT_LOCK && !n->target)
-                for (struct node *a = n->aliases; a; a = a->alias_next)
-                        node_uncharge(t, a);
+                list_for_each(l, &n->aliases)
+                        node_uncharge(t, list_entry(l, struct node, alias_link));
 }
 
 void lt_quota_charge(struct locktable *t, struct node *n) {
         uid_t uid = owner_of(n);
+        struct list *l;
         node_charge(t, n, uid);
         if (n->kind == LT_LOCK && !n->target)
-                for (struct node *a = n->aliases; a; a = a->alias_next)
-                        node_charge(t, a, uid);
+                list_for_each(l, &n->aliases)
+                        node_charge(t, list_entry(l, struct node, alias_link), uid);
 }
 
 void locktable_quota_usage(struct locktable *t, uid_t uid, struct lt_usage *ret) {

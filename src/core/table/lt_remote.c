@@ -129,8 +129,8 @@ int locktable_remote_put(struct locktable *t, const struct lock_view *v, lt_remo
         return r;
 }
 
-int locktable_remote_delete(struct locktable *t, const char *path, uint64_t rev,
-                            lt_removed_fn fn, void *ctx) {
+void locktable_remote_delete(struct locktable *t, const char *path, uint64_t rev,
+                             lt_removed_fn fn, void *ctx) {
         struct removals gone = { 0 };
         pthread_mutex_lock(&t->mu);
         struct node *n = lt_remote_path_ok(path) ? lt_node_at(t, path) : NULL;
@@ -146,7 +146,6 @@ int locktable_remote_delete(struct locktable *t, const char *path, uint64_t rev,
         }
         lt_unlock(t);
         lt_removals_report(&gone, fn, ctx);
-        return 0;
 }
 
 bool locktable_holds(struct locktable *t, const char *path, uint64_t fence) {

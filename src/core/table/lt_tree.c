@@ -34,6 +34,9 @@ static struct node *node_alloc(enum lt_kind kind, const char *name) {
         list_init(&n->hl);
         list_init(&n->all);
         list_init(&n->wq);
+        list_init(&n->order.link);
+        list_init(&n->aliases);
+        list_init(&n->alias_link);
         heap_entry_init(&n->deadline);
         return n;
 }
@@ -280,8 +283,7 @@ int lt_alias_add(struct locktable *t, struct node *n, struct node *dir, const ch
         if (!a)
                 return -ENOMEM;
         a->target = n;
-        a->alias_next = n->aliases;
-        n->aliases = a;
+        list_add(&n->aliases, &a->alias_link);
         n->n_aliases++;
         lt_node_link(t, dir, a);
         t->n_nodes++;
@@ -310,20 +312,16 @@ static void alias_free(struct locktable *t, struct node *a) {
 }
 
 void lt_alias_remove(struct locktable *t, struct node *a) {
-        struct node *n = a->target;
-        struct node **p = &n->aliases;
-        while (*p != a)
-                p = &(*p)->alias_next;
-        *p = a->alias_next;
-        n->n_aliases--;
+        list_del(&a->alias_link);
+        a->target->n_aliases--;
         lt_node_unlink(t, a);
         alias_free(t, a);
 }
 
 void lt_drop_aliases(struct locktable *t, struct node *n, struct removals *report) {
         struct node *a;
-        while ((a = n->aliases)) {
-                n->aliases = a->alias_next;
+        while ((a = list_first_entry_or_null(&n->aliases, struct node, alias_link))) {
+                list_del(&a->alias_link);
                 n->n_aliases--;
                 lt_report(report, a->parent->ino, n->ino, a->name);
                 lt_node_unlink(t, a);
@@ -333,14 +331,11 @@ void lt_drop_aliases(struct locktable *t, struct node *n, struct removals *repor
 
 void lt_name_unhook(struct locktable *t, struct node *raw, struct name_change *u) {
         struct node *n = raw->target ? raw->target : raw;
-        struct node *a = raw->target ? raw : n->aliases;
-        *u = (struct name_change){ .n = n, .a = a, .n_dir = n->parent, .a_dir = a->parent };
-        struct node **p = &n->aliases;
-        while (*p != a) {
-                u->a_prev = *p;
-                p = &(*p)->alias_next;
-        }
-        *p = a->alias_next;
+        struct node *a = raw->target ? raw
+                                     : list_first_entry_or_null(&n->aliases, struct node, alias_link);
+        *u = (struct name_change){ .n = n, .a = a, .a_prev = a->alias_link.prev,
+                                   .n_dir = n->parent, .a_dir = a->parent };
+        list_del(&a->alias_link);
         n->n_aliases--;
         lt_node_unlink(t, a);
         if (raw == n) {
@@ -359,9 +354,7 @@ void lt_name_rehook(struct locktable *t, const struct name_change *u) {
                 lt_node_link(t, u->n_dir, n);
         }
         lt_node_link(t, u->a_dir, a);
-        struct node **p = u->a_prev ? &u->a_prev->alias_next : &n->aliases;
-        a->alias_next = *p;
-        *p = a;
+        list_insert_between(&a->alias_link, u->a_prev, u->a_prev->next);
         n->n_aliases++;
 }
 

@@ -19,7 +19,7 @@
  * own link, or a status reader's cursor, which stays put when locks around
  * it go. */
 struct lt_olink {
-        struct lt_olink *prev, *next;
+        struct list link;        /* in t->order.link */
         bool cursor;             /* a struct lt_cursor, not a node */
 };
 
@@ -80,7 +80,7 @@ struct node {
         /* a second name of a lock (link(2)): target is the lock; such a node
          * is in the tree but not in t->inodes */
         struct node *target;
-        struct node *alias_next; /* target->aliases list */
+        struct list alias_link;  /* in target->aliases */
         struct list sib;         /* in parent->children */
         /* directories */
         struct list children;    /* its names (node.sib), newest first */
@@ -95,7 +95,8 @@ struct node {
         int64_t renewed_ms;      /* wall clock */
         struct heap_entry deadline; /* monotonic ms */
         char *content;
-        struct node *aliases;    /* other names of this lock */
+        struct list aliases;     /* other names of this lock (node.alias_link),
+                                  * newest first */
         struct lt_remote *remote; /* held through another host's daemon (lt_remote.c) */
         /* flock(2), SPEC §7 */
         uint64_t parent_was;     /* parent's inode while linked (for a late flock) */
@@ -135,7 +136,7 @@ struct lt_op;
 typedef void (*lt_op_done_fn)(struct locktable *t, struct lt_op *op);
 
 struct lt_op {
-        struct lt_op *next;
+        struct list link;        /* in t->ops while queued, or a flusher's batch */
         struct locktable *t;
         enum lt_op_kind kind;
         uint64_t seq;            /* queue order */
@@ -190,7 +191,7 @@ struct locktable {
         pthread_mutex_t mu;
         pthread_mutex_t store_mu;   /* one flusher at a time (lt_outbox.c) */
         pthread_cond_t settled;     /* a busy lock's acquisition was answered */
-        struct lt_op *ops_head, *ops_tail; /* queued store calls */
+        struct list ops;         /* queued store calls (lt_op.link), oldest first */
         uint64_t ops_queued, ops_done;     /* sequence numbers */
         bool restoring;             /* locktable_restore(): store calls at once */
         struct removals late;       /* removals made by done() callbacks */

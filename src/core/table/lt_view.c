@@ -51,7 +51,9 @@ static int store_extras_to_view(const struct node *n, struct lock_view *v) {
         v->aliases = calloc(n->n_aliases, sizeof(*v->aliases));
         if (!v->aliases)
                 return -ENOMEM;
-        for (const struct node *a = n->aliases; a; a = a->alias_next) {
+        const struct list *l;
+        list_for_each(l, &n->aliases) {
+                const struct node *a = list_entry(l, struct node, alias_link);
                 struct lock_alias *la = &v->aliases[v->n_aliases];
                 la->parent_ino = a->parent->ino;
                 la->name = strdup(a->name);
