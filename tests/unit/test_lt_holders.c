@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for holder records, claims and hand-offs (src/lt_holders.c,
- * src/lt_flock.c, src/lt_expiry.c): identity rules respect uids, and no
- * hand-off goes to a dead process. Real processes play the holders. */
+/* Unit tests for holder records, claims and hand-offs (src/core/table/:
+ * lt_holders.c, lt_flock.c, lt_lock.c, lt_reap.c): identity rules respect
+ * uids, and no hand-off goes to a dead process. Real processes play the holders. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
