@@ -114,7 +114,7 @@ int locktable_flock(struct locktable *t, uint64_t ino, const struct lt_handle *h
                 lt_prep_proc(&prep, &c->self);
                 pthread_mutex_lock(&t->mu);
         }
-        if (r == LT_NEED_PROC)
+        if (r == LT_NEED_PROC || r == LT_NEED_CMDLINE) /* the latter: never for holder_identify's c */
                 r = -ESRCH;
         if (op)
                 n->nlookup++; /* pins n for lt_acquired */

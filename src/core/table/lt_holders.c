@@ -294,7 +294,7 @@ int lt_apply_claim(struct locktable *t, struct node *n, const struct caller *c,
                 r = lt_holder_ref(t, cl->proc, &cl->prep, &h);
         if (r == LT_NEED_PROC)
                 return r;
-        if (r < 0) {
+        if (r != 0) { /* gone, or (never for a write's caller) LT_NEED_CMDLINE */
                 n->claim_ignored_pid = cl->pid;
                 return 0;
         }

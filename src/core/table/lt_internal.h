@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Internals of the lock table, shared by its source files only (and its
  * unit tests). The files form layers; each calls only the layers below it
- * (no two files call each other, directly or through others):
+ * and, within its own layer, files listed above it (lt_outbox.c uses
+ * lt_view.c), so no two files call each other, directly or through others:
  *
  *   L0  lt_quota.c     per-uid accounting              (calls no table file)
  *       lt_deadline.c  TTL deadlines and the timerfd
@@ -223,8 +224,9 @@ void lt_holder_unref(struct locktable *t, struct holder *h);
  * check, no /proc read. */
 bool lt_holder_dead(struct holder *h);
 /* h's process died: it is no longer watched, and freed at its last
- * reference. The caller holds a reference of its own across this, and
- * cancels h's parked requests (lt_waiters_drop_of). */
+ * reference. Takes a reference for the caller, who drops it
+ * (lt_holder_unref) when done with h, and who cancels h's parked requests
+ * (lt_waiters_drop_of). */
 void lt_holder_reaped(struct locktable *t, struct holder *h);
 /* Free every idle holder (locktable_free). */
 void lt_holders_free_idle(struct locktable *t);

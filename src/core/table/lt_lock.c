@@ -302,7 +302,8 @@ static int handoff_to(struct locktable *t, struct node *n, struct lt_waiter *w) 
         int r = lt_take(t, n, &w->who, LOCK_HOW_FLOCK, NULL, handoff_done, ho, false, NULL);
         if (r != 0) {
                 free(ho);
-                return r == -ESRCH || r == LT_NEED_PROC ? LT_WAITER_ORPHANED : r;
+                /* no pidfd may be opened here, and a waiter is fully identified */
+                return r == -ESRCH || r > 0 ? LT_WAITER_ORPHANED : r;
         }
         n->nlookup++; /* pins n for handoff_done */
         return 0;

@@ -25,7 +25,7 @@ struct uid_count {
 };
 
 static struct uid_count *count_find(struct locktable *t, uid_t uid, bool create) {
-        uint64_t hash = htab_hash_u64(uid); /* the macro's argument must be named so */
+        uint64_t hash = htab_hash_u64(uid); /* the macro evaluates its key more than once */
         struct uid_count *c;
         htab_for_each_possible(&t->uid_counts, hash, c, struct uid_count, by_uid)
                 if (c->uid == uid)

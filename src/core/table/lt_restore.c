@@ -59,7 +59,7 @@ static int restored_holder(struct locktable *t, const struct lock_view *v, struc
                 lt_prep_proc(&prep, &c.self);
         int r = lt_holder_ref(t, &c, &prep, ret);
         lt_prep_done(&prep);
-        return r;
+        return r > 0 ? -ESRCH : r; /* prep is ready: no positive answer is due */
 }
 
 /* Give lock n the other name path (link(2)). */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The lock table's data: nodes, holder records, parked requests, queued
  * store calls and the table itself. Private to the table (lt_internal.h
- * says which file owns which field's changes); every field is guarded by
- * t->mu unless its comment says otherwise. */
+ * lists its files and their calls); every field is guarded by t->mu
+ * unless its comment says otherwise. */
 #ifndef LOCKFS_LT_TYPES_H
 #define LOCKFS_LT_TYPES_H
 
