@@ -13,70 +13,11 @@
 #include "clock.h"
 #include "container_of.h"
 #include "etcd_internal.h"
+#include "json_scan.h"
 
 #define RETRY_MS 200            /* pause between rounds over the endpoints */
 #define PROBE_MS 3000           /* probe the member after this much silence */
 #define WATCH_REAUTH_MS 1000    /* at most one re-authentication per */
-
-/* ---- the end of one JSON message in the stream ----
- * The stream is a sequence of top-level JSON objects that arrive in
- * pieces of any size. The scanner counts braces and brackets outside
- * strings; it does not check the JSON (the parser does, per message). */
-
-struct json_stream {
-        size_t pos;             /* the next byte to scan */
-        size_t start;           /* where the object being scanned began */
-        int depth;              /* 0 between objects */
-        bool in_str, esc;
-};
-
-/* Scan buf[js->pos, len) on to the end of the next complete top-level
- * object: 1 with it at buf[*ret_start, js->pos); 0 when buf ends first
- * (js keeps the state: call again when more bytes follow); -EBADMSG for a
- * byte between objects that is not white space. */
-static int json_stream_next(struct json_stream *js, const char *buf, size_t len,
-                            size_t *ret_start) {
-        while (js->pos < len) {
-                char c = buf[js->pos++];
-                if (js->depth == 0) {
-                        if (c == '{') {
-                                js->start = js->pos - 1;
-                                js->depth = 1;
-                        } else if (c != ' ' && c != '\n' && c != '\r' && c != '\t') {
-                                return -EBADMSG;
-                        }
-                } else if (js->in_str) {
-                        if (js->esc)
-                                js->esc = false;
-                        else if (c == '\\')
-                                js->esc = true;
-                        else if (c == '"')
-                                js->in_str = false;
-                } else if (c == '"') {
-                        js->in_str = true;
-                } else if (c == '{' || c == '[') {
-                        js->depth++;
-                } else if ((c == '}' || c == ']') && --js->depth == 0) {
-                        *ret_start = js->start;
-                        return 1;
-                }
-        }
-        return 0;
-}
-
-/* How many bytes at the start of the len scanned ones the scanner no
- * longer needs (all but a partial object). After dropping them from the
- * buffer, tell the scanner with json_stream_dropped. */
-static size_t json_stream_done(const struct json_stream *js, size_t len) {
-        return js->depth ? js->start : len;
-}
-
-static void json_stream_dropped(struct json_stream *js, size_t n) {
-        js->pos -= n;
-        js->start = 0;
-}
-
-/* ---- the watch ---- */
 
 /* WATCH_AUTH: etcd refused the stream's token (expired, or no permission) */
 enum watch_end { WATCH_BROKEN, WATCH_COMPACTED, WATCH_STOPPED, WATCH_AUTH };
@@ -99,11 +40,12 @@ struct etcd_watch {
         int64_t heard;          /* clock_mono_ms() when the stream last showed life */
         int64_t next_rev;       /* first revision not delivered yet */
         bool need_sync, down;
-        /* the stream now: its state, its bytes and their scanner */
+        /* the stream now: its state, its bytes and their framer (the stream
+         * is a sequence of JSON objects in pieces of any size) */
         enum watch_end end;
         bool ending, checked_status;
         struct buf in;
-        struct json_stream scan;
+        struct json_frame scan;
 };
 
 static size_t discard_cb(char *p, size_t size, size_t n, void *data) {
@@ -333,21 +275,22 @@ static bool watch_message(struct etcd_watch *w, const cJSON *root) {
  * one for the bytes that follow; false ends the stream. */
 static bool watch_scan(struct etcd_watch *w) {
         struct buf *b = &w->in;
-        size_t start;
-        int r;
-        while ((r = json_stream_next(&w->scan, b->data, b->len, &start)) == 1) {
-                cJSON *j = cJSON_ParseWithLength(b->data + start, w->scan.pos - start);
+        size_t start, end;
+        enum json_frame_result r;
+        while ((r = json_frame_next(&w->scan, b->data, b->len, &start, &end)) ==
+               JSON_FRAME_OBJECT) {
+                cJSON *j = cJSON_ParseWithLength(b->data + start, end - start);
                 bool ok = j && watch_message(w, j);
                 cJSON_Delete(j);
                 if (!ok)
                         return false;
         }
-        if (r < 0)
+        if (r == JSON_FRAME_BAD)
                 return false;
-        size_t done = json_stream_done(&w->scan, b->len);
+        size_t done = json_frame_unneeded(&w->scan, b->len);
         memmove(b->data, b->data + done, b->len - done);
         b->len -= done;
-        json_stream_dropped(&w->scan, done);
+        json_frame_shift(&w->scan, done);
         return true;
 }
 
@@ -392,7 +335,7 @@ static enum watch_end watch_stream(struct etcd_watch *w, size_t idx) {
         w->end = WATCH_BROKEN;
         w->ending = w->checked_status = false;
         w->in.len = 0;
-        w->scan = (struct json_stream){ 0 };
+        w->scan = (struct json_frame){ 0 };
         client_setup(w->e, w->stream, w->e->urls[idx], "/v3/watch", body, w->hdr);
         curl_easy_setopt(w->stream, CURLOPT_WRITEFUNCTION, watch_write_cb);
         curl_easy_setopt(w->stream, CURLOPT_WRITEDATA, w);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "etcd_value.h"
+#include "lock_how.h"
 #include "lock_limits.h"
 
 #define VALUE_MAX ((size_t)LOCKFS_MAX_CONTENT_LIMIT * 6 + 65536) /* content may be \u-escaped */
@@ -21,9 +22,6 @@
 #define ID_LIMIT INT64_C(4294967294)             /* uid/gid; (uid_t)-1 is no id */
 #define TIME_LIMIT_MS INT64_C(253402300799999)   /* 9999-12-31T23:59:59.999Z */
 #define HOST_LIMIT 255
-
-static const char *how_names[] = { "creator", "claim", "flock", "detached" };
-#define N_HOW (sizeof(how_names) / sizeof(how_names[0]))
 
 /* ---- encoding ---- */
 
@@ -36,7 +34,7 @@ static bool add_fields(cJSON *o, const struct lock_view *v, const char *host,
                cJSON_AddNumberToObject(o, "gid", v->gid) &&
                cJSON_AddStringToObject(o, "comm", v->comm) &&
                cJSON_AddStringToObject(o, "cmdline", v->cmdline) &&
-               cJSON_AddStringToObject(o, "how", how_names[v->how]) &&
+               cJSON_AddStringToObject(o, "how", lock_how_name(v->how)) &&
                cJSON_AddBoolToObject(o, "liveness_known", v->liveness_known) &&
                cJSON_AddNumberToObject(o, "acquired_at_ms", (double)v->acquired_at_ms) &&
                cJSON_AddNumberToObject(o, "renewed_at_ms", (double)v->renewed_at_ms) &&
@@ -67,7 +65,8 @@ char *store_etcd_value_encode(const struct lock_view *v, const char *host, size_
 /* The fields of a value, checked. */
 struct value_fields {
         const char *host, *comm, *cmdline, *content;
-        size_t how;              /* index into how_names */
+        enum lock_how how;       /* LOCK_HOW_CREATOR when !how_named */
+        bool how_named;          /* "how" names a lock_how (lock_how_parse) */
         bool liveness_known;
         int64_t pid, uid, gid, acquired, renewed, ttl, claim_ignored_pid;
 };
@@ -140,8 +139,8 @@ static int check_fields(const cJSON *o, struct value_fields *f, char *why, size_
         const char *how = get_str(o, "how", 16, false);
         const cJSON *live = cJSON_GetObjectItemCaseSensitive(o, "liveness_known");
         f->liveness_known = cJSON_IsTrue(live);
-        for (f->how = 0; how && f->how < N_HOW && strcmp(how, how_names[f->how]); f->how++)
-                ;
+        f->how = LOCK_HOW_CREATOR;
+        f->how_named = lock_how_parse(how, &f->how) == 0;
         /* pid 0 only for a lock no process is known to hold */
         int64_t pid_min = f->how == LOCK_HOW_DETACHED || !f->liveness_known ? 0 : 1;
         if (!f->host || !*f->host)
@@ -156,7 +155,7 @@ static int check_fields(const cJSON *o, struct value_fields *f, char *why, size_
                 return bad(why, whylen, "comm");
         if (!f->cmdline)
                 return bad(why, whylen, "cmdline");
-        if (!how || f->how == N_HOW)
+        if (!f->how_named)
                 return bad(why, whylen, "how");
         if (!cJSON_IsBool(live))
                 return bad(why, whylen, "liveness_known");
@@ -191,7 +190,7 @@ static int fill_view(const struct value_fields *f, struct lock_view *v) {
         v->gid = (gid_t)f->gid;
         snprintf(v->comm, sizeof(v->comm), "%s", f->comm);
         snprintf(v->cmdline, sizeof(v->cmdline), "%s", f->cmdline);
-        v->how = (enum lock_how)f->how;
+        v->how = f->how;
         v->detached = f->how == LOCK_HOW_DETACHED;
         v->liveness_known = f->liveness_known;
         v->acquired_at_ms = f->acquired;

@@ -167,7 +167,10 @@ static void test_decode_policies(void **state) {
 
 /* ---- framing a stream of objects ---- */
 
-#define WATCH_STREAM " {\"a\":\"}{\\\"\"}\n{\"b\":[1,{\"c\":2}]}\r\n\t{}"
+/* strings holding braces, an escaped quote, and escaped backslashes (one
+ * before a brace, one before the closing quote) */
+#define WATCH_STREAM                                                                               \
+        " {\"a\":\"}{\\\"\"}\n{\"b\":[1,{\"c\":2}]}\r\n\t{}{\"d\":\"\\\\}\",\"e\":\"\\\\\"} "
 
 /* Frame stream fed k bytes at a time (the caller dropping what the framer
  * no longer needs after each JSON_FRAME_MORE); the objects, each followed
@@ -208,7 +211,8 @@ static void check_frames(const char *stream, size_t k, const char *want) {
 
 static void test_frame_stream(void **state) {
         (void)state;
-        static const char want[] = "{\"a\":\"}{\\\"\"}|{\"b\":[1,{\"c\":2}]}|{}|";
+        static const char want[] =
+                "{\"a\":\"}{\\\"\"}|{\"b\":[1,{\"c\":2}]}|{}|{\"d\":\"\\\\}\",\"e\":\"\\\\\"}|";
 
         for (size_t k = 1; k <= strlen(WATCH_STREAM); k++)
                 check_frames(WATCH_STREAM, k, want);

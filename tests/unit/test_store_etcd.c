@@ -306,6 +306,59 @@ static void expect_claim_ignored(const char *repl, long want) {
         free(text);
 }
 
+/* Each way of holding is written as the name it had before lock_how.c
+ * held the one table of them, byte for byte, and reads back as itself. */
+static void test_how_written_and_read(void **state) {
+        (void)state;
+        static const struct {
+                enum lock_how how;
+                const char *text;
+        } hows[] = {
+                { LOCK_HOW_CREATOR, "{\"host\":\"db-1\",\"pid\":7,\"uid\":1,\"gid\":2,\"comm\":\"sh\","
+                                    "\"cmdline\":\"sh\",\"how\":\"creator\",\"liveness_known\":true,"
+                                    "\"acquired_at_ms\":5,\"renewed_at_ms\":6,\"ttl_s\":30,"
+                                    "\"content\":\"\"}" },
+                { LOCK_HOW_CLAIM, "{\"host\":\"db-1\",\"pid\":7,\"uid\":1,\"gid\":2,\"comm\":\"sh\","
+                                  "\"cmdline\":\"sh\",\"how\":\"claim\",\"liveness_known\":true,"
+                                  "\"acquired_at_ms\":5,\"renewed_at_ms\":6,\"ttl_s\":30,"
+                                  "\"content\":\"\"}" },
+                { LOCK_HOW_FLOCK, "{\"host\":\"db-1\",\"pid\":7,\"uid\":1,\"gid\":2,\"comm\":\"sh\","
+                                  "\"cmdline\":\"sh\",\"how\":\"flock\",\"liveness_known\":true,"
+                                  "\"acquired_at_ms\":5,\"renewed_at_ms\":6,\"ttl_s\":30,"
+                                  "\"content\":\"\"}" },
+                { LOCK_HOW_DETACHED, "{\"host\":\"db-1\",\"pid\":7,\"uid\":1,\"gid\":2,\"comm\":\"sh\","
+                                     "\"cmdline\":\"sh\",\"how\":\"detached\",\"liveness_known\":true,"
+                                     "\"acquired_at_ms\":5,\"renewed_at_ms\":6,\"ttl_s\":30,"
+                                     "\"content\":\"\"}" },
+        };
+        for (size_t i = 0; i < sizeof(hows) / sizeof(hows[0]); i++) {
+                struct lock_view in = {
+                        .how = hows[i].how, .liveness_known = true, .pid = 7, .uid = 1, .gid = 2,
+                        .comm = "sh", .cmdline = "sh", .acquired_at_ms = 5, .renewed_at_ms = 6,
+                        .ttl_s = 30,
+                };
+                size_t len;
+                char *text = store_etcd_value_encode(&in, "db-1", &len), why[128];
+                assert_non_null(text);
+                assert_string_equal(text, hows[i].text);
+                struct lock_view out;
+                assert_int_equal(decode(text, &out, why), 0);
+                assert_int_equal(out.how, hows[i].how);
+                assert_int_equal(out.detached, hows[i].how == LOCK_HOW_DETACHED);
+                lock_view_clear(&out);
+                free(text);
+        }
+        /* only the exact names: no other case, no padding, no prefix */
+        expect("how", "\"Creator\"", false);
+        expect("how", "\"FLOCK\"", false);
+        expect("how", "\"claim \"", false);
+        expect("how", "\"detache\"", false);
+        expect("how", "\"detachedx\"", false);
+        expect("how", "\"unknown\"", false);
+        expect("how", "0", false);
+        expect("how", "null", false);
+}
+
 /* The value carries the pid an ignored claim named (the table shows it
  * as "claim_ignored_pid" in the status), so another host shows it too. */
 static void test_claim_ignored_pid_round_trip(void **state) {
@@ -443,6 +496,7 @@ int main(void) {
                 cmocka_unit_test(test_numbers_are_range_checked),
                 cmocka_unit_test(test_strings_are_checked),
                 cmocka_unit_test(test_mutations),
+                cmocka_unit_test(test_how_written_and_read),
                 cmocka_unit_test(test_claim_ignored_pid_round_trip),
                 cmocka_unit_test(test_claim_ignored_pid_is_optional_and_checked),
                 cmocka_unit_test(test_status_age_saturates),
