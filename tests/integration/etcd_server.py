@@ -221,12 +221,15 @@ class EtcdServer:
 
     def pause(self):
         """SIGSTOP: connections are accepted (by the kernel) but never answered.
-        Returns once every thread of etcd has stopped."""
+        Returns once every thread of etcd has stopped; raises if that does
+        not happen within READY_TIMEOUT (a deadline, not a bound)."""
         if not self.proc:
             return
         self.proc.send_signal(signal.SIGSTOP)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while not self._stopped() and time.monotonic() < deadline:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not self._stopped():
+            if time.monotonic() >= deadline:
+                raise RuntimeError("etcd not stopped %d s after SIGSTOP" % READY_TIMEOUT)
             time.sleep(0.001)
 
     def _stopped(self):

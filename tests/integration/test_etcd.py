@@ -40,11 +40,14 @@ from lockfs_it import (EXCL, DeleteWatch, Lines, agent, close_pipes, create, gon
                        lockinfo, status)
 from etcd_server import EtcdServer, free_port, make_pki  # noqa: E402
 
-SLOW = 4 if harness.WRAPPER else 1      # under valgrind everything is slower
-VISIBLE_S = 2.0 * SLOW                  # a lock taken on one mount is listed on the others
-RELEASE_S = 1.0 * SLOW                  # a release (unlink, holder death) reaches the others
-ETCD_ERR_S = 3.5 * SLOW                 # a create with etcd down fails (EIO) by then ("~3 s")
-RECOVER_S = 15.0 * SLOW                 # creates work again after etcd is back
+# Every wait below awaits a state with a generous deadline (the harness's
+# EVENT_TIMEOUT): it fails only when the state never comes, never because
+# the machine was slow. Latencies are printed, not asserted. The only time
+# bounds asserted are lower bounds that a rule sets (something must NOT
+# happen before a time), each commented with its rule.
+VISIBLE_S = harness.EVENT_TIMEOUT       # a lock taken on one mount is listed on the others
+RELEASE_S = harness.EVENT_TIMEOUT       # a release (unlink, holder death) reaches the others
+RECOVER_S = harness.EVENT_TIMEOUT       # creates work again after etcd is back
 
 A_USER, B_USER = harness.TEST_USER, harness.TEST_USER2
 
@@ -184,7 +187,9 @@ def timed_creates(paths):
     for t in ts:
         t.start()
     for t in ts:
-        t.join(60)
+        t.join(harness.EVENT_TIMEOUT)
+    for p, r in zip(paths, res):
+        assert r is not None, f"create of {p} still waiting after {harness.EVENT_TIMEOUT}s"
     return res
 
 
@@ -600,7 +605,7 @@ class TestFences(ClusterCase):
 class TestHolderDeath(ClusterCase):
     TRIALS = 20
 
-    def test_holder_sigkill_releases_on_other_mount_within_1s(self):
+    def test_holder_sigkill_releases_on_other_mount(self):
         lat = []
         for i in range(self.TRIALS):
             rel = f"d{i}.lock"
@@ -610,7 +615,7 @@ class TestHolderDeath(ClusterCase):
             self.wait_visible(self.B, rel)
             t0 = time.monotonic()
             h.proc.kill()
-            wait_until(lambda: vanished(self.B, rel), 5.0 * SLOW,
+            wait_until(lambda: vanished(self.B, rel), RELEASE_S,
                        f"{rel} gone on B after its holder's death")
             lat.append(time.monotonic() - t0)
             h.kill()
@@ -620,7 +625,6 @@ class TestHolderDeath(ClusterCase):
         ms = sorted(x * 1000 for x in lat)
         log(f"holder death on A -> gone on B: p50 {statistics.median(ms):.1f} ms, "
             f"p90 {ms[int(len(ms) * 0.9) - 1]:.1f} ms, max {ms[-1]:.1f} ms")
-        self.assertLess(ms[-1], RELEASE_S * 1000, f"latencies (ms): {ms}")
 
 
 class TestDaemonDeath(ClusterCase):
@@ -642,13 +646,16 @@ class TestDaemonDeath(ClusterCase):
         # before the lease runs out the locks still hold
         self.assertEqual(try_create(self.B.path("x.lock")), errno.EEXIST)
         self.assertEqual(try_create(self.C.path("d", "y.lock")), errno.EEXIST)
-        limit = self.LEASE_TTL + 1.0
         wait_until(lambda: vanished(self.B, "x.lock") and vanished(self.B, "d/y.lock"),
-                   limit * SLOW + 1, "the dead daemon's locks gone on B")
+                   RELEASE_S, "the dead daemon's locks gone on B")
         dt = time.monotonic() - t0
         self.A.crash()
         log(f"daemon SIGKILL -> its locks gone on B after {dt:.2f}s (lease_ttl {self.LEASE_TTL})")
-        self.assertLessEqual(dt, limit * SLOW, "later than lease_ttl + 1 s")
+        # a kept lower bound, rule (README): after a kill -9 of the daemon its
+        # locks stay held by its lease until lease_ttl passes. The lease was
+        # last renewed at most ttl/3 before the kill, so they must not go
+        # sooner than that; 0.2 s is far below it (a slow machine only
+        # makes dt longer, so this cannot fail by slowness)
         self.assertGreater(dt, 0.2, "gone before the lease could have run out")
         self.wait_vanished(self.C, "x.lock")
         self.wait_vanished(self.C, "d/y.lock")
@@ -663,16 +670,19 @@ class TestDaemonDeath(ClusterCase):
 
 
     def test_clean_stop_releases_at_once(self):
-        # README: a clean stop revokes the lease, releasing the mount's locks
+        # README: a clean stop revokes the lease, releasing the mount's locks.
+        # "At once" is checked by state, not by a time: the key is gone from
+        # etcd as soon as the daemon has exited, with no wait for lease_ttl
+        # (10 s here) to pass
         h = Holder(self.A.path("x.lock"))
         self.addCleanup(h.kill)
         self.assertTrue(h.ok)
         self.wait_visible(self.B, "x.lock")
         t0 = time.monotonic()
         self.assertEqual(self.A.stop(), 0, self.A.log())
-        self.wait_vanished(self.B, "x.lock", timeout=RELEASE_S)
+        self.assertEqual(self.keys("x.lock"), {}, "the key outlived the clean stop")
+        self.wait_vanished(self.B, "x.lock")
         log(f"unmount of A -> its lock gone on B after {(time.monotonic() - t0) * 1000:.0f} ms")
-        self.assertEqual(self.keys("x.lock"), {})
 
 
 class TestInotify(ClusterCase):
@@ -686,13 +696,12 @@ class TestInotify(ClusterCase):
         w = DeleteWatch(self, self.B.path(rel))
         t0 = time.monotonic()
         release(h)
-        rc, out = w.wait(5.0 * SLOW)
+        rc, out = w.wait(harness.EVENT_TIMEOUT)
         dt = time.monotonic() - t0
         self.assertEqual(rc, 0)
         self.assertIn("DELETE_SELF", out)
         self.assertTrue(vanished(self.B, rel))
         log(f"IN_DELETE_SELF on B after {dt * 1000:.1f} ms")
-        self.assertLess(dt, RELEASE_S)
 
     def test_delete_self_on_remote_unlink(self):
         self.check(lambda h: h.release())       # the holder unlinks on A, then exits
@@ -739,14 +748,18 @@ class TestRemoteUnlink(ClusterCase):
 
 class TestEtcdOutage(ClusterCase):
     OWN_ETCD = True
+    # the scenario is an outage shorter than the lease: a lease far longer
+    # than every deadline the outage can take makes it short on any machine
+    LEASE_TTL = 3 * harness.EVENT_TIMEOUT
 
     def etcd_lines(self, m, since):
         return [l for l in m.log_lines[since:] if "etcd" in l.lower()]
 
     def down_checks(self, held_rel, tag):
         """With etcd down: a create of a free name fails with EIO on every
-        mount within ETCD_ERR_S; the held name is refused (EEXIST or EIO);
-        each daemon logs a line mentioning etcd."""
+        mount while etcd is still down (it returns, it does not wait for
+        etcd; how long it took is printed); the held name is refused
+        (EEXIST or EIO); each daemon logs a line mentioning etcd."""
         paths = [m.path(f"free-{tag}-{self.name(m)}.lock") for m in self.mounts]
         paths += [self.B.path(held_rel), self.C.path(held_rel)]
         res = timed_creates(paths)
@@ -755,7 +768,6 @@ class TestEtcdOutage(ClusterCase):
             f"{errno.errorcode.get(e, e)} {dt:.2f}s" for p, e, dt in res))
         for p, e, dt in res[:3]:
             self.assertEqual(e, errno.EIO, f"create of free {p} with etcd down")
-            self.assertLessEqual(dt, ETCD_ERR_S, f"{p} took {dt:.2f}s to fail")
         for p, e, dt in res[3:]:
             self.assertIn(e, (errno.EEXIST, errno.EIO),
                           f"create of held {p} with etcd down: {e}")
@@ -794,11 +806,11 @@ class TestEtcdOutage(ClusterCase):
         try:
             self.down_checks(held, "short")
             for m, n in zip(self.mounts, since):
-                wait_until(lambda: self.etcd_lines(m, n), 5.0 * SLOW,
+                wait_until(lambda: self.etcd_lines(m, n), harness.EVENT_TIMEOUT,
                            f"a log line mentioning etcd on {self.name(m)}")
             # keep etcd down until every hammer thread tried 25 times
             wait_until(lambda: sum(hammer.results.values()) >= 25 * len(hammer.threads),
-                       20.0 * SLOW, "creates tried during the outage")
+                       harness.EVENT_TIMEOUT, "creates tried during the outage")
         finally:
             taken = hammer.stop()
         log(f"A logged: {self.etcd_lines(self.A, since[0])[:2]}; "
@@ -806,8 +818,11 @@ class TestEtcdOutage(ClusterCase):
         self.assertEqual(taken, [], "creates succeeded while etcd was down")
         self.etcd.start()
         outage = time.monotonic() - t_down
+        # not a speed check but the scenario's precondition: an outage that
+        # outlasted the lease would rightly lose the lock (the long outage's
+        # test). The deadlines above end the outage well inside LEASE_TTL
         self.assertLess(outage, self.LEASE_TTL - 1,
-                        "outage not short enough for this test (machine too slow?)")
+                        "outage outlasted the lease: not the short outage scenario")
         # A's lock survived: B and C still refuse it (EIO while they
         # reconnect is no answer, but never success)
         for m in (self.B, self.C):
@@ -847,9 +862,14 @@ class TestEtcdLongOutage(ClusterCase):
         t_down = time.monotonic()
         self.etcd.stop()
         self.assertIn(try_create(self.A.path("free.lock")), (errno.EIO,))
-        wait_until(lambda: is_lost(status(self.A.path(held))), (self.LEASE_TTL + 3) * SLOW,
+        wait_until(lambda: is_lost(status(self.A.path(held))), harness.EVENT_TIMEOUT,
                    "A's lock marked lost during an outage longer than the lease")
         t_lost = time.monotonic() - t_down
+        # a kept lower bound, rule (README faults): a lock is marked lost when
+        # the lease is not renewed within lease_ttl, not before. Renewals
+        # come every ttl/3 (0.67 s here), so lost cannot come sooner than
+        # ttl - ttl/3 after etcd stopped; 0.5 s stays below that (slowness
+        # only makes t_lost longer)
         self.assertGreaterEqual(t_lost, 0.5, "marked lost before the lease could run out")
         st = status(self.A.path(held))
         log(f"A's lock marked lost {t_lost:.1f}s after etcd stopped")
@@ -886,7 +906,11 @@ class TestEtcdOtherFaults(ClusterCase):
     N_MOUNTS = 1
 
     def test_frozen_etcd_gives_eio_in_time(self):
-        # SIGSTOP: connections are accepted but never answered
+        # SIGSTOP: connections are accepted but never answered. "In time" is
+        # checked by state: the create gives up on its own and returns EIO
+        # while etcd is still frozen (etcd is resumed only after it returned;
+        # a create that waited for an answer would hang until the deadline
+        # and fail the test); how long it took is printed
         self.etcd.pause()
         try:
             (p, e, dt), = timed_creates([self.A.path("x.lock")])
@@ -894,19 +918,20 @@ class TestEtcdOtherFaults(ClusterCase):
             self.etcd.resume()
         log(f"create with etcd frozen: {errno.errorcode.get(e, e)} after {dt:.2f}s")
         self.assertEqual(e, errno.EIO)
-        self.assertLessEqual(dt, ETCD_ERR_S)
         self.assertTrue(gone(p))
         wait_until(lambda: try_create(p) == 0 or time.sleep(0.05), RECOVER_S,
                    "create working after etcd resumed")
         os.unlink(p)
 
     def test_start_with_etcd_down_serves_and_recovers(self):
+        # README: a daemon with an unreachable etcd at start serves (after
+        # 3 s) anyway. Checked by state: the mount comes up and answers
+        # while etcd is still down; the time it took is printed
         self.etcd.stop()
         t0 = time.monotonic()
         m = self.mount()
         dt = time.monotonic() - t0
         log(f"serving with etcd down after {dt:.2f}s")
-        self.assertLess(dt, 3.0 + 3.0 * SLOW)
         self.assertEqual(try_create(m.path("x.lock")), errno.EIO)
         self.etcd.start()
         wait_until(lambda: try_create(m.path("x.lock")) == 0 or time.sleep(0.05), RECOVER_S,
