@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/file.h>
 
+#include "container_of.h"
 #include "file.h"
 #include "fs.h"
 #include "htab.h"
