@@ -106,20 +106,23 @@ static void child_await_zombie(struct child *ch) {
         assert_int_equal(si.si_pid, ch->pid);
 }
 
-/* Exec /bin/cat with argv, stdin on a pipe so it blocks; returns once the
- * exec has happened (a close-on-exec pipe reaches EOF). */
+/* Exec /bin/cat with argv, stdin and stdout on pipes; returns once cat has
+ * echoed one byte.  The end of a close-on-exec pipe is not enough: the kernel
+ * closes such descriptors before it sets the new comm and argument area, so
+ * /proc/PID/comm and cmdline could still show the parent's. */
 static struct child exec_cat(char *const argv[]) {
-        int in[2], exec_sync[2];
+        int in[2], out[2];
         struct child ch;
+        char c = 'x';
 
         assert_int_equal(pipe2(in, O_CLOEXEC), 0);
-        assert_int_equal(pipe2(exec_sync, O_CLOEXEC), 0);
+        assert_int_equal(pipe2(out, O_CLOEXEC), 0);
         ch.pid = fork();
         assert_true(ch.pid >= 0);
         if (ch.pid == 0) {
                 int null = open("/dev/null", O_WRONLY);
 
-                if (dup2(in[0], 0) < 0 || null < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+                if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || null < 0 || dup2(null, 2) < 0)
                         _exit(126);
                 if (chdir("/") < 0)
                         _exit(126);
@@ -127,9 +130,11 @@ static struct child exec_cat(char *const argv[]) {
                 _exit(127);
         }
         close(in[0]);
-        close(exec_sync[1]);
-        await_eof(exec_sync[0]);
-        close(exec_sync[0]);
+        close(out[1]);
+        assert_int_equal(write(in[1], &c, 1), 1);
+        read_full(out[0], &c, 1);
+        assert_int_equal(c, 'x');
+        close(out[0]);
         ch.release_fd = in[1];
         return ch;
 }
