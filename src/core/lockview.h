@@ -20,6 +20,42 @@ enum lock_how {
         LOCK_HOW_DETACHED, /* no process holds it: content "0" or pid unknown */
 };
 
+/* A lock's record: the state the lock table keeps for each lock and the
+ * stores persist, listed once. X(type, field, what it is). The table's
+ * node, lock_view and the journal's decoded record (journal.h) declare
+ * these fields by expanding the list, LOCK_RECORD_COPY copies them
+ * between any two of those, and the tests compare round trips field by
+ * field over it. The two stored forms name each field in their own
+ * layout (journal.c's byte layout is versioned, etcd_value.c's JSON keys
+ * are what other hosts read); both assert at compile time that they
+ * cover LOCK_RECORD_COUNT fields, so a new field here fails their build
+ * until they carry it too. Ordered by size, so the structs pack tightly. */
+#define LOCK_RECORD_FIELDS(X)                                                                   \
+        X(uint64_t, fence, "fencing token: grows with every acquisition (R4.4)")                \
+        X(int64_t, acquired_at_ms, "wall clock of the acquisition, ms since the epoch")         \
+        X(int64_t, renewed_at_ms, "wall clock of the last renewal")                             \
+        X(enum lock_how, how, "how the holder was established")                                 \
+        X(uid_t, uid, "holder's (or detached creator's) uid; a directory's creator")            \
+        X(gid_t, gid, "its gid")                                                                \
+        X(uint32_t, ttl_s, "0 = no TTL")                                                        \
+        X(pid_t, claim_ignored_pid, "last claim that named a foreign pid, or 0 (R3.3)")         \
+        X(bool, liveness_known, "false when the creator's pid was not visible")
+#define LOCK_RECORD_DECLARE_(type, field, what) type field;
+#define LOCK_RECORD_COUNT_(type, field, what) +1
+/* The number of fields in LOCK_RECORD_FIELDS. */
+#define LOCK_RECORD_COUNT (0 LOCK_RECORD_FIELDS(LOCK_RECORD_COUNT_))
+/* Declare the record's fields in a struct. */
+#define LOCK_RECORD_DECLARE LOCK_RECORD_FIELDS(LOCK_RECORD_DECLARE_)
+#define LOCK_RECORD_COPY_(type, field, what) to_->field = from_->field;
+/* Copy the record's fields from *from to *to (any two structs that
+ * expand LOCK_RECORD_DECLARE). */
+#define LOCK_RECORD_COPY(to, from)                                                             \
+        do {                                                                                   \
+                __typeof__(*(to)) *to_ = (to);                                                 \
+                const __typeof__(*(from)) *from_ = (from);                                     \
+                LOCK_RECORD_FIELDS(LOCK_RECORD_COPY_)                                          \
+        } while (0)
+
 /* Another name of a lock (link(2)), as persistent stores see it. */
 struct lock_alias {
         uint64_t parent_ino;     /* its directory */
@@ -30,20 +66,12 @@ struct lock_alias {
 struct lock_view {
         char *path;              /* "/dir/name", malloc'd */
         uint64_t ino;
-        uint64_t fence;
-        enum lock_how how;
+        LOCK_RECORD_DECLARE      /* fence, how, uid, gid, times, TTL, ... */
         bool detached;           /* no holder process (R3.3a, R3.5) */
-        bool liveness_known;     /* false when the creator's pid was not visible */
         pid_t pid;               /* holder pid; 0 when detached */
-        uid_t uid;               /* holder's (or detached creator's) uid/gid */
-        gid_t gid;
         char comm[HOLDER_COMM_MAX];
         char cmdline[HOLDER_CMDLINE_MAX];
-        int64_t acquired_at_ms;  /* wall clock, ms since the epoch */
-        int64_t renewed_at_ms;   /* wall clock of the last renewal */
-        uint32_t ttl_s;          /* 0 = no TTL */
         int64_t expires_at_ms;   /* wall clock; meaningless when ttl_s == 0 */
-        pid_t claim_ignored_pid; /* last claim that named a foreign pid, or 0 */
         char *host;              /* malloc'd: a lock held through another host's
                                   * daemon (cluster mode); NULL = this host */
         bool lost;               /* the shared store no longer backs this lock */

@@ -23,6 +23,12 @@
 #define TIME_LIMIT_MS INT64_C(253402300799999)   /* 9999-12-31T23:59:59.999Z */
 #define HOST_LIMIT 255
 
+/* add_fields and check_fields carry each lock record field under its own
+ * name, except the fence, which is the key's revision (etcd_value.h). */
+_Static_assert(LOCK_RECORD_COUNT == 9,
+               "a new LOCK_RECORD_FIELDS field needs a key in add_fields, check_fields and "
+               "fill_view (optional, omitted when 0, so older daemons read the value)");
+
 /* ---- encoding ---- */
 
 /* Add v's fields to o; false on ENOMEM. */

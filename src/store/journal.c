@@ -17,6 +17,12 @@
 #include "crc32c.h"
 #include "journal.h"
 
+/* journal_put_lock and decode_lock write and read each lock record field
+ * in the layout above. */
+_Static_assert(LOCK_RECORD_COUNT == 9,
+               "a new LOCK_RECORD_FIELDS field needs a place in the lock body, and "
+               "JOURNAL_VERSION + 1");
+
 static const char MAGIC[8] = { 'L', 'O', 'C', 'K', 'F', 'S', 'J', '\n' };
 #define FRAME 8                  /* u32 length + u32 crc */
 
@@ -214,8 +220,8 @@ static void decode_lock(struct reader *r, uint32_t version, struct jrec *ret) {
         ret->start_time = GET(r, uint64_t);
         ret->uid = GET(r, uint32_t);
         ret->gid = GET(r, uint32_t);
-        ret->acquired_ms = GET(r, int64_t);
-        ret->renewed_ms = GET(r, int64_t);
+        ret->acquired_at_ms = GET(r, int64_t);
+        ret->renewed_at_ms = GET(r, int64_t);
         ret->ttl_s = GET(r, uint32_t);
         ret->deadline_mono_ms = GET(r, int64_t);
         ret->claim_ignored_pid = GET(r, int32_t);

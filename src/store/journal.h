@@ -10,7 +10,10 @@
  * The encoder refuses (nothing written) every record the decoder would
  * reject, so no sequence of table changes can make a journal undecodable.
  * Version 2 counts a lock's other names in a u32 (version 1: u16, and the
- * writer did not check it); both are read. */
+ * writer did not check it); both are read. A lock record carries every
+ * field of LOCK_RECORD_FIELDS (lockview.h) at a fixed place; a field added
+ * there needs a new version here (journal.c asserts the count), whose
+ * reader leaves the field 0 in older journals. */
 #ifndef LOCKFS_JOURNAL_H
 #define LOCKFS_JOURNAL_H
 
@@ -51,17 +54,12 @@ struct jrec {
         uint64_t parent;             /* DIR, LOCK */
         const char *name;            /* DIR, LOCK; not NUL-terminated */
         size_t name_len;
-        uid_t uid;                   /* DIR, LOCK */
-        gid_t gid;
+        LOCK_RECORD_DECLARE          /* LOCK (lockview.h); DIR: uid, gid */
         /* LOCK only: */
-        uint64_t fence;
-        enum lock_how how;
-        bool detached, liveness_known;
+        bool detached;
         pid_t pid;
         uint64_t start_time;
-        int64_t acquired_ms, renewed_ms, deadline_mono_ms;
-        uint32_t ttl_s;
-        pid_t claim_ignored_pid;
+        int64_t deadline_mono_ms;
         size_t n_aliases;
         const uint8_t *aliases;      /* n_aliases x (u64 parent, u16 len, name) */
         const uint8_t *content;

@@ -256,13 +256,11 @@ static char *loaded_path(struct store_local *s, uint64_t parent, const char *nam
  * directory of it is missing. */
 static int loaded_lock_view(struct store_local *s, const struct jrec *r, struct lock_view *v) {
         *v = (struct lock_view){
-                .ino = r->key, .fence = r->fence, .how = r->how, .detached = r->detached,
-                .liveness_known = r->liveness_known, .pid = r->pid, .uid = r->uid,
-                .gid = r->gid, .acquired_at_ms = r->acquired_ms, .renewed_at_ms = r->renewed_ms,
-                .ttl_s = r->ttl_s, .claim_ignored_pid = r->claim_ignored_pid,
+                .ino = r->key, .detached = r->detached, .pid = r->pid,
                 .parent_ino = r->parent, .start_time = r->start_time,
                 .deadline_mono_ms = r->deadline_mono_ms,
         };
+        LOCK_RECORD_COPY(v, r);
         v->expires_at_ms = v->renewed_at_ms + (int64_t)v->ttl_s * 1000;
         v->path = loaded_path(s, r->parent, r->name, r->name_len);
         if (!v->path)

@@ -49,15 +49,15 @@ int64_t lt_deadline_from_now(uint32_t ttl_s) {
 }
 
 struct lt_renewal lt_renewal_of(const struct node *n) {
-        return (struct lt_renewal){ .renewed_ms = n->renewed_ms, .deadline = lt_deadline_key(n) };
+        return (struct lt_renewal){ .renewed_ms = n->renewed_at_ms, .deadline = lt_deadline_key(n) };
 }
 
 void lt_renewal_restore(struct locktable *t, struct node *n, struct lt_renewal r) {
-        n->renewed_ms = r.renewed_ms;
+        n->renewed_at_ms = r.renewed_ms;
         lt_set_deadline(t, n, r.deadline);
 }
 
 void lt_renew(struct locktable *t, struct node *n) {
-        n->renewed_ms = clock_wall_ms();
+        n->renewed_at_ms = clock_wall_ms();
         lt_set_deadline(t, n, lt_deadline_from_now(n->ttl_s));
 }

@@ -270,22 +270,12 @@ int lt_apply_claim(struct locktable *t, struct node *n, const struct caller *c,
 
 /* ==== L2: lt_view.c: the one mapping between a lock and its view. With
  * t->mu held (n must not change meanwhile). ==== */
-/* The record fields a node and a view share (node field, view field):
- * the one list to extend when a lock gains a field. The view's identity
- * of the holder (pid, comm, cmdline, host), its path, content, derived
- * fields (detached, expires_at_ms) and the stores' extras (parent_ino,
- * start_time, deadline_mono_ms, aliases) are filled from the node's
- * holder, remote record, tree and deadline by lt_node_to_view. */
-#define LT_RECORD_FIELDS(X)                                                                    \
-        X(fence, fence)                                                                        \
-        X(how, how)                                                                            \
-        X(liveness_known, liveness_known)                                                      \
-        X(uid, uid)                                                                            \
-        X(gid, gid)                                                                            \
-        X(acquired_ms, acquired_at_ms)                                                         \
-        X(renewed_ms, renewed_at_ms)                                                           \
-        X(ttl_s, ttl_s)                                                                        \
-        X(claim_ignored_pid, claim_ignored_pid)
+/* A node and its view share the lock record (LOCK_RECORD_FIELDS,
+ * lockview.h): the one list to extend when a lock gains a field. The
+ * view's identity of the holder (pid, comm, cmdline, host), its path,
+ * content, derived fields (detached, expires_at_ms) and the stores' extras
+ * (parent_ino, start_time, deadline_mono_ms, aliases) are filled from the
+ * node's holder, remote record, tree and deadline by lt_node_to_view. */
 /* What lt_node_to_view copies beyond the record fields, the holder's
  * identity and the path (what status readers see). */
 enum lt_view_parts {
@@ -296,7 +286,7 @@ enum lt_view_parts {
 /* Fill v from lock n (parts: an OR of enum lt_view_parts). 0 or -ENOMEM
  * (v cleared). */
 int lt_node_to_view(const struct node *n, unsigned parts, struct lock_view *v);
-/* Set n's record fields (LT_RECORD_FIELDS) from v. */
+/* Set n's record fields (LOCK_RECORD_FIELDS) from v. */
 void lt_view_to_node(const struct lock_view *v, struct node *n);
 /* v's derived fields from the rest: detached (no holder process here or
  * elsewhere) and expires_at_ms (renewal + TTL). */

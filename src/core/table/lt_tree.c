@@ -234,7 +234,7 @@ void lt_fill_attr(const struct node *n, struct lt_attr *a) {
         } else {
                 a->mode = S_IFREG | 0644;
                 a->nlink = live ? 1 + n->n_aliases : 0;
-                a->mtime_ms = n->renewed_ms;
+                a->mtime_ms = n->renewed_at_ms;
         }
 }
 

@@ -55,11 +55,6 @@ struct node {
         int64_t ctime_ms;
         /* small fields together, so the struct packs tightly */
         enum lt_kind kind;
-        uid_t uid;               /* dir creator; lock holder or detached creator */
-        gid_t gid;
-        enum lock_how how;       /* locks */
-        uint32_t ttl_s;
-        pid_t claim_ignored_pid;
         uid_t charged_uid;       /* counted in t->uid_counts as this uid (charged) */
         uint32_t charged_bytes;  /* content bytes counted for charged_uid */
         uint32_t n_children;     /* directories */
@@ -67,8 +62,9 @@ struct node {
         uint32_t content_len;    /* at most max_content (16 MiB) */
         uint32_t content_cap;
         uint32_t content_gen;    /* changes with every change of content */
+        LOCK_RECORD_DECLARE      /* locks (lockview.h); directories: uid, gid of
+                                  * the creator */
         bool linked;             /* in the tree; false once released/removed */
-        bool liveness_known;
         bool charged;
         bool lost;               /* local lock whose backing the store lost */
         bool busy;               /* its acquisition waits for the store: other
@@ -85,14 +81,11 @@ struct node {
         /* directories */
         struct list children;    /* its names (node.sib), newest first */
         /* locks */
-        uint64_t fence;
         struct holder *holder;   /* NULL when detached */
         struct list hl;          /* in holder->locks */
         struct list all;         /* in t->all_locks, while held */
         struct lt_olink order;   /* t->order, while held (lt_cursor.c) */
         uint64_t order_seq;      /* its place: larger = added later */
-        int64_t acquired_ms;     /* wall clock */
-        int64_t renewed_ms;      /* wall clock */
         struct heap_entry deadline; /* monotonic ms */
         char *content;
         struct list aliases;     /* other names of this lock (node.alias_link),

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The one mapping between a lock node and its lock_view: what status
  * readers see, and the record persistent stores keep. The fields both
- * carry are listed once, in LT_RECORD_FIELDS (lt_internal.h); a new lock
- * field goes there (and into the stores' codecs). */
+ * carry are listed once, in LOCK_RECORD_FIELDS (lockview.h); a new lock
+ * field goes there (and the stores' codecs then fail to build until they
+ * carry it). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +12,7 @@
 #include "lt_internal.h"
 
 void lt_view_to_node(const struct lock_view *v, struct node *n) {
-#define TO_NODE(node_field, view_field) n->node_field = v->view_field;
-        LT_RECORD_FIELDS(TO_NODE)
-#undef TO_NODE
+        LOCK_RECORD_COPY(n, v);
 }
 
 void lt_view_derive(struct lock_view *v, bool detached) {
@@ -77,9 +76,7 @@ static int content_to_view(const struct node *n, struct lock_view *v) {
 
 int lt_node_to_view(const struct node *n, unsigned parts, struct lock_view *v) {
         *v = (struct lock_view){ .ino = n->ino, .lost = n->lost };
-#define TO_VIEW(node_field, view_field) v->view_field = n->node_field;
-        LT_RECORD_FIELDS(TO_VIEW)
-#undef TO_VIEW
+        LOCK_RECORD_COPY(v, n);
         lt_view_derive(v, n->holder == NULL && n->remote == NULL);
         int r = identity_to_view(n, v);
         if (r == 0 && !(v->path = lt_node_path(n)))
