@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* flock(2) requests: LOCK_EX that must wait is parked in the lock table and
- * answered later from whichever thread releases the lock; a signal cancels
- * it through a FUSE interrupt. Parked requests are named by a number, never
- * a pointer, because an interrupt may arrive after the reply. */
+/* flock(2) and fcntl/lockf/OFD record-lock requests: one that must wait
+ * is parked in the lock table and answered later from whichever thread
+ * releases the lock; a signal cancels it through a FUSE interrupt. Parked
+ * requests are named by a number, never a pointer, because an interrupt
+ * may arrive after the reply. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -111,7 +113,18 @@ static void flock_interrupted(fuse_req_t req, void *data) {
                 fs_flock_finish(ctx, id, -EINTR, NULL);
 }
 
-static void flock_exclusive(fuse_req_t req, fuse_ino_t ino, struct file *f, bool nonblock) {
+/* What a lock request asks, as fs/ received it. */
+struct lock_call {
+        bool posix;              /* fcntl/lockf/OFD (SETLK), else flock */
+        uint64_t owner;          /* posix: the kernel's lock_owner */
+        bool nonblock;
+};
+
+/* Ask the table for lock call lc of the caller of req on f: answered now,
+ * or parked and answered later by fs_flock_finish (from whichever thread
+ * releases the lock, or on an interrupt). */
+static void lock_request(fuse_req_t req, fuse_ino_t ino, struct file *f,
+                         const struct lock_call *lc) {
         struct lockfs_ctx *ctx = fuse_req_userdata(req);
         const struct fuse_ctx *fc = fuse_req_ctx(req);
         struct caller c;
@@ -133,10 +146,15 @@ static void flock_exclusive(fuse_req_t req, fuse_ino_t ino, struct file *f, bool
         htab_insert(&ctx->flocks->by_id, &p->by_id, htab_hash_u64(p->id));
         pthread_mutex_unlock(&ctx->flocks->mu);
         uint64_t id = p->id; /* p belongs to whoever finishes it from here on */
-        if (!nonblock) /* may call flock_interrupted at once: no lock held here */
+        if (!lc->nonblock) /* may call flock_interrupted at once: no lock held here */
                 fuse_req_interrupt_func(req, flock_interrupted, (void *)(uintptr_t)id);
         struct lt_handle h = file_handle(f), granted;
-        r = locktable_flock(ctx->table, ino, &h, f->id, f->opener_tid, &c, nonblock, id, &granted);
+        if (lc->posix)
+                r = locktable_posix_lock(ctx->table, ino, &h, lc->owner, f->id, &c, lc->nonblock,
+                                         id, &granted);
+        else
+                r = locktable_flock(ctx->table, ino, &h, f->id, f->opener_tid, &c, lc->nonblock,
+                                    id, &granted);
         if (r != LT_PARKED) {
                 fs_flock_finish(ctx, id, r, &granted);
                 return;
@@ -151,14 +169,23 @@ static void flock_exclusive(fuse_req_t req, fuse_ino_t ino, struct file *f, bool
                 fs_flock_finish(ctx, id, -EINTR, NULL);
 }
 
+/* The open lock file of fi, or NULL after answering EOPNOTSUPP: only locks
+ * can be locked. */
+static struct file *lock_file_of(fuse_req_t req, struct fuse_file_info *fi) {
+        struct file *f = file_of(fi);
+        if (!f || f->type != FILE_LOCK) {
+                fuse_reply_err(req, EOPNOTSUPP);
+                return NULL;
+        }
+        return f;
+}
+
 void fs_op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op) {
         struct lockfs_ctx *ctx = fuse_req_userdata(req);
         fs_count_request(ctx, FS_OP_FLOCK);
-        struct file *f = file_of(fi);
-        if (!f || f->type != FILE_LOCK) {
-                fuse_reply_err(req, EOPNOTSUPP); /* only locks can be flocked */
+        struct file *f = lock_file_of(req, fi);
+        if (!f)
                 return;
-        }
         switch (op & ~LOCK_NB) {
         case LOCK_UN:
                 locktable_flock_unlock(ctx->table, file_handle(f).ino, f->id,
@@ -166,10 +193,63 @@ void fs_op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int 
                 fuse_reply_err(req, 0);
                 break;
         case LOCK_EX:
-                flock_exclusive(req, ino, f, (op & LOCK_NB) != 0);
+                lock_request(req, ino, f, &(struct lock_call){ .nonblock = (op & LOCK_NB) != 0 });
                 break;
         default: /* LOCK_SH: a lock file has one holder (README) */
                 fuse_reply_err(req, EINVAL);
                 break;
         }
+}
+
+/* F_SETLK/F_SETLKW, F_OFD_SETLK(W), lockf(3): any range is the whole lock,
+ * a read lock as exclusive as a write lock (SPEC R7.4). */
+void fs_op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock,
+                 int sleep) {
+        struct lockfs_ctx *ctx = fuse_req_userdata(req);
+        fs_count_request(ctx, FS_OP_SETLK);
+        struct file *f = lock_file_of(req, fi);
+        if (!f)
+                return;
+        switch (lock->l_type) {
+        case F_UNLCK:
+                locktable_posix_unlock(ctx->table, file_handle(f).ino, fi->lock_owner,
+                                       notifier_removed, ctx->notifier);
+                fuse_reply_err(req, 0);
+                break;
+        case F_RDLCK:
+        case F_WRLCK:
+                lock_request(req, ino, f,
+                             &(struct lock_call){ .posix = true, .owner = fi->lock_owner,
+                                                  .nonblock = !sleep });
+                break;
+        default:
+                fuse_reply_err(req, EINVAL);
+                break;
+        }
+}
+
+/* F_GETLK: F_UNLCK when the caller could take the lock now, else a write
+ * lock of the whole file by the holder's pid. */
+void fs_op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock) {
+        struct lockfs_ctx *ctx = fuse_req_userdata(req);
+        fs_count_request(ctx, FS_OP_GETLK);
+        (void)ino;
+        struct file *f = lock_file_of(req, fi);
+        if (!f)
+                return;
+        const struct fuse_ctx *fc = fuse_req_ctx(req);
+        struct caller c;
+        int r = holder_identify(fc->pid, fc->uid, fc->gid, &c);
+        pid_t pid = 0;
+        struct lt_handle h = file_handle(f);
+        if (r == 0)
+                r = locktable_posix_test(ctx->table, h.ino, &h, fi->lock_owner, &c, &pid);
+        if (r < 0) {
+                fuse_reply_err(req, -r);
+                return;
+        }
+        struct flock out = { .l_type = r ? F_WRLCK : F_UNLCK, .l_whence = SEEK_SET,
+                             .l_pid = r ? pid : 0 };
+        (void)lock;
+        fuse_reply_lock(req, &out);
 }

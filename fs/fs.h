@@ -28,7 +28,7 @@ struct flock_registry;
         X(SYMLINK, symlink) X(RENAME, rename) X(LINK, link) X(OPEN, open) X(READ, read) \
         X(WRITE, write) X(FLUSH, flush) X(RELEASE, release) X(FSYNC, fsync) \
         X(OPENDIR, opendir) X(READDIR, readdir) X(RELEASEDIR, releasedir) X(STATFS, statfs) \
-        X(CREATE, create) X(FLOCK, flock) X(IOCTL, ioctl)
+        X(CREATE, create) X(FLOCK, flock) X(IOCTL, ioctl) X(SETLK, setlk) X(GETLK, getlk)
 
 enum fs_op {
 #define FS_OP_ENUM(upper, label) FS_OP_##upper,
@@ -80,6 +80,10 @@ int fs_flock_init(struct lockfs_ctx *ctx);
 void fs_flock_abort(struct lockfs_ctx *ctx);
 void fs_flock_fini(struct lockfs_ctx *ctx);
 void fs_op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op);
+/* fcntl/lockf/OFD record locks (fs/flock.c), the same lock (SPEC R7.4). */
+void fs_op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock,
+                 int sleep);
+void fs_op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock);
 void fs_flock_finish(void *ctx, uint64_t id, int err, const struct lt_handle *h);
 
 struct notifier;

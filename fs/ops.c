@@ -171,7 +171,11 @@ static void reply_open_file(fuse_req_t req, struct fuse_file_info *fi, struct fi
         fi->fh = (uintptr_t)f;
         fi->direct_io = 1;
         fi->keep_cache = 0;
-        fi->noflush = 1; /* FLUSH does nothing here: spare the close its round trip */
+        /* A close's FLUSH is how the kernel ends its process's record locks
+         * (SPEC R7.4): asked for on every open a record lock may come
+         * through, spared (one round trip) for exclusive creates, whose
+         * record locks end with their RELEASE instead, and meta files. */
+        fi->noflush = f->type != FILE_LOCK || (fi->flags & O_EXCL);
         if (created) {
                 struct fuse_entry_param e;
                 entry_of(created, &e);
@@ -342,22 +346,36 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
                 fuse_reply_write(req, (size_t)r);
 }
 
+/* The close of a descriptor: the record locks of the closing process
+ * (fi->lock_owner) on the file go, as the kernel's rule for POSIX locks
+ * says (SPEC R7.4). */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-        fs_count_request(ctx_of(req), FS_OP_FLUSH);
+        struct lockfs_ctx *ctx = ctx_of(req);
+        fs_count_request(ctx, FS_OP_FLUSH);
         (void)ino;
-        (void)fi;
+        struct file *f = file_of(fi);
+        if (f && f->type == FILE_LOCK)
+                locktable_posix_unlock(ctx->table, file_handle(f).ino, fi->lock_owner,
+                                       notifier_removed, ctx->notifier);
         fuse_reply_err(req, 0);
 }
 
 /* The last close of an open file. If it held a flock, that releases the
- * lock (SPEC R7.2); RELEASE carries pid 0, the file's id says whose it was. */
+ * lock (SPEC R7.2), and so does a record lock taken through it (an OFD
+ * lock's end); RELEASE carries pid 0, the file's id says whose it was. */
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-        fs_count_request(ctx_of(req), FS_OP_RELEASE);
+        struct lockfs_ctx *ctx = ctx_of(req);
+        fs_count_request(ctx, FS_OP_RELEASE);
         (void)ino;
         struct file *f = file_of(fi);
-        if (fi->flock_release && f->type == FILE_LOCK)
-                locktable_flock_unlock(ctx_of(req)->table, file_handle(f).ino, f->id,
-                                       notifier_removed, ctx_of(req)->notifier);
+        if (f->type == FILE_LOCK) {
+                uint64_t lock_ino = file_handle(f).ino;
+                if (fi->flock_release)
+                        locktable_flock_unlock(ctx->table, lock_ino, f->id, notifier_removed,
+                                               ctx->notifier);
+                locktable_posix_file_closed(ctx->table, lock_ino, f->id, notifier_removed,
+                                            ctx->notifier);
+        }
         file_put(f);
         fuse_reply_err(req, 0);
 }
@@ -577,5 +595,7 @@ const struct fuse_lowlevel_ops lockfs_ops = {
         .statfs       = op_statfs,
         .create       = op_create,
         .flock        = fs_op_flock, /* makes libfuse ask for FUSE_CAP_FLOCK_LOCKS */
+        .getlk        = fs_op_getlk, /* these two: FUSE_CAP_POSIX_LOCKS */
+        .setlk        = fs_op_setlk,
         .ioctl        = op_ioctl,
 };

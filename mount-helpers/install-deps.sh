@@ -7,7 +7,8 @@ packages=(gcc meson ninja-build pkg-config fuse3 libfuse3-dev libcjson-dev libcm
           python3 nodejs jq inotify-tools util-linux valgrind strace
           liblockfile-bin lockfile-progs procmail golang-go e2fsprogs groff-base
           systemd man-db mount clang libclang-rt-14-dev
-          etcd-server etcd-client libcurl4-openssl-dev)
+          etcd-server etcd-client libcurl4-openssl-dev
+          moreutils s6 python3-fasteners)
 missing=()
 for p in "${packages[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

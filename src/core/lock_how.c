@@ -10,9 +10,11 @@ static const char *const lock_how_names[] = {
         [LOCK_HOW_CLAIM] = "claim",
         [LOCK_HOW_FLOCK] = "flock",
         [LOCK_HOW_DETACHED] = "detached",
+        [LOCK_HOW_FCNTL] = "fcntl",
 };
 
 #define N_LOCK_HOW (sizeof(lock_how_names) / sizeof(lock_how_names[0]))
+_Static_assert(N_LOCK_HOW == LOCK_HOW_COUNT, "every lock_how has a name");
 
 const char *lock_how_name(enum lock_how how) {
         if ((unsigned)how >= N_LOCK_HOW || !lock_how_names[how])

@@ -6,7 +6,7 @@
 
 #include "lockview.h"
 
-/* "creator", "claim", "flock" or "detached"; "unknown" for a value that is
+/* "creator", "claim", "flock", "detached" or "fcntl"; "unknown" for a value that is
  * none of the enum's. Never NULL; a static string. */
 const char *lock_how_name(enum lock_how how);
 

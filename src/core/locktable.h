@@ -271,9 +271,43 @@ int locktable_flock(struct locktable *t, uint64_t ino, const struct lt_handle *h
 void locktable_flock_unlock(struct locktable *t, uint64_t ino, uint64_t owner, lt_removed_fn fn,
                             void *ctx);
 
-/* Remove parked request id; true when it was still parked (the caller then
- * replies to it), false when it was granted or is unknown. */
+/* Remove parked request id (a flock or a record lock); true when it was
+ * still parked (the caller then replies to it), false when it was granted
+ * or is unknown. */
 bool locktable_flock_cancel(struct locktable *t, uint64_t id);
+
+/* ---- fcntl/lockf/OFD record locks (SPEC R7.4) ----
+ * A record lock of any range, read or write, is the lock of the name, as a
+ * flock is (one holder: a read lock is exclusive too, for now). Its owner
+ * is the kernel's lock owner: a process's for POSIX locks and lockf, an
+ * open file description's for OFD locks; the daemon cannot tell them
+ * apart, so a record lock goes when its owner unlocks it, when its owner
+ * closes a descriptor of the file (FLUSH, for POSIX owners) or when the
+ * open file it was taken through is released (OFD owners). When its
+ * holder also flocked it, the last of the two to go releases the lock. */
+
+/* F_SETLK (nonblock) / F_SETLKW by owner through open file `file` (its
+ * nonzero id; h its handle), asked by c, who becomes the holder. Answers as
+ * locktable_flock; -EAGAIN when held and nonblock; -EINVAL for a zero
+ * owner or file. */
+int locktable_posix_lock(struct locktable *t, uint64_t ino, const struct lt_handle *h,
+                         uint64_t owner, uint64_t file, const struct caller *c, bool nonblock,
+                         uint64_t id, struct lt_handle *ret);
+/* F_UNLCK by owner, or owner's close of any descriptor of the file: release
+ * (or hand on) the lock of inode ino if owner holds it by a record lock;
+ * else nothing. Names that go are reported through fn, as for flock. */
+void locktable_posix_unlock(struct locktable *t, uint64_t ino, uint64_t owner, lt_removed_fn fn,
+                            void *ctx);
+/* The release of open file `file`: the record lock taken through it, if
+ * it still holds one, goes as by locktable_posix_unlock. */
+void locktable_posix_file_closed(struct locktable *t, uint64_t ino, uint64_t file,
+                                 lt_removed_fn fn, void *ctx);
+/* F_GETLK by owner (c, handle h): 0 when owner could take the lock of inode
+ * ino now (free, or its own), 1 when another holds it (*ret_pid its pid
+ * here, 0 when not visible: detached, another host's), -EOPNOTSUPP for a
+ * non-lock. Calls no /proc: c comes identified. */
+int locktable_posix_test(struct locktable *t, uint64_t ino, const struct lt_handle *h,
+                         uint64_t owner, const struct caller *c, pid_t *ret_pid);
 
 /* Copy of one live lock (-ENOENT when gone) or of all held locks. Free with
  * lock_view_clear() / lock_views_free(). */

@@ -16,8 +16,10 @@
 enum lock_how {
         LOCK_HOW_CREATOR,  /* the process that created the name */
         LOCK_HOW_CLAIM,    /* named by a pid claim in the content (R3.3) */
-        LOCK_HOW_FLOCK,    /* granted through flock(2) (later) */
+        LOCK_HOW_FLOCK,    /* granted through flock(2) */
         LOCK_HOW_DETACHED, /* no process holds it: content "0" or pid unknown */
+        LOCK_HOW_FCNTL,    /* granted through an fcntl/lockf/OFD record lock (R7.4) */
+        LOCK_HOW_COUNT     /* not a value: the number of them */
 };
 
 /* A lock's record: the state the lock table keeps for each lock and the

@@ -83,7 +83,7 @@ static bool valid_name(const char *name, size_t len) {
 
 /* What decode_lock() accepts of the holder fields. */
 static bool valid_holder(enum lock_how how, bool detached, pid_t pid) {
-        return (unsigned)how <= LOCK_HOW_DETACHED && pid >= 0 && (detached || pid != 0);
+        return (unsigned)how < LOCK_HOW_COUNT && pid >= 0 && (detached || pid != 0);
 }
 
 int journal_put_lock(struct buf *b, const struct lock_view *v) {
@@ -211,7 +211,7 @@ static void decode_lock(struct reader *r, uint32_t version, struct jrec *ret) {
         ret->parent = GET(r, uint64_t);
         ret->fence = GET(r, uint64_t);
         uint8_t how = GET(r, uint8_t), flags = GET(r, uint8_t);
-        if (how > LOCK_HOW_DETACHED || flags > 3)
+        if (how >= LOCK_HOW_COUNT || flags > 3)
                 r->bad = true;
         ret->how = how;
         ret->detached = flags & 1;

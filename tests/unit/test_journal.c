@@ -218,7 +218,7 @@ static void test_encoder_refuses_what_cannot_decode(void **state) {
         v.how = LOCK_HOW_DETACHED;
         assert_int_equal(journal_put_lock(&b, &v), 0);
         v = sample_view();
-        v.how = (enum lock_how)(LOCK_HOW_DETACHED + 1);
+        v.how = LOCK_HOW_COUNT;
         assert_refused(&v, -EINVAL);
         v = sample_view();
         v.aliases = bad_alias;
@@ -302,7 +302,7 @@ static void rand_view(struct lock_view *v, size_t max_aliases, size_t max_conten
         while (v->ino == 0);
         v->parent_ino = pick64();
         v->fence = pick64();
-        v->how = (enum lock_how)(rand() % (LOCK_HOW_DETACHED + 1));
+        v->how = (enum lock_how)(rand() % LOCK_HOW_COUNT);
         v->detached = rand() % 2;
         v->liveness_known = rand() % 2;
         v->pid = rand() % 3 == 0 ? INT32_MAX : 1 + rand() % INT32_MAX;

@@ -272,11 +272,11 @@ static void test_render_detached(void **state) {
 }
 
 static void test_render_how_names(void **state) {
-        static const char *const names[] = {"creator", "claim", "flock", "detached"};
+        static const char *const names[] = {"creator", "claim", "flock", "detached", "fcntl"};
         enum lock_how how;
 
         (void)state;
-        for (how = LOCK_HOW_CREATOR; how <= LOCK_HOW_DETACHED; how++) {
+        for (how = LOCK_HOW_CREATOR; how < LOCK_HOW_COUNT; how++) {
                 struct lock_view v = view_make(NULL);
                 cJSON *o;
 

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* flock(2) requests on locks (SPEC §7): the flock is the lock of the name.
- * A LOCK_EX that must wait is parked (lt_waitq.c) and granted by the
- * release that hands the lock on (lt_handoff, lt_lock.c). */
+/* flock(2) and fcntl/lockf/OFD record-lock requests on locks (SPEC §7):
+ * each is the lock of the name. A node records what holds it through each
+ * API (flock_owner; posix_owner with the open file it came through); the
+ * last of them to go releases the lock. A request that must wait is
+ * parked (lt_waitq.c, one FIFO for both APIs) and granted by the release
+ * that hands the lock on (lt_handoff, lt_lock.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -9,11 +12,12 @@
 
 #include "lt_internal.h"
 
-/* The lock a flock on inode ino means: that lock while it lives; once it
- * was released, whatever now holds its name (taking the free name for c:
- * then *ret_op answers the acquisition, see lt_lock_get_or_create). */
-static int flock_target(struct locktable *t, uint64_t ino, const struct caller *c,
-                        struct lt_prep *prep, struct node **ret, struct lt_op **ret_op) {
+/* The lock a request on inode ino means: that lock while it lives; once it
+ * was released, whatever now holds its name (with create, taking the free
+ * name for c: then *ret_op answers the acquisition, see
+ * lt_lock_get_or_create). -ENOENT: nothing holds the name (without create). */
+static int lock_target(struct locktable *t, uint64_t ino, const struct caller *c, bool create,
+                       struct lt_prep *prep, struct node **ret, struct lt_op **ret_op) {
         *ret_op = NULL;
         struct node *n = lt_node_by_ino(t, ino);
         if (!n || n->kind != LT_LOCK)
@@ -22,54 +26,74 @@ static int flock_target(struct locktable *t, uint64_t ino, const struct caller *
                 *ret = n;
                 return 0;
         }
+        if (!create) {
+                struct node *dir = lt_node_by_ino(t, n->parent_was);
+                struct node *now = dir && dir->kind == LT_DIR ? lt_name_get(t, dir, n->name) : NULL;
+                if (now && now->target)
+                        now = now->target;
+                if (!now || now->kind != LT_LOCK)
+                        return -ENOENT;
+                *ret = now;
+                return 0;
+        }
         int r = lt_lock_get_or_create(t, n->parent_was, n->name, c, O_WRONLY, prep, ret, ret_op);
         return r == -ENOENT || r == -EISDIR ? -ESTALE : r;
 }
 
-/* Park request id for c on n (-EWOULDBLOCK with nonblock). */
-static int flock_wait(struct locktable *t, struct node *n, uint64_t owner,
-                      const struct caller *c, bool nonblock, uint64_t id, struct lt_prep *prep) {
-        if (nonblock) {
+/* Whether request rq of c (through handle h) holds n already or may take
+ * it at once: its owner holds it through rq's API; or nobody does and c
+ * is the holder (or a process of its own), or, when n is held through no
+ * other API either, c opened it as its holder (the handle of the create). */
+static bool may_hold(const struct node *n, const struct lt_lock_req *rq, const struct lt_handle *h,
+                     const struct caller *c) {
+        uint64_t mine = rq->posix ? n->posix_owner : n->flock_owner;
+        uint64_t other = rq->posix ? n->flock_owner : n->posix_owner;
+        if (mine)
+                return mine == rq->owner;
+        if (lt_is_holder(n, c))
+                return true;
+        bool own_handle = h && h->kind == LT_HANDLE_HOLDER && h->ino == n->ino &&
+                          h->fence == n->fence && c->uid == n->uid;
+        return own_handle && other == 0;
+}
+
+/* Park rq for c on n (-EWOULDBLOCK, which is -EAGAIN, when nonblock). */
+static int lock_wait(struct locktable *t, struct node *n, const struct lt_lock_req *rq,
+                     const struct caller *c, struct lt_prep *prep) {
+        if (rq->nonblock) {
                 t->m.contended++;
                 return -EWOULDBLOCK;
         }
         if (!c->self.pid)
-                return lt_waiter_park(t, n, id, owner, c, NULL);
+                return lt_waiter_park(t, n, rq, c, NULL);
         struct holder *hd;
         int r = lt_holder_ref(t, c, prep, &hd); /* the waiter's record, for its liveness */
         if (r != 0)
                 return r;
-        r = lt_waiter_park(t, n, id, owner, c, hd);
+        r = lt_waiter_park(t, n, rq, c, hd);
         lt_holder_unref(t, hd);
         return r;
 }
 
-/* One try of locktable_flock under the lock; *ret_op as in flock_target. */
-static int flock_step(struct locktable *t, uint64_t ino, const struct lt_handle *h, uint64_t owner,
-                      const struct caller *c, bool nonblock, uint64_t id, struct lt_prep *prep,
-                      struct lt_handle *ret, struct node **ret_n, struct lt_op **ret_op) {
+/* One try of lock_request under the lock; *ret_op as in lock_target. */
+static int lock_step(struct locktable *t, uint64_t ino, const struct lt_handle *h,
+                     const struct lt_lock_req *rq, const struct caller *c, struct lt_prep *prep,
+                     struct lt_handle *ret, struct node **ret_n, struct lt_op **ret_op) {
         struct node *n;
-        int r = flock_target(t, ino, c, prep, &n, ret_op);
+        int r = lock_target(t, ino, c, true, prep, &n, ret_op);
         if (r != 0)
                 return r;
         if (n->busy && !*ret_op)
                 return LT_NEED_SETTLED;
         *ret_n = n;
-        if (*ret_op) { /* the name was free: c takes it by this flock */
-                n->how = LOCK_HOW_FLOCK;
-                n->flock_owner = owner;
+        if (*ret_op) /* the name was free: c takes it by this request */
+                n->how = rq->posix ? LOCK_HOW_FCNTL : LOCK_HOW_FLOCK;
+        if (*ret_op || may_hold(n, rq, h, c)) {
+                lt_lock_ref_set(n, rq); /* ours now: its unlock or close releases it */
                 *ret = lt_handle_of(n, LT_HANDLE_HOLDER, 0);
                 return 0;
         }
-        bool own_handle = h->kind == LT_HANDLE_HOLDER && h->ino == n->ino && h->fence == n->fence &&
-                          c->uid == n->uid;
-        if (n->flock_owner == owner ||
-            (n->flock_owner == 0 && (own_handle || lt_is_holder(n, c)))) {
-                n->flock_owner = owner; /* ours now: LOCK_UN or close releases it */
-                *ret = lt_handle_of(n, LT_HANDLE_HOLDER, 0);
-                return 0;
-        }
-        return flock_wait(t, n, owner, c, nonblock, id, prep);
+        return lock_wait(t, n, rq, c, prep);
 }
 
 /* Who takes the lock when the flock of c through a file opened by thread
@@ -91,19 +115,17 @@ static void flock_holder(pid_t opener, const struct caller *c, struct caller *re
         }
 }
 
-int locktable_flock(struct locktable *t, uint64_t ino, const struct lt_handle *h, uint64_t owner,
-                    pid_t opener, const struct caller *by, bool nonblock, uint64_t id,
-                    struct lt_handle *ret) {
-        struct caller who;
-        flock_holder(opener, by, &who); /* before the mutex: it reads /proc */
-        const struct caller *c = &who;
+/* A flock or record-lock request rq of c on inode ino (handle h). */
+static int lock_request(struct locktable *t, uint64_t ino, const struct lt_handle *h,
+                        const struct lt_lock_req *rq, const struct caller *c,
+                        struct lt_handle *ret) {
         struct lt_prep prep = { .pidfd = -1 };
         struct node *n = NULL;
         struct lt_op *op;
         int r;
         pthread_mutex_lock(&t->mu);
         for (;;) {
-                r = flock_step(t, ino, h, owner, c, nonblock, id, &prep, ret, &n, &op);
+                r = lock_step(t, ino, h, rq, c, &prep, ret, &n, &op);
                 if (r == LT_NEED_SETTLED) {
                         lt_wait_settled(t);
                         continue;
@@ -114,7 +136,7 @@ int locktable_flock(struct locktable *t, uint64_t ino, const struct lt_handle *h
                 lt_prep_proc(&prep, &c->self);
                 pthread_mutex_lock(&t->mu);
         }
-        if (r == LT_NEED_PROC || r == LT_NEED_CMDLINE) /* the latter: never for holder_identify's c */
+        if (r == LT_NEED_PROC || r == LT_NEED_CMDLINE) /* the latter: never for an identified c */
                 r = -ESRCH;
         if (op)
                 n->nlookup++; /* pins n for lt_acquired */
@@ -132,15 +154,85 @@ int locktable_flock(struct locktable *t, uint64_t ino, const struct lt_handle *h
         return r;
 }
 
-void locktable_flock_unlock(struct locktable *t, uint64_t ino, uint64_t owner, lt_removed_fn fn,
-                            void *ctx) {
+int locktable_flock(struct locktable *t, uint64_t ino, const struct lt_handle *h, uint64_t owner,
+                    pid_t opener, const struct caller *by, bool nonblock, uint64_t id,
+                    struct lt_handle *ret) {
+        struct caller who;
+        flock_holder(opener, by, &who); /* before the mutex: it reads /proc */
+        struct lt_lock_req rq = { .owner = owner, .file = owner, .nonblock = nonblock, .id = id };
+        return lock_request(t, ino, h, &rq, &who, ret);
+}
+
+int locktable_posix_lock(struct locktable *t, uint64_t ino, const struct lt_handle *h,
+                         uint64_t owner, uint64_t file, const struct caller *c, bool nonblock,
+                         uint64_t id, struct lt_handle *ret) {
+        if (!owner || !file)
+                return -EINVAL;
+        struct lt_lock_req rq = { .posix = true, .owner = owner, .file = file,
+                                  .nonblock = nonblock, .id = id };
+        return lock_request(t, ino, h, &rq, c, ret);
+}
+
+/* ---- unlocking -------------------------------------------------------------- */
+
+/* What an unlock matches: a flock owner, a record-lock owner, or the open
+ * file a record lock was taken through. */
+enum unlock_by { BY_FLOCK_OWNER, BY_POSIX_OWNER, BY_POSIX_FILE };
+
+/* Drop what key holds of the lock of inode ino; the last hold to go
+ * releases it (or hands it on), the names that go reported through fn. */
+static void unlock(struct locktable *t, uint64_t ino, enum unlock_by by, uint64_t key,
+                   lt_removed_fn fn, void *ctx) {
+        if (!key)
+                return;
         struct removals gone = { 0 };
         pthread_mutex_lock(&t->mu);
         struct node *n = lt_node_by_ino(t, ino);
-        if (n && n->linked && n->kind == LT_LOCK && owner && n->flock_owner == owner)
-                lt_release(t, n, CAUSE_UNLOCK, &gone);
+        bool held = n && n->linked && n->kind == LT_LOCK;
+        bool match = held && (by == BY_FLOCK_OWNER   ? n->flock_owner == key
+                              : by == BY_POSIX_OWNER ? n->posix_owner == key
+                                                     : n->posix_file == key);
+        if (match) {
+                if (by == BY_FLOCK_OWNER)
+                        n->flock_owner = 0;
+                else
+                        n->posix_owner = n->posix_file = 0;
+                if (!n->flock_owner && !n->posix_owner)
+                        lt_release(t, n, CAUSE_UNLOCK, &gone);
+        }
         lt_unlock(t);
         lt_removals_report(&gone, fn, ctx);
+}
+
+void locktable_flock_unlock(struct locktable *t, uint64_t ino, uint64_t owner, lt_removed_fn fn,
+                            void *ctx) {
+        unlock(t, ino, BY_FLOCK_OWNER, owner, fn, ctx);
+}
+
+void locktable_posix_unlock(struct locktable *t, uint64_t ino, uint64_t owner, lt_removed_fn fn,
+                            void *ctx) {
+        unlock(t, ino, BY_POSIX_OWNER, owner, fn, ctx);
+}
+
+void locktable_posix_file_closed(struct locktable *t, uint64_t ino, uint64_t file,
+                                 lt_removed_fn fn, void *ctx) {
+        unlock(t, ino, BY_POSIX_FILE, file, fn, ctx);
+}
+
+int locktable_posix_test(struct locktable *t, uint64_t ino, const struct lt_handle *h,
+                         uint64_t owner, const struct caller *c, pid_t *ret_pid) {
+        *ret_pid = 0;
+        struct lt_lock_req rq = { .posix = true, .owner = owner };
+        struct lt_op *op;
+        struct node *n;
+        pthread_mutex_lock(&t->mu);
+        int r = lock_target(t, ino, c, false, NULL, &n, &op);
+        if (r == 0 && (n->busy || !may_hold(n, &rq, h, c))) {
+                *ret_pid = n->holder ? n->holder->proc.pid : 0;
+                r = 1;
+        }
+        pthread_mutex_unlock(&t->mu);
+        return r == -ENOENT ? 0 : r;
 }
 
 bool locktable_flock_cancel(struct locktable *t, uint64_t id) {

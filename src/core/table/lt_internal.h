@@ -11,7 +11,7 @@
  *       lt_holders.c   holder records, one per process, and pid claims
  *   L2  lt_view.c      the one mapping node <-> lock_view (+ stored record)
  *       lt_outbox.c    store calls queued under the mutex, made outside it
- *   L3  lt_waitq.c     parked flock(LOCK_EX) requests
+ *   L3  lt_waitq.c     parked flock(LOCK_EX) and F_SETLKW requests
  *       lt_cursor.c    the held locks in order, and status readers' cursors
  *   L4  lt_lock.c      acquisition, release, hand-off (release -> handoff ->
  *                      take is the only recursion, inside this file), and
@@ -19,7 +19,8 @@
  *   L5  locktable.c    setup, lookups, create, open, listings, views
  *       lt_write.c     write and setattr (content, renewal, claims)
  *       lt_names.c     link, unlink, break, rename, mkdir, rmdir
- *       lt_flock.c     flock requests (and who becomes their holder)
+ *       lt_flock.c     flock and record-lock requests (and who becomes
+ *                      their holder)
  *       lt_reap.c      holder deaths and TTL deadlines (the reaper)
  *       lt_remote.c    a shared store's view (cluster mode)
  *       lt_restore.c   rebuilding the table from its store at start
@@ -59,6 +60,21 @@ static inline struct lt_handle lt_handle_of(const struct node *n, enum lt_handle
                                             int flags) {
         return (struct lt_handle){ .kind = kind, .ino = n->ino, .fence = n->fence,
                                    .append = (flags & O_APPEND) != 0 };
+}
+
+/* What holds lock n through a lock API (SPEC §7): a flock, a record lock,
+ * or both when its holder took both. Plain data; with t->mu held. */
+static inline void lt_lock_ref_set(struct node *n, const struct lt_lock_req *rq) {
+        if (rq->posix) {
+                n->posix_owner = rq->owner;
+                n->posix_file = rq->file;
+        } else {
+                n->flock_owner = rq->owner;
+        }
+}
+
+static inline void lt_lock_refs_clear(struct node *n) {
+        n->flock_owner = n->posix_owner = n->posix_file = 0;
 }
 
 /* The handle kind an open by flags gets: a reader for a read-only open,
@@ -320,12 +336,12 @@ void lt_unlock(struct locktable *t);
  * caller must look its nodes up again afterwards. */
 void lt_wait_settled(struct locktable *t);
 
-/* ==== L3: lt_waitq.c: parked flock(LOCK_EX) requests. All with t->mu
- * held. ==== */
-/* Park request id on n for c (who becomes the holder when granted), whose
- * holder record h (NULL for a caller whose pid is not visible) is
- * referenced by the waiter from now on. LT_PARKED or -ENOMEM. */
-int lt_waiter_park(struct locktable *t, struct node *n, uint64_t id, uint64_t owner,
+/* ==== L3: lt_waitq.c: parked flock(LOCK_EX) and F_SETLKW requests. All
+ * with t->mu held. ==== */
+/* Park request rq (named rq->id) on n for c (who becomes the holder when
+ * granted), whose holder record h (NULL for a caller whose pid is not
+ * visible) is referenced by the waiter from now on. LT_PARKED or -ENOMEM. */
+int lt_waiter_park(struct locktable *t, struct node *n, const struct lt_lock_req *rq,
                    const struct caller *c, struct holder *h);
 /* n's first waiter, still queued, or NULL. */
 struct lt_waiter *lt_waiter_first(const struct node *n);

@@ -51,7 +51,7 @@ static void take_apply(struct locktable *t, struct node *n, struct holder *h,
         n->fence = 0; /* no handle of the old acquisition is valid now */
         n->content_len = 0;
         n->content_gen++;
-        n->flock_owner = 0;
+        lt_lock_refs_clear(n);
         lt_remote_free(n); /* a flock waiter took over another host's lock */
         n->lost = false;
         n->busy = true;
@@ -257,8 +257,7 @@ void lt_lock_remove(struct locktable *t, struct node *n, struct removals *report
 /* A hand-off, between its queueing and the store's answer. */
 struct handoff {
         struct node *n;
-        uint64_t id;             /* the waiter's request */
-        uint64_t owner;
+        struct lt_lock_req rq;   /* the waiter's request */
         uint64_t old_fence;      /* the acquisition it replaces */
 };
 
@@ -271,16 +270,16 @@ static void owe_grant(struct locktable *t, uint64_t id, int err, const struct no
 static void handoff_done(struct locktable *t, struct lt_op *op) {
         struct handoff *ho = op->arg;
         struct node *n = ho->n;
-        n->flock_owner = ho->owner;
+        lt_lock_ref_set(n, &ho->rq);
         if (lt_take_settle(t, n, op) == 0) {
                 if (n->linked && n->fence == op->fence)
-                        owe_grant(t, ho->id, 0, n);
+                        owe_grant(t, ho->rq.id, 0, n);
                 else /* released meanwhile (its holder died): its grant is moot */
-                        owe_grant(t, ho->id, LT_WAITER_ORPHANED, n);
+                        owe_grant(t, ho->rq.id, LT_WAITER_ORPHANED, n);
         } else {
                 /* the store refused: the name ends, with its other waiters */
-                n->flock_owner = 0;
-                owe_grant(t, ho->id, op->err == -EEXIST ? -EEXIST : -EIO, n);
+                lt_lock_refs_clear(n);
+                owe_grant(t, ho->rq.id, op->err == -EEXIST ? -EEXIST : -EIO, n);
                 lt_drop_waiters(t, n, -EIO);
                 n->fence = ho->old_fence;
                 lt_op_release(t, n);
@@ -298,8 +297,9 @@ static int handoff_to(struct locktable *t, struct node *n, struct lt_waiter *w) 
         struct handoff *ho = malloc(sizeof(*ho));
         if (!ho)
                 return -ENOMEM;
-        *ho = (struct handoff){ .n = n, .id = w->id, .owner = w->owner, .old_fence = n->fence };
-        int r = lt_take(t, n, &w->who, LOCK_HOW_FLOCK, NULL, handoff_done, ho, false, NULL);
+        *ho = (struct handoff){ .n = n, .rq = w->rq, .old_fence = n->fence };
+        enum lock_how how = w->rq.posix ? LOCK_HOW_FCNTL : LOCK_HOW_FLOCK;
+        int r = lt_take(t, n, &w->who, how, NULL, handoff_done, ho, false, NULL);
         if (r != 0) {
                 free(ho);
                 /* no pidfd may be opened here, and a waiter is fully identified */

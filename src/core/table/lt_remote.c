@@ -54,7 +54,7 @@ static int lock_to_remote(struct locktable *t, struct node *n, const struct lock
         lt_detach_holder(t, n);
         lt_quota_uncharge(t, n);
         heap_remove(&t->deadlines, &n->deadline);
-        n->flock_owner = 0;
+        lt_lock_refs_clear(n);
         int r = remote_fill(n, v);
         if (r == 0)
                 n->remote->sync_gen = t->sync_gen;

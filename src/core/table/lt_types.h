@@ -94,7 +94,12 @@ struct node {
         /* flock(2), SPEC §7 */
         uint64_t parent_was;     /* parent's inode while linked (for a late flock) */
         uint64_t flock_owner;    /* open file description holding the flock, 0 = none */
-        struct list wq;          /* parked LOCK_EX requests (lt_waiter.link), FIFO */
+        /* fcntl/lockf/OFD record locks, SPEC R7.4: the kernel's lock owner
+         * (a process's files, or an open file for OFD locks), 0 = none, and
+         * the open file it was taken through */
+        uint64_t posix_owner;
+        uint64_t posix_file;
+        struct list wq;          /* parked requests (lt_waiter.link), FIFO */
 };
 
 /* What another host's daemon published about a lock it holds (the rest is
@@ -107,12 +112,20 @@ struct lt_remote {
         uint64_t sync_gen;       /* last listing that named it */
 };
 
-/* A parked flock(LOCK_EX) request, owned by the table until granted or
- * cancelled. */
+/* What a flock or record-lock request asks for, and for whom (SPEC §7). */
+struct lt_lock_req {
+        bool posix;              /* an fcntl/lockf/OFD record lock, else flock */
+        uint64_t owner;          /* flock: its open file's id; posix: the kernel's owner */
+        uint64_t file;           /* the open file it comes through */
+        bool nonblock;
+        uint64_t id;             /* the fs layer's name for the request */
+};
+
+/* A parked flock(LOCK_EX) or F_SETLKW request, owned by the table until
+ * granted or cancelled. */
 struct lt_waiter {
         struct hlink by_id;      /* t->waiters */
-        uint64_t id;             /* the fs layer's name for the request */
-        uint64_t owner;          /* its open file description */
+        struct lt_lock_req rq;   /* what it asked; rq.id names it */
         struct caller who;       /* who becomes the holder */
         struct holder *h;        /* who's record, referenced while parked */
         struct node *n;

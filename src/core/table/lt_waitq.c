@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Parked flock(LOCK_EX) requests (SPEC §7): each waits on its lock in FIFO
+/* Parked flock(LOCK_EX) and F_SETLKW requests (SPEC §7), one queue for
+ * both: each waits on its lock in FIFO
  * order without holding a thread, listed also under the holder record of
  * the process it would hold for (so that process's death cancels it) and
  * by its id (so an interrupt cancels it). A release hands the lock to the
@@ -10,19 +11,19 @@
 
 #include "lt_internal.h"
 
-int lt_waiter_park(struct locktable *t, struct node *n, uint64_t id, uint64_t owner,
+int lt_waiter_park(struct locktable *t, struct node *n, const struct lt_lock_req *rq,
                    const struct caller *c, struct holder *h) {
         struct lt_waiter *w = calloc(1, sizeof(*w));
         if (!w)
                 return -ENOMEM;
-        *w = (struct lt_waiter){ .id = id, .owner = owner, .who = *c, .h = h, .n = n };
+        *w = (struct lt_waiter){ .rq = *rq, .who = *c, .h = h, .n = n };
         list_add_tail(&n->wq, &w->link);
         list_init(&w->h_link);
         if (h) {
                 list_add(&h->waits, &w->h_link);
                 h->refs++;
         }
-        htab_insert(&t->waiters, &w->by_id, htab_hash_u64(id));
+        htab_insert(&t->waiters, &w->by_id, htab_hash_u64(rq->id));
         t->m.waiters++;
         return LT_PARKED;
 }
@@ -43,7 +44,7 @@ void lt_waiter_free(struct locktable *t, struct lt_waiter *w) {
 
 void lt_waiter_cancel(struct locktable *t, struct lt_waiter *w, int err) {
         struct lt_handle h = lt_handle_of(w->n, LT_HANDLE_HOLDER, 0);
-        lt_owe_grant(t, w->id, err, &h);
+        lt_owe_grant(t, w->rq.id, err, &h);
         lt_waiter_free(t, w);
 }
 
@@ -62,7 +63,7 @@ bool lt_waiter_remove(struct locktable *t, uint64_t id) {
         uint64_t hash = htab_hash_u64(id);
         struct lt_waiter *w, *found = NULL;
         htab_for_each_possible(&t->waiters, hash, w, struct lt_waiter, by_id)
-                if (w->id == id) {
+                if (w->rq.id == id) {
                         found = w;
                         break;
                 }
