@@ -192,10 +192,11 @@ void fs_op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int 
                                        notifier_removed, ctx->notifier);
                 fuse_reply_err(req, 0);
                 break;
+        case LOCK_SH: /* served as exclusive for now: one holder (README) */
         case LOCK_EX:
                 lock_request(req, ino, f, &(struct lock_call){ .nonblock = (op & LOCK_NB) != 0 });
                 break;
-        default: /* LOCK_SH: a lock file has one holder (README) */
+        default:
                 fuse_reply_err(req, EINVAL);
                 break;
         }

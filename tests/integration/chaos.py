@@ -12,9 +12,11 @@ fences may never go backwards, and no lock may outlive its holder
 
 Clients (--clients, default 16) are separate processes running this file
 with --client. Each loops: pick one of --names lock names, take it by
-O_CREAT|O_EXCL, by O_CREAT + write of its pid, or by open + flock(LOCK_EX);
-check that the lock's status names it as holder; enter the critical section;
-release by the matching method (unlink, or LOCK_UN / unlink for flock).
+O_CREAT|O_EXCL, by O_CREAT + write of its pid, or by open + a lock call that
+waits (flock LOCK_EX or LOCK_SH, fcntl F_SETLKW write or read lock,
+F_OFD_SETLKW, lockf); check that the lock's status names it as holder; enter
+the critical section; release by the matching method (unlink; for a
+descriptor's lock also its unlock call, and for record locks the close).
 
 Exclusivity is proved outside the mount, in a directory on the ordinary
 filesystem: entering the critical section of a name links an "inside" marker
@@ -71,7 +73,40 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 SLOW = 4 if harness.WRAPPER else 1      # under valgrind everything is slower
-METHODS = ("excl", "create", "flock")
+METHODS = ("excl", "create", "flock", "flock_sh", "fcntl", "fcntl_rd", "ofd", "lockf")
+# Taking a lock through a descriptor that stays open: open flags, and the
+# call that waits for the grant. A shared request (flock LOCK_SH, an fcntl
+# read lock) is served as exclusive for now (README), so its critical
+# section is checked as exclusive too.
+FMT_FLOCK = "hhqqi"                     # struct flock on x86-64 Linux
+DESCRIPTOR_METHODS = {
+    "flock": (os.O_RDONLY, lambda fd: fcntl.flock(fd, fcntl.LOCK_EX)),
+    "flock_sh": (os.O_RDONLY, lambda fd: fcntl.flock(fd, fcntl.LOCK_SH)),
+    "fcntl": (os.O_RDWR, lambda fd: fcntl.fcntl(
+        fd, fcntl.F_SETLKW, struct.pack(FMT_FLOCK, fcntl.F_WRLCK, 0, 0, 0, 0))),
+    "fcntl_rd": (os.O_RDWR, lambda fd: fcntl.fcntl(
+        fd, fcntl.F_SETLKW, struct.pack(FMT_FLOCK, fcntl.F_RDLCK, 0, 0, 0, 0))),
+    "ofd": (os.O_RDWR, lambda fd: fcntl.fcntl(
+        fd, fcntl.F_OFD_SETLKW, struct.pack(FMT_FLOCK, fcntl.F_WRLCK, 0, 0, 0, 0))),
+    "lockf": (os.O_RDWR, lambda fd: fcntl.lockf(fd, fcntl.LOCK_EX)),
+}
+# A process's POSIX lock goes when it closes any descriptor of the file
+# (the kernel's rule, SPEC R7.4): their holders read their status through
+# the lock's own descriptor, opened for writing (a read-only open's status
+# is the one of its open, before the lock was taken).
+RECORD_METHODS = ("fcntl", "fcntl_rd", "lockf")
+# The matching unlock of each (closing the descriptor also ends each of them).
+UNLOCKS = {
+    "flock": lambda fd: fcntl.flock(fd, fcntl.LOCK_UN),
+    "flock_sh": lambda fd: fcntl.flock(fd, fcntl.LOCK_UN),
+    "fcntl": lambda fd: fcntl.fcntl(fd, fcntl.F_SETLK,
+                                    struct.pack(FMT_FLOCK, fcntl.F_UNLCK, 0, 0, 0, 0)),
+    "fcntl_rd": lambda fd: fcntl.fcntl(fd, fcntl.F_SETLK,
+                                       struct.pack(FMT_FLOCK, fcntl.F_UNLCK, 0, 0, 0, 0)),
+    "ofd": lambda fd: fcntl.fcntl(fd, fcntl.F_OFD_SETLK,
+                                  struct.pack(FMT_FLOCK, fcntl.F_UNLCK, 0, 0, 0, 0)),
+    "lockf": lambda fd: fcntl.lockf(fd, fcntl.LOCK_UN),
+}
 CONN_ERRS = (errno.ENOTCONN, errno.ECONNABORTED)
 STUCK_S = 10.0 * SLOW                   # no acquisition for this long: stuck
 RELEASE_GRACE_S = 10.0 * SLOW           # a killed holder's lock must go by then
@@ -276,19 +311,21 @@ class Client:
             self.check_not_mine(path, tries)
             self.backoff()
 
-    def take_flock(self, path):
-        """open(O_RDONLY|O_CREAT) and flock(LOCK_EX), which waits for a
-        grant. Returns the descriptor, valid while the generation is
-        self.call_gen."""
-        def open_and_flock():
-            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    def take_descriptor(self, path, method):
+        """open(O_CREAT) and lock by method (flock, fcntl, OFD, lockf),
+        which waits for a grant. Returns the descriptor, valid while the
+        generation is self.call_gen."""
+        flags, lock = DESCRIPTOR_METHODS[method]
+
+        def open_and_lock():
+            fd = os.open(path, flags | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                lock(fd)
             except BaseException:
                 safe_close(fd)
                 raise
             return fd
-        return self.on_mount(open_and_flock)
+        return self.on_mount(open_and_lock)
 
     def check_not_mine(self, path, tries):
         """Every 200 refusals, make sure we are not refused by our own lock
@@ -300,11 +337,12 @@ class Client:
     def acquire(self, path, method):
         """Take path by method; returns (flock descriptor or None, the
         generation it belongs to). After a restart, the status decides."""
-        take = {"excl": self.take_excl, "create": self.take_create,
-                "flock": self.take_flock}[method]
         while True:
             try:
-                fd = take(path)
+                if method in DESCRIPTOR_METHODS:
+                    fd = self.take_descriptor(path, method)
+                else:
+                    fd = (self.take_excl if method == "excl" else self.take_create)(path)
                 self.step(f"took by {method}")
                 return fd, self.call_gen
             except Restarted:
@@ -315,21 +353,27 @@ class Client:
 
     # releasing
 
-    def release(self, path, fd, fd_gen):
-        """Release by the method's own means: a flock descriptor by LOCK_UN
-        (synchronous) or by unlink while it is open; otherwise unlink. A
-        descriptor from before a restart is dead: unlink through the new
-        mount."""
-        if fd is not None and self.rng.random() < 0.5 and self.gate.generation() == fd_gen:
+    def release(self, path, fd, fd_gen, method):
+        """Release by the method's own means: a descriptor's lock by its
+        unlock call (LOCK_UN, F_UNLCK; synchronous), a record lock also by
+        closing its descriptor, or by unlink while it is open; otherwise
+        unlink. A descriptor from before a restart is dead: unlink through
+        the new mount."""
+        way = self.rng.random()
+        if fd is not None and way < 0.5 and self.gate.generation() == fd_gen:
             try:
-                self.on_mount(fcntl.flock, fd, fcntl.LOCK_UN, strict=True)
+                self.on_mount(UNLOCKS[method], fd, strict=True)
                 safe_close(fd)
                 return
             except Restarted:
-                self.step("LOCK_UN cut by a restart")
+                self.step("unlock cut by a restart")
                 if not self.holds(path):        # it unlocked before the crash
                     safe_close(fd)
                     return
+        elif (fd is not None and way < 0.7 and method not in ("flock", "flock_sh")
+              and self.gate.generation() == fd_gen):
+            os.close(fd)     # the close ends a record lock (FLUSH, or RELEASE for OFD)
+            return
         self.unlink_release(path)
         if fd is not None:
             safe_close(fd)
@@ -352,10 +396,17 @@ class Client:
 
     # the critical section, proved outside the mount
 
-    def holder_status(self, path, method):
+    def holder_status(self, path, method, fd):
         """The fence of the lock we just took and the generation in which
         the status said so; None (reported) if the status does not name us."""
-        st = self.read_status(path)
+        if method in RECORD_METHODS:
+            try:
+                data = self.on_mount(os.pread, fd, 1 << 20, 0)
+                st = json.loads(data) if data else None
+            except Restarted:
+                st = self.read_status(path)
+        else:
+            st = self.read_status(path)
         if st is None:
             self.report("lost", f"{path}: gone right after I took it by {method}")
             return None
@@ -470,12 +521,12 @@ class Client:
         self.steps = []
         method = self.rng.choice(METHODS)
         fd, fd_gen = self.acquire(path, method)
-        held = self.holder_status(path, method)
+        held = self.holder_status(path, method, fd)
         completed, ours = self.critical_section(name, path, *held) if held else (False, False)
         if completed:
             self.report("acq", method)
         if ours:
-            self.release(path, fd, fd_gen)
+            self.release(path, fd, fd_gen, method)
         elif fd is not None:
             safe_close(fd)
 
@@ -857,8 +908,9 @@ class Driver:
             f = {k: len(v) for k, v in self.failures.items()}
         total = sum(c.values())
         return (f"chaos: {elapsed:.1f} s, acquisitions {total} "
-                f"({total / max(elapsed, 1e-9):.0f}/s; excl {c['excl']}, create "
-                f"{c['create']}, flock {c['flock']}), client kills {self.client_kills}, "
+                f"({total / max(elapsed, 1e-9):.0f}/s; "
+                + ", ".join(f"{m} {c[m]}" for m in METHODS)
+                + f"), client kills {self.client_kills}, "
                 f"daemon restarts {self.restarts} ({self.restored} locks held across "
                 f"one; {self.stuck_kills} killed daemons ended only when their successor "
                 f"aborted the connection), overlaps {f['overlap']}, fence "

@@ -878,17 +878,25 @@ class TestHandles(FlockCase):
 
 class TestRefused(FlockCase):
 
-    def test_shared_lock_is_einval(self):
+    def test_shared_lock_is_served_as_exclusive(self):
+        """LOCK_SH works, as an exclusive lock for now (README): its
+        holder's LOCK_SH keeps the lock; another's waits or fails with
+        EWOULDBLOCK; after the holder's LOCK_UN a LOCK_SH takes it."""
         p = self.p("sh.lock")
         own = Flocker(self, p)
         own.open("O_RDWR", "O_CREAT", "O_EXCL")
         for how in (["LOCK_SH"], ["LOCK_SH", "LOCK_NB"]):
-            self.assertEqual(own.err("flock", how=how), errno.EINVAL, how)
+            self.assertEqual(own.err("flock", how=how), 0, how)
         other = self.contender(p)
-        for how in (["LOCK_SH"], ["LOCK_SH", "LOCK_NB"]):   # EINVAL, not a wait
-            self.assertEqual(other.err("flock", how=how), errno.EINVAL, how)
+        self.assertEqual(other.err("flock", how=["LOCK_SH", "LOCK_NB"]), errno.EWOULDBLOCK)
         self.assertEqual(waiters(self.m), 0)
+        other.start_flock("LOCK_SH", record=True)
+        self.wait_waiters(1)
         self.assertEqual(lockinfo(p)["pid"], own.pid)
+        own.flock("LOCK_UN")
+        self.assertEqual(other.recv(T)["value"]["rec"]["holder"], other.pid)
+        other.flock("LOCK_UN")
+        self.assertTrue(gone(p))
 
     def test_virtual_files_refuse_flock(self):
         for name in ("metrics", "locks.json"):

@@ -40,14 +40,26 @@ static int lock_target(struct locktable *t, uint64_t ino, const struct caller *c
         return r == -ENOENT || r == -EISDIR ? -ESTALE : r;
 }
 
+/* Whether c is the holder process itself (not a descendant). */
+static bool is_holder_process(const struct node *n, const struct caller *c) {
+        return n->holder && c->self.pid > 0 && c->self.pid == n->holder->proc.pid &&
+               c->self.start_time == n->holder->proc.start_time;
+}
+
 /* Whether request rq of c (through handle h) holds n already or may take
  * it at once: its owner holds it through rq's API; or nobody does and c
  * is the holder (or a process of its own), or, when n is held through no
- * other API either, c opened it as its holder (the handle of the create). */
+ * other API either, c opened it as its holder (the handle of the create).
+ * A record lock's owner is a kernel address, which a new open (OFD) or a
+ * new process may reuse while the old one's RELEASE is on its way: the
+ * same owner through another file is the same lock only for the holder
+ * process itself (a POSIX lock through a second descriptor). */
 static bool may_hold(const struct node *n, const struct lt_lock_req *rq, const struct lt_handle *h,
                      const struct caller *c) {
         uint64_t mine = rq->posix ? n->posix_owner : n->flock_owner;
         uint64_t other = rq->posix ? n->flock_owner : n->posix_owner;
+        if (mine && rq->posix && rq->file != n->posix_file)
+                return mine == rq->owner && is_holder_process(n, c);
         if (mine)
                 return mine == rq->owner;
         if (lt_is_holder(n, c))
