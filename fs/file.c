@@ -15,6 +15,7 @@ struct file *file_new(struct lockfs_ctx *ctx, enum file_type type) {
         if (!f)
                 return NULL;
         atomic_init(&f->refs, 1);
+        atomic_init(&f->record_locked, false);
         f->type = type;
         f->ctx = ctx;
         f->id = atomic_fetch_add(&ctx->next_file_id, 1) + 1;

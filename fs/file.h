@@ -26,6 +26,8 @@ struct file {
          * asynchronous RELEASE is still on its way. */
         uint64_t id;
         pid_t opener_tid;        /* thread that opened it (0 = unknown) */
+        atomic_bool record_locked; /* a record lock was asked through it: its
+                                  * RELEASE may end one (fs/flock.c) */
         pthread_mutex_t mu;      /* guards lock (a flock grant changes it) and rendering */
         struct lt_handle lock;   /* FILE_LOCK: read with file_handle() */
         bool rendered;

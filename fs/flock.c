@@ -219,6 +219,7 @@ void fs_op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, stru
                 break;
         case F_RDLCK:
         case F_WRLCK:
+                atomic_store(&f->record_locked, true);
                 lock_request(req, ino, f,
                              &(struct lock_call){ .posix = true, .owner = fi->lock_owner,
                                                   .nonblock = !sleep });

@@ -373,8 +373,9 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
                 if (fi->flock_release)
                         locktable_flock_unlock(ctx->table, lock_ino, f->id, notifier_removed,
                                                ctx->notifier);
-                locktable_posix_file_closed(ctx->table, lock_ino, f->id, notifier_removed,
-                                            ctx->notifier);
+                if (atomic_load(&f->record_locked))
+                        locktable_posix_file_closed(ctx->table, lock_ino, f->id,
+                                                    notifier_removed, ctx->notifier);
         }
         file_put(f);
         fuse_reply_err(req, 0);

@@ -55,7 +55,7 @@ static int table_families(struct buf *b, const struct lock_metrics *m) {
                 r = family_one(b, "lockfs_directories", "gauge",
                                "Lock directories (namespaces) now.", m->directories);
         if (r == 0)
-                r = family_one(b, "lockfs_waiters", "gauge", "flock(2) waiters parked now.",
+                r = family_one(b, "lockfs_waiters", "gauge", "flock(2) and F_SETLKW waiters parked now.",
                                m->waiters);
         return r;
 }

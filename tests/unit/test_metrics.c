@@ -44,7 +44,7 @@ static void test_render_exact_bytes(void **state) {
                 "# HELP lockfs_directories Lock directories (namespaces) now.\n"
                 "# TYPE lockfs_directories gauge\n"
                 "lockfs_directories 9\n"
-                "# HELP lockfs_waiters flock(2) waiters parked now.\n"
+                "# HELP lockfs_waiters flock(2) and F_SETLKW waiters parked now.\n"
                 "# TYPE lockfs_waiters gauge\n"
                 "lockfs_waiters 18446744073709551615\n"
                 "# HELP lockfs_fuse_requests_total FUSE requests served, by kind.\n"
