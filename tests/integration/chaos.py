@@ -370,9 +370,13 @@ class Client:
                 if not self.holds(path):        # it unlocked before the crash
                     safe_close(fd)
                     return
-        elif (fd is not None and way < 0.7 and method not in ("flock", "flock_sh")
+        elif (fd is not None and way < 0.7 and method in RECORD_METHODS
               and self.gate.generation() == fd_gen):
-            os.close(fd)     # the close ends a record lock (FLUSH, or RELEASE for OFD)
+            # The close ends a POSIX lock at once (its FLUSH). Not used for
+            # flock and OFD locks: they end at RELEASE, which the kernel
+            # sends after close() returned, so for a moment the closing
+            # process still holds the name (README).
+            os.close(fd)
             return
         self.unlink_release(path)
         if fd is not None:
@@ -399,7 +403,7 @@ class Client:
     def holder_status(self, path, method, fd):
         """The fence of the lock we just took and the generation in which
         the status said so; None (reported) if the status does not name us."""
-        if method in RECORD_METHODS:
+        if method in RECORD_METHODS and fd is not None:
             try:
                 data = self.on_mount(os.pread, fd, 1 << 20, 0)
                 st = json.loads(data) if data else None
