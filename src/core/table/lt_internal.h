@@ -259,8 +259,9 @@ struct lt_claim {
         struct lt_prep prep;     /* its pidfd */
 };
 /* Identify the process claimed by pid for writer c (its /proc; without
- * t->mu): it must be c or an ancestor of c, running as c's uid unless c is
- * root (SPEC R3.3). */
+ * t->mu): it must be c, an ancestor of c or a descendant of c (its chain of
+ * parents, start times checked, leads to c), running as c's uid unless c
+ * is root, and not pid 1 (SPEC R3.3). */
 void lt_claim_prepare(struct lt_claim *cl, const struct caller *c, pid_t pid);
 void lt_claim_done(struct lt_claim *cl);
 /* Apply claim cl written by c into n (SPEC R3.3, R3.3a): the lock keeps
