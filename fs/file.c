@@ -3,6 +3,7 @@
  * the snapshot they serve. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "clock.h"
 #include "file.h"
@@ -84,7 +85,8 @@ void file_set_handle(struct file *f, const struct lt_handle *h) {
 
 /* ---- the snapshot ---------------------------------------------------------- */
 
-/* The status of the lock f refers to. Call with f->mu held. */
+/* The status of the lock f refers to, or for a raw lock (SPEC R4.4a) the
+ * bytes its holder wrote. Call with f->mu held. */
 static int render_lock(struct file *f) {
         struct lockfs_ctx *ctx = f->ctx;
         struct lock_view v;
@@ -92,7 +94,16 @@ static int render_lock(struct file *f) {
         if (r < 0)
                 return r;
         size_t len = 0;
-        char *buf = status_render(&v, clock_wall_ms(), ctx->host, &len);
+        char *buf;
+        if (v.raw) {
+                len = v.content_len;
+                buf = malloc(len ? len : 1);
+                if (buf && len)
+                        memcpy(buf, v.content, len);
+        } else {
+                buf = status_render(&v, clock_wall_ms(), ctx->host, &len);
+        }
+        f->raw = v.raw;
         lock_view_clear(&v);
         return file_set_buf(f, buf, len);
 }
@@ -120,6 +131,15 @@ static int render_meta(struct file *f, uint64_t ino) {
                 return file_set_buf(f, buf, len);
         }
         return status_stream_new(ctx->table, ctx->budget, f->uid, ctx->host, &f->stream);
+}
+
+bool file_raw_size(struct file *f, size_t *ret) {
+        pthread_mutex_lock(&f->mu);
+        bool raw = f->type == FILE_LOCK && f->rendered && f->raw;
+        if (raw)
+                *ret = f->len;
+        pthread_mutex_unlock(&f->mu);
+        return raw;
 }
 
 int file_render(struct file *f, uint64_t ino) {

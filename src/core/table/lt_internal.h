@@ -160,6 +160,11 @@ int lt_name_check(const char *name);
 int lt_room_check(struct locktable *t, const struct node *dir, const char *name);
 /* Attributes of node n, and of the .lockfs directory and files. */
 void lt_fill_attr(const struct node *n, struct lt_attr *a);
+/* True when lock n reads back as its content: it is held and its own name
+ * matches the mount's raw globs (SPEC R4.4a). */
+bool lt_is_raw(const struct locktable *t, const struct node *n);
+/* lt_fill_attr, and for a raw lock its content's length as the size. */
+void lt_fill_lock_attr(const struct locktable *t, const struct node *n, struct lt_attr *a);
 void lt_fill_meta_attr(uint64_t ino, struct lt_attr *a);
 /* A new directory name in dir made by uid/gid: linked, counted and charged;
  * NULL without memory. */
