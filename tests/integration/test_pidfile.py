@@ -169,6 +169,20 @@ class TestLauncherClaims(LockfsTestCase):
         os.kill(child, signal.SIGKILL)
         wait_until(lambda: gone(p), what="pid file gone when its process dies")
 
+    def test_external_echo_names_a_sibling(self):
+        # /bin/echo is the shell's child, so $! names its sibling: not the
+        # writer's descendant, ignored; the pid file goes with /bin/echo
+        p = self.p("x.pid")
+        keep = self.p("keep.pid")
+        r = run(["bash", "-c", f"sleep 1000 > /dev/null 2>&1 & /bin/echo $! > {p}; "
+                               f"echo $! > {keep}; echo $!"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        child = int(r.stdout)
+        self.addCleanup(kill_quietly, child)
+        wait_until(lambda: gone(p), what="the pid file written by /bin/echo released")
+        self.assertTrue(exists(keep), "the builtin echo's claim holds")
+        self.assertEqual(listed(self.m, keep)["lockfs"]["pid"], child)
+
     def test_claim_of_an_unrelated_process_is_ignored(self):
         sib = subprocess.Popen(["sleep", "1000"])
         self.addCleanup(lambda: (sib.kill(), sib.wait()))
