@@ -144,6 +144,14 @@ class TestRawRead(LockfsTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn(str(proc.pid), r.stdout)
 
+    def test_lockctl_break(self):
+        proc, p = self.shell_holder("x.pid")
+        r = run([LOCKCTL, "break", p])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"held by pid {proc.pid}", r.stdout)
+        self.assertTrue(gone(p))
+        self.assertIsNone(proc.poll(), "breaking the pid file does not touch its process")
+
 
 class TestLauncherClaims(LockfsTestCase):
     """R3.3: a launcher names the process it started; that process holds."""
