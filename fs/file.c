@@ -133,6 +133,19 @@ static int render_meta(struct file *f, uint64_t ino) {
         return status_stream_new(ctx->table, ctx->budget, f->uid, ctx->host, &f->stream);
 }
 
+int file_refresh_raw(struct file *f, uint64_t ino) {
+        pthread_mutex_lock(&f->mu);
+        if (f->type == FILE_LOCK && f->rendered && f->raw) {
+                status_budget_release(f->ctx->budget, f->uid, f->charged);
+                free(f->buf);
+                f->buf = NULL;
+                f->len = f->charged = 0;
+                f->rendered = false;
+        }
+        pthread_mutex_unlock(&f->mu);
+        return file_render(f, ino);
+}
+
 bool file_raw_size(struct file *f, size_t *ret) {
         pthread_mutex_lock(&f->mu);
         bool raw = f->type == FILE_LOCK && f->rendered && f->raw;

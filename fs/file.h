@@ -65,6 +65,10 @@ void file_set_handle(struct file *f, const struct lt_handle *h);
  * -ENOMEM (out of memory, or past the opener's status budget) or another
  * -errno of the table. */
 int file_render(struct file *f, uint64_t ino);
+/* file_render, taking a raw lock's snapshot (SPEC R4.4a) anew: its
+ * content now, as a read from its start through a file that wrote it
+ * expects. Takes f->mu. */
+int file_refresh_raw(struct file *f, uint64_t ino);
 /* True when f is a raw lock's open file (SPEC R4.4a) already rendered;
  * *ret is then what its reads serve in all. Takes f->mu. */
 bool file_raw_size(struct file *f, size_t *ret);

@@ -303,7 +303,8 @@ static void read_file(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, st
                 read_stream(req, size, off, f);
                 return;
         }
-        int r = file_render(f, ino);
+        /* a raw lock read from its start shows its content now (R4.4a) */
+        int r = off == 0 ? file_refresh_raw(f, ino) : file_render(f, ino);
         if (r < 0) {
                 fuse_reply_err(req, -r);
                 return;

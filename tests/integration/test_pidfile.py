@@ -121,6 +121,18 @@ class TestRawRead(LockfsTestCase):
         self.assertEqual(read_bytes(p), want)
         self.assertEqual(os.stat(p).st_size, len(want))
 
+    def test_read_back_through_the_writing_file(self):
+        p = self.p("x.pid")
+        fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, b"hello")
+            self.assertEqual(os.pread(fd, 100, 0), b"hello")
+            os.pwrite(fd, b" world", 5)
+            self.assertEqual(os.pread(fd, 100, 0), b"hello world")
+            self.assertEqual(os.fstat(fd).st_size, 11)
+        finally:
+            os.close(fd)
+
     def test_other_names_read_as_status(self):
         proc, p = self.shell_holder("x.lock")
         st = status(p)
