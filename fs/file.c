@@ -3,6 +3,7 @@
  * the snapshot they serve. */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "clock.h"
 #include "file.h"
@@ -85,7 +86,8 @@ void file_set_handle(struct file *f, const struct lt_handle *h) {
 
 /* ---- the snapshot ---------------------------------------------------------- */
 
-/* The status of the lock f refers to. Call with f->mu held. */
+/* The status of the lock f refers to, or for a raw lock (SPEC R4.4a) the
+ * bytes its holder wrote. Call with f->mu held. */
 static int render_lock(struct file *f) {
         struct lockfs_ctx *ctx = f->ctx;
         struct lock_view v;
@@ -93,7 +95,16 @@ static int render_lock(struct file *f) {
         if (r < 0)
                 return r;
         size_t len = 0;
-        char *buf = status_render(&v, clock_wall_ms(), ctx->host, &len);
+        char *buf;
+        if (v.raw) {
+                len = v.content_len;
+                buf = malloc(len ? len : 1);
+                if (buf && len)
+                        memcpy(buf, v.content, len);
+        } else {
+                buf = status_render(&v, clock_wall_ms(), ctx->host, &len);
+        }
+        f->raw = v.raw;
         lock_view_clear(&v);
         return file_set_buf(f, buf, len);
 }
@@ -121,6 +132,28 @@ static int render_meta(struct file *f, uint64_t ino) {
                 return file_set_buf(f, buf, len);
         }
         return status_stream_new(ctx->table, ctx->budget, f->uid, ctx->host, &f->stream);
+}
+
+int file_refresh_raw(struct file *f, uint64_t ino) {
+        pthread_mutex_lock(&f->mu);
+        if (f->type == FILE_LOCK && f->rendered && f->raw) {
+                status_budget_release(f->ctx->budget, f->uid, f->charged);
+                free(f->buf);
+                f->buf = NULL;
+                f->len = f->charged = 0;
+                f->rendered = false;
+        }
+        pthread_mutex_unlock(&f->mu);
+        return file_render(f, ino);
+}
+
+bool file_raw_size(struct file *f, size_t *ret) {
+        pthread_mutex_lock(&f->mu);
+        bool raw = f->type == FILE_LOCK && f->rendered && f->raw;
+        if (raw)
+                *ret = f->len;
+        pthread_mutex_unlock(&f->mu);
+        return raw;
 }
 
 int file_render(struct file *f, uint64_t ino) {

@@ -31,6 +31,7 @@ struct file {
         pthread_mutex_t mu;      /* guards lock (a flock grant changes it) and rendering */
         struct lt_handle lock;   /* FILE_LOCK: read with file_handle() */
         bool rendered;
+        bool raw;                /* FILE_LOCK: buf is the content (SPEC R4.4a) */
         char *buf;               /* FILE_LOCK, metrics: the snapshot */
         size_t len;
         uid_t uid;               /* the opener's: buf and stream are charged to it */
@@ -66,5 +67,12 @@ void file_set_handle(struct file *f, const struct lt_handle *h);
  * -ENOMEM (out of memory, or past the opener's status budget) or another
  * -errno of the table. */
 int file_render(struct file *f, uint64_t ino);
+/* file_render, taking a raw lock's snapshot (SPEC R4.4a) anew: its
+ * content now, as a read from its start through a file that wrote it
+ * expects. Takes f->mu. */
+int file_refresh_raw(struct file *f, uint64_t ino);
+/* True when f is a raw lock's open file (SPEC R4.4a) already rendered;
+ * *ret is then what its reads serve in all. Takes f->mu. */
+bool file_raw_size(struct file *f, size_t *ret);
 
 #endif

@@ -66,7 +66,9 @@ static void attr_to_stat(const struct lt_attr *a, struct stat *st) {
         st->st_nlink = a->nlink;
         st->st_uid = a->uid;
         st->st_gid = a->gid;
-        st->st_size = 0; /* rendered per open: size unknown (SPEC R4.5) */
+        /* a status is rendered per open: size unknown; a raw lock's is its
+         * content's (SPEC R4.4a, R4.5) */
+        st->st_size = a->raw ? (off_t)a->size : 0;
         st->st_blksize = 4096;
         ms_to_ts(a->mtime_ms, &st->st_mtim);
         ms_to_ts(a->mtime_ms, &st->st_atim);
@@ -124,7 +126,6 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
         fs_count_request(ctx_of(req), FS_OP_GETATTR);
-        (void)fi;
         struct lt_attr a;
         struct stat st;
         int r = locktable_getattr(ctx_of(req)->table, ino, &a);
@@ -133,6 +134,10 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
                 return;
         }
         attr_to_stat(&a, &st);
+        size_t len;
+        struct file *f = file_of(fi);
+        if (f && file_raw_size(f, &len)) /* what this open file reads (SPEC R4.5) */
+                st.st_size = (off_t)len;
         fuse_reply_attr(req, &st, 0);
 }
 
@@ -302,7 +307,8 @@ static void read_file(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, st
                 read_stream(req, size, off, f);
                 return;
         }
-        int r = file_render(f, ino);
+        /* a raw lock read from its start shows its content now (R4.4a) */
+        int r = off == 0 ? file_refresh_raw(f, ino) : file_render(f, ino);
         if (r < 0) {
                 fuse_reply_err(req, -r);
                 return;

@@ -14,6 +14,8 @@
 
 /* Most a status may be: the largest holder content (16 MiB) plus ours. */
 #define STATUS_MAX ((size_t)64 << 20)
+/* Most a mount's list of locks may be. */
+#define LC_LOCKS_MAX ((size_t)1 << 30)
 
 /* The string member key of obj, decoded; NULL when absent or no string. */
 static char *get_str(struct lc_span obj, const char *key, size_t *ret_len) {
@@ -107,6 +109,94 @@ int lc_lock_parse(struct lc_span doc, struct lc_lock *ret) {
         return 0;
 }
 
+/* Find the lockfs mount that holds dir: the nearest directory at or above
+ * it with a .lockfs/locks.json. Sets *ret_root (the mount root) and
+ * *ret_rel (dir below the root: "" for the root itself, else "/a/b"), both
+ * malloc'ed. Returns 0, -ENOENT when dir is in no lockfs mount, or the
+ * -errno of resolving dir. */
+int lc_find_mount(const char *dir, char **ret_root, char **ret_rel) {
+        _cleanup_free_ char *abs = realpath(dir, NULL);
+        size_t len;
+
+        if (!abs)
+                return -errno;
+        len = strlen(abs);
+        for (;;) {
+                _cleanup_free_ char *probe = NULL;
+                struct stat st;
+                bool top = len == 1; /* "/" */
+
+                if (asprintf(&probe, "%.*s" LC_LOCKS_JSON, top ? 0 : (int)len, abs) < 0)
+                        lc_oom(NULL);
+                if (stat(probe, &st) == 0 && S_ISREG(st.st_mode)) {
+                        if (top) { /* a lockfs mounted on "/" */
+                                *ret_root = lc_oom(strdup("/"));
+                                *ret_rel = lc_oom(strdup(abs[1] ? abs : ""));
+                        } else {
+                                *ret_root = lc_oom(strndup(abs, len));
+                                *ret_rel = lc_oom(strdup(abs + len));
+                        }
+                        return 0;
+                }
+                if (top)
+                        return -ENOENT;
+                while (len > 1 && abs[len - 1] != '/')
+                        len--;
+                if (len > 1)
+                        len--; /* the slash before the last component */
+        }
+}
+
+/* Read the mount's list of locks. Returns 0 or -errno. */
+int lc_read_locks(const char *root, char **ret, size_t *ret_len) {
+        _cleanup_free_ char *path = NULL;
+        int fd, r;
+
+        if (asprintf(&path, "%s" LC_LOCKS_JSON, strcmp(root, "/") ? root : "") < 0)
+                lc_oom(NULL);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        r = lc_read_all(fd, LC_LOCKS_MAX, ret, ret_len);
+        close(fd);
+        return r;
+}
+
+/* The status of the lock at path as its mount's locks.json lists it: for
+ * a lock that reads back as its content (-o raw=, SPEC R4.4a). Sets
+ * *ret_doc (the whole list, malloc'd) and *ret_obj (the lock's element in
+ * it). Returns 0, -ENOENT when the list has no such lock, or -errno. */
+static int status_listed(const char *path, char **ret_doc, struct lc_span *ret_obj) {
+        _cleanup_free_ char *root = NULL, *rel = NULL, *text = NULL;
+        struct lc_json_iter it;
+        struct lc_span elem;
+        size_t len;
+        int r = lc_find_mount(path, &root, &rel);
+
+        if (r == 0)
+                r = lc_read_locks(root, &text, &len);
+        if (r == 0 && lc_json_iter_init(&it, (struct lc_span){text, len}, ']') < 0)
+                r = -EBADMSG;
+        if (r < 0)
+                return r;
+        while ((r = lc_json_next(&it, NULL, &elem)) > 0) {
+                struct lc_lock l;
+                bool same;
+
+                if (lc_lock_parse(elem, &l) < 0)
+                        continue;
+                same = l.path_len == strlen(rel) && memcmp(l.path, rel, l.path_len) == 0;
+                lc_lock_clear(&l);
+                if (same) {
+                        *ret_obj = elem;
+                        *ret_doc = text;
+                        text = NULL;
+                        return 0;
+                }
+        }
+        return r < 0 ? -EBADMSG : -ENOENT;
+}
+
 int lc_status_open(const char *path, int *ret_fd, char **ret_doc, struct lc_span *ret_obj) {
         _cleanup_free_ char *doc = NULL;
         struct lc_span obj;
@@ -140,8 +230,19 @@ int lc_status_open(const char *path, int *ret_fd, char **ret_doc, struct lc_span
         }
         obj = lc_json_trim((struct lc_span){doc, len});
         if (lc_status_facts(obj, NULL) < 0) {
-                close(fd);
-                return -EBADMSG;
+                /* a lockfs lock that reads back as its content (-o raw=):
+                 * its status is in the mount's list */
+                free(doc);
+                doc = NULL;
+                r = fstatfs(fd, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC
+                            ? status_listed(path, &doc, &obj) : -EBADMSG;
+                /* not listed: released meanwhile (no name left), or no lock */
+                if (r == -ENOENT && (fstat(fd, &st) < 0 || st.st_nlink > 0))
+                        r = -EBADMSG;
+                if (r < 0) {
+                        close(fd);
+                        return r == -ENOENT ? -ENOENT : -EBADMSG;
+                }
         }
         if (ret_fd)
                 *ret_fd = fd;

@@ -11,8 +11,6 @@
 #include "buf.h"
 #include "lockctl.h"
 
-#define LOCKS_JSON "/.lockfs/locks.json"
-#define LOCKS_MAX ((size_t)1 << 30)
 
 enum { COL_NAME, COL_PID, COL_USER, COL_COMMAND, COL_AGE, COL_TTL, COL_FENCE, N_COLS };
 
@@ -48,44 +46,6 @@ static int entry_cmp(const void *a, const void *b) {
         if (c != 0)
                 return c;
         return x->path_len < y->path_len ? -1 : x->path_len > y->path_len;
-}
-
-/* Find the lockfs mount that holds dir: the nearest directory at or above
- * it with a .lockfs/locks.json. Sets *ret_root (the mount root) and
- * *ret_rel (dir below the root: "" for the root itself, else "/a/b"), both
- * malloc'ed. Returns 0, -ENOENT when dir is in no lockfs mount, or the
- * -errno of resolving dir. */
-static int find_mount(const char *dir, char **ret_root, char **ret_rel) {
-        _cleanup_free_ char *abs = realpath(dir, NULL);
-        size_t len;
-
-        if (!abs)
-                return -errno;
-        len = strlen(abs);
-        for (;;) {
-                _cleanup_free_ char *probe = NULL;
-                struct stat st;
-                bool top = len == 1; /* "/" */
-
-                if (asprintf(&probe, "%.*s" LOCKS_JSON, top ? 0 : (int)len, abs) < 0)
-                        lc_oom(NULL);
-                if (stat(probe, &st) == 0 && S_ISREG(st.st_mode)) {
-                        if (top) { /* a lockfs mounted on "/" */
-                                *ret_root = lc_oom(strdup("/"));
-                                *ret_rel = lc_oom(strdup(abs[1] ? abs : ""));
-                        } else {
-                                *ret_root = lc_oom(strndup(abs, len));
-                                *ret_rel = lc_oom(strdup(abs + len));
-                        }
-                        return 0;
-                }
-                if (top)
-                        return -ENOENT;
-                while (len > 1 && abs[len - 1] != '/')
-                        len--;
-                if (len > 1)
-                        len--; /* the slash before the last component */
-        }
 }
 
 /* Whether the lock path (as lockfs names it) lies at or under rel. */
@@ -190,21 +150,6 @@ static void print_json(const struct entry *e, size_t n) {
         fputs(n ? "\n]\n" : "]\n", stdout);
 }
 
-/* Read the mount's list of locks. Returns 0 or -errno. */
-static int read_locks(const char *root, char **ret, size_t *ret_len) {
-        _cleanup_free_ char *path = NULL;
-        int fd, r;
-
-        if (asprintf(&path, "%s" LOCKS_JSON, strcmp(root, "/") ? root : "") < 0)
-                lc_oom(NULL);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        r = lc_read_all(fd, LOCKS_MAX, ret, ret_len);
-        close(fd);
-        return r;
-}
-
 /* The locks of the mount's list text[0..len) that lie under rel, in
  * *ret (n of them; the caller clears and frees them). Returns 0,
  * -EINVAL when the text is not a JSON array, -EBADMSG when it is damaged
@@ -267,7 +212,7 @@ static int ls_args(int argc, char **argv, bool *json, bool *headings, const char
 static int open_list(const char *dir, char **ret_root, char **ret_rel, char **ret_text,
                      size_t *ret_len) {
         _cleanup_free_ char *edir = lc_esc(dir), *eroot = NULL;
-        int r = find_mount(dir, ret_root, ret_rel);
+        int r = lc_find_mount(dir, ret_root, ret_rel);
 
         if (r == -ENOENT && access(dir, F_OK) == 0) {
                 lc_err("%s is not in a lockfs mount (no .lockfs/locks.json in it or above it)",
@@ -278,10 +223,10 @@ static int open_list(const char *dir, char **ret_root, char **ret_rel, char **re
                 lc_err("cannot access %s: %s", edir, strerror(-r));
                 return EX_NOINPUT;
         }
-        r = read_locks(*ret_root, ret_text, ret_len);
+        r = lc_read_locks(*ret_root, ret_text, ret_len);
         if (r < 0) {
                 eroot = lc_esc(*ret_root);
-                lc_err("cannot read %s" LOCKS_JSON ": %s", eroot, strerror(-r));
+                lc_err("cannot read %s" LC_LOCKS_JSON ": %s", eroot, strerror(-r));
                 return EX_NOINPUT;
         }
         return -1;
@@ -303,11 +248,11 @@ int lc_cmd_ls(int argc, char **argv) {
         eroot = lc_esc(root);
         r = collect_locks(text, len, rel, &entries, &n);
         if (r == -EINVAL) {
-                lc_err("%s" LOCKS_JSON " is not a JSON array", eroot);
+                lc_err("%s" LC_LOCKS_JSON " is not a JSON array", eroot);
                 return EX_DATAERR;
         }
         if (r < 0) {
-                lc_err("%s" LOCKS_JSON " is damaged", eroot);
+                lc_err("%s" LC_LOCKS_JSON " is damaged", eroot);
                 r = EX_DATAERR;
         } else {
                 if (n > 1)

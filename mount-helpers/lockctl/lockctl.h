@@ -154,6 +154,19 @@ int lc_status_read(const char *path, char **ret_doc, struct lc_span *ret_obj);
  * answers ioctls on it (lockfs_ioctl.h) about the inode that was read. */
 int lc_status_open(const char *path, int *ret_fd, char **ret_doc, struct lc_span *ret_obj);
 
+/* The list of a mount's locks, below its root. */
+#define LC_LOCKS_JSON "/.lockfs/locks.json"
+
+/* Find the lockfs mount that holds path: the nearest directory at or above
+ * it with a .lockfs/locks.json. Sets *ret_root (the mount root) and
+ * *ret_rel (path below the root: "" for the root itself, else "/a/b"),
+ * both malloc'ed. Returns 0, -ENOENT when path is in no lockfs mount, or
+ * the -errno of resolving path. */
+int lc_find_mount(const char *path, char **ret_root, char **ret_rel);
+
+/* Read the list of locks of the mount at root. Returns 0 or -errno. */
+int lc_read_locks(const char *root, char **ret, size_t *ret_len);
+
 /* Report error r of lc_status_read(file) on stderr; returns the exit
  * status for it: 1 (not held), EX_DATAERR (not a lock) or EX_NOINPUT. */
 int lc_status_error(const char *file, int r);

@@ -33,6 +33,8 @@ enum {
 #define LT_NAME_MAX 255
 #define LT_MAX_NAMES_DEFAULT 64
 
+struct globs;
+
 struct locktable_config {
         uint32_t default_ttl_s; /* mount-wide TTL, 0 = none */
         uint64_t max_locks;     /* locks + directories; 0 = unlimited */
@@ -47,6 +49,9 @@ struct locktable_config {
         bool shared;            /* names live in a shared store (cluster mode):
                                  * link, and rename of a lock or of a directory
                                  * holding anything, fail with -EXDEV */
+        const struct globs *raw; /* locks whose own name matches read back as
+                                  * their content (SPEC R4.4a); NULL = none.
+                                  * The caller's, unchanged while t lives */
 };
 
 enum lt_kind { LT_DIR, LT_LOCK, LT_META_FILE };
@@ -60,6 +65,8 @@ struct lt_attr {
         unsigned nlink;         /* 0 once a lock or directory is gone */
         int64_t mtime_ms;       /* wall clock: last renewal (locks) */
         int64_t ctime_ms;
+        bool raw;               /* a lock read back as its content (SPEC R4.4a) */
+        uint64_t size;          /* raw: the content's length; else 0 (R4.5) */
 };
 
 /* What an open of a lock gave: see SPEC R2.2. */
@@ -310,7 +317,8 @@ int locktable_posix_test(struct locktable *t, uint64_t ino, const struct lt_hand
                          uint64_t owner, const struct caller *c, pid_t *ret_pid);
 
 /* Copy of one live lock (-ENOENT when gone) or of all held locks. Free with
- * lock_view_clear() / lock_views_free(). */
+ * lock_view_clear() / lock_views_free(). locktable_view also says whether
+ * the lock reads back as its content (ret->raw, SPEC R4.4a). */
 int locktable_view(struct locktable *t, uint64_t ino, struct lock_view *ret);
 int locktable_views(struct locktable *t, struct lock_view **ret, size_t *ret_n);
 void locktable_metrics(struct locktable *t, struct lock_metrics *ret);

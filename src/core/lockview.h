@@ -79,6 +79,8 @@ struct lock_view {
         bool lost;               /* the shared store no longer backs this lock */
         char *content;           /* what the holder wrote, malloc'd (may be NULL) */
         size_t content_len;
+        bool raw;                /* read back as content, not status (R4.4a):
+                                  * set by locktable_view only */
         /* Filled for persistent stores only (store acquire/update, restore): */
         uint64_t parent_ino;     /* directory of path's last name */
         uint64_t start_time;     /* holder's start time (clock ticks since boot) */

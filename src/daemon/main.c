@@ -18,6 +18,7 @@
 #include "backend.h"
 #include "clock.h"
 #include "fs.h"
+#include "globs.h"
 #include "locktable.h"
 #include "log.h"
 #include "mountpoint.h"
@@ -34,6 +35,7 @@ struct daemon {
         char *mnt;                     /* the canonical mount point */
         struct store *store;
         struct locktable *table;
+        struct globs *raw;             /* -o raw=: names read back as content */
         struct lockfs_ctx ctx;         /* what the FUSE handlers reach */
         struct fuse_args args;
         struct fuse_session *se;
@@ -72,6 +74,11 @@ static int resolve_mountpoint(struct daemon *d) {
 /* d->table: a lock table over d->store with the options' limits. */
 static int create_table(struct daemon *d) {
         const struct lockfs_options *o = d->o;
+        int r = globs_parse(o->raw, &d->raw);
+        if (r < 0) {
+                log_msg(LOG_ERR, "cannot use raw=%s: %s", o->raw, strerror(-r));
+                return r;
+        }
         const struct locktable_config cfg = {
                 .default_ttl_s = o->ttl_s,
                 .max_locks = o->max_locks,
@@ -82,10 +89,14 @@ static int create_table(struct daemon *d) {
                 .max_content_per_uid = o->max_content_per_uid,
                 .user_break = o->user_break,
                 .shared = o->backend_etcd,
+                .raw = d->raw,
         };
-        int r = locktable_new(&cfg, d->store, &d->table);
-        if (r < 0)
+        r = locktable_new(&cfg, d->store, &d->table);
+        if (r < 0) {
                 log_msg(LOG_ERR, "cannot set up the lock table: %s", strerror(-r));
+                globs_free(d->raw);
+                d->raw = NULL;
+        }
         d->ctx.table = d->table;
         return r;
 }
@@ -293,6 +304,7 @@ out_budget:
         status_budget_free(d.ctx.budget);
 out_table:
         locktable_free(d.table);
+        globs_free(d.raw);
 out_store:
         store_free(d.store);
 out_mnt:

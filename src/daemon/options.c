@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "globs.h"
 #include "options.h"
 #include "paths.h"
 
@@ -106,6 +107,15 @@ static int parse_string(const struct option_key *k, const char *val, struct lock
         return 0;
 }
 
+/* Globs separated by ':' (globs.h), shorter than the field; "" = none.
+ * 0 or -EINVAL. */
+static int parse_globs(const struct option_key *k, const char *val, struct lockfs_options *o) {
+        if (!val || strlen(val) >= k->size || globs_check(val) < 0)
+                return -EINVAL;
+        strcpy(field_of(k, o), val);
+        return 0;
+}
+
 /* backend=etcd or backend=local. 0 or -EINVAL. */
 static int parse_backend(const struct option_key *k, const char *val, struct lockfs_options *o) {
         (void)k;
@@ -137,6 +147,7 @@ static const struct option_key option_keys[] = {
         NUMBER("max_depth", max_depth, 0, 4096),
         STRING("state_dir", state_dir),
         STRING("fence_file", fence_file),
+        { "raw", VALUE_TAKEN, parse_globs, FIELD(raw), 0, 0, NULL },
         { "backend", VALUE_TAKEN, parse_backend, 0, 0, 0, 0, NULL },
         STRING("endpoints", endpoints),
         STRING("prefix", prefix),
@@ -299,6 +310,7 @@ int options_parse(int argc, char **argv, struct lockfs_options *o, char *err, si
                 .max_content_per_uid = LOCKFS_DEFAULT_MAX_CONTENT_PER_UID,
                 .prefix = LOCKFS_DEFAULT_PREFIX,
                 .lease_ttl_s = LOCKFS_DEFAULT_LEASE_TTL_S,
+                .raw = LOCKFS_DEFAULT_RAW,
         };
         err[0] = '\0';
         for (int i = 1; i < argc; i++) {
@@ -376,6 +388,11 @@ void options_usage(FILE *f, const char *prog) {
                 "                       32 MiB, at least twice one lock's largest status)\n"
                 "  status_mem_total=BYTES  the same for all uids but root (default 256 MiB,\n"
                 "                       at least 8 times status_mem_per_uid)\n"
+                "  raw=GLOB[:GLOB...]   locks whose name matches a glob (fnmatch(3), on the\n"
+                "                       last component) read back the bytes their holder\n"
+                "                       wrote, as pid files must; their status is in\n"
+                "                       .lockfs/locks.json and lockctl show (default\n"
+                "                       " LOCKFS_DEFAULT_RAW "; raw= for none: every lock reads as JSON)\n"
                 "  allow_other          let users other than root use the mount\n"
                 "  user_break           the uid a lock belongs to may force-unlock it (rm,\n"
                 "                       lockctl break), as root may; logged\n"

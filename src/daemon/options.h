@@ -24,6 +24,9 @@
 #define LOCKFS_PATH_MAX 4096
 #define LOCKFS_DEFAULT_PREFIX "/lockfs/"
 #define LOCKFS_DEFAULT_LEASE_TTL_S 10
+/* Names read back as the bytes their holder wrote, not as the JSON status
+ * (SPEC R4.4a): pid files, whose readers all expect a number. */
+#define LOCKFS_DEFAULT_RAW "*.pid"
 
 struct lockfs_options {
         const char *mountpoint;   /* points into argv */
@@ -48,6 +51,8 @@ struct lockfs_options {
         uint64_t status_mem_total;   /* -o status_mem_total=, 0 = the default */
         char state_dir[LOCKFS_PATH_MAX];  /* -o state_dir=, "" = the default */
         char fence_file[LOCKFS_PATH_MAX]; /* -o fence_file=, "" = the default */
+        char raw[LOCKFS_PATH_MAX];        /* -o raw=GLOB[:GLOB...], "" = none
+                                           * (globs.h; default LOCKFS_DEFAULT_RAW) */
         /* cluster mode: -o backend=etcd,endpoints=URL[,URL...],prefix=,lease_ttl= */
         bool backend_etcd;
         char endpoints[LOCKFS_PATH_MAX];  /* comma-separated URLs */

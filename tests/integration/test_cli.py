@@ -99,7 +99,7 @@ class HelpVersion(unittest.TestCase):
     def test_help_exits_0_and_lists_options(self):
         rc, out, err = run_daemon(["--help"])
         self.assertEqual(rc, 0, f"--help exit status; stderr: {err}")
-        for opt in ("ttl", "max_locks", "max_content", "allow_other"):
+        for opt in ("ttl", "max_locks", "max_content", "allow_other", "raw="):
             self.assertIn(opt, out, f"--help output (stdout) does not mention {opt}:\n{out}")
         self.assertRegex(out.lower(), r"usage", "--help prints a usage line")
 
@@ -118,6 +118,8 @@ class BadCommandLines(unittest.TestCase):
         ["-o", "bogus"],
         ["-o", "ttl=abc"],
         ["-o", "ttl=-1"],
+        ["-o", "raw=run/*.pid"],
+        ["-o", "raw=*.pid:"],
         ["-o", "ttl=5s"],
         ["-o", "ttl="],
         ["-o", "max_locks=abc"],

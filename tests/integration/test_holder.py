@@ -162,18 +162,25 @@ class TestHolderIdentity(LockfsTestCase):
     def test_json_claim_of_sibling_ignored(self):
         self.check_foreign_claim('{"pid": SIB, "operation": "plan"}')
 
-    def test_claim_of_own_child_ignored(self):
-        # the classic shell mistake: naming the background child, not $$
+    def test_claim_of_own_child(self):
+        # R3.3: the launcher's `cmd & echo $! > f` names the process it
+        # started, which holds the lock from then on
         p = self.p("x.lock")
         proc, out = spawn(self, ["bash", "-c",
-                                 f"sleep 1000 & echo $! > {p}; echo ready $!; read x; kill $!"])
+                                 f"sleep 1000 & echo $! > {p}; echo ready $!; read x"])
         child = int(out.expect("ready").split()[1])
+        self.addCleanup(lambda: exists(f"/proc/{child}") and os.kill(child, 9))
         st = status(p)
-        self.assertEqual(st["lockfs"]["pid"], proc.pid, "a descendant is not a valid claim")
-        self.assertEqual(st["lockfs"].get("claim_ignored_pid"), child)
+        self.assertEqual(st["lockfs"]["pid"], child, "the claimed child must hold")
+        self.assertEqual(st["pid"], child)
+        self.assertEqual(st["lockfs"]["how"], "claim")
+        self.assertNotIn("claim_ignored_pid", st["lockfs"])
         proc.stdin.close()
         proc.wait(timeout=20)
-        wait_until(lambda: gone(p), what="release when the writing shell exits")
+        exit_barrier(self, self.m)
+        self.assertTrue(exists(p), "the lock must survive the launcher's exit")
+        os.kill(child, 9)
+        wait_until(lambda: gone(p), what="release when the claimed child dies")
 
     def test_detached_zero(self):
         p = self.p("d.lock")

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "clock.h"
+#include "globs.h"
 #include "locktable.h"
 #include "store.h"
 #include "store_mem.h"
@@ -997,6 +998,63 @@ static void test_break_after_handoff(void **state) {
         assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "fl", &a), -ENOENT);
 }
 
+/* SPEC R4.4a: a lock whose own name matches the raw globs says so in its
+ * attributes (size: its content's length) and its view; others keep size
+ * 0; a rename moves a lock in or out. */
+static struct globs *raw_globs;
+
+static int setup_raw(void **state) {
+        assert_int_equal(globs_parse("*.pid:run-?", &raw_globs), 0);
+        struct locktable_config cfg = { .max_locks = 100, .max_content = 64, .max_depth = 4,
+                                        .raw = raw_globs };
+        return setup_cfg(state, &cfg);
+}
+
+static int teardown_raw(void **state) {
+        teardown(state);
+        globs_free(raw_globs);
+        raw_globs = NULL;
+        return 0;
+}
+
+/* Attributes (getattr and lookup) and view of name: raw or not, size. */
+static void check_raw(struct fixture *f, const char *name, bool raw, uint64_t size) {
+        struct lt_attr a, l;
+        int64_t ino = ino_of(f->t, LT_INO_ROOT, name);
+        assert_true(ino > 0);
+        assert_int_equal(locktable_getattr(f->t, (uint64_t)ino, &a), 0);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, name, &l), 0);
+        locktable_forget(f->t, (uint64_t)ino, 1);
+        struct lock_view v;
+        assert_int_equal(locktable_view(f->t, (uint64_t)ino, &v), 0);
+        if (a.raw != raw || l.raw != raw || v.raw != raw || a.size != size || l.size != size)
+                fail_msg("%s: raw %d/%d/%d size %llu/%llu, want raw %d size %llu", name, a.raw,
+                         l.raw, v.raw, (unsigned long long)a.size, (unsigned long long)l.size,
+                         raw, (unsigned long long)size);
+        lock_view_clear(&v);
+}
+
+static void test_raw_names(void **state) {
+        struct fixture *f = *state;
+        static const struct { const char *name; bool raw; } cases[] = {
+                { "x.pid", true }, { "run-1", true }, { "x.lock", false }, { "run-12", false },
+                { "x.pid.lock", false },
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+                struct lt_handle h;
+                assert_int_equal(take(f->t, cases[i].name, &f->self, &h), 0);
+                check_raw(f, cases[i].name, cases[i].raw, 0);
+                assert_int_equal(locktable_write(f->t, &h, &f->self, 0, "1234\n", 5), 5);
+                check_raw(f, cases[i].name, cases[i].raw, cases[i].raw ? 5 : 0);
+        }
+        assert_int_equal(locktable_rename(f->t, LT_INO_ROOT, "x.lock", LT_INO_ROOT, "y.pid", 0,
+                                          &f->self), 0);
+        check_raw(f, "y.pid", true, 5);
+        assert_int_equal(locktable_rename(f->t, LT_INO_ROOT, "x.pid", LT_INO_ROOT, "x.txt", 0,
+                                          &f->self), 0);
+        check_raw(f, "x.txt", false, 0);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 static int setup_names(void **state) {
@@ -1039,6 +1097,7 @@ int main(void) {
                 T(test_ttl_expiry_and_renewal),
                 T(test_renewal_postpones_expiry),
                 T(test_claims),
+                cmocka_unit_test_setup_teardown(test_raw_names, setup_raw, teardown_raw),
                 T(test_unknown_pid_is_detached),
                 T(test_reused_pid_is_not_the_holder),
                 T(test_released_inode_lives_until_forgotten),

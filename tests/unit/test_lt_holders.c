@@ -124,6 +124,153 @@ static void test_claim_of_another_uids_process_is_ignored(void **state) {
         waitpid(child, NULL, 0);
 }
 
+/* Write "PID\n" into lock h as writer: the bytes written, or -errno. */
+static ssize_t write_pid(struct fixture *f, const struct lt_handle *h, const struct caller *writer,
+                         pid_t pid) {
+        char buf[16];
+        int len = snprintf(buf, sizeof(buf), "%d\n", (int)pid);
+        return locktable_write(f->t, h, writer, 0, buf, (size_t)len);
+}
+
+/* Who holds lock h now, and the claim it ignored. */
+static void holder_of(struct fixture *f, const struct lt_handle *h, pid_t *ret_pid,
+                      enum lock_how *ret_how, pid_t *ret_ignored) {
+        struct lock_view v;
+        assert_int_equal(locktable_view(f->t, h->ino, &v), 0);
+        *ret_pid = v.pid;
+        *ret_how = v.how;
+        *ret_ignored = v.claim_ignored_pid;
+        lock_view_clear(&v);
+}
+
+/* A grandchild of ours, its parent (our child) alive and waiting for it.
+ * The grandchild lives until *ret_fd (ours) is closed or it is killed;
+ * then the middle process exits. Returns the grandchild's pid (the
+ * child's in *ret_child), or -1. */
+static pid_t spawn_grandchild(int *ret_fd, pid_t *ret_child) {
+        int life[2], report[2];
+        if (pipe(life) < 0 || pipe(report) < 0)
+                return -1;
+        pid_t child = fork();
+        if (child == 0) {
+                pid_t g = fork();
+                if (g == 0) {
+                        char c;
+                        close(life[1]);
+                        while (read(life[0], &c, 1) > 0)
+                                ;
+                        _exit(0);
+                }
+                close(life[0]);
+                close(life[1]);
+                if (g < 0 || write(report[1], &g, sizeof(g)) != sizeof(g))
+                        _exit(1);
+                waitpid(g, NULL, 0);
+                _exit(0);
+        }
+        close(life[0]);
+        close(report[1]);
+        pid_t g = -1;
+        if (child < 0 || read(report[0], &g, sizeof(g)) != sizeof(g))
+                g = -1;
+        close(report[0]);
+        *ret_fd = life[1];
+        *ret_child = child;
+        return g;
+}
+
+/* SPEC R3.3: a launcher's claim of the process it started (`cmd & echo $!
+ * > x.pid`) makes that process the holder; its death releases the lock. */
+static void test_claim_of_own_child_makes_it_the_holder(void **state) {
+        struct fixture *f = *state;
+        int fd;
+        pid_t child = spawn_child(&fd);
+        struct lt_handle h;
+        assert_int_equal(take(f->t, "c.pid", &f->self, &h), 0);
+        assert_true(write_pid(f, &h, &f->self, child) > 0);
+        pid_t pid, ignored;
+        enum lock_how how;
+        holder_of(f, &h, &pid, &how, &ignored);
+        assert_int_equal(pid, child);
+        assert_int_equal(how, LOCK_HOW_CLAIM);
+        assert_int_equal(ignored, 0);
+        end_child(child, fd);
+        reap(f);
+        assert_int_equal(ino_of(f->t, LT_INO_ROOT, "c.pid"), -ENOENT);
+}
+
+/* A deeper descendant too, while the chain of parents to the writer lives. */
+static void test_claim_of_grandchild(void **state) {
+        struct fixture *f = *state;
+        int fd = -1;
+        pid_t mid = -1;
+        pid_t g = spawn_grandchild(&fd, &mid);
+        assert_true(g > 0);
+        struct lt_handle h;
+        assert_int_equal(take(f->t, "g.pid", &f->self, &h), 0);
+        assert_true(write_pid(f, &h, &f->self, g) > 0);
+        pid_t pid, ignored;
+        enum lock_how how;
+        holder_of(f, &h, &pid, &how, &ignored);
+        assert_int_equal(pid, g);
+        assert_int_equal(how, LOCK_HOW_CLAIM);
+        end_child(mid, fd); /* g exits, the middle reaps it and exits */
+        reap(f);
+        assert_int_equal(ino_of(f->t, LT_INO_ROOT, "g.pid"), -ENOENT);
+}
+
+/* Descendants that are not (or no longer) the writer's are ignored: one
+ * reparented when its parent died, a sibling of the writer, and a child
+ * whose chain leads to the writer's pid with another start time (the
+ * writer's pid reused: as if written by an older process of that pid). */
+static void test_claim_of_a_non_descendant_is_ignored(void **state) {
+        struct fixture *f = *state;
+        int fd_s, fd_a, fd_b;
+        pid_t stranger = spawn_stranger(&fd_s);
+        pid_t a = spawn_child(&fd_a), b = spawn_child(&fd_b);
+        assert_true(stranger > 0 && a > 0 && b > 0);
+        struct caller writer_a, old_self = f->self;
+        assert_int_equal(holder_identify(a, 0, 0, &writer_a), 0);
+        old_self.self.start_time--;
+        struct { const char *name; const struct caller *writer; pid_t claimed; } cases[] = {
+                { "reparented.pid", &f->self, stranger },
+                { "sibling.pid", &writer_a, b },
+                { "reused.pid", &old_self, a },
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+                struct lt_handle h;
+                assert_int_equal(take(f->t, cases[i].name, &f->self, &h), 0);
+                assert_true(write_pid(f, &h, cases[i].writer, cases[i].claimed) > 0);
+                pid_t pid, ignored;
+                enum lock_how how;
+                holder_of(f, &h, &pid, &how, &ignored);
+                assert_int_equal(pid, getpid());
+                assert_int_equal(how, LOCK_HOW_CREATOR);
+                assert_int_equal(ignored, cases[i].claimed);
+        }
+        close(fd_s);
+        end_child(a, fd_a);
+        end_child(b, fd_b);
+}
+
+/* A descendant of another uid than the writer's is not claimed either. */
+static void test_claim_of_another_uids_child_is_ignored(void **state) {
+        struct fixture *f = *state;
+        struct caller user; /* this process writing as uid 1000; its child runs as root */
+        assert_int_equal(holder_identify(getpid(), 1000, 1000, &user), 0);
+        int fd;
+        pid_t child = spawn_child(&fd);
+        struct lt_handle h;
+        assert_int_equal(take(f->t, "u.pid", &user, &h), 0);
+        assert_true(write_pid(f, &h, &user, child) > 0);
+        pid_t pid, ignored;
+        enum lock_how how;
+        holder_of(f, &h, &pid, &how, &ignored);
+        assert_int_equal(pid, getpid());
+        assert_int_equal(ignored, child);
+        end_child(child, fd);
+}
+
 /* A holder's descriptor in the hands of another uid is a contender's. */
 static void test_holder_handle_of_another_uid_contends(void **state) {
         struct fixture *f = *state;
@@ -216,6 +363,13 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_descendant_of_another_uid_is_not_the_holder,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_claim_of_another_uids_process_is_ignored,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_claim_of_own_child_makes_it_the_holder,
+                                                setup, teardown),
+                cmocka_unit_test_setup_teardown(test_claim_of_grandchild, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_claim_of_a_non_descendant_is_ignored, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_claim_of_another_uids_child_is_ignored,
                                                 setup, teardown),
                 cmocka_unit_test_setup_teardown(test_holder_handle_of_another_uid_contends, setup,
                                                 teardown),

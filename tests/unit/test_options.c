@@ -100,6 +100,28 @@ static void test_mount_helper_form_and_fstab_words(void **state) {
         assert_int_equal(parse(&o, err, 4, "-o", "nosuid=1", "/m"), -EINVAL);
 }
 
+/* SPEC R4.4a: raw= takes globs separated by ':', "" for none; *.pid by
+ * default. */
+static void test_raw_globs(void **state) {
+        (void)state;
+        struct lockfs_options o;
+        char err[256];
+        assert_int_equal(parse(&o, err, 2, "/m"), 0);
+        assert_string_equal(o.raw, "*.pid");
+        assert_int_equal(parse(&o, err, 4, "-o", "raw=*.pid:*.run,ttl=5", "/m"), 0);
+        assert_string_equal(o.raw, "*.pid:*.run");
+        assert_int_equal(o.ttl_s, 5);
+        assert_int_equal(parse(&o, err, 4, "-o", "raw=", "/m"), 0);
+        assert_string_equal(o.raw, "");
+        static const char *const bad[] = { "raw", "raw=*.pid:", "raw=a::b", "raw=run/*.pid" };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+                assert_int_equal(parse(&o, err, 4, "-o", bad[i], "/m"), -EINVAL);
+                char want[64];
+                snprintf(want, sizeof(want), "bad value in option '%s'", bad[i]);
+                assert_string_equal(err, want);
+        }
+}
+
 static void test_cluster_options(void **state) {
         (void)state;
         struct lockfs_options o;
@@ -313,6 +335,7 @@ int main(void) {
                 cmocka_unit_test(test_option_lists),
                 cmocka_unit_test(test_bad_input_is_rejected_with_a_reason),
                 cmocka_unit_test(test_mount_helper_form_and_fstab_words),
+                cmocka_unit_test(test_raw_globs),
                 cmocka_unit_test(test_cluster_options),
                 cmocka_unit_test(test_etcd_security_options),
                 cmocka_unit_test(test_help_and_version_need_no_mountpoint),

@@ -140,7 +140,7 @@ int locktable_lookup(struct locktable *t, uint64_t parent, const char *name, str
                 if (r < 0) {
                 } else if (n) {
                         n->nlookup++;
-                        lt_fill_attr(n, ret);
+                        lt_fill_lock_attr(t, n, ret);
                 } else {
                         r = -ENOENT;
                 }
@@ -169,7 +169,7 @@ int locktable_getattr(struct locktable *t, uint64_t ino, struct lt_attr *ret) {
         pthread_mutex_lock(&t->mu);
         struct node *n = lt_node_by_ino(t, ino);
         if (n)
-                lt_fill_attr(n, ret);
+                lt_fill_lock_attr(t, n, ret);
         pthread_mutex_unlock(&t->mu);
         return n ? 0 : -ENOENT;
 }
@@ -263,7 +263,7 @@ int locktable_create(struct locktable *t, uint64_t parent, const char *name,
                 r = -ESRCH;
         if (r == 0) {
                 n->nlookup++; /* the kernel's, once answered; holds n until then */
-                lt_fill_attr(n, ret_attr);
+                lt_fill_lock_attr(t, n, ret_attr);
         }
         lt_unlock(t); /* makes the acquisition's store call */
         lt_prep_done(&prep);
@@ -272,7 +272,7 @@ int locktable_create(struct locktable *t, uint64_t parent, const char *name,
         pthread_mutex_lock(&t->mu);
         r = lt_acquired(t, n, op, ret_handle);
         if (r == 0)
-                lt_fill_attr(n, ret_attr);
+                lt_fill_lock_attr(t, n, ret_attr);
         pthread_mutex_unlock(&t->mu);
         return r;
 }
@@ -375,6 +375,8 @@ int locktable_view(struct locktable *t, uint64_t ino, struct lock_view *ret) {
         pthread_mutex_lock(&t->mu);
         struct node *n = lt_node_by_ino(t, ino);
         int r = (n && n->linked && n->kind == LT_LOCK) ? lt_lock_view(n, ret) : -ENOENT;
+        if (r == 0)
+                ret->raw = lt_is_raw(t, n);
         pthread_mutex_unlock(&t->mu);
         return r;
 }

@@ -248,20 +248,44 @@ bool lt_may_release(const struct node *n, const struct caller *c) {
         return n->holder ? lt_is_holder(n, c) : c->uid == n->uid;
 }
 
+/* Who pid is for writer c: true with *ret its identity when it is c, an
+ * ancestor of c (from c's ancestry), or a descendant of c (from its own
+ * ancestry, read here: its chain of parents leads to c, with c's start
+ * time). Each link of a chain is a parent no younger than its child, so a
+ * reused pid breaks the chain rather than extend it; a descendant whose
+ * parent between it and c has died was reparented and is no longer c's.
+ * *proc gets pid's identity when it is not c itself (NULL otherwise). */
+static bool claim_whom(const struct caller *c, pid_t pid, struct proc_id *ret,
+                       struct caller **proc) {
+        *proc = NULL;
+        bool lineage = caller_find_lineage(c, pid, ret);
+        if (lineage && ret->pid == c->self.pid)
+                return true;
+        if (!lineage && c->self.pid <= 0)
+                return false;
+        struct caller *p = malloc(sizeof(*p));
+        if (!p || holder_identify_process(pid, p) < 0) {
+                free(p);
+                return false;
+        }
+        *proc = p;
+        if (lineage) /* an ancestor: the same process as in c's ancestry */
+                return p->self.start_time == ret->start_time;
+        *ret = p->self;
+        return caller_is_or_descends_from(p, &c->self); /* a descendant (SPEC R3.3) */
+}
+
 void lt_claim_prepare(struct lt_claim *cl, const struct caller *c, pid_t pid) {
         *cl = (struct lt_claim){ .pid = pid, .prep = { .pidfd = -1 } };
         /* init is everyone's ancestor; a lock it "held" would never die */
-        if (pid <= 1 || !caller_find_lineage(c, pid, &cl->who))
+        if (pid <= 1 || !claim_whom(c, pid, &cl->who, &cl->proc))
                 return;
-        if (cl->who.pid == c->self.pid) {
-                cl->valid = true;
+        if (!cl->proc) {
+                cl->valid = true; /* the writer itself */
                 return;
         }
-        cl->proc = malloc(sizeof(*cl->proc));
-        if (!cl->proc || holder_identify_process(pid, cl->proc) < 0 ||
-            cl->proc->self.start_time != cl->who.start_time ||
-            (c->uid != 0 && cl->proc->uid != c->uid))
-                return; /* gone, reused, or another user's process */
+        if (c->uid != 0 && cl->proc->uid != c->uid)
+                return; /* another user's process */
         cl->proc->uid = c->uid; /* the lock stays the writer's (SPEC R3.3) */
         cl->proc->gid = c->gid;
         lt_prep_proc(&cl->prep, &cl->who);

@@ -176,6 +176,11 @@ int lt_name_check(const char *name);
 int lt_room_check(struct locktable *t, const struct node *dir, const char *name);
 /* Attributes of node n, and of the .lockfs directory and files. */
 void lt_fill_attr(const struct node *n, struct lt_attr *a);
+/* True when lock n reads back as its content: it is held and its own name
+ * matches the mount's raw globs (SPEC R4.4a). */
+bool lt_is_raw(const struct locktable *t, const struct node *n);
+/* lt_fill_attr, and for a raw lock its content's length as the size. */
+void lt_fill_lock_attr(const struct locktable *t, const struct node *n, struct lt_attr *a);
 void lt_fill_meta_attr(uint64_t ino, struct lt_attr *a);
 /* A new directory name in dir made by uid/gid: linked, counted and charged;
  * NULL without memory. */
@@ -275,8 +280,9 @@ struct lt_claim {
         struct lt_prep prep;     /* its pidfd */
 };
 /* Identify the process claimed by pid for writer c (its /proc; without
- * t->mu): it must be c or an ancestor of c, running as c's uid unless c is
- * root (SPEC R3.3). */
+ * t->mu): it must be c, an ancestor of c or a descendant of c (its chain of
+ * parents, start times checked, leads to c), running as c's uid unless c
+ * is root, and not pid 1 (SPEC R3.3). */
 void lt_claim_prepare(struct lt_claim *cl, const struct caller *c, pid_t pid);
 void lt_claim_done(struct lt_claim *cl);
 /* Apply claim cl written by c into n (SPEC R3.3, R3.3a): the lock keeps

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "clock.h"
+#include "globs.h"
 #include "lt_internal.h"
 
 /* ---- nodes ------------------------------------------------------------------ */
@@ -235,6 +236,18 @@ void lt_fill_attr(const struct node *n, struct lt_attr *a) {
                 a->mode = S_IFREG | 0644;
                 a->nlink = live ? 1 + n->n_aliases : 0;
                 a->mtime_ms = n->renewed_at_ms;
+        }
+}
+
+bool lt_is_raw(const struct locktable *t, const struct node *n) {
+        return n->kind == LT_LOCK && n->linked && globs_match(t->cfg.raw, n->name);
+}
+
+void lt_fill_lock_attr(const struct locktable *t, const struct node *n, struct lt_attr *a) {
+        lt_fill_attr(n, a);
+        if (lt_is_raw(t, n)) {
+                a->raw = true;
+                a->size = n->content_len;
         }
 }
 

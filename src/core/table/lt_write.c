@@ -392,7 +392,7 @@ int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle 
         if (r == 0 && n->kind == LT_LOCK && (what & (LT_SET_SIZE | LT_SET_TIMES)))
                 r = setattr_change(t, n, what, size);
         if (r == 0)
-                lt_fill_attr(n, ret);
+                lt_fill_lock_attr(t, n, ret);
         lt_unlock(t);
         return r;
 }
