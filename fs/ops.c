@@ -371,13 +371,14 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 }
 
 /* A break (SPEC R3.4: lockctl break, or root's unlink of another uid's
- * detached lock), logged with the lock, its fence, its holder (pid 0 when
- * detached) and who broke it; clears *forced. */
+ * detached lock), logged with the lock, its fence, its holder (pid 0 and
+ * command "-" when detached, and its uid) and who broke it; clears *forced. */
 static void log_forced(struct lock_view *forced, const struct caller *c) {
         log_msg(LOG_NOTICE,
                 "force-unlock of %s (fence %llu, held by pid %d %s uid %u) by pid %d uid %u",
-                forced->path, (unsigned long long)forced->fence, (int)forced->pid, forced->comm,
-                (unsigned)forced->uid, (int)c->self.pid, (unsigned)c->uid);
+                forced->path, (unsigned long long)forced->fence, (int)forced->pid,
+                forced->comm[0] ? forced->comm : "-", (unsigned)forced->uid, (int)c->self.pid,
+                (unsigned)c->uid);
         lock_view_clear(forced);
 }
 

@@ -208,7 +208,7 @@ class TestUnlinkOfALiveLock(Case):
         lf = self.detached("r.lock", user=TEST_USER)
         os.unlink(self.p("r.lock"))                       # root
         assert_gone_now(self, self.p("r.lock"))
-        self.await_log(rf"force-unlock of /r\.lock \(fence {lf['fence']}, held by pid 0 .*"
+        self.await_log(rf"force-unlock of /r\.lock \(fence {lf['fence']}, held by pid 0 - "
                        rf"uid {lf['uid']}\) by pid {os.getpid()} uid 0")
 
 
