@@ -395,6 +395,18 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
         fuse_reply_err(req, 0);
 }
 
+/* A break (SPEC R3.4: lockctl break, or root's unlink of another uid's
+ * detached lock), logged with the lock, its fence, its holder (pid 0 and
+ * command "-" when detached, and its uid) and who broke it; clears *forced. */
+static void log_forced(struct lock_view *forced, const struct caller *c) {
+        log_msg(LOG_NOTICE,
+                "force-unlock of %s (fence %llu, held by pid %d %s uid %u) by pid %d uid %u",
+                forced->path, (unsigned long long)forced->fence, (int)forced->pid,
+                forced->comm[0] ? forced->comm : "-", (unsigned)forced->uid, (int)c->self.pid,
+                (unsigned)c->uid);
+        lock_view_clear(forced);
+}
+
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
         fs_count_request(ctx_of(req), FS_OP_UNLINK);
         struct caller c;
@@ -407,12 +419,8 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
                         return;
                 r = locktable_unlink(ctx_of(req)->table, parent, name, &c, &forced);
         }
-        if (r == 0 && forced.path) {
-                log_msg(LOG_NOTICE, "force-unlock of %s (fence %llu, held by pid %d %s) by pid %d uid %u",
-                        forced.path, (unsigned long long)forced.fence, (int)forced.pid,
-                        forced.comm, (int)c.self.pid, (unsigned)c.uid);
-                lock_view_clear(&forced);
-        }
+        if (r == 0 && forced.path)
+                log_forced(&forced, &c);
         fuse_reply_err(req, -r);
 }
 
@@ -564,12 +572,8 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
         struct lock_view forced;
         int r = locktable_break(ctx->table, ino, a.fence, &c, &forced, notifier_removed,
                                 ctx->notifier);
-        if (r == 0 && forced.path) {
-                log_msg(LOG_NOTICE, "force-unlock of %s (fence %llu, held by pid %d %s) by pid %d uid %u",
-                        forced.path, (unsigned long long)forced.fence, (int)forced.pid,
-                        forced.comm, (int)c.self.pid, (unsigned)c.uid);
-                lock_view_clear(&forced);
-        }
+        if (r == 0 && forced.path)
+                log_forced(&forced, &c);
         if (r < 0)
                 fuse_reply_err(req, -r);
         else

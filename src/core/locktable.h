@@ -36,7 +36,10 @@ enum {
 struct globs;
 
 struct locktable_config {
-        uint32_t default_ttl_s; /* mount-wide TTL, 0 = none */
+        uint32_t default_ttl_s; /* TTL of detached locks (no holder process whose
+                                 * liveness is watched), 0 = none (SPEC R5.3) */
+        uint32_t holder_ttl_s;  /* TTL of locks with a live holder that set none
+                                 * of its own ("ttl_s"), 0 = none */
         uint64_t max_locks;     /* locks + directories; 0 = unlimited */
         size_t max_content;     /* bytes a holder may write */
         unsigned max_depth;     /* path components; 0 = unlimited */
@@ -45,7 +48,7 @@ struct locktable_config {
         uint64_t max_content_per_uid; /* content bytes per uid but root; 0 = unlimited */
         uint32_t max_names;     /* names of one lock (its own + links); past it
                                  * link fails with -EMLINK; 0 = LT_MAX_NAMES_DEFAULT */
-        bool user_break;        /* a lock's uid may force-unlock it, as root may */
+        bool user_break;        /* a lock's uid may break it (locktable_break), as root may */
         bool shared;            /* names live in a shared store (cluster mode):
                                  * link, and rename of a lock or of a directory
                                  * holding anything, fail with -EXDEV */
@@ -171,22 +174,26 @@ ssize_t locktable_write(struct locktable *t, const struct lt_handle *h, const st
 int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle *h,
                       const struct caller *c, unsigned what, off_t size, struct lt_attr *ret);
 
-/* UNLINK: the holder or a descendant releases; for a detached lock its
- * creator's uid may (from any process); root always may: a force-unlock, for which *ret_forced
- * receives the lock as it was (ret_forced->path non-NULL; clear it with
- * lock_view_clear). -EPERM otherwise, -EISDIR for a directory, -EACCES for
- * .lockfs. A partial caller (holder_identify_quick) that is not the holder
- * process itself gets LT_NEED_LINEAGE and nothing changes: call again with
- * the full identity (holder_identify). */
+/* UNLINK (SPEC R3.4): the holder or a descendant releases; anyone else,
+ * root included, gets -EBUSY while the lock has a holder (a live lock is
+ * never stale: breaking it is locktable_break's), also for one of its
+ * several names. A detached lock goes for its creator's uid (from any
+ * process) and for root; root's unlink of another uid's detached lock is
+ * logged as a break, for which *ret_forced receives the lock as it was
+ * (ret_forced->path non-NULL; clear it with lock_view_clear). -EPERM
+ * otherwise, -EISDIR for a directory, -EACCES for .lockfs. A partial
+ * caller (holder_identify_quick) that is not the holder process itself gets
+ * LT_NEED_LINEAGE and nothing changes: call again with the full identity
+ * (holder_identify). */
 int locktable_unlink(struct locktable *t, uint64_t parent, const char *name,
                      const struct caller *c, struct lock_view *ret_forced);
 
 /* BREAK (lockctl break, the LOCKFS_IOC_BREAK ioctl): release lock ino only
  * while its acquisition is still fence, so a caller that read the status
- * breaks exactly the acquisition it read. Who may: as for unlink (the
- * holder or a descendant, or for a detached lock its creator's uid, as a
- * plain release; root, or with user_break the lock's uid, as a
- * force-unlock, for which *ret_forced receives the lock as it was, path
+ * breaks exactly the acquisition it read, held or not (SPEC R3.4). Who
+ * may: the holder or a descendant, or for a detached lock its creator's
+ * uid, as a plain release; root, or with user_break the lock's uid, as a
+ * break, for which *ret_forced receives the lock as it was, path
  * non-NULL, clear with lock_view_clear). c must be a full identity
  * (holder_identify). Waits while the acquisition is with the store. All
  * the lock's names go (also its other link(2) names), reported through fn

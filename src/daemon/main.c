@@ -81,6 +81,7 @@ static int create_table(struct daemon *d) {
         }
         const struct locktable_config cfg = {
                 .default_ttl_s = o->ttl_s,
+                .holder_ttl_s = o->holder_ttl_s,
                 .max_locks = o->max_locks,
                 .max_content = o->max_content,
                 .max_depth = o->max_depth,
@@ -237,9 +238,10 @@ static int create_loop_config(struct daemon *d) {
 static int run_loop(struct daemon *d) {
         const struct lockfs_options *o = d->o;
         log_msg(LOG_NOTICE,
-                "serving %s (ttl %us, max_locks %llu, max_content %zu, per uid: %llu nodes, "
+                "serving %s (ttl %us, holder_ttl %us, max_locks %llu, max_content %zu, per uid: %llu nodes, "
                 "%llu content bytes, status memory %zu; status memory in all %zu)", d->mnt,
-                (unsigned)o->ttl_s, (unsigned long long)o->max_locks, o->max_content,
+                (unsigned)o->ttl_s, (unsigned)o->holder_ttl_s,
+                (unsigned long long)o->max_locks, o->max_content,
                 (unsigned long long)o->max_locks_per_uid,
                 (unsigned long long)o->max_content_per_uid, status_budget_per_uid(d->ctx.budget),
                 status_budget_total(d->ctx.budget));

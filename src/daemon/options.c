@@ -135,6 +135,7 @@ static const struct option_key option_keys[] = {
         FLAG("allow_other", allow_other),
         FLAG("debug", debug),
         NUMBER("ttl", ttl_s, 0, UINT32_MAX),
+        NUMBER("holder_ttl", holder_ttl_s, 0, UINT32_MAX),
         NUMBER("max_locks", max_locks, 0, UINT64_MAX),
         { "max_locks_per_uid", VALUE_TAKEN, parse_per_uid_locks, FIELD(max_locks_per_uid), 0,
           UINT64_MAX, NULL },
@@ -369,7 +370,12 @@ void options_usage(FILE *f, const char *prog) {
                 "options (-o):\n"
                 "  debug                log every acquisition and release (to syslog\n"
                 "                       unless -f)\n"
-                "  ttl=SECONDS          default lock TTL, 0 = none (default %d)\n"
+                "  ttl=SECONDS          TTL of detached locks (content 0, or a caller\n"
+                "                       whose pid is not visible), whose liveness nobody\n"
+                "                       knows; 0 = none (default %d)\n"
+                "  holder_ttl=SECONDS   TTL of locks whose holder process is alive and\n"
+                "                       watched; 0 = never (default): such a lock ends\n"
+                "                       with its holder, or at the holder's own \"ttl_s\"\n"
                 "  max_locks=N          locks, names and directories of all users, 0 = no\n"
                 "                       limit (default %d); past it, ENOSPC\n"
                 "  max_locks_per_uid=N  locks, names (link) and directories one uid (not\n"
@@ -394,8 +400,8 @@ void options_usage(FILE *f, const char *prog) {
                 "                       .lockfs/locks.json and lockctl show (default\n"
                 "                       " LOCKFS_DEFAULT_RAW "; raw= for none: every lock reads as JSON)\n"
                 "  allow_other          let users other than root use the mount\n"
-                "  user_break           the uid a lock belongs to may force-unlock it (rm,\n"
-                "                       lockctl break), as root may; logged\n"
+                "  user_break           the uid a lock belongs to may break it (lockctl\n"
+                "                       break), as root may; logged\n"
                 "  state_dir=DIR        the journal of held locks (default\n"
                 "                       " LOCKFS_STATE_ROOT "/MOUNT-ID, MOUNT-ID as systemd-escape --path)\n"
                 "  fence_file=FILE      fence reservations, on persistent disk (default\n"

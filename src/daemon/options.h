@@ -36,7 +36,8 @@ struct lockfs_options {
         bool allow_other;         /* -o allow_other */
         bool show_help;           /* -h, --help */
         bool show_version;        /* -V, --version */
-        uint32_t ttl_s;           /* -o ttl=, 0 = none */
+        uint32_t ttl_s;           /* -o ttl=, 0 = none: detached locks' TTL */
+        uint32_t holder_ttl_s;    /* -o holder_ttl=, 0 = never: live holders' TTL */
         uint64_t max_locks;       /* -o max_locks=, 0 = unlimited */
         uint64_t max_locks_per_uid; /* -o max_locks_per_uid=, 0 = unlimited; locks,
                                      * names and directories of one uid but root */

@@ -24,8 +24,12 @@ import harness
 sys.warnoptions.append("ignore::ResourceWarning")
 warnings.filterwarnings("ignore", category=ResourceWarning)
 
+# src/abi/lockfs_ioctl.h: _IOW('L', 1, struct lockfs_break_arg { uint64_t fence; })
+LOCKFS_IOC_BREAK = (1 << 30) | (8 << 16) | (ord("L") << 8) | 1
+
 AGENT_SCRIPT = r"""
 import json, os, subprocess, sys
+LOCKFS_IOC_BREAK = %d
 
 def sub(s):
     return s.replace("{pid}", str(os.getpid())).replace("{ppid}", str(os.getppid()))
@@ -103,6 +107,15 @@ def do(c):
                               capture_output=True).returncode
     elif k == "mkdir":
         os.mkdir(p)
+    elif k == "break":          # lockctl break: the ioctl, with the fence read
+        import fcntl, struct
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            fence = json.loads(os.pread(fd, 1 << 20, 0))["lockfs"]["fence"]
+            fcntl.ioctl(fd, LOCKFS_IOC_BREAK, struct.pack("=Q", fence))
+        finally:
+            os.close(fd)
+        return fence
     elif k == "open":           # keep a descriptor for later fd* ops
         flags = 0
         for f in c["flags"]:
@@ -151,7 +164,7 @@ for line in sys.stdin:
     else:
         res = run(c)
     print(json.dumps(res), flush=True)
-"""
+""" % LOCKFS_IOC_BREAK
 
 
 class Lines:
@@ -303,6 +316,21 @@ def create(path, data=b""):
             os.write(fd, data)
     finally:
         os.close(fd)
+
+
+def break_lock(path):
+    """What `lockctl break PATH` does (SPEC R3.4: an unlink of a live lock
+    is EBUSY, even root's): the LOCKFS_IOC_BREAK ioctl with the fence the
+    status shows. Returns that fence."""
+    import fcntl
+    import struct
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fence = json.loads(os.pread(fd, 1 << 20, 0))["lockfs"]["fence"]
+        fcntl.ioctl(fd, LOCKFS_IOC_BREAK, struct.pack("=Q", fence))
+    finally:
+        os.close(fd)
+    return fence
 
 
 def status(path):

@@ -99,7 +99,7 @@ class HelpVersion(unittest.TestCase):
     def test_help_exits_0_and_lists_options(self):
         rc, out, err = run_daemon(["--help"])
         self.assertEqual(rc, 0, f"--help exit status; stderr: {err}")
-        for opt in ("ttl", "max_locks", "max_content", "allow_other", "raw="):
+        for opt in ("ttl", "holder_ttl", "max_locks", "max_content", "allow_other", "raw="):
             self.assertIn(opt, out, f"--help output (stdout) does not mention {opt}:\n{out}")
         self.assertRegex(out.lower(), r"usage", "--help prints a usage line")
 
@@ -279,12 +279,19 @@ class DefaultOptions(LockfsTestCase):
         self.assertEqual(errno_of(os.write, fd, b"b"), errno.EFBIG)
         self.assertEqual(len(status(self.p("big"))["content"]), 65536)
 
-    def test_default_ttl_is_3600(self):
+    def test_default_ttl_is_3600_for_detached_none_for_live_holders(self):
+        # SPEC R5.3: the mount's TTL is for detached locks (content "0")
+        d = Holder(self.p("d"), content="0\n")
+        self.addCleanup(d.kill)
+        lk = status(self.p("d"))["lockfs"]
+        self.assertEqual((lk["how"], lk["ttl_s"]), ("detached", 3600))
+        self.assertIsNotNone(lk["expires_at"])
+        # a live holder's lock has none (holder_ttl is 0 by default)
         h = Holder(self.p("t"))
         self.addCleanup(h.kill)
         lk = status(self.p("t"))["lockfs"]
-        self.assertEqual(lk["ttl_s"], 3600)
-        self.assertIsNotNone(lk["expires_at"])
+        self.assertEqual(lk["ttl_s"], 0)
+        self.assertIsNone(lk["expires_at"])
 
 
 class MaxContent(LockfsTestCase):
@@ -329,24 +336,24 @@ class Ttl(LockfsTestCase):
 
     def test_ttl_option_sets_status_and_expires(self):
         t0 = time.monotonic()
-        h = Holder(self.p("short"))
+        h = Holder(self.p("short"), content="0\n")      # detached: the mount's TTL
         self.addCleanup(h.kill)
         self.assertTrue(h.ok)
         lk = status(self.p("short"))["lockfs"]
         self.assertEqual(lk["ttl_s"], 1)
         self.assertIsNotNone(lk["expires_at"])
-        # No event for expiry to await: poll (holder still alive).
+        # No event for expiry to await: poll (its creator still alive).
         wait_until(lambda: not os.path.exists(self.p("short")),
                    what="lock to expire after ttl=1")
         self.assertGreaterEqual(time.monotonic() - t0, 0.9, "expired before its ttl")
-        self.assertIsNone(h.proc.poll(), "holder should still be alive")
+        self.assertIsNone(h.proc.poll(), "its creator should still be alive")
 
 
 class TtlZero(LockfsTestCase):
     MOUNT_OPTS = "ttl=0"
 
     def test_ttl_zero_means_none(self):
-        h = Holder(self.p("forever"))
+        h = Holder(self.p("forever"), content="0\n")
         self.addCleanup(h.kill)
         lk = status(self.p("forever"))["lockfs"]
         self.assertEqual(lk["ttl_s"], 0)
@@ -354,12 +361,15 @@ class TtlZero(LockfsTestCase):
 
 
 class CombinedOptions(LockfsTestCase):
-    MOUNT_OPTS = "ttl=120,max_locks=5,max_content=100"
+    MOUNT_OPTS = "ttl=120,holder_ttl=60,max_locks=5,max_content=100"
 
     def test_comma_separated_options_all_apply(self):
         h = Holder(self.p("x"))
         self.addCleanup(h.kill)
-        self.assertEqual(status(self.p("x"))["lockfs"]["ttl_s"], 120)
+        self.assertEqual(status(self.p("x"))["lockfs"]["ttl_s"], 60)      # holder_ttl
+        d = Holder(self.p("d"), content="0")
+        self.addCleanup(d.kill)
+        self.assertEqual(status(self.p("d"))["lockfs"]["ttl_s"], 120)     # ttl: detached
         fd = os.open(self.p("y"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self.addCleanup(os.close, fd)
         self.assertEqual(errno_of(os.write, fd, b"z" * 101), errno.EFBIG)
@@ -412,7 +422,7 @@ class FstabMount(unittest.TestCase):
         os.symlink(os.path.abspath(LOCKFS_BIN), os.path.join(bindir, "lockfs"))
         fstab = os.path.join(work, "fstab")
         with open(fstab, "w") as f:
-            f.write(f"lockfs {tmp.mnt} fuse.lockfs ttl=42,max_locks=9,rw,nosuid,nodev,"
+            f.write(f"lockfs {tmp.mnt} fuse.lockfs ttl=7,holder_ttl=42,max_locks=9,rw,nosuid,nodev,"
                     "noatime,_netdev,nofail,x-systemd.automount 0 0\n")
         env = dict(os.environ, BINDIR=bindir, FSTAB=fstab, MNT=tmp.mnt)
         r = subprocess.run(["unshare", "-m", "sh", "-c", FSTAB_SCRIPT], env=env,

@@ -6,8 +6,8 @@ the same endpoints and prefix share one lock namespace.
 Against a throw-away etcd (etcd_server.py) and three mounts per test, each
 test on its own prefix: visibility of a lock on every mount (ls, stat, cat
 with the remote holder), EEXIST for everybody else, release by unlink,
-holder death and root force-unlock seen everywhere; one winner per round of
-a 24-process race over three mounts; fences (etcd create revisions)
+holder death and root's break seen everywhere (its unlink: EBUSY); one
+winner per round of a 24-process race over three mounts; fences (etcd create revisions)
 strictly increasing across mounts; a SIGKILLed daemon's locks vanishing
 when its lease runs out; IN_DELETE_SELF on a remote release; and an etcd
 outage: creates fail with EIO (never a guess), a short outage keeps locks,
@@ -36,8 +36,8 @@ import uuid
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 from harness import Holder, Mount, errno, errno_of, wait_until  # noqa: E402
-from lockfs_it import (EXCL, DeleteWatch, Lines, agent, close_pipes, create, gone,  # noqa: E402
-                       lockinfo, status)
+from lockfs_it import (EXCL, DeleteWatch, Lines, agent, break_lock, close_pipes, create,  # noqa: E402
+                       gone, lockinfo, status)
 from etcd_server import EtcdServer, free_port, make_pki  # noqa: E402
 
 # Every wait below awaits a state with a generous deadline (the harness's
@@ -713,7 +713,7 @@ class TestInotify(ClusterCase):
 class TestRemoteUnlink(ClusterCase):
     EXTRA_OPTS = "allow_other"
 
-    def test_non_root_gets_eperm_root_force_unlocks_everywhere(self):
+    def test_unlink_is_ebusy_root_breaks_everywhere(self):
         rel = "a.lock"
         holder = agent(self, user=A_USER)
         holder.ok("create", path=self.A.path(rel), data="{pid}\n")
@@ -723,15 +723,16 @@ class TestRemoteUnlink(ClusterCase):
         other_uid = agent(self, user=B_USER)
         for who, a in (("holder's uid", same_uid), ("other uid", other_uid),
                        ("the holder process itself, on another mount", holder)):
-            self.assertEqual(a.err("unlink", path=self.B.path(rel)), errno.EPERM,
-                             f"unlink of a remote lock by {who}")
+            self.assertEqual(a.err("unlink", path=self.B.path(rel)), errno.EBUSY,
+                             f"unlink of a remote lock by {who}")              # SPEC R3.4
             self.assertEqual(a.err("create", path=self.B.path(rel)), errno.EEXIST, who)
         for m in self.mounts:
             self.assertTrue(visible(m, rel), f"still held on {self.name(m)}")
             self.assertEqual(lockinfo(m.path(rel))["pid"], holder.pid)
         self.assertEqual(len(self.keys(rel)), 1)
-        # root on B breaks A's lock
-        os.unlink(self.B.path(rel))
+        # root on B: its unlink is EBUSY too, lockctl break breaks A's lock
+        self.assertEqual(errno_of(os.unlink, self.B.path(rel)), errno.EBUSY)
+        break_lock(self.B.path(rel))
         self.assertTrue(vanished(self.B, rel))
         self.assertEqual(self.keys(rel), {}, "force-unlock left the etcd key")
         for m in (self.A, self.C):

@@ -24,8 +24,8 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 from harness import Holder, LockfsTestCase, errno_of, wait_until  # noqa: E402
-from lockfs_it import (Lines, lockinfo, agent, close_pipes, exists, gone, metrics,  # noqa: E402
-                       released, spawn, status)
+from lockfs_it import (Lines, lockinfo, agent, break_lock, close_pipes, exists, gone,  # noqa: E402
+                       metrics, released, spawn, status)
 
 SLOW = 4 if harness.WRAPPER else 1      # under valgrind everything is slower
 T = 20 * SLOW                           # ceiling for one awaited step
@@ -562,9 +562,9 @@ class TestFifo(FlockCase):
             h = self.holder(p)
             return h.pid, h.kill
 
-        def by_root_unlink(p):
+        def by_root_break(p):          # lockctl break (root's rm: EBUSY, SPEC R3.4)
             h = self.holder(p)
-            return h.pid, lambda: os.unlink(p)
+            return h.pid, lambda: break_lock(p)
 
         def by_ttl(p):
             h = self.holder(p, '{"pid": {pid}, "ttl_s": 2}')
@@ -589,7 +589,7 @@ class TestFifo(FlockCase):
             f = flocked(p)
             return f.pid, f.kill
 
-        cases = [by_unlink, by_exit, by_kill, by_root_unlink, by_ttl, by_lock_un, by_close,
+        cases = [by_unlink, by_exit, by_kill, by_root_break, by_ttl, by_lock_un, by_close,
                  by_flocker_kill]
         for make in cases:
             with self.subTest(cause=make.__name__):

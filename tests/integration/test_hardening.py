@@ -160,7 +160,7 @@ class TestIdentityAcrossUids(HardeningCase):
                   f'su -s /bin/sh {B} -c "cat {p}"')
         r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30)
         self.assertIn("rm=1", r.stdout, r.stderr)
-        self.assertIn("Operation not permitted", r.stderr)
+        self.assertIn("Device or resource busy", r.stderr)     # SPEC R3.4: EBUSY
         self.assertIn("create=1", r.stdout, r.stderr)
         shell = int(r.stdout.split("shell=")[1].split()[0])
         doc = json.loads(r.stdout.split("create=1", 1)[1])

@@ -12,8 +12,8 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 from harness import LockfsTestCase, Holder, errno, errno_of, wait_until  # noqa: E402
-from lockfs_it import (agent, spawn, status, exists, gone, Agent, DeleteWatch,  # noqa: E402
-                       metrics, released)
+from lockfs_it import (agent, break_lock, spawn, status, exists, gone, Agent,  # noqa: E402
+                       DeleteWatch, metrics, released)
 
 NODE_WORKER = r"""
 const fs = require('fs');
@@ -316,7 +316,8 @@ class TestPermissions(LockfsTestCase):
 
     def check_denied(self, other):
         p = self.path
-        self.assertEqual(other.err("unlink", path=p), errno.EPERM, "unlink")
+        # SPEC R3.4: a live lock is never stale: EBUSY
+        self.assertEqual(other.err("unlink", path=p), errno.EBUSY, "unlink")
         self.assertEqual(other.err("rename", path=p, dst=self.p("y.lock")), errno.EPERM,
                          "rename")
         self.assertEqual(other.err("chmod", path=p, mode=0o600), errno.EPERM, "chmod")
@@ -457,13 +458,16 @@ class TestPermissions(LockfsTestCase):
         self.assertEqual((fst.st_uid, fst.st_gid), (0, 0))
         # the former holder's uid has no rights on it any more
         same = agent(self, harness.TEST_USER)
-        self.assertEqual(same.err("unlink", path=self.path), errno.EPERM)
+        self.assertEqual(same.err("unlink", path=self.path), errno.EBUSY)
         proc.stdin.close()
         proc.wait(timeout=20)
         wait_until(lambda: gone(self.path), what="release when the new holder exits")
 
     def test_root_force_unlock(self):
-        os.unlink(self.path)
+        # SPEC R3.4: root's unlink of a live lock is EBUSY; lockctl break it is
+        self.assertEqual(errno_of(os.unlink, self.path), errno.EBUSY)
+        self.assert_still_held()
+        break_lock(self.path)
         self.assertTrue(gone(self.path))
         self.assertNotIn("x.lock", os.listdir(self.m.mnt))
         rx = re.compile(r"force.?unlock", re.I)

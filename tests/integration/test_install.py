@@ -158,8 +158,8 @@ class TestMountHelper(Installed):
 mount -t fuse.lockfs none "$A" -o ttl=600,allow_other
 mount -t lockfs locks "$B" -o ttl=7,_netdev,nofail,user
 grep -E " ($A|$B) " /proc/self/mounts | cut -d" " -f2,3,4
-sh -c 'echo $$ > "$A/x.lock"; jq -c ".lockfs | [.ttl_s, .how]" "$A/x.lock"'
-sh -c 'echo $$ > "$B/y.lock"; jq -c ".lockfs.ttl_s" "$B/y.lock"'
+sh -c 'echo 0 > "$A/x.lock"; jq -c ".lockfs | [.ttl_s, .how]" "$A/x.lock"'
+sh -c 'echo 0 > "$B/y.lock"; jq -c ".lockfs.ttl_s" "$B/y.lock"'
 ''', A=a, B=b)
         lines = out.splitlines()
         self.assertEqual(len(lines), 4, out)
@@ -167,7 +167,8 @@ sh -c 'echo $$ > "$B/y.lock"; jq -c ".lockfs.ttl_s" "$B/y.lock"'
         self.assertEqual(mounts[a][0], "fuse.lockfs")
         self.assertIn("allow_other", mounts[a][1])
         self.assertEqual(mounts[b][0], "fuse.lockfs")
-        self.assertEqual(json.loads(lines[2]), [600, "creator"])
+        # ttl= is the TTL of detached locks (content 0), SPEC R5.3
+        self.assertEqual(json.loads(lines[2]), [600, "detached"])
         self.assertEqual(json.loads(lines[3]), 7)
 
     def test_fstab_mount_a(self):
@@ -181,8 +182,8 @@ sh -c 'echo $$ > "$B/y.lock"; jq -c ".lockfs.ttl_s" "$B/y.lock"'
 mount -a -T "$FSTAB"
 grep -c " $B " /proc/self/mounts || true
 mount -T "$FSTAB" "$B"
-sh -c 'echo $$ > "$A/a.lock"; jq .lockfs.ttl_s "$A/a.lock"'
-sh -c 'echo $$ > "$B/b.lock"; jq .lockfs.ttl_s "$B/b.lock"'
+sh -c 'echo 0 > "$A/a.lock"; jq .lockfs.ttl_s "$A/a.lock"'
+sh -c 'echo 0 > "$B/b.lock"; jq .lockfs.ttl_s "$B/b.lock"'
 ''', FSTAB=fstab, A=a, B=b)
         self.assertEqual(out.split(), ["0", "42", "43"], "noauto is skipped by mount -a")
 

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 """Multi-user enforcement on an allow_other mount (issue 5, SPEC R3.4,
 §6): two unprivileged test users, A (lockfs-test) and B (lockfs-test2).
-B can read A's lock but cannot release, overwrite, truncate, rename or
-renew it; root can break it, and that is logged. -o max_locks_per_uid
+B can read A's lock but cannot release (EBUSY: a live lock is never
+stale), overwrite, truncate, rename or renew it; root's unlink gets EBUSY
+too, root can break it (lockctl break), and that is logged. -o max_locks_per_uid
 caps what one uid makes (locks, link names, directories: EDQUOT) and
 -o max_content_per_uid the bytes of its locks, also across a restart;
 -o user_break lets A break A's lock from another of A's processes, never
@@ -16,7 +17,7 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 from harness import LockfsTestCase, errno, errno_of  # noqa: E402
-from lockfs_it import agent, assert_gone_now  # noqa: E402
+from lockfs_it import agent, assert_gone_now, break_lock  # noqa: E402
 
 A, B = harness.TEST_USER, harness.TEST_USER2
 
@@ -51,7 +52,7 @@ class TestOtherUser(MultiUserCase):
         a = self.held_by_a()
         p = self.p("a.lock")
         b = agent(self, user=B)
-        self.assertEqual(b.err("unlink", path=p), errno.EPERM)
+        self.assertEqual(b.err("unlink", path=p), errno.EBUSY)            # SPEC R3.4
         self.assertEqual(b.err("create", path=p), errno.EEXIST)           # O_EXCL
         self.assertEqual(b.ok("open_write", path=p, creat=True, trunc=True, data="mine"),
                          {"write": errno.EEXIST})                          # overwrite
@@ -73,15 +74,16 @@ class TestOtherUser(MultiUserCase):
     def test_same_uid_other_process_cannot_release_either(self):
         self.held_by_a()
         a2 = agent(self, user=A)
-        self.assertEqual(a2.err("unlink", path=self.p("a.lock")), errno.EPERM)
+        self.assertEqual(a2.err("unlink", path=self.p("a.lock")), errno.EBUSY)
         self.assertEqual(a2.err("create", path=self.p("a.lock")), errno.EEXIST)
 
     def test_root_breaks_and_it_is_logged(self):
         a = self.held_by_a()
-        os.unlink(self.p("a.lock"))
+        self.assertEqual(errno_of(os.unlink, self.p("a.lock")), errno.EBUSY)
+        fence = break_lock(self.p("a.lock"))
         assert_gone_now(self, self.p("a.lock"))
-        self.await_log(rf"force-unlock of /a.lock \(fence \d+, held by pid "
-                       rf"{a.pid} .*\) by pid {os.getpid()} uid 0")
+        self.await_log(rf"force-unlock of /a.lock \(fence {fence}, held by pid "
+                       rf"{a.pid} .* uid {self.uid_a}\) by pid {os.getpid()} uid 0")
         b = agent(self, user=B)
         b.ok("create", path=self.p("a.lock"))     # free again, for anyone
 
@@ -214,9 +216,10 @@ class TestUserBreak(MultiUserCase):
     def test_owner_uid_may_break_other_users_may_not(self):
         a = self.held_by_a()
         b = agent(self, user=B)
-        self.assertEqual(b.err("unlink", path=self.p("a.lock")), errno.EPERM)
+        self.assertEqual(b.err("break", path=self.p("a.lock")), errno.EPERM)
         a2 = agent(self, user=A)
-        a2.ok("unlink", path=self.p("a.lock"))
+        self.assertEqual(a2.err("unlink", path=self.p("a.lock")), errno.EBUSY)
+        a2.ok("break", path=self.p("a.lock"))
         assert_gone_now(self, self.p("a.lock"))
         self.await_log(rf"force-unlock of /a.lock \(fence \d+, held by pid "
                        rf"{a.pid} .*\) by pid {a2.pid} uid {self.uid_a}")
@@ -227,7 +230,8 @@ class TestNoUserBreakByDefault(MultiUserCase):
     def test_without_user_break_only_root(self):
         self.held_by_a()
         a2 = agent(self, user=A)
-        self.assertEqual(a2.err("unlink", path=self.p("a.lock")), errno.EPERM)
+        self.assertEqual(a2.err("break", path=self.p("a.lock")), errno.EPERM)
+        self.assertEqual(a2.err("unlink", path=self.p("a.lock")), errno.EBUSY)
         self.assertEqual(errno_of(os.stat, self.p("a.lock")), 0)
 
 

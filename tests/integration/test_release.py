@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 import lockfs_it  # noqa: E402
 from harness import LockfsTestCase, Holder, errno, errno_of, wait_until  # noqa: E402
-from lockfs_it import (EXCL, agent, spawn, status, gone, exists, metrics, released,  # noqa: E402
+from lockfs_it import (EXCL, agent, break_lock, spawn, status, gone, exists, metrics, released,  # noqa: E402
                        DeleteWatch)
 
 
@@ -112,14 +112,17 @@ class TestRelease(ReleaseMixin, LockfsTestCase):
         h.kill()
         self.wait_gone(p, what="release on SIGKILL")
 
-    def test_root_unlink(self):
+    def test_root_unlink_is_ebusy_break_releases(self):
         p = self.p("x.lock")
         h = Holder(p)
         self.addCleanup(h.kill)
         self.assertEqual(status(p)["lockfs"]["pid"], h.pid)
-        os.unlink(p)
+        # SPEC R3.4: a live lock is never stale, root's unlink included
+        self.assertEqual(errno_of(os.unlink, p), errno.EBUSY)
+        self.assertEqual(status(p)["lockfs"]["pid"], h.pid)
+        break_lock(p)
         self.assert_gone_now(p)
-        self.assertIsNone(h.proc.poll(), "force unlock does not kill the holder")
+        self.assertIsNone(h.proc.poll(), "a break does not kill the holder")
 
     def test_open_reader_does_not_pin(self):
         p = self.p("x.lock")
@@ -186,7 +189,7 @@ class TestRelease(ReleaseMixin, LockfsTestCase):
         self.assertEqual(status(p)["lockfs"]["pid"], b.pid)
 
     def test_stale_fd_after_force_unlock(self):
-        self.check_stale_fd(os.unlink)
+        self.check_stale_fd(break_lock)
 
     def test_stale_fd_after_expiry(self):
         self.check_stale_fd(lambda p: wait_until(lambda: gone(p), what="expiry"))
@@ -214,7 +217,7 @@ class TestRelease(ReleaseMixin, LockfsTestCase):
     LOST_TIMES = (("futimens", errno.EPERM), ("futimes", errno.EPERM))
 
     def force_unlock(self, p):
-        os.unlink(p)
+        break_lock(p)
 
     def expire(self, p):
         # the holder's open descriptor defers IN_DELETE_SELF: poll
@@ -301,13 +304,13 @@ class TestRelease(ReleaseMixin, LockfsTestCase):
         rc, out = w.wait()
         self.assertIn("DELETE_SELF", out)
 
-    def test_inotify_root_unlink(self):
+    def test_inotify_root_break(self):
         p = self.p("x.lock")
         h = Holder(p)
         self.addCleanup(h.kill)
         self.assertEqual(status(p)["lockfs"]["pid"], h.pid)
         w = DeleteWatch(self, p)
-        os.unlink(p)
+        break_lock(p)
         rc, out = w.wait()
         self.assertIn("DELETE_SELF", out)
 
@@ -407,10 +410,10 @@ class TestRelease(ReleaseMixin, LockfsTestCase):
         wait_until(lambda: gone(p), what="release on kill")
         m2 = metrics(self.m)
         self.assertEqual(released(m2, "exit") - released(m1, "exit"), 2)
-        # root force unlock
+        # root breaks it (lockctl break)
         h = Holder(p)
         self.addCleanup(h.kill)
-        os.unlink(p)
+        break_lock(p)
         m3 = metrics(self.m)
         self.assertEqual(released(m3, "root") - released(m2, "root"), 1)
         # ttl
@@ -499,7 +502,9 @@ class TestPidfds(ReleaseMixin, LockfsTestCase):
 
 
 class TestMountTTL(ReleaseMixin, LockfsTestCase):
-    MOUNT_OPTS = "ttl=1"
+    # ttl= ends detached locks only; holder_ttl= gives live holders the same
+    # TTL here (SPEC R5.3; test_ttl_break.py: live holders without it)
+    MOUNT_OPTS = "ttl=1,holder_ttl=1"
 
     def test_mount_ttl_expiry(self):
         p = self.p("x.lock")

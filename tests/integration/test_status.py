@@ -20,7 +20,7 @@ TOOL_CONTENT = ('{"pid": {pid}, "created_at": "1999-01-01T00:00:00Z", "operation
 LOCKFS_FIELDS = {
     "path": str, "pid": int, "uid": int, "user": str, "comm": str, "cmdline": str,
     "host": str, "acquired_at": str, "renewed_at": str, "age_ms": int, "ttl_s": int,
-    "expires_at": str, "fence": int, "how": str, "liveness_known": bool,
+    "expires_at": (str, type(None)), "fence": int, "how": str, "liveness_known": bool,
 }
 
 NODE_READ = r"""
@@ -91,9 +91,16 @@ class TestStatus(LockfsTestCase):
         self.assertGreaterEqual(parse_iso(lf["renewed_at"]), acq)
         self.assertGreaterEqual(lf["age_ms"], 0)
         self.assertLessEqual(lf["age_ms"], now_ms() - t0 + 50)   # no older than the test
-        self.assertEqual(lf["ttl_s"], 3600)
-        exp = parse_iso(lf["expires_at"])
-        self.assertAlmostEqual(exp, parse_iso(lf["renewed_at"]) + 3600 * 1000, delta=1000)
+        # SPEC R5.3: a live holder's lock has no TTL (the mount's is for
+        # detached locks); with a ttl_s of its own it has one
+        self.assertEqual(lf["ttl_s"], 0)
+        self.assertIsNone(lf["expires_at"])
+        h2 = Holder(self.p("t.lock"), content='{"pid": {pid}, "ttl_s": 3600}')
+        self.addCleanup(h2.kill)
+        lf2 = status(self.p("t.lock"))["lockfs"]
+        self.assertEqual(lf2["ttl_s"], 3600)
+        exp = parse_iso(lf2["expires_at"])
+        self.assertAlmostEqual(exp, parse_iso(lf2["renewed_at"]) + 3600 * 1000, delta=1000)
         self.assertGreater(lf["fence"], 0)
         self.assertEqual(lf["how"], "creator")
         self.assertIs(lf["liveness_known"], True)

@@ -22,6 +22,12 @@ INSIDE = r"""
 import os, signal, socket, subprocess, sys
 lockfs, work = sys.argv[1], sys.argv[2]
 mnt = os.path.join(work, "mnt")
+import fcntl, json, struct
+def brk(p):                                   # lockctl break: EBUSY for rm (SPEC R3.4)
+    fd = os.open(p, os.O_RDONLY)
+    fence = json.loads(os.pread(fd, 1 << 20, 0))["lockfs"]["fence"]
+    fcntl.ioctl(fd, (1 << 30) | (8 << 16) | (ord("L") << 8) | 1, struct.pack("=Q", fence))
+    os.close(fd)
 subprocess.run(["mount", "--make-rprivate", "/"], check=True)
 subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/dev"], check=True)
 subprocess.run(["mknod", "-m", "666", "/dev/fuse", "c", "10", "229"], check=True)
@@ -29,7 +35,7 @@ subprocess.run(["mknod", "-m", "666", "/dev/null", "c", "1", "3"], check=True)
 log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 log.bind("/dev/log")
 opts = "debug," if sys.argv[3] == "debug" else ""
-opts += "ttl=1,state_dir=%s/state,fence_file=%s/fence" % (work, work)
+opts += "ttl=1,holder_ttl=1,state_dir=%s/state,fence_file=%s/fence" % (work, work)
 # without -f: the daemon detaches and logs to syslog; it returns once mounted
 r = subprocess.run([lockfs, "-o", opts, mnt], stdin=subprocess.DEVNULL)
 assert r.returncode == 0, r.returncode
@@ -38,13 +44,13 @@ os.close(fd)                                  # held by us; released at our exit
 os.unlink(os.path.join(mnt, "x.lock"))
 ready_r, ready_w = os.pipe()
 pid = os.fork()
-if pid == 0:                                  # a holder root force-unlocks
+if pid == 0:                                  # a holder root breaks
     os.close(os.open(os.path.join(mnt, "y.lock"), os.O_WRONLY | os.O_CREAT))
     os.write(ready_w, b"x")
     signal.pause()                            # until killed
     os._exit(0)
 os.read(ready_r, 1)
-os.unlink(os.path.join(mnt, "y.lock"))
+brk(os.path.join(mnt, "y.lock"))
 os.kill(pid, 9)
 os.waitpid(pid, 0)
 w = os.open(os.path.join(mnt, "z.lock"), os.O_WRONLY | os.O_CREAT | os.O_EXCL)
@@ -83,11 +89,17 @@ except BlockingIOError:
 
 # The review's log injection: directory names that end the real line and
 # forge a force-unlock and a "serving" line, under a lock that expires
-# (logged at notice) and one that root force-unlocks.
+# (logged at notice) and one that root breaks.
 INJECT = r"""
 import os, signal, socket, subprocess, sys
 lockfs, work = sys.argv[1], sys.argv[2]
 mnt = os.path.join(work, "mnt")
+import fcntl, json, struct
+def brk(p):                                   # lockctl break: EBUSY for rm (SPEC R3.4)
+    fd = os.open(p, os.O_RDONLY)
+    fence = json.loads(os.pread(fd, 1 << 20, 0))["lockfs"]["fence"]
+    fcntl.ioctl(fd, (1 << 30) | (8 << 16) | (ord("L") << 8) | 1, struct.pack("=Q", fence))
+    os.close(fd)
 subprocess.run(["mount", "--make-rprivate", "/"], check=True)
 subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/dev"], check=True)
 subprocess.run(["mknod", "-m", "666", "/dev/fuse", "c", "10", "229"], check=True)
@@ -102,13 +114,13 @@ d = os.path.join(mnt, "x\nlockfs: force-unlock of ",
 os.makedirs(d)
 ready_r, ready_w = os.pipe()
 pid = os.fork()
-if pid == 0:                                  # a holder root force-unlocks
+if pid == 0:                                  # a holder root breaks
     os.close(os.open(os.path.join(d, "f.lock"), os.O_WRONLY | os.O_CREAT))
     os.write(ready_w, b"x")
     signal.pause()
     os._exit(0)
 os.read(ready_r, 1)
-os.unlink(os.path.join(d, "f.lock"))
+brk(os.path.join(d, "f.lock"))
 os.kill(pid, 9)
 os.waitpid(pid, 0)
 w = os.open(os.path.join(d, "t.lock"), os.O_WRONLY | os.O_CREAT | os.O_EXCL)

@@ -157,21 +157,67 @@ static void test_unlink_rules(void **state) {
         struct lt_attr a;
         struct lt_handle h;
         struct lock_view forced;
+        struct lock_view v;
         assert_int_equal(create(f, "x", &f->self, O_WRONLY, &a, &h), 0);
-        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "x", &f->other, &forced), -EPERM);
-        struct caller same_uid_other = f->other;
-        same_uid_other.uid = 0; /* root, not the holder: a force-unlock */
-        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "x", &same_uid_other, &forced), 0);
-        assert_non_null(forced.path);
-        assert_string_equal(forced.path, "/x");
-        assert_int_equal(forced.pid, getpid());
-        lock_view_clear(&forced);
+        /* SPEC R3.4: a held lock is never stale; an unlink by anyone but its
+         * holder fails with EBUSY: another uid, and root that is not the
+         * holder, alike */
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "x", &f->other, &forced), -EBUSY);
+        struct caller root_other = f->other;
+        root_other.uid = 0;
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "x", &root_other, &forced), -EBUSY);
+        assert_null(forced.path);
+        assert_int_equal(locktable_view(f->t, a.ino, &v), 0); /* as it was */
+        assert_int_equal(v.fence, h.fence);
+        assert_int_equal(v.pid, getpid());
+        lock_view_clear(&v);
+        /* the holder releases it */
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "x", &f->self, &forced), 0);
+        assert_null(forced.path);
         assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "x", &a), -ENOENT);
         assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "x", &f->self, &forced), -ENOENT);
+        /* another uid's lock: root gets EBUSY too */
+        assert_int_equal(create(f, "y", &f->other, O_WRONLY, &a, &h), 0);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "y", &f->self, &forced), -EBUSY);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "y", &a), 0);
         struct lock_metrics m;
         locktable_metrics(f->t, &m);
+        assert_int_equal(m.released_root, 0);
+        assert_int_equal(m.released_unlink, 1);
+        assert_int_equal(m.held, 1);
+}
+
+/* SPEC R3.4, R3.3a: a detached lock (content "0") goes for its creator's
+ * uid, from any process, and for root (logged as a break when it is
+ * another uid's); other uids get EPERM. */
+static void test_unlink_detached(void **state) {
+        struct fixture *f = *state;
+        struct lt_attr a;
+        struct lt_handle h;
+        struct lock_view forced;
+        struct caller stranger, same_uid;
+        assert_int_equal(holder_identify(getpid(), 1001, 1001, &stranger), 0);
+        assert_int_equal(holder_identify(getpid(), 1000, 1000, &same_uid), 0);
+        for (int i = 0; i < 2; i++) {
+                assert_int_equal(create(f, "d", &f->other, O_WRONLY, &a, &h), 0);
+                assert_int_equal(locktable_write(f->t, &h, &f->other, 0, "0", 1), 1);
+                assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "d", &stranger, &forced),
+                                 -EPERM);
+                const struct caller *by = i ? &f->self : &same_uid;
+                assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "d", by, &forced), 0);
+                assert_true(i ? forced.path != NULL : forced.path == NULL);
+                if (i) {
+                        assert_int_equal(forced.fence, h.fence);
+                        assert_int_equal(forced.pid, 0);
+                        assert_int_equal(forced.uid, 1000);
+                }
+                lock_view_clear(&forced);
+                assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "d", &a), -ENOENT);
+        }
+        struct lock_metrics m;
+        locktable_metrics(f->t, &m);
+        assert_int_equal(m.released_detached, 1);
         assert_int_equal(m.released_root, 1);
-        assert_int_equal(m.held, 0);
 }
 
 /* Wait (poll, no sleep) until the reaper fd fires, then reap. */
@@ -344,6 +390,73 @@ static void test_ttl_expiry_and_renewal(void **state) {
         struct lock_metrics m;
         locktable_metrics(f->t, &m);
         assert_int_equal(m.released_ttl, 1);
+}
+
+/* SPEC R5.3: which TTL a lock gets. The mount's ttl (here 100 s) goes to
+ * detached locks only (content "0", a caller whose pid is unknown); a live
+ * holder's lock has none unless holder_ttl (here 200 s, setup_ttls) or its
+ * own "ttl_s" gives it one; the choice follows the lock when it changes
+ * between held and detached. */
+static void check_ttl(struct fixture *f, uint64_t ino, uint32_t want) {
+        struct lock_view v;
+        assert_int_equal(locktable_view(f->t, ino, &v), 0);
+        assert_int_equal(v.ttl_s, want);
+        lock_view_clear(&v);
+}
+
+static void ttl_choice(void **state, uint32_t holder_ttl) {
+        struct fixture *f = *state;
+        struct lt_attr a;
+        struct lt_handle h;
+        struct caller ghost;
+        assert_int_equal(holder_identify(0, 1000, 1000, &ghost), 0);
+        /* a live holder: no TTL (or holder_ttl) */
+        assert_int_equal(create(f, "live", &f->self, O_WRONLY, &a, &h), 0);
+        check_ttl(f, a.ino, holder_ttl);
+        /* its own ttl_s wins, either way */
+        const char *own = "{\"ttl_s\": 7}";
+        assert_int_equal(locktable_write(f->t, &h, &f->self, 0, own, strlen(own)),
+                         (ssize_t)strlen(own));
+        check_ttl(f, a.ino, 7);
+        /* content without ttl_s: the choice is the mount's again */
+        assert_int_equal(locktable_setattr(f->t, a.ino, &h, &f->self, LT_SET_SIZE, 0, &a), 0);
+        const char *plain = "{\"op\": 1}";
+        assert_int_equal(locktable_write(f->t, &h, &f->self, 0, plain, strlen(plain)),
+                         (ssize_t)strlen(plain));
+        check_ttl(f, a.ino, holder_ttl);
+        /* rewritten to "0": detached, the mount's ttl */
+        assert_int_equal(locktable_setattr(f->t, a.ino, &h, &f->self, LT_SET_SIZE, 0, &a), 0);
+        assert_int_equal(locktable_write(f->t, &h, &f->self, 0, "0", 1), 1);
+        check_ttl(f, a.ino, 100);
+        /* claimed back by its writer: held again */
+        char buf[32];
+        int n = snprintf(buf, sizeof(buf), "%d", (int)getpid());
+        assert_int_equal(locktable_setattr(f->t, a.ino, &h, &f->self, LT_SET_SIZE, 0, &a), 0);
+        assert_int_equal(locktable_write(f->t, &h, &f->self, 0, buf, n), n);
+        check_ttl(f, a.ino, holder_ttl);
+        /* a caller whose pid is unknown: detached from the start */
+        assert_int_equal(create(f, "ns", &ghost, O_WRONLY, &a, &h), 0);
+        check_ttl(f, a.ino, 100);
+}
+
+static void test_ttl_choice(void **state) {
+        ttl_choice(state, 0);
+}
+
+static void test_ttl_choice_holder_ttl(void **state) {
+        ttl_choice(state, 200);
+}
+
+static int setup_ttl(void **state) {
+        struct locktable_config cfg = { .default_ttl_s = 100, .max_locks = 100,
+                                        .max_content = 64, .max_depth = 4 };
+        return setup_cfg(state, &cfg);
+}
+
+static int setup_holder_ttl(void **state) {
+        struct locktable_config cfg = { .default_ttl_s = 100, .holder_ttl_s = 200,
+                                        .max_locks = 100, .max_content = 64, .max_depth = 4 };
+        return setup_cfg(state, &cfg);
 }
 
 static void test_renewal_postpones_expiry(void **state) {
@@ -583,8 +696,8 @@ static void test_per_uid_cap(void **state) {
         assert_int_equal(create(f, "u4", &f->other, O_WRONLY, &a, &h), -EDQUOT);
 }
 
-/* -o user_break: the lock's uid may force-unlock it from another process;
- * another uid may not. */
+/* -o user_break: the lock's uid may break it (locktable_break) from
+ * another process; another uid may not; unlink stays EBUSY (SPEC R3.4). */
 static void test_user_break(void **state) {
         struct fixture *f = *state;
         struct lt_attr a;
@@ -594,11 +707,14 @@ static void test_user_break(void **state) {
         assert_int_equal(holder_identify(getpid(), 1000, 1000, &same_uid), 0);
         assert_int_equal(holder_identify(getpid(), 1001, 1001, &other_uid), 0);
         assert_int_equal(create(f, "b.lock", &f->other, O_WRONLY, &a, &h), 0);
-        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "b.lock", &other_uid, &forced),
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "b.lock", &same_uid, &forced),
+                         -EBUSY);
+        assert_int_equal(locktable_break(f->t, a.ino, h.fence, &other_uid, &forced, NULL, NULL),
                          -EPERM);
-        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "b.lock", &same_uid, &forced), 0);
-        assert_non_null(forced.path); /* reported as a force-unlock */
+        assert_int_equal(locktable_break(f->t, a.ino, h.fence, &same_uid, &forced, NULL, NULL), 0);
+        assert_non_null(forced.path); /* reported as a break */
         assert_int_equal(forced.pid, f->other_pid);
+        assert_int_equal(forced.uid, 1000);
         lock_view_clear(&forced);
         assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "b.lock", &a), -ENOENT);
 }
@@ -611,8 +727,10 @@ static void test_no_user_break_by_default(void **state) {
         struct caller same_uid;
         assert_int_equal(holder_identify(getpid(), 1000, 1000, &same_uid), 0);
         assert_int_equal(create(f, "b.lock", &f->other, O_WRONLY, &a, &h), 0);
-        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "b.lock", &same_uid, &forced),
+        assert_int_equal(locktable_break(f->t, a.ino, h.fence, &same_uid, &forced, NULL, NULL),
                          -EPERM);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "b.lock", &same_uid, &forced),
+                         -EBUSY);
 }
 
 static void test_rename_rules(void **state) {
@@ -679,7 +797,7 @@ static void test_reused_pid_is_not_the_holder(void **state) {
         impostor.uid = 1000;
         assert_int_equal(locktable_open(f->t, a.ino, &impostor, O_WRONLY, &h), 0);
         assert_int_equal(h.kind, LT_HANDLE_CONTENDER);
-        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "mine", &impostor, &forced), -EPERM);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "mine", &impostor, &forced), -EBUSY);
         /* a claim naming an ancestor whose start time does not match is ignored */
         struct caller child = f->self;
         assert_int_equal(create(f, "claimed", &child, O_WRONLY, &a, &h), 0);
@@ -774,8 +892,7 @@ static void test_flock_after_release_takes_the_name(void **state) {
         assert_int_equal(create(f, "late", &f->other, O_WRONLY, &a, &h), 0);
         assert_int_equal(locktable_open(f->t, a.ino, &f->self, O_RDONLY, &hc), 0);
         assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "late", &b), 0); /* kernel ref */
-        struct caller root = f->self;
-        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "late", &root, &forced), 0);
+        assert_int_equal(locktable_break(f->t, a.ino, h.fence, &f->self, &forced, NULL, NULL), 0);
         lock_view_clear(&forced);
         /* the descriptor's lock is gone, its name free: the flock takes it */
         assert_int_equal(locktable_flock(f->t, hc.ino, &hc, 5, 0, &f->self, false, 7, &got), 0);
@@ -819,9 +936,16 @@ static void test_link_gives_a_lock_a_second_name(void **state) {
         lock_view_clear(&v);
         /* onto any existing name: EEXIST */
         assert_int_equal(locktable_link(f->t, a.ino, LT_INO_ROOT, ".tmp1", &f->self, &c2), -EEXIST);
-        /* a non-holder cannot remove either name; the holder removes the temp */
+        /* a non-holder cannot remove either name, root included (SPEC R3.4:
+         * EBUSY); the holder removes the temp */
         struct caller stranger = f->other;
-        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, ".tmp1", &stranger, &forced), -EPERM);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, ".tmp1", &stranger, &forced), -EBUSY);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "mail.lock", &stranger, &forced),
+                         -EBUSY);
+        struct caller root_stranger = f->other;
+        root_stranger.uid = 0;
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, ".tmp1", &root_stranger, &forced),
+                         -EBUSY);
         assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, ".tmp1", &f->self, &forced), 0);
         assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, ".tmp1", &c2), -ENOENT);
         assert_int_equal(locktable_getattr(f->t, a.ino, &c2), 0);
@@ -1090,6 +1214,10 @@ int main(void) {
                 T(test_holder_write_truncate_and_size_limit),
                 T(test_fences_strictly_increase),
                 T(test_unlink_rules),
+                T(test_unlink_detached),
+                cmocka_unit_test_setup_teardown(test_ttl_choice, setup_ttl, teardown),
+                cmocka_unit_test_setup_teardown(test_ttl_choice_holder_ttl, setup_holder_ttl,
+                                                teardown),
                 T(test_holder_death_releases_all_its_locks),
                 T(test_partial_caller_unlink),
                 T(test_idle_holders_are_capped_and_reaped),

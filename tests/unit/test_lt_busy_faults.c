@@ -120,7 +120,8 @@ static void *reaper_main(void *arg) {
  * goes (its TTL ran out) or stays renewed. Exit 0 when everything
  * returned. */
 static void ttl_scenario(int kind) {
-        struct locktable_config cfg = { .default_ttl_s = 1, .max_locks = 100, .max_content = 64,
+        /* a live holder's lock: its TTL is holder_ttl's (SPEC R5.3) */
+        struct locktable_config cfg = { .holder_ttl_s = 1, .max_locks = 100, .max_content = 64,
                                         .max_depth = 4 };
         struct fixture *f = fixture_new(&cfg, 0);
         struct req q = { .f = f, .kind = kind };

@@ -28,6 +28,7 @@ static void test_defaults(void **state) {
         assert_int_equal(parse(&o, err, 2, "/mnt"), 0);
         assert_string_equal(o.mountpoint, "/mnt");
         assert_int_equal(o.ttl_s, 3600);
+        assert_int_equal(o.holder_ttl_s, 0); /* live holders: no TTL (SPEC R5.3) */
         assert_int_equal(o.max_content, 65536);
         assert_int_equal(o.max_locks, LOCKFS_DEFAULT_MAX_LOCKS);
         assert_int_equal(o.max_names, 64);
@@ -260,12 +261,14 @@ static void test_every_number_at_its_bounds(void **state) {
         struct lockfs_options o;
         char err[256];
         assert_int_equal(parse(&o, err, 4, "-o",
-                               "ttl=4294967295,max_depth=4096,lease_ttl=3600,max_names=1024,"
+                               "ttl=4294967295,holder_ttl=4294967295,max_depth=4096,lease_ttl=3600,"
+                               "max_names=1024,"
                                "max_content=16777216,max_locks=18446744073709551615,"
                                "max_locks_per_uid=7,max_content_per_uid=18446744073709551615,"
                                "status_mem_per_uid=18446744073709551615,status_mem_total=1",
                                "/m"), 0);
         assert_int_equal(o.ttl_s, UINT32_MAX);
+        assert_int_equal(o.holder_ttl_s, UINT32_MAX);
         assert_int_equal(o.max_depth, 4096);
         assert_int_equal(o.lease_ttl_s, 3600);
         assert_int_equal(o.max_names, LOCKFS_MAX_NAMES_LIMIT);
@@ -277,15 +280,16 @@ static void test_every_number_at_its_bounds(void **state) {
         assert_true(o.status_mem_per_uid == UINT64_MAX);
         assert_int_equal(o.status_mem_total, 1);
         assert_int_equal(parse(&o, err, 4, "-o", "ttl=0,max_depth=0,lease_ttl=2,max_names=1,"
-                               "max_content=1", "/m"), 0);
+                               "max_content=1,holder_ttl=0", "/m"), 0);
         assert_int_equal(o.ttl_s, 0);
+        assert_int_equal(o.holder_ttl_s, 0);
         assert_int_equal(o.max_depth, 0);
         assert_int_equal(o.lease_ttl_s, 2);
         assert_int_equal(o.max_names, 1);
         assert_int_equal(o.max_content, 1);
         static const char *const beyond[] = {
-                "ttl=4294967296", "max_depth=4097", "lease_ttl=3601", "lease_ttl=1",
-                "max_names=1025", "max_names=0", "max_content=16777217", "max_content=0",
+                "ttl=4294967296", "holder_ttl=4294967296", "max_depth=4097", "lease_ttl=3601",
+                "lease_ttl=1", "max_names=1025", "max_names=0", "max_content=16777217", "max_content=0",
                 "max_locks=18446744073709551616",
         };
         for (size_t i = 0; i < sizeof(beyond) / sizeof(*beyond); i++) {

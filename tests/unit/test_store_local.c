@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "clock.h"
 #include "crc32c.h"
 #include "journal.h"
 #include "locktable.h"
@@ -35,8 +36,9 @@ struct fixture {
         struct caller self;
 };
 
-static const struct locktable_config CFG = { .default_ttl_s = 0, .max_locks = 0,
-                                             .max_content = 4096, .max_depth = 8 };
+static const struct locktable_config CFG0 = { .default_ttl_s = 0, .max_locks = 0,
+                                              .max_content = 4096, .max_depth = 8 };
+static struct locktable_config CFG; /* CFG0 again at each setup; a test may change it */
 
 static int open_all(struct fixture *f) {
         int r = store_local_open(f->state, f->fence, &f->store);
@@ -60,6 +62,7 @@ static void restart(struct fixture *f) {
 }
 
 static int setup(void **state) {
+        CFG = CFG0;
         struct fixture *f = calloc(1, sizeof(*f));
         strcpy(f->dir, "/tmp/lockfs-store-XXXXXX");
         assert_non_null(mkdtemp(f->dir));
@@ -250,6 +253,7 @@ static void test_ttl_counts_while_down(void **state) {
         struct lock_view v = {
                 .path = "/expired.lock", .ino = 100, .parent_ino = LT_INO_ROOT, .detached = true,
                 .how = LOCK_HOW_DETACHED, .ttl_s = 5, .deadline_mono_ms = now_ms - 1,
+                .content = "{\"ttl_s\": 5}", .content_len = 12, /* its own TTL */
         };
         uint64_t fence;
         assert_int_equal(f->store->ops->acquire(f->store, &v, &fence), 0);
@@ -262,6 +266,58 @@ static void test_ttl_counts_while_down(void **state) {
         assert_int_equal(f->restored.restored, 1);
         assert_int_equal(ino_of(f, LT_INO_ROOT, "expired.lock"), 0);
         assert_int_not_equal(ino_of(f, LT_INO_ROOT, "later.lock"), 0);
+}
+
+/* SPEC R5.3 across a restart: a restored lock's TTL is the one the
+ * options it comes back under give it (a journal of a daemon that gave
+ * every lock the mount's TTL, or other options), not the recorded one: a
+ * live holder's lock has none (holder_ttl 0), a detached one the mount's
+ * ttl, counted from its last renewal; a holder's own "ttl_s" stays. */
+static void test_restore_recomputes_ttl(void **state) {
+        struct fixture *f = *state;
+        int64_t now_ms = clock_mono_ms();
+        struct lock_view v = {
+                .path = "/held.lock", .ino = 100, .parent_ino = LT_INO_ROOT,
+                .how = LOCK_HOW_CREATOR, .liveness_known = true, .pid = getpid(),
+                .start_time = f->self.self.start_time, .ttl_s = 3600,
+                .deadline_mono_ms = now_ms + 3600000, .renewed_at_ms = clock_wall_ms(),
+        };
+        uint64_t fence;
+        assert_int_equal(f->store->ops->acquire(f->store, &v, &fence), 0);
+        v.path = "/own.lock";
+        v.ino = 101;
+        v.ttl_s = 50;
+        v.deadline_mono_ms = now_ms + 50000;
+        v.content = "{\"ttl_s\": 50}";
+        v.content_len = 13;
+        assert_int_equal(f->store->ops->acquire(f->store, &v, &fence), 0);
+        v = (struct lock_view){
+                .path = "/detached.lock", .ino = 102, .parent_ino = LT_INO_ROOT,
+                .detached = true, .how = LOCK_HOW_DETACHED, .ttl_s = 3600,
+                .deadline_mono_ms = now_ms + 3600000, .renewed_at_ms = clock_wall_ms(),
+                .content = "0", .content_len = 1,
+        };
+        assert_int_equal(f->store->ops->acquire(f->store, &v, &fence), 0);
+        CFG.default_ttl_s = 100;
+        restart(f);
+        assert_int_equal(f->restored.restored, 3);
+        struct lock_view got;
+        assert_int_equal(locktable_view(f->t, ino_of(f, LT_INO_ROOT, "held.lock"), &got), 0);
+        assert_int_equal(got.ttl_s, 0);
+        lock_view_clear(&got);
+        assert_int_equal(locktable_view(f->t, ino_of(f, LT_INO_ROOT, "own.lock"), &got), 0);
+        assert_int_equal(got.ttl_s, 50);
+        lock_view_clear(&got);
+        assert_int_equal(locktable_view(f->t, ino_of(f, LT_INO_ROOT, "detached.lock"), &got), 0);
+        assert_int_equal(got.ttl_s, 100);
+        assert_true(got.expires_at_ms <= clock_wall_ms() + 100000);
+        lock_view_clear(&got);
+        /* and it is recorded so: the next restart under the same options agrees */
+        restart(f);
+        assert_int_equal(f->restored.restored, 3);
+        assert_int_equal(locktable_view(f->t, ino_of(f, LT_INO_ROOT, "held.lock"), &got), 0);
+        assert_int_equal(got.ttl_s, 0);
+        lock_view_clear(&got);
 }
 
 static off_t file_size(const char *path) {
@@ -709,6 +765,7 @@ int main(void) {
                 T(test_nested_directories_keep_their_owners),
                 T(test_release_and_rename_are_journaled),
                 T(test_ttl_counts_while_down),
+                T(test_restore_recomputes_ttl),
                 T(test_journal_stays_proportional_to_locks_held),
                 T(test_torn_tail_keeps_the_valid_prefix),
                 T(test_flipped_byte_refuses_to_start),

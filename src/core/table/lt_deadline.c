@@ -44,6 +44,10 @@ int64_t lt_deadline_key(const struct node *n) {
         return n->deadline.index == HEAP_NOT_QUEUED ? 0 : n->deadline.key;
 }
 
+uint32_t lt_ttl_default(const struct locktable *t, bool detached) {
+        return detached ? t->cfg.default_ttl_s : t->cfg.holder_ttl_s;
+}
+
 int64_t lt_deadline_from_now(uint32_t ttl_s) {
         return ttl_s ? clock_mono_ms() + (int64_t)ttl_s * 1000 : 0;
 }

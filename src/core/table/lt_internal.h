@@ -108,6 +108,12 @@ void lt_set_deadline(struct locktable *t, struct node *n, int64_t key);
 /* n's deadline key (monotonic ms), 0 when it has none. Any lock context
  * that keeps n. */
 int64_t lt_deadline_key(const struct node *n);
+/* The TTL a lock gets when its holder asked for none of its own (no
+ * "ttl_s" in its content), SPEC R5.3: the mount's default for a detached
+ * lock (no holder process whose liveness is watched, R3.3a, R3.5), the
+ * holder TTL (0 by default: none) for a lock whose holder is a live,
+ * watched process. Remote locks keep the TTL their host gave them. */
+uint32_t lt_ttl_default(const struct locktable *t, bool detached);
 /* The deadline key a TTL of ttl_s set now has; 0 for no TTL. */
 int64_t lt_deadline_from_now(uint32_t ttl_s);
 /* Restart n's TTL from now (renewal); a TTL of 0 unqueues it. */

@@ -34,7 +34,8 @@ static int acquisition_view(struct locktable *t, const struct node *n, const str
                 snprintf(v->cmdline, sizeof(v->cmdline), "%s", h->cmdline);
         }
         v->acquired_at_ms = v->renewed_at_ms = clock_wall_ms();
-        v->ttl_s = t->cfg.default_ttl_s;
+        /* a new acquisition's content is empty: no "ttl_s" of its own yet */
+        v->ttl_s = lt_ttl_default(t, h == NULL);
         lt_view_derive(v, h == NULL);
         v->deadline_mono_ms = lt_deadline_from_now(v->ttl_s);
         v->claim_ignored_pid = 0;
@@ -204,15 +205,22 @@ static const char *const cause_names[] = {
         [CAUSE_DETACHED] = "unlinked", [CAUSE_UNLOCK] = "unlocked",
 };
 
-/* Released: expiries at notice, the rest at debug level. */
-static void log_release(const struct node *n, enum release_cause cause) {
+/* Released: expiries at notice, the rest at debug level. An expiry that
+ * takes the lock of a holder still alive (its own "ttl_s", or
+ * holder_ttl) says so (SPEC R5.3). */
+static void log_release(struct node *n, enum release_cause cause) {
         int level = cause == CAUSE_TTL ? LOG_NOTICE : LOG_DEBUG;
         if (!log_enabled(level))
                 return;
         char *path = lt_node_path(n);
+        bool live = cause == CAUSE_TTL && n->holder && !lt_holder_dead(n->holder);
+        char why[96];
+        if (live)
+                snprintf(why, sizeof(why), "TTL ran out (%u s) while its holder (uid %u) runs",
+                         (unsigned)n->ttl_s, (unsigned)n->uid);
         log_msg(level, "released %s (fence %llu, pid %d): %s", path ? path : n->name,
                 (unsigned long long)n->fence, n->holder ? (int)n->holder->proc.pid : 0,
-                cause_names[cause]);
+                live ? why : cause_names[cause]);
         free(path);
 }
 

@@ -11,25 +11,48 @@
 #include "log.h"
 #include "lt_internal.h"
 
-/* A force-unlock: root, or with user_break the uid the lock belongs to. */
+/* A break (lockctl break): root, or with user_break the uid the lock
+ * belongs to. */
 static bool may_break(const struct locktable *t, const struct node *n, const struct caller *c) {
         return c->uid == 0 || (t->cfg.user_break && c->uid == n->uid);
 }
 
+/* Whether n has a holder: a process of this host (watched through its
+ * pidfd) or another host's, whose liveness is that host's business. Such a
+ * lock is never stale (SPEC R3.4). */
+static bool is_held(const struct node *n) {
+        return n->holder || (n->remote && n->how != LOCK_HOW_DETACHED);
+}
+
+/* May c unlink (any name of) lock n? SPEC R3.4: its holder and the
+ * holder's descendants may; anyone else, root included, gets -EBUSY for a
+ * held lock (breaking one is locktable_break's); a detached lock goes for
+ * its creator's uid and for root, -EPERM for others. */
+static int unlink_may(const struct node *n, const struct caller *c) {
+        if (lt_may_release(n, c))
+                return 0;
+        if (is_held(n))
+                return -EBUSY;
+        return c->uid == 0 ? 0 : -EPERM;
+}
+
 /* Release lock n for c: as its holder (or a detached lock's creator uid),
- * or as a force-unlock, for which *ret_forced receives the lock as it was.
- * 0 or -EPERM. Names that go are queued in report. */
+ * or else as a break (may_break; by unlink, only root's of a detached
+ * lock), for which *ret_forced receives the lock as it was. 0, -EBUSY
+ * (unlink of a held lock) or -EPERM. Names that go are queued in report. */
 static int release_or_break(struct locktable *t, struct node *n, const struct caller *c,
-                            struct lock_view *ret_forced, struct removals *report) {
+                            bool by_unlink, struct lock_view *ret_forced,
+                            struct removals *report) {
         if (lt_may_release(n, c)) {
                 lt_release(t, n, n->holder ? CAUSE_UNLINK : CAUSE_DETACHED, report);
-        } else if (may_break(t, n, c)) {
-                if (lt_node_to_view(n, 0, ret_forced) < 0)
-                        ret_forced->path = NULL;
-                lt_release(t, n, CAUSE_ROOT, report);
-        } else {
-                return -EPERM;
+                return 0;
         }
+        int r = by_unlink ? unlink_may(n, c) : may_break(t, n, c) ? 0 : -EPERM;
+        if (r < 0)
+                return r;
+        if (lt_node_to_view(n, 0, ret_forced) < 0)
+                ret_forced->path = NULL;
+        lt_release(t, n, CAUSE_ROOT, report);
         return 0;
 }
 
@@ -94,11 +117,11 @@ static int unlink_name(struct locktable *t, struct node *raw, const struct calle
                 return -EISDIR;
         if (c->partial && n->holder && !lt_is_holder(n, c))
                 return LT_NEED_LINEAGE; /* may be a descendant: needs the ancestry */
-        if (n->n_aliases && !lt_may_release(n, c) && !may_break(t, n, c))
-                return -EPERM;
-        if (n->n_aliases)
-                return name_remove(t, raw); /* one of several names: the lock stays */
-        return release_or_break(t, n, c, ret_forced, NULL);
+        if (n->n_aliases) { /* one of several names: the lock stays */
+                int r = unlink_may(n, c);
+                return r < 0 ? r : name_remove(t, raw);
+        }
+        return release_or_break(t, n, c, true, ret_forced, NULL);
 }
 
 int locktable_unlink(struct locktable *t, uint64_t parent, const char *name,
@@ -134,7 +157,7 @@ int locktable_break(struct locktable *t, uint64_t ino, uint64_t fence, const str
         else if (!n->linked || n->fence != fence)
                 r = -ESTALE; /* released, or handed on: not the acquisition named */
         else
-                r = release_or_break(t, n, c, ret_forced, &gone);
+                r = release_or_break(t, n, c, false, ret_forced, &gone);
         lt_unlock(t); /* a release may have handed the lock to a waiter */
         lt_removals_report(&gone, fn, ctx); /* the kernel did not see this release */
         return r;

@@ -12,6 +12,7 @@
 #include "clock.h"
 #include "log.h"
 #include "lt_internal.h"
+#include "status.h"
 
 struct restore {
         struct locktable *t;
@@ -74,12 +75,38 @@ static int restore_alias(struct locktable *t, struct node *n, const char *path) 
         return lt_alias_add(t, n, dir, name, NULL);
 }
 
-/* Whether lock v comes back: not when its TTL ran out meanwhile or its
- * holder is not the same live process (each logged and counted). 0 with
- * the holder's record referenced in *ret_h (NULL: detached), or 1. */
-static int restore_check(struct restore *rs, const struct lock_view *v, struct holder **ret_h) {
+/* The TTL of lock v under this mount's options (SPEC R5.3), which may not
+ * be those it was recorded under: its holder's own "ttl_s" when its
+ * content has one, else the mount's choice for a detached lock or a live
+ * holder's; and the deadline that TTL gives from its last renewal. Runs
+ * before the mount serves, so its parse of the content under t->mu holds
+ * up no request. */
+struct restored_ttl {
+        uint32_t ttl_s;
+        int64_t deadline_mono_ms; /* 0: none */
+};
+
+static struct restored_ttl restore_ttl(const struct locktable *t, const struct lock_view *v) {
+        struct content_claim cc = status_parse_claim(v->content, v->content_len);
+        uint32_t ttl = cc.has_ttl ? cc.ttl_s : lt_ttl_default(t, v->detached);
+        if (ttl == v->ttl_s)
+                return (struct restored_ttl){ ttl, ttl ? v->deadline_mono_ms : 0 };
+        if (!ttl)
+                return (struct restored_ttl){ 0, 0 };
+        int64_t since = clock_wall_ms() - v->renewed_at_ms; /* how long ago it was renewed */
+        if (since < 0)
+                since = 0;
+        int64_t deadline = clock_mono_ms() - since + (int64_t)ttl * 1000;
+        return (struct restored_ttl){ ttl, deadline > 0 ? deadline : 1 };
+}
+
+/* Whether lock v comes back: not when its TTL (tl) ran out meanwhile or
+ * its holder is not the same live process (each logged and counted). 0
+ * with the holder's record referenced in *ret_h (NULL: detached), or 1. */
+static int restore_check(struct restore *rs, const struct lock_view *v,
+                         const struct restored_ttl *tl, struct holder **ret_h) {
         *ret_h = NULL;
-        if (v->ttl_s && v->deadline_mono_ms <= clock_mono_ms()) {
+        if (tl->ttl_s && tl->deadline_mono_ms <= clock_mono_ms()) {
                 log_msg(LOG_NOTICE, "dropped %s (fence %" PRIu64 "): its TTL ran out meanwhile",
                         v->path, v->fence);
                 rs->stats->expired++;
@@ -123,7 +150,8 @@ static int restore_lock(void *arg, const struct lock_view *v) {
         struct restore *rs = arg;
         struct locktable *t = rs->t;
         struct holder *h;
-        if (restore_check(rs, v, &h))
+        struct restored_ttl tl = restore_ttl(t, v);
+        if (restore_check(rs, v, &tl, &h))
                 return 0;
         struct node *dir, *n;
         int r = restore_node(t, v, &dir, &n);
@@ -138,10 +166,11 @@ static int restore_lock(void *arg, const struct lock_view *v) {
         lt_node_link(t, dir, n);
         lt_set_holder(t, n, h);
         lt_view_to_node(v, n);
+        n->ttl_s = tl.ttl_s;
         lt_lock_list_add(t, n);
         lt_quota_charge(t, n); /* restored over the cap if need be: never dropped for it */
-        if (v->ttl_s)
-                lt_set_deadline(t, n, v->deadline_mono_ms);
+        if (tl.ttl_s)
+                lt_set_deadline(t, n, tl.deadline_mono_ms);
         for (size_t i = 0; i < v->n_aliases; i++)
                 if (restore_alias(t, n, v->aliases[i].path) < 0)
                         log_msg(LOG_WARNING, "%s: second name %s not restored", v->path,

@@ -167,8 +167,11 @@ static struct lt_op *write_apply(struct locktable *t, struct node *n, struct wri
         lt_quota_content(t, n);
         w->content = NULL;
         n->content_gen++;
-        if (w->ttl_set)
-                n->ttl_s = w->ttl_s;
+        /* The whole content says what TTL the holder wants; without a
+         * "ttl_s" in it the lock's state decides: content "0" detached
+         * it (the mount's TTL), a claim gave it a live holder (none,
+         * unless holder_ttl), SPEC R5.3. */
+        n->ttl_s = w->ttl_set ? w->ttl_s : lt_ttl_default(t, n->holder == NULL);
         lt_renew(t, n);
         struct lt_op *op = lt_op_update(t, n);
         if (op) {
