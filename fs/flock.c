@@ -245,7 +245,8 @@ void fs_op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, stru
         pid_t pid = 0;
         struct lt_handle h = file_handle(f);
         if (r == 0)
-                r = locktable_posix_test(ctx->table, h.ino, &h, fi->lock_owner, &c, &pid);
+                r = locktable_posix_test(ctx->table, h.ino, &h, fi->lock_owner, f->id, &c,
+                                         &pid);
         if (r < 0) {
                 fuse_reply_err(req, -r);
                 return;

@@ -316,12 +316,12 @@ void locktable_posix_unlock(struct locktable *t, uint64_t ino, uint64_t owner, l
  * it still holds one, goes as by locktable_posix_unlock. */
 void locktable_posix_file_closed(struct locktable *t, uint64_t ino, uint64_t file,
                                  lt_removed_fn fn, void *ctx);
-/* F_GETLK by owner (c, handle h): 0 when owner could take the lock of inode
- * ino now (free, or its own), 1 when another holds it (*ret_pid its pid
- * here, 0 when not visible: detached, another host's), -EOPNOTSUPP for a
- * non-lock. Calls no /proc: c comes identified. */
+/* F_GETLK by owner through open file `file` (c, handle h): 0 when owner
+ * could take the lock of inode ino now (free, or its own), 1 when another
+ * holds it (*ret_pid its pid here, 0 when not visible: detached, another
+ * host's), -EOPNOTSUPP for a non-lock. Calls no /proc: c comes identified. */
 int locktable_posix_test(struct locktable *t, uint64_t ino, const struct lt_handle *h,
-                         uint64_t owner, const struct caller *c, pid_t *ret_pid);
+                         uint64_t owner, uint64_t file, const struct caller *c, pid_t *ret_pid);
 
 /* Copy of one live lock (-ENOENT when gone) or of all held locks. Free with
  * lock_view_clear() / lock_views_free(). locktable_view also says whether

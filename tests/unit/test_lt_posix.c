@@ -103,15 +103,15 @@ static void test_created_then_locked_is_released_by_unlock(void **state) {
         assert_int_equal(locktable_posix_lock(f->t, hs.ino, &hs, 200, 2, &f->stranger, true, 3, &got),
                          -EAGAIN);
         pid_t pid = -1;
-        assert_int_equal(locktable_posix_test(f->t, hs.ino, &hs, 200, &f->stranger, &pid), 1);
+        assert_int_equal(locktable_posix_test(f->t, hs.ino, &hs, 200, 2, &f->stranger, &pid), 1);
         assert_int_equal(pid, getpid());
-        assert_int_equal(locktable_posix_test(f->t, h.ino, &h, 100, &f->self, &pid), 0);
+        assert_int_equal(locktable_posix_test(f->t, h.ino, &h, 100, 1, &f->self, &pid), 0);
 
         locktable_posix_unlock(f->t, h.ino, 999, NULL, NULL); /* not its owner: nothing */
         assert_true(exists(f));
         locktable_posix_unlock(f->t, h.ino, 100, NULL, NULL);
         assert_false(exists(f));
-        assert_int_equal(locktable_posix_test(f->t, hs.ino, &hs, 200, &f->stranger, &pid), 0);
+        assert_int_equal(locktable_posix_test(f->t, hs.ino, &hs, 200, 2, &f->stranger, &pid), 0);
 }
 
 /* The issue's two holders: a lock held by its creator (a live process)
@@ -207,6 +207,37 @@ static void test_record_lock_takes_a_free_name(void **state) {
         assert_false(exists(f));
 }
 
+/* A child of the holder does not join a lock held through the other API:
+ * the parent's death would end it under the child (two holders). Within
+ * one API the rules are the old ones. */
+static void test_descendant_does_not_join_through_the_other_api(void **state) {
+        struct fixture *f = *state;
+        int child_fd;
+        pid_t child_pid = spawn_child(&child_fd);
+        assert_true(child_pid > 0);
+        struct caller child;
+        assert_int_equal(holder_identify(child_pid, 0, 0, &child), 0);
+        struct lt_handle h = open_name(f, &f->self), got;
+        assert_int_equal(locktable_flock(f->t, h.ino, &h, 1, 0, &f->self, true, 1, &got), 0);
+        struct lt_handle hc = open_name(f, &child);
+        assert_int_equal(locktable_posix_lock(f->t, hc.ino, &hc, 700, 7, &child, true, 2, &got),
+                         -EAGAIN);
+        locktable_flock_unlock(f->t, h.ino, 1, NULL, NULL);
+        assert_false(exists(f));
+
+        h = open_name(f, &f->self);
+        assert_int_equal(locktable_posix_lock(f->t, h.ino, &h, 100, 1, &f->self, true, 3, &got), 0);
+        hc = open_name(f, &child);
+        assert_int_equal(locktable_flock(f->t, hc.ino, &hc, 8, 0, &child, true, 4, &got),
+                         -EWOULDBLOCK);
+        pid_t pid = 0;
+        assert_int_equal(locktable_posix_test(f->t, hc.ino, &hc, 700, 7, &child, &pid), 1);
+        assert_int_equal(pid, getpid());
+        locktable_posix_unlock(f->t, h.ino, 100, NULL, NULL);
+        assert_false(exists(f));
+        end_child(child_pid, child_fd);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_created_then_locked_is_released_by_unlock,
@@ -219,6 +250,8 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_record_lock_takes_a_free_name, setup,
                                                 teardown),
+                cmocka_unit_test_setup_teardown(test_descendant_does_not_join_through_the_other_api,
+                                                setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

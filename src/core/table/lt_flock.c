@@ -48,22 +48,29 @@ static bool is_holder_process(const struct node *n, const struct caller *c) {
 
 /* Whether request rq of c (through handle h) holds n already or may take
  * it at once: its owner holds it through rq's API; or nobody does and c
- * is the holder (or a process of its own), or, when n is held through no
- * other API either, c opened it as its holder (the handle of the create).
- * A record lock's owner is a kernel address, which a new open (OFD) or a
- * new process may reuse while the old one's RELEASE is on its way: the
- * same owner through another file is the same lock only for the holder
- * process itself (a POSIX lock through a second descriptor). */
+ * is the holder (or, when n is held through no other API, a process of
+ * its own), or, when n is held through no other API either, c opened it
+ * as its holder (the handle of the create). A descendant never joins a
+ * lock held through the other API: the holder's death would end it under
+ * the descendant. A record lock's owner is a kernel address, which a new
+ * open (OFD) or a new process may reuse while the old one's RELEASE is on
+ * its way: the same owner is the same lock only for the holder process
+ * itself, through another file, or through the same file while the
+ * holder lives (a noflush descriptor's POSIX lock outlives its process
+ * until RELEASE). */
 static bool may_hold(const struct node *n, const struct lt_lock_req *rq, const struct lt_handle *h,
                      const struct caller *c) {
         uint64_t mine = rq->posix ? n->posix_owner : n->flock_owner;
         uint64_t other = rq->posix ? n->flock_owner : n->posix_owner;
         if (mine && rq->posix && rq->file != n->posix_file)
                 return mine == rq->owner && is_holder_process(n, c);
+        if (mine && rq->posix)
+                return mine == rq->owner &&
+                       (!n->holder || is_holder_process(n, c) || !lt_holder_dead(n->holder));
         if (mine)
                 return mine == rq->owner;
         if (lt_is_holder(n, c))
-                return true;
+                return other == 0 || is_holder_process(n, c);
         bool own_handle = h && h->kind == LT_HANDLE_HOLDER && h->ino == n->ino &&
                           h->fence == n->fence && c->uid == n->uid;
         return own_handle && other == 0;
@@ -232,9 +239,9 @@ void locktable_posix_file_closed(struct locktable *t, uint64_t ino, uint64_t fil
 }
 
 int locktable_posix_test(struct locktable *t, uint64_t ino, const struct lt_handle *h,
-                         uint64_t owner, const struct caller *c, pid_t *ret_pid) {
+                         uint64_t owner, uint64_t file, const struct caller *c, pid_t *ret_pid) {
         *ret_pid = 0;
-        struct lt_lock_req rq = { .posix = true, .owner = owner };
+        struct lt_lock_req rq = { .posix = true, .owner = owner, .file = file };
         struct lt_op *op;
         struct node *n;
         pthread_mutex_lock(&t->mu);
