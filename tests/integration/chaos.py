@@ -376,7 +376,14 @@ class Client:
             # flock and OFD locks: they end at RELEASE, which the kernel
             # sends after close() returned, so for a moment the closing
             # process still holds the name (README).
-            os.close(fd)
+            try:
+                self.on_mount(os.close, fd, strict=True)   # closed even when it fails
+                return
+            except Restarted:
+                self.step("close cut by a restart")
+                if not self.holds(path):        # it went before the crash
+                    return
+            self.unlink_release(path)
             return
         self.unlink_release(path)
         if fd is not None:
