@@ -117,7 +117,7 @@ static void flock_interrupted(fuse_req_t req, void *data) {
 struct lock_call {
         bool posix;              /* fcntl/lockf/OFD (SETLK), else flock */
         uint64_t owner;          /* posix: the kernel's lock_owner */
-        bool nonblock;
+        unsigned mode;           /* LT_LOCK_NB, LT_LOCK_SHARED */
 };
 
 /* Ask the table for lock call lc of the caller of req on f: answered now,
@@ -146,15 +146,15 @@ static void lock_request(fuse_req_t req, fuse_ino_t ino, struct file *f,
         htab_insert(&ctx->flocks->by_id, &p->by_id, htab_hash_u64(p->id));
         pthread_mutex_unlock(&ctx->flocks->mu);
         uint64_t id = p->id; /* p belongs to whoever finishes it from here on */
-        if (!lc->nonblock) /* may call flock_interrupted at once: no lock held here */
+        if (!(lc->mode & LT_LOCK_NB)) /* may call flock_interrupted at once: no lock held */
                 fuse_req_interrupt_func(req, flock_interrupted, (void *)(uintptr_t)id);
         struct lt_handle h = file_handle(f), granted;
         if (lc->posix)
-                r = locktable_posix_lock(ctx->table, ino, &h, lc->owner, f->id, &c, lc->nonblock,
-                                         id, &granted);
+                r = locktable_posix_lock(ctx->table, ino, &h, lc->owner, f->id, &c, lc->mode, id,
+                                         &granted);
         else
-                r = locktable_flock(ctx->table, ino, &h, f->id, f->opener_tid, &c, lc->nonblock,
-                                    id, &granted);
+                r = locktable_flock(ctx->table, ino, &h, f->id, f->opener_tid, &c, lc->mode, id,
+                                    &granted);
         if (r != LT_PARKED) {
                 fs_flock_finish(ctx, id, r, &granted);
                 return;
@@ -186,15 +186,18 @@ void fs_op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int 
         struct file *f = lock_file_of(req, fi);
         if (!f)
                 return;
+        unsigned nb = (op & LOCK_NB) ? LT_LOCK_NB : 0;
         switch (op & ~LOCK_NB) {
         case LOCK_UN:
                 locktable_flock_unlock(ctx->table, file_handle(f).ino, f->id,
                                        notifier_removed, ctx->notifier);
                 fuse_reply_err(req, 0);
                 break;
-        case LOCK_SH: /* served as exclusive for now: one holder (README) */
+        case LOCK_SH:
+                lock_request(req, ino, f, &(struct lock_call){ .mode = nb | LT_LOCK_SHARED });
+                break;
         case LOCK_EX:
-                lock_request(req, ino, f, &(struct lock_call){ .nonblock = (op & LOCK_NB) != 0 });
+                lock_request(req, ino, f, &(struct lock_call){ .mode = nb });
                 break;
         default:
                 fuse_reply_err(req, EINVAL);
@@ -203,7 +206,7 @@ void fs_op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int 
 }
 
 /* F_SETLK/F_SETLKW, F_OFD_SETLK(W), lockf(3): any range is the whole lock,
- * a read lock as exclusive as a write lock (SPEC R7.4). */
+ * a write lock exclusive, a read lock shared (SPEC R7.3, R7.4). */
 void fs_op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock,
                  int sleep) {
         struct lockfs_ctx *ctx = fuse_req_userdata(req);
@@ -221,8 +224,10 @@ void fs_op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, stru
         case F_WRLCK:
                 atomic_store(&f->record_locked, true);
                 lock_request(req, ino, f,
-                             &(struct lock_call){ .posix = true, .owner = fi->lock_owner,
-                                                  .nonblock = !sleep });
+                             &(struct lock_call){
+                                     .posix = true, .owner = fi->lock_owner,
+                                     .mode = (sleep ? 0 : LT_LOCK_NB) |
+                                             (lock->l_type == F_RDLCK ? LT_LOCK_SHARED : 0) });
                 break;
         default:
                 fuse_reply_err(req, EINVAL);
@@ -230,8 +235,9 @@ void fs_op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, stru
         }
 }
 
-/* F_GETLK: F_UNLCK when the caller could take the lock now, else a write
- * lock of the whole file by the holder's pid. */
+/* F_GETLK: F_UNLCK when the caller could take the lock as asked now, else
+ * a write (or, for a shared lock, read) lock of the whole file by the
+ * recorded holder's pid. */
 void fs_op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock) {
         struct lockfs_ctx *ctx = fuse_req_userdata(req);
         fs_count_request(ctx, FS_OP_GETLK);
@@ -244,15 +250,15 @@ void fs_op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, stru
         int r = holder_identify(fc->pid, fc->uid, fc->gid, &c);
         pid_t pid = 0;
         struct lt_handle h = file_handle(f);
+        unsigned mode = lock->l_type == F_RDLCK ? LT_LOCK_SHARED : 0;
         if (r == 0)
-                r = locktable_posix_test(ctx->table, h.ino, &h, fi->lock_owner, f->id, &c,
+                r = locktable_posix_test(ctx->table, h.ino, &h, fi->lock_owner, f->id, &c, mode,
                                          &pid);
         if (r < 0) {
                 fuse_reply_err(req, -r);
                 return;
         }
-        struct flock out = { .l_type = r ? F_WRLCK : F_UNLCK, .l_whence = SEEK_SET,
-                             .l_pid = r ? pid : 0 };
-        (void)lock;
+        struct flock out = { .l_type = r == 0 ? F_UNLCK : r == 2 ? F_RDLCK : F_WRLCK,
+                             .l_whence = SEEK_SET, .l_pid = r ? pid : 0 };
         fuse_reply_lock(req, &out);
 }

@@ -257,25 +257,39 @@ void locktable_set_grant_fn(struct locktable *t, lt_grant_fn fn, void *ctx);
  * once before serving. Called outside the lock. */
 void locktable_set_removed_fn(struct locktable *t, lt_removed_fn fn, void *ctx);
 
-/* LOCK_EX by open file description owner (a nonzero id never reused for
- * another open file description), a descriptor of inode ino whose handle
- * is h, asked by c through a file opened by thread opener (0: unknown).
- * The holder it makes: the opener's process when c is it or one of its
- * descendants (`exec 9>f; flock 9`: the shell, not flock(1)), with c's uid
- * and gid; else c. Returns 0 when granted at
- * once (*ret is then a holder handle, of another inode when ino's lock was
- * released and its name is taken anew), LT_PARKED when parked under id (the
- * grant comes through the grant function, or locktable_flock_cancel),
- * -EWOULDBLOCK when held and nonblock, -EOPNOTSUPP for a non-lock, -ESTALE
- * when the lock and its directory are gone. */
+/* LOCK_EX (or with LT_LOCK_SHARED LOCK_SH) by open file description owner
+ * (a nonzero id never reused for another open file description), a
+ * descriptor of inode ino whose handle is h, asked by c through a file
+ * opened by thread opener (0: unknown). The holder it makes: the opener's
+ * process when c is it or one of its descendants (`exec 9>f; flock 9`: the
+ * shell, not flock(1)), with c's uid and gid; else c. Returns 0 when
+ * granted at once (*ret is then a holder handle, of another inode when
+ * ino's lock was released and its name is taken anew; or for a share of a
+ * lock others hold shared, h's kind of handle, a reader's or a
+ * contender's), LT_PARKED when parked under id (the grant comes through the
+ * grant function, or locktable_flock_cancel), -EWOULDBLOCK when held and
+ * LT_LOCK_NB, -ENOLCK when a shared lock has too many holders, -EDEADLK
+ * when c would wait on its own record lock, -EOPNOTSUPP for a non-lock,
+ * -ESTALE when the lock and its directory are gone.
+ *
+ * Shared locks (SPEC R7.3): a shared request joins a lock held shared
+ * while no request waits; an exclusive request waits for the last sharer,
+ * and shared requests after it wait behind it. A holder's exclusive
+ * request on its shared lock is an upgrade when nobody shares it, else a
+ * release and a new request (LT_LOCK_NB: flock loses its share, a record
+ * lock keeps it and gets -EAGAIN), as flock(2) and fcntl(2) do; a shared
+ * request by the holder of an exclusive lock is a downgrade. */
 #define LT_PARKED 1
 /* The error a parked request gets when the process it acts for (its opener,
  * or the dying holder it would wait on) is gone: it would wait on itself.
  * Never -EINTR: the kernel turns that into a restart, which leaks to the
  * caller as errno 512 when no signal is pending. */
 #define LT_WAITER_ORPHANED (-EDEADLK)
+/* The mode of a lock request: an OR of these (0: exclusive, waiting). */
+#define LT_LOCK_NB 1u     /* fail rather than wait (LOCK_NB, F_SETLK) */
+#define LT_LOCK_SHARED 2u /* LOCK_SH, F_RDLCK (SPEC R7.3) */
 int locktable_flock(struct locktable *t, uint64_t ino, const struct lt_handle *h, uint64_t owner,
-                    pid_t opener, const struct caller *c, bool nonblock, uint64_t id,
+                    pid_t opener, const struct caller *c, unsigned mode, uint64_t id,
                     struct lt_handle *ret);
 
 /* LOCK_UN, or the close of owner's last descriptor: release (or hand on)
@@ -291,8 +305,8 @@ void locktable_flock_unlock(struct locktable *t, uint64_t ino, uint64_t owner, l
 bool locktable_flock_cancel(struct locktable *t, uint64_t id);
 
 /* ---- fcntl/lockf/OFD record locks (SPEC R7.4) ----
- * A record lock of any range, read or write, is the lock of the name, as a
- * flock is (one holder: a read lock is exclusive too, for now). Its owner
+ * A record lock of any range is the lock of the name, as a flock is: a
+ * write lock exclusive, a read lock shared (LT_LOCK_SHARED). Its owner
  * is the kernel's lock owner: a process's for POSIX locks and lockf, an
  * open file description's for OFD locks; the daemon cannot tell them
  * apart, so a record lock goes when its owner unlocks it, when its owner
@@ -300,12 +314,12 @@ bool locktable_flock_cancel(struct locktable *t, uint64_t id);
  * open file it was taken through is released (OFD owners). When its
  * holder also flocked it, the last of the two to go releases the lock. */
 
-/* F_SETLK (nonblock) / F_SETLKW by owner through open file `file` (its
- * nonzero id; h its handle), asked by c, who becomes the holder. Answers as
- * locktable_flock; -EAGAIN when held and nonblock; -EINVAL for a zero
- * owner or file. */
+/* F_SETLK (LT_LOCK_NB) / F_SETLKW of a write lock (or with LT_LOCK_SHARED
+ * a read lock) by owner through open file `file` (its nonzero id; h its
+ * handle), asked by c, who becomes the holder. Answers as locktable_flock;
+ * -EAGAIN when held and LT_LOCK_NB; -EINVAL for a zero owner or file. */
 int locktable_posix_lock(struct locktable *t, uint64_t ino, const struct lt_handle *h,
-                         uint64_t owner, uint64_t file, const struct caller *c, bool nonblock,
+                         uint64_t owner, uint64_t file, const struct caller *c, unsigned mode,
                          uint64_t id, struct lt_handle *ret);
 /* F_UNLCK by owner, or owner's close of any descriptor of the file: release
  * (or hand on) the lock of inode ino if owner holds it by a record lock;
@@ -316,12 +330,15 @@ void locktable_posix_unlock(struct locktable *t, uint64_t ino, uint64_t owner, l
  * it still holds one, goes as by locktable_posix_unlock. */
 void locktable_posix_file_closed(struct locktable *t, uint64_t ino, uint64_t file,
                                  lt_removed_fn fn, void *ctx);
-/* F_GETLK by owner through open file `file` (c, handle h): 0 when owner
- * could take the lock of inode ino now (free, or its own), 1 when another
- * holds it (*ret_pid its pid here, 0 when not visible: detached, another
+/* F_GETLK of a write lock (or with LT_LOCK_SHARED a read lock) by owner
+ * through open file `file` (c, handle h): 0 when owner could take the lock
+ * of inode ino now (free, its own, or shared and free for one more
+ * sharer), 1 when another holds it exclusively, 2 when shared (*ret_pid
+ * the recorded holder's pid here, 0 when not visible: detached, another
  * host's), -EOPNOTSUPP for a non-lock. Calls no /proc: c comes identified. */
 int locktable_posix_test(struct locktable *t, uint64_t ino, const struct lt_handle *h,
-                         uint64_t owner, uint64_t file, const struct caller *c, pid_t *ret_pid);
+                         uint64_t owner, uint64_t file, const struct caller *c, unsigned mode,
+                         pid_t *ret_pid);
 
 /* Copy of one live lock (-ENOENT when gone) or of all held locks. Free with
  * lock_view_clear() / lock_views_free(). locktable_view also says whether

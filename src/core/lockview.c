@@ -18,6 +18,10 @@ void lock_view_clear(struct lock_view *v) {
         }
         free(v->aliases);
         free(v->host);
+        free(v->sharers);
+        free(v->waiters);
+        v->sharers = v->waiters = NULL;
+        v->n_sharers = v->n_waiters = 0;
         v->host = NULL;
         v->path = NULL;
         v->content = NULL;

@@ -65,6 +65,21 @@ struct lock_alias {
         char *path;              /* "/dir/name", malloc'd; set only by a restore */
 };
 
+/* One holder of a shared lock, or one request waiting for a lock, as
+ * status lists them (SPEC R7.3, issue 13 point 4). */
+struct lock_party {
+        pid_t pid;               /* 0 when not visible */
+        uid_t uid;
+        enum lock_how how;       /* LOCK_HOW_FLOCK or LOCK_HOW_FCNTL */
+        bool shared;             /* a waiter: what it asks */
+        int64_t since_ms;        /* wall clock: shared, or parked, since */
+        char comm[HOLDER_COMM_MAX];
+};
+
+/* The most holders and waiters a status lists of one lock (the totals are
+ * given besides). */
+#define LOCK_PARTIES_MAX 64
+
 struct lock_view {
         char *path;              /* "/dir/name", malloc'd */
         uint64_t ino;
@@ -81,6 +96,12 @@ struct lock_view {
         size_t content_len;
         bool raw;                /* read back as content, not status (R4.4a):
                                   * set by locktable_view only */
+        /* Filled for status only: */
+        bool shared;             /* held shared (R7.3) */
+        struct lock_party *sharers; /* malloc'd: holders besides pid, oldest first */
+        size_t n_sharers, sharers_total; /* listed (at most LOCK_PARTIES_MAX), all */
+        struct lock_party *waiters; /* malloc'd: parked requests, in queue order */
+        size_t n_waiters, waiters_total;
         /* Filled for persistent stores only (store acquire/update, restore): */
         uint64_t parent_ino;     /* directory of path's last name */
         uint64_t start_time;     /* holder's start time (clock ticks since boot) */
@@ -89,7 +110,8 @@ struct lock_view {
         size_t n_aliases;
 };
 
-/* Free what v owns (path, content, aliases); v itself is not freed. NULL is a no-op. */
+/* Free what v owns (path, content, aliases, sharers, waiters); v itself is
+ * not freed. NULL is a no-op. */
 void lock_view_clear(struct lock_view *v);
 /* lock_view_clear() each of v[0..n) and free the array. */
 void lock_views_free(struct lock_view *v, size_t n);

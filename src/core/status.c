@@ -111,6 +111,53 @@ static bool add_user(cJSON *o, const char *key, uid_t uid) {
         return cJSON_AddStringToObject(o, key, buf) != NULL;
 }
 
+/* One holder or waiter p as an object appended to array a; how_name is
+ * how it holds (or asks), mode set for a waiter. */
+static bool add_party(cJSON *a, const struct lock_party *p, const char *how_name,
+                      const char *mode) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(a, o)) {
+                cJSON_Delete(o);
+                return false;
+        }
+        bool ok = (p->pid ? add_i64(o, "pid", p->pid) : cJSON_AddNullToObject(o, "pid") != NULL) &&
+                  add_u64(o, "uid", p->uid) && add_user(o, "user", p->uid) &&
+                  add_array_str(o, "comm", p->comm, sizeof(p->comm)) &&
+                  add_str(o, "via", how_name) && add_time(o, "since", p->since_ms);
+        return ok && (!mode || add_str(o, "mode", mode));
+}
+
+/* A shared lock's holders (its recorded holder first) and every lock's
+ * waiters, each list with its total when it is longer than shown (SPEC
+ * R7.3, issue 13 point 4): "holders" only for a shared lock, "waiters"
+ * only when some wait. */
+static bool add_parties(cJSON *l, const struct lock_view *v) {
+        if (v->shared) {
+                struct lock_party self = { .pid = v->detached ? 0 : v->pid, .uid = v->uid,
+                                           .since_ms = v->acquired_at_ms };
+                memcpy(self.comm, v->comm, sizeof(self.comm));
+                cJSON *a = cJSON_AddArrayToObject(l, "holders");
+                if (!cJSON_AddBoolToObject(l, "shared", true) || !a ||
+                    !add_party(a, &self, lock_how_name(v->how), NULL) ||
+                    !add_u64(l, "holders_total", 1 + v->sharers_total))
+                        return false;
+                for (size_t i = 0; i < v->n_sharers; i++)
+                        if (!add_party(a, &v->sharers[i], lock_how_name(v->sharers[i].how), NULL))
+                                return false;
+        }
+        if (!v->waiters_total)
+                return true;
+        cJSON *a = cJSON_AddArrayToObject(l, "waiters");
+        if (!a || !add_u64(l, "waiters_total", v->waiters_total))
+                return false;
+        for (size_t i = 0; i < v->n_waiters; i++) {
+                const struct lock_party *p = &v->waiters[i];
+                if (!add_party(a, p, lock_how_name(p->how), p->shared ? "shared" : "exclusive"))
+                        return false;
+        }
+        return true;
+}
+
 /* The daemon's facts about v (SPEC R4.3), as the "lockfs" object of o. */
 static bool add_lockfs(cJSON *o, const struct lock_view *v, int64_t now_ms, const char *host) {
         cJSON *l = cJSON_AddObjectToObject(o, "lockfs");
@@ -138,7 +185,7 @@ static bool add_lockfs(cJSON *o, const struct lock_view *v, int64_t now_ms, cons
                 return false;
         if (v->lost && !cJSON_AddBoolToObject(l, "lost", true))
                 return false;
-        return true;
+        return add_parties(l, v);
 }
 
 /* ---- one lock's document ---- */

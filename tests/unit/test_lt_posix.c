@@ -103,15 +103,15 @@ static void test_created_then_locked_is_released_by_unlock(void **state) {
         assert_int_equal(locktable_posix_lock(f->t, hs.ino, &hs, 200, 2, &f->stranger, true, 3, &got),
                          -EAGAIN);
         pid_t pid = -1;
-        assert_int_equal(locktable_posix_test(f->t, hs.ino, &hs, 200, 2, &f->stranger, &pid), 1);
+        assert_int_equal(locktable_posix_test(f->t, hs.ino, &hs, 200, 2, &f->stranger, 0, &pid), 1);
         assert_int_equal(pid, getpid());
-        assert_int_equal(locktable_posix_test(f->t, h.ino, &h, 100, 1, &f->self, &pid), 0);
+        assert_int_equal(locktable_posix_test(f->t, h.ino, &h, 100, 1, &f->self, 0, &pid), 0);
 
         locktable_posix_unlock(f->t, h.ino, 999, NULL, NULL); /* not its owner: nothing */
         assert_true(exists(f));
         locktable_posix_unlock(f->t, h.ino, 100, NULL, NULL);
         assert_false(exists(f));
-        assert_int_equal(locktable_posix_test(f->t, hs.ino, &hs, 200, 2, &f->stranger, &pid), 0);
+        assert_int_equal(locktable_posix_test(f->t, hs.ino, &hs, 200, 2, &f->stranger, 0, &pid), 0);
 }
 
 /* The issue's two holders: a lock held by its creator (a live process)
@@ -231,7 +231,7 @@ static void test_descendant_does_not_join_through_the_other_api(void **state) {
         assert_int_equal(locktable_flock(f->t, hc.ino, &hc, 8, 0, &child, true, 4, &got),
                          -EWOULDBLOCK);
         pid_t pid = 0;
-        assert_int_equal(locktable_posix_test(f->t, hc.ino, &hc, 700, 7, &child, &pid), 1);
+        assert_int_equal(locktable_posix_test(f->t, hc.ino, &hc, 700, 7, &child, 0, &pid), 1);
         assert_int_equal(pid, getpid());
         locktable_posix_unlock(f->t, h.ino, 100, NULL, NULL);
         assert_false(exists(f));

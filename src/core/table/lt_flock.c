@@ -94,6 +94,87 @@ static int lock_wait(struct locktable *t, struct node *n, const struct lt_lock_r
         return r;
 }
 
+/* Drop what rq's owner holds of n through rq's API as its recorded
+ * holder; the last hold to go releases n (or hands it on). */
+static void drop_own_hold(struct locktable *t, struct node *n, const struct lt_lock_req *rq) {
+        if (rq->posix)
+                n->posix_owner = n->posix_file = 0;
+        else
+                n->flock_owner = 0;
+        if (!n->flock_owner && !n->posix_owner)
+                lt_release(t, n, CAUSE_UNLOCK, &t->late);
+}
+
+/* Request rq of its recorded holder (may_hold): a shared one keeps n
+ * exclusive while its holder holds it through the other API too, else
+ * makes it shared (a downgrade) and takes in the shared waiters; an
+ * exclusive one makes a shared lock exclusive when nobody shares it (an
+ * upgrade), else it is a release and a new request (SPEC R7.3), which
+ * F_SETLK refuses (-EAGAIN: the kernel keeps the read lock then). Returns
+ * 0 (granted), 1 (released: try again), -EAGAIN, or -EDEADLK when it holds
+ * n through the other API too (it would wait on itself). */
+static int holder_request(struct locktable *t, struct node *n, const struct lt_lock_req *rq) {
+        uint64_t other = rq->posix ? n->flock_owner : n->posix_owner;
+        if (rq->shared) {
+                lt_lock_ref_set(n, rq);
+                if (!n->shared && !other) {
+                        n->shared = true;
+                        lt_shares_grant_waiting(t, n);
+                }
+                return 0;
+        }
+        if (n->shared && n->n_shares) {
+                if (rq->posix && rq->nonblock) {
+                        t->m.contended++;
+                        return -EAGAIN;
+                }
+                if (other)
+                        return -EDEADLK; /* it would wait on its own hold */
+                drop_own_hold(t, n, rq);
+                return 1;
+        }
+        n->shared = false;
+        lt_lock_ref_set(n, rq);
+        return 0;
+}
+
+/* Request rq of c on n, held by another or shared by c (share): joins a
+ * shared lock when nobody waits (a queued writer goes first), converts
+ * c's share to an exclusive request (a release and a new request), or
+ * waits. Returns 0 (granted, *ret set), LT_PARKED or -errno. */
+static int other_request(struct locktable *t, struct node *n, const struct lt_lock_req *rq,
+                         const struct caller *c, struct lt_share *share, struct lt_prep *prep,
+                         struct lt_handle *ret) {
+        if (share && rq->shared) { /* holds it so already */
+                *ret = lt_share_handle(n, rq);
+                return 0;
+        }
+        if (share) { /* to exclusive */
+                if (rq->posix && rq->nonblock) {
+                        t->m.contended++;
+                        return -EAGAIN;
+                }
+                lt_share_free(t, share);
+                if (!rq->posix && rq->nonblock) { /* flock(2): the share is gone */
+                        t->m.contended++;
+                        return -EWOULDBLOCK;
+                }
+        }
+        if (rq->shared && n->shared && list_empty(&n->wq) && !n->remote) {
+                struct holder *hd = NULL;
+                int r = c->self.pid ? lt_holder_ref(t, c, prep, &hd) : 0;
+                if (r != 0)
+                        return r;
+                r = lt_share_add(t, n, rq, c, hd);
+                if (hd)
+                        lt_holder_unref(t, hd); /* the share holds its own */
+                if (r == 0)
+                        *ret = lt_share_handle(n, rq);
+                return r;
+        }
+        return lock_wait(t, n, rq, c, prep);
+}
+
 /* One try of lock_request under the lock; *ret_op as in lock_target. */
 static int lock_step(struct locktable *t, uint64_t ino, const struct lt_handle *h,
                      const struct lt_lock_req *rq, const struct caller *c, struct lt_prep *prep,
@@ -105,14 +186,20 @@ static int lock_step(struct locktable *t, uint64_t ino, const struct lt_handle *
         if (n->busy && !*ret_op)
                 return LT_NEED_SETTLED;
         *ret_n = n;
-        if (*ret_op) /* the name was free: c takes it by this request */
+        if (*ret_op) { /* the name was free: c takes it by this request */
                 n->how = rq->posix ? LOCK_HOW_FCNTL : LOCK_HOW_FLOCK;
-        if (*ret_op || may_hold(n, rq, h, c)) {
+                n->shared = rq->shared;
                 lt_lock_ref_set(n, rq); /* ours now: its unlock or close releases it */
                 *ret = lt_handle_of(n, LT_HANDLE_HOLDER, 0);
                 return 0;
         }
-        return lock_wait(t, n, rq, c, prep);
+        struct lt_share *share = lt_share_of(n, rq, c);
+        if (share || !may_hold(n, rq, h, c))
+                return other_request(t, n, rq, c, share, prep, ret);
+        r = holder_request(t, n, rq);
+        if (r == 0)
+                *ret = lt_handle_of(n, LT_HANDLE_HOLDER, 0);
+        return r == 1 ? LT_NEED_FLUSH : r; /* its release is with the store */
 }
 
 /* Who takes the lock when the flock of c through a file opened by thread
@@ -149,6 +236,11 @@ static int lock_request(struct locktable *t, uint64_t ino, const struct lt_handl
                         lt_wait_settled(t);
                         continue;
                 }
+                if (r == LT_NEED_FLUSH) {
+                        lt_unlock(t);
+                        pthread_mutex_lock(&t->mu);
+                        continue;
+                }
                 if (r != LT_NEED_PROC || prep.ready)
                         break;
                 pthread_mutex_unlock(&t->mu);
@@ -173,22 +265,31 @@ static int lock_request(struct locktable *t, uint64_t ino, const struct lt_handl
         return r;
 }
 
+/* The request of mode (LT_LOCK_*) through handle h (NULL: a reader's). */
+static struct lt_lock_req lock_req(bool posix, uint64_t owner, uint64_t file, unsigned mode,
+                                   const struct lt_handle *h, uint64_t id) {
+        return (struct lt_lock_req){ .posix = posix, .owner = owner, .file = file,
+                                     .nonblock = (mode & LT_LOCK_NB) != 0,
+                                     .shared = (mode & LT_LOCK_SHARED) != 0,
+                                     .kind = h ? h->kind : LT_HANDLE_READER,
+                                     .append = h && h->append, .id = id };
+}
+
 int locktable_flock(struct locktable *t, uint64_t ino, const struct lt_handle *h, uint64_t owner,
-                    pid_t opener, const struct caller *by, bool nonblock, uint64_t id,
+                    pid_t opener, const struct caller *by, unsigned mode, uint64_t id,
                     struct lt_handle *ret) {
         struct caller who;
         flock_holder(opener, by, &who); /* before the mutex: it reads /proc */
-        struct lt_lock_req rq = { .owner = owner, .file = owner, .nonblock = nonblock, .id = id };
+        struct lt_lock_req rq = lock_req(false, owner, owner, mode, h, id);
         return lock_request(t, ino, h, &rq, &who, ret);
 }
 
 int locktable_posix_lock(struct locktable *t, uint64_t ino, const struct lt_handle *h,
-                         uint64_t owner, uint64_t file, const struct caller *c, bool nonblock,
+                         uint64_t owner, uint64_t file, const struct caller *c, unsigned mode,
                          uint64_t id, struct lt_handle *ret) {
         if (!owner || !file)
                 return -EINVAL;
-        struct lt_lock_req rq = { .posix = true, .owner = owner, .file = file,
-                                  .nonblock = nonblock, .id = id };
+        struct lt_lock_req rq = lock_req(true, owner, file, mode, h, id);
         return lock_request(t, ino, h, &rq, c, ret);
 }
 
@@ -211,6 +312,12 @@ static void unlock(struct locktable *t, uint64_t ino, enum unlock_by by, uint64_
         bool match = held && (by == BY_FLOCK_OWNER   ? n->flock_owner == key
                               : by == BY_POSIX_OWNER ? n->posix_owner == key
                                                      : n->posix_file == key);
+        struct lt_share *s = held && !match ? lt_share_find(n, by != BY_FLOCK_OWNER,
+                                                            by == BY_POSIX_FILE ? 0 : key,
+                                                            by == BY_POSIX_FILE ? key : 0)
+                                            : NULL;
+        if (s)
+                lt_share_free(t, s); /* one of its sharers: the others keep it */
         if (match) {
                 if (by == BY_FLOCK_OWNER)
                         n->flock_owner = 0;
@@ -239,16 +346,20 @@ void locktable_posix_file_closed(struct locktable *t, uint64_t ino, uint64_t fil
 }
 
 int locktable_posix_test(struct locktable *t, uint64_t ino, const struct lt_handle *h,
-                         uint64_t owner, uint64_t file, const struct caller *c, pid_t *ret_pid) {
+                         uint64_t owner, uint64_t file, const struct caller *c, unsigned mode,
+                         pid_t *ret_pid) {
         *ret_pid = 0;
-        struct lt_lock_req rq = { .posix = true, .owner = owner, .file = file };
+        struct lt_lock_req rq = lock_req(true, owner, file, mode, h, 0);
         struct lt_op *op;
         struct node *n;
         pthread_mutex_lock(&t->mu);
         int r = lock_target(t, ino, c, false, NULL, &n, &op);
-        if (r == 0 && (n->busy || !may_hold(n, &rq, h, c))) {
+        bool joins = r == 0 && rq.shared && n->shared && list_empty(&n->wq) && !n->remote;
+        bool own = r == 0 && may_hold(n, &rq, h, c) && (rq.shared || !n->n_shares);
+        bool free_for_c = r == 0 && !n->busy && (own || joins || lt_share_of(n, &rq, c));
+        if (r == 0 && !free_for_c) {
                 *ret_pid = n->holder ? n->holder->proc.pid : 0;
-                r = 1;
+                r = n->shared ? 2 : 1;
         }
         pthread_mutex_unlock(&t->mu);
         return r == -ENOENT ? 0 : r;
@@ -256,7 +367,9 @@ int locktable_posix_test(struct locktable *t, uint64_t ino, const struct lt_hand
 
 bool locktable_flock_cancel(struct locktable *t, uint64_t id) {
         pthread_mutex_lock(&t->mu);
-        bool found = lt_waiter_remove(t, id);
+        struct node *n = lt_waiter_remove(t, id);
+        if (n) /* an exclusive request no longer holds back those behind it */
+                lt_shares_grant_waiting(t, n);
         lt_unlock(t);
-        return found;
+        return n != NULL;
 }

@@ -152,6 +152,7 @@ static int holder_make(struct locktable *t, const struct caller *c, struct lt_pr
         h->pidfd = prep->pidfd;
         h->refs = 1;
         list_init(&h->waits);
+        list_init(&h->shares);
         list_init(&h->locks);
         list_init(&h->idle);
         int r = holder_watch(t, h);

@@ -11,7 +11,8 @@
  *       lt_holders.c   holder records, one per process, and pid claims
  *   L2  lt_view.c      the one mapping node <-> lock_view (+ stored record)
  *       lt_outbox.c    store calls queued under the mutex, made outside it
- *   L3  lt_waitq.c     parked flock(LOCK_EX) and F_SETLKW requests
+ *   L3  lt_waitq.c     parked flock and F_SETLK(W) requests
+ *       lt_share.c     the other holders of a shared lock (R7.3)
  *       lt_cursor.c    the held locks in order, and status readers' cursors
  *   L4  lt_lock.c      acquisition, release, hand-off (release -> handoff ->
  *                      take is the only recursion, inside this file), and
@@ -53,6 +54,9 @@
 #define LT_NEED_PROC 16
 #define LT_NEED_SETTLED 17
 #define LT_NEED_PARSE 18
+/* Let go of t->mu (making the store calls queued meanwhile), then call
+ * again: the request changed the lock itself first. */
+#define LT_NEED_FLUSH 19
 
 /* The handle an open file of lock n gets: its acquisition, O_APPEND from
  * flags. Plain data; any lock context. */
@@ -253,7 +257,7 @@ bool lt_holder_dead(struct holder *h);
 /* h's process died: it is no longer watched, and freed at its last
  * reference. Takes a reference for the caller, who drops it
  * (lt_holder_unref) when done with h, and who cancels h's parked requests
- * (lt_waiters_drop_of). */
+ * (lt_waiter_cancel for each in h->waits). */
 void lt_holder_reaped(struct locktable *t, struct holder *h);
 /* Free every idle holder (locktable_free). */
 void lt_holders_free_idle(struct locktable *t);
@@ -310,6 +314,7 @@ enum lt_view_parts {
         LT_VIEW_CONTENT = 1,      /* a copy of the content */
         LT_VIEW_STORE_EXTRAS = 2, /* what persistent stores need besides:
                                    * parent, start time, deadline, other names */
+        LT_VIEW_PARTIES = 4,      /* its sharers and waiters (status only) */
 };
 /* Fill v from lock n (parts: an OR of enum lt_view_parts). 0 or -ENOMEM
  * (v cleared). */
@@ -319,7 +324,8 @@ void lt_view_to_node(const struct lock_view *v, struct node *n);
 /* v's derived fields from the rest: detached (no holder process here or
  * elsewhere) and expires_at_ms (renewal + TTL). */
 void lt_view_derive(struct lock_view *v, bool detached);
-/* A status copy of lock n with its content (LT_VIEW_CONTENT). */
+/* A status copy of lock n with its content, sharers and waiters
+ * (LT_VIEW_CONTENT | LT_VIEW_PARTIES). */
 int lt_lock_view(const struct node *n, struct lock_view *v);
 /* The full view persistent stores record of lock n (content, parent, start
  * time, deadline, other names). 0 or -ENOMEM. */
@@ -348,7 +354,7 @@ void lt_unlock(struct locktable *t);
  * caller must look its nodes up again afterwards. */
 void lt_wait_settled(struct locktable *t);
 
-/* ==== L3: lt_waitq.c: parked flock(LOCK_EX) and F_SETLKW requests. All
+/* ==== L3: lt_waitq.c: parked flock and F_SETLKW requests. All
  * with t->mu held. ==== */
 /* Park request rq (named rq->id) on n for c (who becomes the holder when
  * granted), whose holder record h (NULL for a caller whose pid is not
@@ -364,10 +370,38 @@ void lt_waiter_free(struct locktable *t, struct lt_waiter *w);
 void lt_waiter_cancel(struct locktable *t, struct lt_waiter *w, int err);
 /* Drop all of n's waiters, owing each the reply err. */
 void lt_drop_waiters(struct locktable *t, struct node *n, int err);
-/* Drop the requests parked for holder h, owing each the reply err. */
-void lt_waiters_drop_of(struct locktable *t, struct holder *h, int err);
-/* Remove parked request id without a reply; false when unknown. */
-bool lt_waiter_remove(struct locktable *t, uint64_t id);
+/* Remove parked request id without a reply: the lock it waited on, or
+ * NULL when unknown. */
+struct node *lt_waiter_remove(struct locktable *t, uint64_t id);
+
+/* ==== L3: lt_share.c: the holders of a shared lock besides its recorded
+ * holder (see the file's contract). All with t->mu held. ==== */
+/* The most holders a lock may have besides its recorded one: a request
+ * beyond gets -ENOLCK (one user cannot make a lock's status unbounded). */
+#define LT_SHARES_MAX 4096
+/* The handle a share of n granted to rq gets: rq's own kind, a reader's or
+ * a contender's (a share may not write the lock's content). */
+struct lt_handle lt_share_handle(const struct node *n, const struct lt_lock_req *rq);
+/* c shares lock n by request rq; h (c's record, NULL when c's pid is not
+ * visible) is referenced by the share from now on. 0, -ENOMEM, -ENOLCK. */
+int lt_share_add(struct locktable *t, struct node *n, const struct lt_lock_req *rq,
+                 const struct caller *c, struct holder *h);
+/* The share that is rq's hold for c, or NULL. */
+struct lt_share *lt_share_of(const struct node *n, const struct lt_lock_req *rq,
+                             const struct caller *c);
+/* The first share taken through posix (else flock) with this owner and
+ * file (0: any), as an unlock matches it; or NULL. */
+struct lt_share *lt_share_find(const struct node *n, bool posix, uint64_t owner, uint64_t file);
+/* n's oldest share, or NULL. */
+struct lt_share *lt_share_first(const struct node *n);
+/* End share s, dropping its holder reference. */
+void lt_share_free(struct locktable *t, struct lt_share *s);
+/* End every share of lock n; every share of holder h. */
+void lt_shares_drop(struct locktable *t, struct node *n);
+void lt_shares_drop_of(struct locktable *t, struct holder *h);
+/* Shared lock n (settled) takes in the shared requests at the head of its
+ * queue, owing each its grant; the first exclusive one stops it. */
+void lt_shares_grant_waiting(struct locktable *t, struct node *n);
 
 /* ==== L3: lt_cursor.c: the list of held locks status readers walk. All
  * with t->mu held. ==== */

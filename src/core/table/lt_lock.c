@@ -53,6 +53,7 @@ static void take_apply(struct locktable *t, struct node *n, struct holder *h,
         n->content_len = 0;
         n->content_gen++;
         lt_lock_refs_clear(n);
+        n->shared = false; /* until the request that takes it says (handoff_done) */
         lt_remote_free(n); /* a flock waiter took over another host's lock */
         n->lost = false;
         n->busy = true;
@@ -224,6 +225,8 @@ static void log_release(struct node *n, enum release_cause cause) {
         free(path);
 }
 
+static bool promote_share(struct locktable *t, struct node *n);
+
 void lt_release(struct locktable *t, struct node *n, enum release_cause cause,
                 struct removals *report) {
         if (n->busy) { /* its acquisition is with the store: release at the answer */
@@ -232,6 +235,13 @@ void lt_release(struct locktable *t, struct node *n, enum release_cause cause,
                 if (cause == CAUSE_TTL) /* due: off the heap, or the reaper spins */
                         heap_remove(&t->deadlines, &n->deadline);
                 return;
+        }
+        if (n->n_shares) {
+                /* its holder's own end (unlock, death) leaves it to its
+                 * sharers; any other (TTL, break, unlink) ends them too */
+                if ((cause == CAUSE_UNLOCK || cause == CAUSE_EXIT) && promote_share(t, n))
+                        return;
+                lt_shares_drop(t, n);
         }
         count_release(t, cause);
         if (!t->closing)
@@ -245,6 +255,7 @@ void lt_release(struct locktable *t, struct node *n, enum release_cause cause,
 void lt_lock_remove(struct locktable *t, struct node *n, struct removals *report) {
         lt_report(report, n->parent->ino, n->ino, n->name);
         lt_drop_aliases(t, n, report);
+        lt_shares_drop(t, n);
         lt_detach_holder(t, n);
         lt_quota_uncharge(t, n);
         heap_remove(&t->deadlines, &n->deadline);
@@ -265,8 +276,9 @@ void lt_lock_remove(struct locktable *t, struct node *n, struct removals *report
 /* A hand-off, between its queueing and the store's answer. */
 struct handoff {
         struct node *n;
-        struct lt_lock_req rq;   /* the waiter's request */
+        struct lt_lock_req rq;   /* the waiter's request, or the share's */
         uint64_t old_fence;      /* the acquisition it replaces */
+        bool promoted;           /* to a share (granted long ago: no reply owed) */
 };
 
 /* Owe request id the reply err, with the holder handle of lock n. */
@@ -279,15 +291,19 @@ static void handoff_done(struct locktable *t, struct lt_op *op) {
         struct handoff *ho = op->arg;
         struct node *n = ho->n;
         lt_lock_ref_set(n, &ho->rq);
+        n->shared = ho->rq.shared;
         if (lt_take_settle(t, n, op) == 0) {
-                if (n->linked && n->fence == op->fence)
-                        owe_grant(t, ho->rq.id, 0, n);
-                else /* released meanwhile (its holder died): its grant is moot */
-                        owe_grant(t, ho->rq.id, LT_WAITER_ORPHANED, n);
+                bool held = n->linked && n->fence == op->fence;
+                if (!ho->promoted) /* else released meanwhile: its grant is moot */
+                        owe_grant(t, ho->rq.id, held ? 0 : LT_WAITER_ORPHANED, n);
+                if (held)
+                        lt_shares_grant_waiting(t, n); /* when shared */
         } else {
-                /* the store refused: the name ends, with its other waiters */
+                /* the store refused: the name ends, with its other waiters
+                 * and sharers */
                 lt_lock_refs_clear(n);
-                owe_grant(t, ho->rq.id, op->err == -EEXIST ? -EEXIST : -EIO, n);
+                if (!ho->promoted)
+                        owe_grant(t, ho->rq.id, op->err == -EEXIST ? -EEXIST : -EIO, n);
                 lt_drop_waiters(t, n, -EIO);
                 n->fence = ho->old_fence;
                 lt_op_release(t, n);
@@ -298,16 +314,16 @@ static void handoff_done(struct locktable *t, struct lt_op *op) {
         free(ho);
 }
 
-/* Hand n to waiter w: 0, or the error w is cancelled with. */
-static int handoff_to(struct locktable *t, struct node *n, struct lt_waiter *w) {
-        if (w->h && lt_holder_dead(w->h)) /* never to a dead or dying process */
-                return LT_WAITER_ORPHANED;
+/* Hand n to who by request rq (a waiter's, or with promoted a share's) as
+ * a new acquisition: 0, or the error the request is cancelled with. */
+static int handoff_to(struct locktable *t, struct node *n, const struct caller *who,
+                      const struct lt_lock_req *rq, bool promoted) {
         struct handoff *ho = malloc(sizeof(*ho));
         if (!ho)
                 return -ENOMEM;
-        *ho = (struct handoff){ .n = n, .rq = w->rq, .old_fence = n->fence };
-        enum lock_how how = w->rq.posix ? LOCK_HOW_FCNTL : LOCK_HOW_FLOCK;
-        int r = lt_take(t, n, &w->who, how, NULL, handoff_done, ho, false, NULL);
+        *ho = (struct handoff){ .n = n, .rq = *rq, .old_fence = n->fence, .promoted = promoted };
+        enum lock_how how = rq->posix ? LOCK_HOW_FCNTL : LOCK_HOW_FLOCK;
+        int r = lt_take(t, n, who, how, NULL, handoff_done, ho, false, NULL);
         if (r != 0) {
                 free(ho);
                 /* no pidfd may be opened here, and a waiter is fully identified */
@@ -317,10 +333,41 @@ static int handoff_to(struct locktable *t, struct node *n, struct lt_waiter *w) 
         return 0;
 }
 
+/* Hand n to waiter w: 0, or the error w is cancelled with. */
+static int handoff_to_waiter(struct locktable *t, struct node *n, struct lt_waiter *w) {
+        if (w->h && lt_holder_dead(w->h)) /* never to a dead or dying process */
+                return LT_WAITER_ORPHANED;
+        return handoff_to(t, n, &w->who, &w->rq, false);
+}
+
+/* n's recorded holder went while others share it: the oldest live share
+ * takes its place, as a new acquisition (a new fence: the old holder's
+ * handle may no longer write), the other shares stay. False when no share
+ * could (the caller then releases n; dead shares are gone). */
+static bool promote_share(struct locktable *t, struct node *n) {
+        struct lt_share *s;
+        while ((s = lt_share_first(n))) {
+                int r = LT_WAITER_ORPHANED;
+                if (!s->h || !lt_holder_dead(s->h)) {
+                        /* its record is referenced: lt_take finds it, no /proc */
+                        struct caller who = { .uid = s->uid, .gid = s->gid, .no_cmdline = true };
+                        if (s->h) {
+                                who.self = s->h->proc;
+                                memcpy(who.comm, s->h->comm, sizeof(who.comm));
+                        }
+                        r = handoff_to(t, n, &who, &s->rq, true);
+                }
+                lt_share_free(t, s);
+                if (r == 0)
+                        return true;
+        }
+        return false;
+}
+
 bool lt_handoff(struct locktable *t, struct node *n) {
         struct lt_waiter *w;
         while ((w = lt_waiter_first(n))) {
-                int r = handoff_to(t, n, w);
+                int r = handoff_to_waiter(t, n, w);
                 if (r == 0) {
                         lt_waiter_free(t, w);
                         return true;

@@ -39,11 +39,14 @@ static int unlink_may(const struct node *n, const struct caller *c) {
 /* Release lock n for c: as its holder (or a detached lock's creator uid),
  * or else as a break (may_break; by unlink, only root's of a detached
  * lock), for which *ret_forced receives the lock as it was. 0, -EBUSY
- * (unlink of a held lock) or -EPERM. Names that go are queued in report. */
+ * (unlink of a held lock, also by its holder while others share it) or
+ * -EPERM. Names that go are queued in report. */
 static int release_or_break(struct locktable *t, struct node *n, const struct caller *c,
                             bool by_unlink, struct lock_view *ret_forced,
                             struct removals *report) {
         if (lt_may_release(n, c)) {
+                if (by_unlink && n->n_shares)
+                        return -EBUSY; /* its sharers hold it still (SPEC R7.3) */
                 lt_release(t, n, n->holder ? CAUSE_UNLINK : CAUSE_DETACHED, report);
                 return 0;
         }

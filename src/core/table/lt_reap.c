@@ -15,8 +15,9 @@ int locktable_reaper_fd(struct locktable *t) {
 }
 
 /* The process of the holder with key died: cancel the flock requests
- * parked for it (SPEC R7.1: a hand-off never goes to a dead process),
- * release every lock it holds (one whose acquisition is with the store
+ * parked for it (SPEC R7.1: a hand-off never goes to a dead process), end
+ * its shares of shared locks, release every lock it holds (a shared one
+ * goes to its oldest live sharer, R7.3) (one whose acquisition is with the store
  * goes at the answer), and stop watching it; the record goes with its last
  * reference. Returns the locks released now. */
 static int reap_holder(struct locktable *t, uint64_t key, struct removals *out) {
@@ -25,7 +26,13 @@ static int reap_holder(struct locktable *t, uint64_t key, struct removals *out) 
         if (!h || h->dead)
                 return 0;
         lt_holder_reaped(t, h); /* holds a reference until the end */
-        lt_waiters_drop_of(t, h, LT_WAITER_ORPHANED);
+        while (!list_empty(&h->waits)) {
+                struct lt_waiter *w = list_entry(h->waits.next, struct lt_waiter, h_link);
+                struct node *n = w->n;
+                lt_waiter_cancel(t, w, LT_WAITER_ORPHANED);
+                lt_shares_grant_waiting(t, n); /* those it held back */
+        }
+        lt_shares_drop_of(t, h); /* before its locks: none goes to its own share */
         int released = 0;
         struct list *l, *next;
         list_for_each_safe(l, next, &h->locks) {

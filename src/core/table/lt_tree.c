@@ -35,6 +35,7 @@ static struct node *node_alloc(enum lt_kind kind, const char *name) {
         list_init(&n->hl);
         list_init(&n->all);
         list_init(&n->wq);
+        list_init(&n->shares);
         list_init(&n->order.link);
         list_init(&n->aliases);
         list_init(&n->alias_link);

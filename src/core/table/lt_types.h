@@ -37,6 +37,7 @@ struct holder {
         bool dead;               /* reaped: freed at its last reference */
         struct list waits;       /* parked flock requests it would hold for
                                   * (lt_waiter.h_link; lt_waitq.c) */
+        struct list shares;      /* its shares of shared locks (lt_share.h_link) */
         struct list locks;       /* its locks (node.hl) */
         struct list idle;        /* in t->idle, while refs == 0 */
 };
@@ -67,6 +68,8 @@ struct node {
         bool linked;             /* in the tree; false once released/removed */
         bool charged;
         bool lost;               /* local lock whose backing the store lost */
+        bool shared;             /* held in shared mode (SPEC R7.3): its holder
+                                  * and its sharers (shares) hold it together */
         bool busy;               /* its acquisition waits for the store: other
                                   * requests wait (lt_wait_settled), releases
                                   * are deferred to the answer (doomed) */
@@ -100,6 +103,9 @@ struct node {
         uint64_t posix_owner;
         uint64_t posix_file;
         struct list wq;          /* parked requests (lt_waiter.link), FIFO */
+        struct list shares;      /* a shared lock's holders besides its recorded
+                                  * holder (lt_share.link), oldest first */
+        uint32_t n_shares;
 };
 
 /* What another host's daemon published about a lock it holds (the rest is
@@ -118,7 +124,26 @@ struct lt_lock_req {
         uint64_t owner;          /* flock: its open file's id; posix: the kernel's owner */
         uint64_t file;           /* the open file it comes through */
         bool nonblock;
+        bool shared;             /* LOCK_SH, F_RDLCK: shared with other such (R7.3) */
+        enum lt_handle_kind kind; /* the handle it comes through: a share keeps
+                                  * it as a reader's or a contender's */
+        bool append;
         uint64_t id;             /* the fs layer's name for the request */
+};
+
+/* One holder of a shared lock besides the lock's recorded holder (SPEC
+ * R7.3): what holds it (rq: the API, owner and file) and for whom. The
+ * recorded holder (node.holder, what the store keeps) is the first
+ * sharer; when it goes, the oldest share takes its place. */
+struct lt_share {
+        struct list link;        /* in n->shares */
+        struct list h_link;      /* in h->shares (unlinked when h is NULL) */
+        struct node *n;
+        struct holder *h;        /* its process, referenced; NULL: pid not visible */
+        struct lt_lock_req rq;
+        uid_t uid;
+        gid_t gid;
+        int64_t since_ms;        /* wall clock */
 };
 
 /* A parked flock(LOCK_EX) or F_SETLKW request, owned by the table until
@@ -131,6 +156,7 @@ struct lt_waiter {
         struct node *n;
         struct list link;        /* in n->wq */
         struct list h_link;      /* in h->waits (unlinked when h is NULL) */
+        int64_t since_ms;        /* wall clock of its parking */
 };
 
 /* A store call queued under the table mutex and made by lt_flush() outside

@@ -74,6 +74,48 @@ static int content_to_view(const struct node *n, struct lock_view *v) {
         return 0;
 }
 
+/* Fill p from a holder record (NULL: a process not visible). */
+static void party_of(const struct holder *h, uid_t uid, const struct lt_lock_req *rq,
+                     int64_t since_ms, struct lock_party *p) {
+        *p = (struct lock_party){ .pid = h ? h->proc.pid : 0, .uid = uid,
+                                  .how = rq->posix ? LOCK_HOW_FCNTL : LOCK_HOW_FLOCK,
+                                  .shared = rq->shared, .since_ms = since_ms };
+        if (h)
+                memcpy(p->comm, h->comm, sizeof(p->comm));
+}
+
+/* n's sharers and waiters, the first LOCK_PARTIES_MAX of each. */
+static int parties_to_view(const struct node *n, struct lock_view *v) {
+        v->shared = n->shared;
+        v->sharers_total = n->n_shares;
+        size_t waiting = 0;
+        const struct list *l;
+        list_for_each(l, &n->wq)
+                waiting++;
+        v->waiters_total = waiting;
+        size_t ns = v->sharers_total < LOCK_PARTIES_MAX ? v->sharers_total : LOCK_PARTIES_MAX;
+        size_t nw = waiting < LOCK_PARTIES_MAX ? waiting : LOCK_PARTIES_MAX;
+        if ((ns && !(v->sharers = calloc(ns, sizeof(*v->sharers)))) ||
+            (nw && !(v->waiters = calloc(nw, sizeof(*v->waiters)))))
+                return -ENOMEM;
+        list_for_each(l, &n->shares) {
+                if (v->n_sharers == ns)
+                        break;
+                const struct lt_share *s = list_entry(l, struct lt_share, link);
+                party_of(s->h, s->uid, &s->rq, s->since_ms, &v->sharers[v->n_sharers++]);
+        }
+        list_for_each(l, &n->wq) {
+                if (v->n_waiters == nw)
+                        break;
+                const struct lt_waiter *w = list_entry(l, struct lt_waiter, link);
+                party_of(w->h, w->who.uid, &w->rq, w->since_ms, &v->waiters[v->n_waiters]);
+                if (!w->h) /* a caller whose pid is not visible */
+                        memcpy(v->waiters[v->n_waiters].comm, w->who.comm, sizeof(w->who.comm));
+                v->n_waiters++;
+        }
+        return 0;
+}
+
 int lt_node_to_view(const struct node *n, unsigned parts, struct lock_view *v) {
         *v = (struct lock_view){ .ino = n->ino, .lost = n->lost };
         LOCK_RECORD_COPY(v, n);
@@ -85,13 +127,15 @@ int lt_node_to_view(const struct node *n, unsigned parts, struct lock_view *v) {
                 r = content_to_view(n, v);
         if (r == 0 && (parts & LT_VIEW_STORE_EXTRAS))
                 r = store_extras_to_view(n, v);
+        if (r == 0 && (parts & LT_VIEW_PARTIES))
+                r = parties_to_view(n, v);
         if (r < 0)
                 lock_view_clear(v);
         return r;
 }
 
 int lt_lock_view(const struct node *n, struct lock_view *v) {
-        return lt_node_to_view(n, LT_VIEW_CONTENT, v);
+        return lt_node_to_view(n, LT_VIEW_CONTENT | LT_VIEW_PARTIES, v);
 }
 
 int lt_store_view(const struct node *n, struct lock_view *v) {

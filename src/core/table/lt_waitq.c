@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Parked flock(LOCK_EX) and F_SETLKW requests (SPEC §7), one queue for
+/* Parked flock and F_SETLKW requests (exclusive or shared) (SPEC §7), one queue for
  * both: each waits on its lock in FIFO
  * order without holding a thread, listed also under the holder record of
  * the process it would hold for (so that process's death cancels it) and
@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "clock.h"
 #include "lt_internal.h"
 
 int lt_waiter_park(struct locktable *t, struct node *n, const struct lt_lock_req *rq,
@@ -16,7 +17,8 @@ int lt_waiter_park(struct locktable *t, struct node *n, const struct lt_lock_req
         struct lt_waiter *w = calloc(1, sizeof(*w));
         if (!w)
                 return -ENOMEM;
-        *w = (struct lt_waiter){ .rq = *rq, .who = *c, .h = h, .n = n };
+        *w = (struct lt_waiter){ .rq = *rq, .who = *c, .h = h, .n = n,
+                                 .since_ms = clock_wall_ms() };
         list_add_tail(&n->wq, &w->link);
         list_init(&w->h_link);
         if (h) {
@@ -54,12 +56,7 @@ void lt_drop_waiters(struct locktable *t, struct node *n, int err) {
                 lt_waiter_cancel(t, w, err);
 }
 
-void lt_waiters_drop_of(struct locktable *t, struct holder *h, int err) {
-        while (!list_empty(&h->waits))
-                lt_waiter_cancel(t, list_entry(h->waits.next, struct lt_waiter, h_link), err);
-}
-
-bool lt_waiter_remove(struct locktable *t, uint64_t id) {
+struct node *lt_waiter_remove(struct locktable *t, uint64_t id) {
         uint64_t hash = htab_hash_u64(id);
         struct lt_waiter *w, *found = NULL;
         htab_for_each_possible(&t->waiters, hash, w, struct lt_waiter, by_id)
@@ -67,7 +64,8 @@ bool lt_waiter_remove(struct locktable *t, uint64_t id) {
                         found = w;
                         break;
                 }
+        struct node *n = found ? found->n : NULL;
         if (found)
                 lt_waiter_free(t, found);
-        return found != NULL;
+        return n;
 }

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+/* The holders of a shared lock besides its recorded holder (SPEC R7.3).
+ * A lock taken by flock(LOCK_SH) or an fcntl read lock is shared
+ * (node.shared): its recorded holder (node.holder, what the store keeps
+ * and status names first) took it; each further shared request that comes
+ * while no request waits joins it as a share, listed under the lock and
+ * under the holder record of its process (so that process's death ends
+ * it). A share keeps the handle it came through (a reader's or a
+ * contender's: it may not write the lock's content). When the recorded
+ * holder goes, the oldest share takes its place (lt_release, lt_lock.c);
+ * when the last holder goes, the lock is released. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "clock.h"
+#include "lt_internal.h"
+
+struct lt_handle lt_share_handle(const struct node *n, const struct lt_lock_req *rq) {
+        struct lt_handle h = lt_handle_of(
+                n, rq->kind == LT_HANDLE_READER ? LT_HANDLE_READER : LT_HANDLE_CONTENDER, 0);
+        h.append = rq->append;
+        return h;
+}
+
+int lt_share_add(struct locktable *t, struct node *n, const struct lt_lock_req *rq,
+                 const struct caller *c, struct holder *h) {
+        (void)t;
+        if (n->n_shares >= LT_SHARES_MAX)
+                return -ENOLCK;
+        struct lt_share *s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        *s = (struct lt_share){ .n = n, .h = h, .rq = *rq, .uid = c->uid, .gid = c->gid,
+                                .since_ms = clock_wall_ms() };
+        list_add_tail(&n->shares, &s->link);
+        list_init(&s->h_link);
+        if (h) {
+                list_add_tail(&h->shares, &s->h_link);
+                h->refs++;
+        }
+        n->n_shares++;
+        return 0;
+}
+
+/* Whether share s is the hold of request rq by c: the same open file for
+ * flock (its id is never reused); the same kernel owner for a record lock,
+ * in c's own process (an owner's address may be reused by another). */
+static bool share_is(const struct lt_share *s, const struct lt_lock_req *rq,
+                     const struct caller *c) {
+        if (s->rq.posix != rq->posix || s->rq.owner != rq->owner)
+                return false;
+        if (!rq->posix)
+                return true;
+        if (!s->h)
+                return c->self.pid == 0;
+        return c->self.pid == s->h->proc.pid && c->self.start_time == s->h->proc.start_time;
+}
+
+struct lt_share *lt_share_of(const struct node *n, const struct lt_lock_req *rq,
+                             const struct caller *c) {
+        const struct list *l;
+        list_for_each(l, &n->shares) {
+                struct lt_share *s = list_entry(l, struct lt_share, link);
+                if (share_is(s, rq, c))
+                        return s;
+        }
+        return NULL;
+}
+
+struct lt_share *lt_share_find(const struct node *n, bool posix, uint64_t owner, uint64_t file) {
+        const struct list *l;
+        list_for_each(l, &n->shares) {
+                struct lt_share *s = list_entry(l, struct lt_share, link);
+                if (s->rq.posix == posix && (!owner || s->rq.owner == owner) &&
+                    (!file || s->rq.file == file))
+                        return s;
+        }
+        return NULL;
+}
+
+struct lt_share *lt_share_first(const struct node *n) {
+        return list_first_entry_or_null(&n->shares, struct lt_share, link);
+}
+
+void lt_share_free(struct locktable *t, struct lt_share *s) {
+        list_del(&s->link);
+        list_del(&s->h_link);
+        s->n->n_shares--;
+        if (s->h)
+                lt_holder_unref(t, s->h);
+        free(s);
+}
+
+void lt_shares_drop(struct locktable *t, struct node *n) {
+        struct lt_share *s;
+        while ((s = lt_share_first(n)))
+                lt_share_free(t, s);
+}
+
+void lt_shares_drop_of(struct locktable *t, struct holder *h) {
+        while (!list_empty(&h->shares))
+                lt_share_free(t, list_entry(h->shares.next, struct lt_share, h_link));
+}
+
+void lt_shares_grant_waiting(struct locktable *t, struct node *n) {
+        struct lt_waiter *w;
+        while (n->shared && !n->busy && (w = lt_waiter_first(n)) && w->rq.shared) {
+                if (w->h && lt_holder_dead(w->h)) { /* never to a dead or dying process */
+                        lt_waiter_cancel(t, w, LT_WAITER_ORPHANED);
+                        continue;
+                }
+                int r = lt_share_add(t, n, &w->rq, &w->who, w->h);
+                if (r < 0) {
+                        lt_waiter_cancel(t, w, r);
+                        continue;
+                }
+                struct lt_handle h = lt_share_handle(n, &w->rq);
+                lt_owe_grant(t, w->rq.id, 0, &h);
+                lt_waiter_free(t, w);
+        }
+}
