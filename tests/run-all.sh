@@ -67,7 +67,7 @@ echo "== daemon under valgrind (leaks fail)"
 # tests SIGKILL
 export LOCKFS_WRAPPER="valgrind -q --vgdb=no --suppressions=$PWD/tests/valgrind.supp --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99"
 if [ -d build-test ]; then
-        run_tests build-test take status namespace release holder flock posix restart etcd ttl_break
+        run_tests build-test take status namespace release holder flock posix shared restart etcd ttl_break
 fi
 unset LOCKFS_WRAPPER
 

@@ -342,7 +342,9 @@ int locktable_posix_test(struct locktable *t, uint64_t ino, const struct lt_hand
 
 /* Copy of one live lock (-ENOENT when gone) or of all held locks. Free with
  * lock_view_clear() / lock_views_free(). locktable_view also says whether
- * the lock reads back as its content (ret->raw, SPEC R4.4a). */
+ * the lock reads back as its content (ret->raw, SPEC R4.4a); it waits
+ * (without the table's mutex) while the lock's acquisition is with the
+ * store, so it never shows a lock half handed on. */
 int locktable_view(struct locktable *t, uint64_t ino, struct lock_view *ret);
 int locktable_views(struct locktable *t, struct lock_view **ret, size_t *ret_n);
 void locktable_metrics(struct locktable *t, struct lock_metrics *ret);

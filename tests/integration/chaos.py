@@ -75,9 +75,7 @@ import harness  # noqa: E402
 SLOW = 4 if harness.WRAPPER else 1      # under valgrind everything is slower
 METHODS = ("excl", "create", "flock", "flock_sh", "fcntl", "fcntl_rd", "ofd", "lockf")
 # Taking a lock through a descriptor that stays open: open flags, and the
-# call that waits for the grant. A shared request (flock LOCK_SH, an fcntl
-# read lock) is served as exclusive for now (README), so its critical
-# section is checked as exclusive too.
+# call that waits for the grant.
 FMT_FLOCK = "hhqqi"                     # struct flock on x86-64 Linux
 DESCRIPTOR_METHODS = {
     "flock": (os.O_RDONLY, lambda fd: fcntl.flock(fd, fcntl.LOCK_EX)),
@@ -95,6 +93,12 @@ DESCRIPTOR_METHODS = {
 # the lock's own descriptor, opened for writing (a read-only open's status
 # is the one of its open, before the lock was taken).
 RECORD_METHODS = ("fcntl", "fcntl_rd", "lockf")
+# Shared requests (SPEC R7.3): their critical sections may overlap each
+# other's, never an exclusive one's. A share is released by its unlock or
+# close only (unlink of a lock others share is EBUSY), and is not restored
+# by a daemon restart (README): a section that a restart cut is counted,
+# not judged.
+SHARED_METHODS = ("flock_sh", "fcntl_rd")
 # The matching unlock of each (closing the descriptor also ends each of them).
 UNLOCKS = {
     "flock": lambda fd: fcntl.flock(fd, fcntl.LOCK_UN),
@@ -360,6 +364,8 @@ class Client:
         unlink. A descriptor from before a restart is dead: unlink through
         the new mount."""
         way = self.rng.random()
+        if method in SHARED_METHODS and fd is not None and self.gate.generation() == fd_gen:
+            way *= 0.5 if method not in RECORD_METHODS else 0.7  # never by unlink (EBUSY)
         if fd is not None and way < 0.5 and self.gate.generation() == fd_gen:
             try:
                 self.on_mount(UNLOCKS[method], fd, strict=True)
@@ -407,14 +413,18 @@ class Client:
 
     # the critical section, proved outside the mount
 
-    def holder_status(self, path, method, fd):
-        """The fence of the lock we just took and the generation in which
-        the status said so; None (reported) if the status does not name us."""
+    def holder_status(self, path, method, fd, fd_gen):
+        """The fence of the lock we just took (in generation fd_gen) and the
+        generation in which the status said so; None (reported) if the
+        status does not name us."""
         if method in RECORD_METHODS and fd is not None:
             try:
                 data = self.on_mount(os.pread, fd, 1 << 20, 0)
                 st = json.loads(data) if data else None
             except Restarted:
+                if method in SHARED_METHODS and not self.holds(path):
+                    self.report("share_cut")    # a restart ended the share: not restored
+                    return None
                 st = self.read_status(path)
         else:
             st = self.read_status(path)
@@ -422,7 +432,12 @@ class Client:
             self.report("lost", f"{path}: gone right after I took it by {method}")
             return None
         lk = st["lockfs"]
-        if lk["pid"] != self.pid:
+        holders = [h["pid"] for h in lk.get("holders", [])]
+        named = lk["pid"] == self.pid or (method in SHARED_METHODS and self.pid in holders)
+        if not named and method in SHARED_METHODS and self.gate.generation() != fd_gen:
+            self.report("share_cut")            # a restart ended the share: not restored
+            return None
+        if not named:
             self.report("holder", f"{path}: took it by {method} but its status names "
                         f"pid {lk['pid']} (how {lk.get('how')}, fence {lk.get('fence')})")
             return None
@@ -448,6 +463,57 @@ class Client:
     def marker(self, name):
         return os.path.join(self.work, name + ".inside")
 
+    def shared_markers(self, name):
+        """The markers of the shared sections now in name: (path, owner)."""
+        prefix = name + ".inside.sh."
+        found = []
+        for f in os.listdir(self.work):
+            if f.startswith(prefix):
+                owner = read_text(os.path.join(self.work, f))
+                if owner is not None:
+                    found.append((os.path.join(self.work, f), owner))
+        return found
+
+    def sharer_conflicts(self, name, fence):
+        """After linking the exclusive marker: False (reported) when a live
+        sharer is inside whose section no restart cut; dead ones' markers
+        are removed."""
+        ok = True
+        for path, owner in self.shared_markers(name):
+            if not owner_alive(owner):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+            elif int(owner.split()[3]) != self.gate.generation():
+                self.report("share_cut")
+            else:
+                self.report("overlap", f"{name}: entering with fence {fence} while sharer "
+                            f"pid {owner.split()[0]} (fence {owner.split()[2]}) is inside")
+                ok = False
+        return ok
+
+    def enter_shared(self, name, fence, gen):
+        """Create our shared marker (pid, start time, fence, generation),
+        then check that no live process is inside exclusively: an entrant
+        of each kind writes its marker before it reads the other kind's,
+        so of two that overlap at least one sees the other."""
+        mine = self.marker(name) + f".sh.{self.pid}"
+        tmp = self.marker(name) + f".shtmp.{self.pid}"
+        with open(tmp, "w") as f:
+            f.write(f"{self.ident} {fence} {gen}\n")
+        os.rename(tmp, mine)    # whole, for the exclusive entrants that read it
+        owner = read_text(self.marker(name))
+        if owner is not None and owner_alive(owner):
+            self.report("overlap", f"{name}: sharing with fence {fence} while pid "
+                        f"{owner.split()[0]} (fence {owner.split()[2]}) is inside")
+            os.unlink(mine)
+            return False
+        return True
+
+    def leave_shared(self, name):
+        os.unlink(self.marker(name) + f".sh.{self.pid}")
+
     def enter(self, name, fence):
         """Link our inside marker; False (reported) if a live process is
         inside. A dead owner's marker is moved away first."""
@@ -459,9 +525,13 @@ class Client:
             while True:
                 try:
                     os.link(mine, marker)
-                    return True
                 except FileExistsError:
                     pass
+                else:
+                    if self.sharer_conflicts(name, fence):
+                        return True
+                    os.unlink(marker)
+                    return False
                 owner = read_text(marker)
                 if owner is None:
                     continue
@@ -524,6 +594,24 @@ class Client:
         self.leave(name)
         return True, ours
 
+    def shared_section(self, name, path, fence, held_gen):
+        """A shared critical section; returns as critical_section. Its
+        fence must exceed the last exclusive one inside (sharers see one
+        fence, or a newer one when the recorded holder went); after a
+        restart the share is ours only if the status still names us."""
+        if not self.enter_shared(name, fence, held_gen):
+            return False, True
+        last = int(read_text(os.path.join(self.work, name + ".fence")) or 0)
+        if fence <= last and self.gate.generation() == held_gen:
+            self.report("fence", f"{name}: shared with fence {fence}, the last exclusive "
+                        f"one inside was {last}")
+        time.sleep(self.rng.uniform(*HOLD_S))
+        ours = self.gate.generation() == held_gen or self.holds(path)
+        if not ours:
+            self.report("share_cut")
+        self.leave_shared(name)
+        return True, ours
+
     # the loop
 
     def run_once(self):
@@ -532,8 +620,9 @@ class Client:
         self.steps = []
         method = self.rng.choice(METHODS)
         fd, fd_gen = self.acquire(path, method)
-        held = self.holder_status(path, method, fd)
-        completed, ours = self.critical_section(name, path, *held) if held else (False, False)
+        held = self.holder_status(path, method, fd, fd_gen)
+        section = self.shared_section if method in SHARED_METHODS else self.critical_section
+        completed, ours = section(name, path, *held) if held else (False, False)
         if completed:
             self.report("acq", method)
         if ours:
@@ -674,6 +763,7 @@ class Driver:
         self.restarts = 0
         self.stuck_kills = 0           # killed daemons that needed their successor
         self.restored = 0           # holders inside across a restart, lock back
+        self.shares_cut = 0         # shared sections a restart cut (not judged)
         self.mu = threading.Lock()  # counts, failures, last_acq, restored
         self.last_acq = time.monotonic()
         self.up_since = time.monotonic()
@@ -694,6 +784,9 @@ class Driver:
                         continue
                     if kind == "restored":
                         self.restored += 1
+                        continue
+                    if kind == "share_cut":
+                        self.shares_cut += 1
                         continue
                 self.fail(kind if kind in FAILURE_KINDS else "error", f"pid {pid}: {text}")
 
@@ -923,7 +1016,7 @@ class Driver:
                 + ", ".join(f"{m} {c[m]}" for m in METHODS)
                 + f"), client kills {self.client_kills}, "
                 f"daemon restarts {self.restarts} ({self.restored} locks held across "
-                f"one; {self.stuck_kills} killed daemons ended only when their successor "
+                f"one, {self.shares_cut} shared sections cut by one; {self.stuck_kills} killed daemons ended only when their successor "
                 f"aborted the connection), overlaps {f['overlap']}, fence "
                 f"regressions {f['fence']}, lost locks {f['lost']}, holder mismatches "
                 f"{f['holder']}, errors {f['error']}")

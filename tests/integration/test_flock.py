@@ -878,16 +878,22 @@ class TestHandles(FlockCase):
 
 class TestRefused(FlockCase):
 
-    def test_shared_lock_is_served_as_exclusive(self):
-        """LOCK_SH works, as an exclusive lock for now (README): its
-        holder's LOCK_SH keeps the lock; another's waits or fails with
-        EWOULDBLOCK; after the holder's LOCK_UN a LOCK_SH takes it."""
+    def test_shared_lock_is_shared_and_waits_for_exclusive(self):
+        """LOCK_SH (SPEC R7.3): the creator's LOCK_SH makes the lock shared
+        and another's LOCK_SH joins it at once (no waiter); while the
+        creator holds it exclusively (LOCK_EX), LOCK_SH waits or fails
+        with EWOULDBLOCK, and the creator's LOCK_UN hands it over."""
         p = self.p("sh.lock")
         own = Flocker(self, p)
         own.open("O_RDWR", "O_CREAT", "O_EXCL")
         for how in (["LOCK_SH"], ["LOCK_SH", "LOCK_NB"]):
             self.assertEqual(own.err("flock", how=how), 0, how)
         other = self.contender(p)
+        self.assertEqual(other.err("flock", how=["LOCK_SH", "LOCK_NB"]), 0)
+        self.assertEqual(sorted(h["pid"] for h in lockinfo(p)["holders"]),
+                         sorted([own.pid, other.pid]))
+        other.flock("LOCK_UN")
+        self.assertEqual(own.err("flock", how=["LOCK_EX", "LOCK_NB"]), 0)  # alone: upgrade
         self.assertEqual(other.err("flock", how=["LOCK_SH", "LOCK_NB"]), errno.EWOULDBLOCK)
         self.assertEqual(waiters(self.m), 0)
         other.start_flock("LOCK_SH", record=True)

@@ -374,6 +374,12 @@ int locktable_readdir(struct locktable *t, uint64_t ino, struct lt_dirent **ret,
 int locktable_view(struct locktable *t, uint64_t ino, struct lock_view *ret) {
         pthread_mutex_lock(&t->mu);
         struct node *n = lt_node_by_ino(t, ino);
+        /* a lock being handed on (fence 0 until the store answers, e.g. to
+         * the next sharer, R7.3) is shown once it has its new holder */
+        while (n && n->linked && n->kind == LT_LOCK && n->busy && !n->fence) {
+                lt_wait_settled(t);
+                n = lt_node_by_ino(t, ino);
+        }
         int r = (n && n->linked && n->kind == LT_LOCK) ? lt_lock_view(n, ret) : -ENOENT;
         if (r == 0)
                 ret->raw = lt_is_raw(t, n);

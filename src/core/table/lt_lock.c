@@ -290,8 +290,6 @@ static void owe_grant(struct locktable *t, uint64_t id, int err, const struct no
 static void handoff_done(struct locktable *t, struct lt_op *op) {
         struct handoff *ho = op->arg;
         struct node *n = ho->n;
-        lt_lock_ref_set(n, &ho->rq);
-        n->shared = ho->rq.shared;
         if (lt_take_settle(t, n, op) == 0) {
                 bool held = n->linked && n->fence == op->fence;
                 if (!ho->promoted) /* else released meanwhile: its grant is moot */
@@ -329,6 +327,11 @@ static int handoff_to(struct locktable *t, struct node *n, const struct caller *
                 /* no pidfd may be opened here, and a waiter is fully identified */
                 return r == -ESRCH || r > 0 ? LT_WAITER_ORPHANED : r;
         }
+        /* its hold from now on, so that an unlock or close while the store
+         * is asked (a share's file may be closed any time) is deferred to
+         * the answer rather than lost */
+        lt_lock_ref_set(n, rq);
+        n->shared = rq->shared;
         n->nlookup++; /* pins n for handoff_done */
         return 0;
 }
