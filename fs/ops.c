@@ -59,6 +59,19 @@ static void ms_to_ts(int64_t ms, struct timespec *ts) {
         ts->tv_nsec = (ms % 1000) * 1000000;
 }
 
+static void ns_to_ts(int64_t ns, struct timespec *ts) {
+        ts->tv_sec = ns / 1000000000;
+        ts->tv_nsec = ns % 1000000000;
+        if (ts->tv_nsec < 0) { /* before the epoch */
+                ts->tv_sec--;
+                ts->tv_nsec += 1000000000;
+        }
+}
+
+static int64_t ts_to_ns(const struct timespec *ts) {
+        return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
 static void attr_to_stat(const struct lt_attr *a, struct stat *st) {
         memset(st, 0, sizeof(*st));
         st->st_ino = a->ino;
@@ -73,6 +86,10 @@ static void attr_to_stat(const struct lt_attr *a, struct stat *st) {
         ms_to_ts(a->mtime_ms, &st->st_mtim);
         ms_to_ts(a->mtime_ms, &st->st_atim);
         ms_to_ts(a->ctime_ms, &st->st_ctim);
+        if (a->times_set) { /* a directory's, exactly as set (SPEC R7.5) */
+                ns_to_ts(a->mtime_ns, &st->st_mtim);
+                ns_to_ts(a->atime_ns, &st->st_atim);
+        }
 }
 
 /* Entry and attribute timeouts stay 0. Cached entries would spare one
@@ -157,11 +174,25 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
                 what |= LT_SET_MODE;
         if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
                 what |= LT_SET_OWNER;
+        /* the times asked for, "now" resolved here (SPEC R7.5) */
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        struct lt_times times = {
+                .atime = (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) != 0,
+                .mtime = (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) != 0,
+                .explicit_time = ((to_set & FUSE_SET_ATTR_ATIME) &&
+                                  !(to_set & FUSE_SET_ATTR_ATIME_NOW)) ||
+                                 ((to_set & FUSE_SET_ATTR_MTIME) &&
+                                  !(to_set & FUSE_SET_ATTR_MTIME_NOW)),
+                .atime_ns = ts_to_ns(to_set & FUSE_SET_ATTR_ATIME_NOW ? &now : &attr->st_atim),
+                .mtime_ns = ts_to_ns(to_set & FUSE_SET_ATTR_MTIME_NOW ? &now : &attr->st_mtim),
+        };
         struct file *f = file_of(fi);
         struct lt_handle h = f && f->type == FILE_LOCK ? file_handle(f) : (struct lt_handle){ 0 };
         struct lt_attr a;
-        int r = locktable_setattr(ctx_of(req)->table, ino, f && f->type == FILE_LOCK ? &h : NULL, &c,
-                                  what, attr->st_size, &a);
+        int r = locktable_setattr_times(ctx_of(req)->table, ino,
+                                        f && f->type == FILE_LOCK ? &h : NULL, &c, what,
+                                        attr->st_size, &times, &a);
         if (r < 0) {
                 fuse_reply_err(req, -r);
                 return;
@@ -437,10 +468,18 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
         fs_count_request(ctx_of(req), FS_OP_MKDIR);
         (void)mode;
-        const struct fuse_ctx *fc = fuse_req_ctx(req);
-        struct caller c = { .uid = fc->uid, .gid = fc->gid };
+        /* a directory lock's mkdir acquires (SPEC R7.5): who asks, as for
+         * an exclusive create */
+        struct caller c;
+        if (caller_quick_of(req, false, &c) < 0)
+                return;
         struct lt_attr a;
         int r = locktable_mkdir(ctx_of(req)->table, parent, name, &c, &a);
+        if (r > 0) { /* a process new to the table */
+                if (caller_more_of(req, r, &c) < 0)
+                        return;
+                r = locktable_mkdir(ctx_of(req)->table, parent, name, &c, &a);
+        }
         if (r < 0)
                 fuse_reply_err(req, -r);
         else
@@ -449,9 +488,19 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
         fs_count_request(ctx_of(req), FS_OP_RMDIR);
-        const struct fuse_ctx *fc = fuse_req_ctx(req);
-        struct caller c = { .uid = fc->uid, .gid = fc->gid };
-        fuse_reply_err(req, -locktable_rmdir(ctx_of(req)->table, parent, name, &c));
+        struct caller c;
+        if (caller_quick_of(req, false, &c) < 0)
+                return;
+        struct lock_view forced;
+        int r = locktable_rmdir_lock(ctx_of(req)->table, parent, name, &c, &forced);
+        if (r > 0) { /* a directory lock, not its holder itself: its lineage */
+                if (caller_more_of(req, r, &c) < 0)
+                        return;
+                r = locktable_rmdir_lock(ctx_of(req)->table, parent, name, &c, &forced);
+        }
+        if (r == 0 && forced.path)
+                log_forced(&forced, &c);
+        fuse_reply_err(req, -r);
 }
 
 /* Symlinks are not locks (SPEC R1.5). */

@@ -125,8 +125,9 @@ int locktable_lookup(struct locktable *t, uint64_t parent, const char *name, str
         if (r < 0)
                 return r;
         pthread_mutex_lock(&t->mu);
-        struct node *dir, *n = NULL;
-        r = lt_dir_get(t, parent, &dir);
+        struct node *dir, *n = lt_node_by_ino(t, parent);
+        r = n && lt_is_dirlock(n) ? -ENOENT : lt_dir_get(t, parent, &dir); /* holds nothing */
+        n = NULL;
         if (r == 0 && lt_name_is_meta(dir, name)) {
                 lt_fill_meta_attr(LT_INO_META_DIR, ret);
         } else if (r == 0) {
@@ -228,6 +229,8 @@ static int create_step(struct locktable *t, uint64_t parent, const char *name,
         int r = lt_lock_get_or_create(t, parent, name, c, flags, prep, &n, ret_op);
         if (r != 0)
                 return r;
+        if (!*ret_op && lt_is_dirlock(n)) /* a directory to the kernel (SPEC R7.5) */
+                return (flags & O_EXCL) ? -EEXIST : -EISDIR;
         if (*ret_op) /* the creating handle holds, also for a detached lock */
                 *ret_handle = lt_handle_of(n, lt_open_kind(flags, LT_HANDLE_HOLDER), flags);
         else
@@ -293,7 +296,7 @@ int locktable_open(struct locktable *t, uint64_t ino, const struct caller *c, in
                 *ret = lt_handle_of(n, lt_open_kind(flags, LT_HANDLE_CONTENDER), 0);
         } else if (!n || !n->linked) {
                 r = -ESTALE;
-        } else if (n->kind == LT_DIR) {
+        } else if (n->kind == LT_DIR || lt_is_dirlock(n)) {
                 r = -EISDIR;
         } else {
                 r = lock_open(t, n, c, flags, ret);
@@ -329,8 +332,14 @@ static int readdir_meta(struct lt_dirent **v, size_t *n, size_t *cap) {
 /* The listing of directory ino, under the lock. */
 static int readdir_tree(struct locktable *t, uint64_t ino, struct lt_dirent **v, size_t *n,
                         size_t *cap) {
-        struct node *dir;
-        int r = lt_dir_get(t, ino, &dir);
+        struct node *dir = lt_node_by_ino(t, ino);
+        int r;
+        if (dir && dir->linked && lt_is_dirlock(dir)) { /* empty (SPEC R7.5) */
+                if ((r = dirents_add(v, n, cap, dir->ino, LT_DIR, ".")) < 0)
+                        return r;
+                return dirents_add(v, n, cap, dir->parent->ino, LT_DIR, "..");
+        }
+        r = lt_dir_get(t, ino, &dir);
         if (r == 0)
                 r = dirents_add(v, n, cap, dir->ino, LT_DIR, ".");
         if (r == 0)
@@ -343,7 +352,7 @@ static int readdir_tree(struct locktable *t, uint64_t ino, struct lt_dirent **v,
                 list_for_each(l, &dir->children) {
                         struct node *c = list_entry(l, struct node, sib);
                         r = dirents_add(v, n, cap, c->target ? c->target->ino : c->ino,
-                                        c->kind, c->name);
+                                        lt_is_dirlock(c) ? LT_DIR : c->kind, c->name);
                         if (r < 0)
                                 break;
                 }

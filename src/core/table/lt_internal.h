@@ -171,7 +171,8 @@ unsigned lt_node_depth(const struct node *n);
 bool lt_ino_is_meta_file(uint64_t ino);
 /* True when name in dir is the .lockfs directory. */
 bool lt_name_is_meta(const struct node *dir, const char *name);
-/* The directory ino, or -ENOENT/-ENOTDIR/-EACCES (inside .lockfs). */
+/* The directory ino, or -ENOENT/-ENOTDIR/-EACCES (inside .lockfs or a
+ * directory lock). */
 int lt_dir_get(struct locktable *t, uint64_t ino, struct node **ret);
 /* The directory parent for removing name from it: -EACCES for .lockfs. */
 int lt_dir_for_removal(struct locktable *t, uint64_t parent, const char *name,
@@ -185,6 +186,12 @@ void lt_fill_attr(const struct node *n, struct lt_attr *a);
 /* True when lock n reads back as its content: it is held and its own name
  * matches the mount's raw globs (SPEC R4.4a). */
 bool lt_is_raw(const struct locktable *t, const struct node *n);
+/* True when n is a directory lock (SPEC R7.5): a lock taken by mkdir,
+ * presented as an empty directory. Any lock context that keeps n. */
+bool lt_is_dirlock(const struct node *n);
+/* True when mkdir of name makes a directory lock (the dirlocks globs). No
+ * lock needed. */
+bool lt_dirlock_name(const struct locktable *t, const char *name);
 /* lt_fill_attr, and for a raw lock its content's length as the size. */
 void lt_fill_lock_attr(const struct locktable *t, const struct node *n, struct lt_attr *a);
 void lt_fill_meta_attr(uint64_t ino, struct lt_attr *a);

@@ -24,7 +24,8 @@ static int acquisition_view(struct locktable *t, const struct node *n, const str
         if (r < 0)
                 return r;
         v->liveness_known = h != NULL;
-        v->how = h ? how : LOCK_HOW_DETACHED;
+        /* a directory lock stays one when detached (SPEC R7.5) */
+        v->how = h || how == LOCK_HOW_MKDIR ? how : LOCK_HOW_DETACHED;
         v->pid = h ? h->proc.pid : 0;
         v->start_time = h ? h->proc.start_time : 0;
         v->uid = c->uid; /* the requester's, whoever's record h was made by */
