@@ -261,7 +261,11 @@ int locktable_link(struct locktable *t, uint64_t ino, uint64_t newparent, const 
  * acquires a lock for c as an exclusive create does (-EEXIST when the name
  * exists; holder, fence, TTL, store record, status, break, death release
  * as for any lock; c may be partial and without its cmdline: then
- * LT_NEED_CMDLINE, nothing changed, as for locktable_create). It presents
+ * LT_NEED_CMDLINE, nothing changed, as for locktable_create). Its holder is
+ * c, except that mkdir(1) (comm "mkdir", a tool that exits at once) takes
+ * it for its parent process, the script that ran it, when a pid claim of
+ * c could name that parent (alive, not init, c's uid unless c is root);
+ * for that a partial c gets LT_NEED_LINEAGE, nothing changed. It presents
  * as an empty directory (mode 0755, the holder's uid) that holds nothing:
  * creating anything in it fails with -EACCES, lookups in it with -ENOENT.
  * rmdir of it by its holder or a descendant releases it (the creator's uid

@@ -234,6 +234,35 @@ static void test_holder_death_releases(void **state) {
         assert_int_equal(mkdir_as(f, LT_INO_ROOT, "kd.lock", &f->self, &a), 0);
 }
 
+/* mkdir(1) takes it for the script that ran it, its parent: the lock
+ * outlives the mkdir process and goes with the script. */
+static void test_mkdir_tool_takes_it_for_its_parent(void **state) {
+        struct fixture *f = *state;
+        int fd = -1;
+        pid_t pid = spawn_child(&fd); /* plays mkdir(1), run by this process */
+        assert_true(pid > 0);
+        struct caller c;
+        assert_int_equal(holder_identify_quick(pid, 0, 0, &c), 0);
+        snprintf(c.comm, sizeof(c.comm), "mkdir");
+        struct lt_attr a;
+        assert_int_equal(mkdir_as(f, LT_INO_ROOT, "kd.lock", &c, &a), LT_NEED_LINEAGE);
+        assert_int_equal(holder_identify(pid, 0, 0, &c), 0);
+        snprintf(c.comm, sizeof(c.comm), "mkdir");
+        assert_int_equal(mkdir_as(f, LT_INO_ROOT, "kd.lock", &c, &a), 0);
+        struct lock_view v = view_of(f, a.ino);
+        assert_int_equal(v.pid, getpid());
+        assert_int_equal(v.how, LOCK_HOW_MKDIR);
+        lock_view_clear(&v);
+        end_child(pid, fd);
+        /* mkdir's exit releases nothing; its parent's rmdir does */
+        char removed[64] = "";
+        assert_int_equal(locktable_reap(f->t, note_removed, removed), 0);
+        assert_int_equal(locktable_lookup(f->t, LT_INO_ROOT, "kd.lock", &a), 0);
+        locktable_forget(f->t, a.ino, 1);
+        assert_int_equal(locktable_rmdir(f->t, LT_INO_ROOT, "kd.lock", &f->other), -EBUSY);
+        assert_int_equal(locktable_rmdir(f->t, LT_INO_ROOT, "kd.lock", &f->self), 0);
+}
+
 /* A caller whose pid is not visible still takes it, detached (R3.5): its
  * uid may remove it, it stays a directory. */
 static void test_detached_dirlock(void **state) {
@@ -329,6 +358,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_rmdir_by_holder_releases, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_rmdir_by_others_is_ebusy, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_holder_death_releases, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_mkdir_tool_takes_it_for_its_parent, setup,
+                                                teardown),
                 cmocka_unit_test_setup_teardown(test_detached_dirlock, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_times_read_back, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_off_gives_plain_directories, setup_off,

@@ -441,25 +441,45 @@ static int dirlock_create(struct locktable *t, uint64_t parent, const char *name
         return 0;
 }
 
-/* mkdir of a directory lock (locktable_mkdir). */
+/* True when c is mkdir(1): a tool that exits at once, run by the script
+ * that wants the lock (SPEC R7.5). */
+static bool is_mkdir_tool(const struct caller *c) {
+        return c->self.pid && strcmp(c->comm, "mkdir") == 0;
+}
+
+/* mkdir of a directory lock (locktable_mkdir). The holder is c, or when c
+ * is mkdir(1) its parent process (the script running it, as `echo $$ >`
+ * names the shell), checked as a pid claim naming it would be (lt_claim:
+ * alive, not init, c's uid unless c is root); else c itself. */
 static int dirlock_mkdir(struct locktable *t, uint64_t parent, const char *name,
                          const struct caller *c, struct lt_attr *ret) {
-        struct lt_prep prep = { .pidfd = -1 };
+        if (is_mkdir_tool(c) && c->partial)
+                return LT_NEED_LINEAGE; /* its parent is the holder: the ancestry */
+        struct lt_prep own_prep = { .pidfd = -1 }, *prep = &own_prep;
+        struct lt_claim cl = { .prep = { .pidfd = -1 } };
+        const struct caller *taker = c;
+        if (is_mkdir_tool(c) && c->n_ancestors > 0) { /* outside the lock: /proc */
+                lt_claim_prepare(&cl, c, c->ancestors[0].pid);
+                if (cl.valid && cl.proc) {
+                        taker = cl.proc;
+                        prep = &cl.prep;
+                }
+        }
         struct node *n = NULL;
         struct lt_op *op = NULL;
         int r;
         for (;;) {
                 pthread_mutex_lock(&t->mu);
-                r = dirlock_create(t, parent, name, c, &prep, &n, &op);
+                r = dirlock_create(t, parent, name, taker, prep, &n, &op);
                 if (r == LT_NEED_SETTLED) {
                         lt_wait_settled(t);
                         pthread_mutex_unlock(&t->mu);
                         continue;
                 }
-                if (r != LT_NEED_PROC || prep.ready)
+                if (r != LT_NEED_PROC || prep->ready)
                         break;
                 pthread_mutex_unlock(&t->mu);
-                lt_prep_proc(&prep, &c->self); /* outside the lock */
+                lt_prep_proc(prep, &taker->self); /* outside the lock */
         }
         if (r == LT_NEED_PROC)
                 r = -ESRCH;
@@ -468,7 +488,8 @@ static int dirlock_mkdir(struct locktable *t, uint64_t parent, const char *name,
                 lt_fill_attr(n, ret);
         }
         lt_unlock(t); /* makes the acquisition's store call */
-        lt_prep_done(&prep);
+        lt_prep_done(&own_prep);
+        lt_claim_done(&cl);
         if (r != 0)
                 return r;
         pthread_mutex_lock(&t->mu);
