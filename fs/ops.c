@@ -594,7 +594,8 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino) {
         fuse_reply_statfs(req, &sv);
 }
 
-/* LOCKFS_IOC_BREAK on an open lock (lockfs_ioctl.h); every other command,
+/* LOCKFS_IOC_BREAK on an open lock or directory lock (lockfs_ioctl.h; a
+ * plain directory gets EISDIR); every other command,
  * and any command on .lockfs files, gets ENOTTY as from a file system
  * without ioctls. */
 static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
@@ -606,7 +607,9 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
         struct lockfs_ctx *ctx = ctx_of(req);
         struct file *f = file_of(fi);
         struct lockfs_break_arg a;
-        if (cmd != LOCKFS_IOC_BREAK || (flags & FUSE_IOCTL_DIR) || !f || f->type != FILE_LOCK) {
+        /* a directory lock (SPEC R7.5) is broken through its open directory */
+        enum file_type want = (flags & FUSE_IOCTL_DIR) ? FILE_DIR : FILE_LOCK;
+        if (cmd != LOCKFS_IOC_BREAK || !f || f->type != want || ino == LT_INO_META_DIR) {
                 fuse_reply_err(req, ENOTTY);
                 return;
         }

@@ -30,6 +30,7 @@ from lockfs_it import exists, gone, spawn  # noqa: E402
 
 T = 60 if WRAPPER else 20
 HERE = os.path.dirname(os.path.abspath(__file__))
+LOCKCTL = os.path.abspath(os.environ.get("LOCKCTL_BIN", "build/lockctl"))
 CLIENT = os.path.join(HERE, "clients", "proper_lockfile.js")
 
 # The shell idiom: mkdir as the lock, rmdir as the release.
@@ -150,6 +151,28 @@ class TestDirlock(DirlockCase):
         self.assertEqual(out.expect("UNLOCKED", timeout=T), "UNLOCKED 0")
         self.assertEqual(sh.wait(timeout=T), 0)
         self.assertTrue(gone(p))
+
+    def test_lockctl_show_and_break(self):
+        """lockctl show reads a directory lock's status; root's lockctl
+        break removes it from its live holder (logged); a plain directory
+        is no lock."""
+        p = self.p("kd.lock")
+        sh, out = self.shell(MKDIR, p)
+        pid = self.took(out, sh)
+        r = run([LOCKCTL, "show", "--json", p])
+        self.assertEqual(r.returncode, 0, r)
+        self.assertEqual(json.loads(r.stdout)["lockfs"]["pid"], pid)
+        r = run([LOCKCTL, "break", p])
+        self.assertEqual(r.returncode, 0, r)
+        self.assertIn(f"held by pid {pid}", r.stdout)
+        self.assertTrue(gone(p))
+        wait_until(lambda: "force-unlock of /kd.lock" in self.m.log(), T, "the break logged")
+        sh.stdin.close()
+        self.assertEqual(out.expect("UNLOCKED", timeout=T), "UNLOCKED 1")  # its rmdir: gone
+        os.mkdir(self.p("plain"))
+        r = run([LOCKCTL, "show", self.p("plain")])
+        self.assertNotEqual(r.returncode, 0, r)
+        self.assertIn("directory", r.stderr)
 
     def test_directory_times_read_back(self):
         """utimes on a plain directory and on a directory lock (by its
