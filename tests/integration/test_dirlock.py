@@ -174,6 +174,30 @@ class TestDirlock(DirlockCase):
         self.assertNotEqual(r.returncode, 0, r)
         self.assertIn("directory", r.stderr)
 
+    def test_restart_keeps_it(self):
+        """A daemon crash and restart (SPEC R8.2) keeps a live holder's
+        directory lock (a directory again, same holder and fence) and drops a
+        dead holder's; the holder's rmdir then releases it."""
+        p, q = self.p("kd.lock"), self.p("dead.lock")
+        sh, out = self.shell(MKDIR, p)
+        pid = self.took(out, sh)
+        sh2, out2 = self.shell(MKDIR, q)
+        self.took(out2, sh2)
+        fence = self.status_of("kd.lock")["lockfs"]["fence"]
+        self.m.crash()
+        sh2.kill()
+        sh2.wait(timeout=T)
+        self.m.start()
+        self.assertTrue(os.path.isdir(p))
+        self.assertTrue(gone(q), "a dead holder's directory lock is dropped")
+        st = self.status_of("kd.lock")
+        self.assertEqual((st["lockfs"]["pid"], st["lockfs"]["fence"], st["lockfs"]["how"]),
+                         (pid, fence, "mkdir"))
+        self.assertEqual(errno_of(os.mkdir, p), errno.EEXIST)
+        sh.stdin.close()
+        self.assertEqual(out.expect("UNLOCKED", timeout=T), "UNLOCKED 0")
+        self.assertTrue(gone(p))
+
     def test_directory_times_read_back(self):
         """utimes on a plain directory and on a directory lock (by its
         holder) reads back exactly, to the nanosecond."""

@@ -125,9 +125,10 @@ int locktable_lookup(struct locktable *t, uint64_t parent, const char *name, str
         if (r < 0)
                 return r;
         pthread_mutex_lock(&t->mu);
-        struct node *dir, *n = lt_node_by_ino(t, parent);
-        r = n && lt_is_dirlock(n) ? -ENOENT : lt_dir_get(t, parent, &dir); /* holds nothing */
-        n = NULL;
+        struct node *dir, *n = NULL;
+        const struct node *p = lt_node_by_ino(t, parent);
+        /* a directory lock holds nothing (SPEC R7.5) */
+        r = p && lt_is_dirlock(p) ? -ENOENT : lt_dir_get(t, parent, &dir);
         if (r == 0 && lt_name_is_meta(dir, name)) {
                 lt_fill_meta_attr(LT_INO_META_DIR, ret);
         } else if (r == 0) {
@@ -229,8 +230,6 @@ static int create_step(struct locktable *t, uint64_t parent, const char *name,
         int r = lt_lock_get_or_create(t, parent, name, c, flags, prep, &n, ret_op);
         if (r != 0)
                 return r;
-        if (!*ret_op && lt_is_dirlock(n)) /* a directory to the kernel (SPEC R7.5) */
-                return (flags & O_EXCL) ? -EEXIST : -EISDIR;
         if (*ret_op) /* the creating handle holds, also for a detached lock */
                 *ret_handle = lt_handle_of(n, lt_open_kind(flags, LT_HANDLE_HOLDER), flags);
         else
@@ -287,7 +286,7 @@ int locktable_open(struct locktable *t, uint64_t ino, const struct caller *c, in
         while ((n = lt_node_by_ino(t, ino)) && n->busy)
                 lt_wait_settled(t);
         int r = 0;
-        if (n && !n->linked && n->kind == LT_LOCK) {
+        if (n && !n->linked && n->kind == LT_LOCK && !lt_is_dirlock(n)) {
                 /* Released since the kernel looked it up: this open happened
                  * before the release. A writer is a contender of the old
                  * acquisition (writes: EEXIST), a reader reads nothing, and

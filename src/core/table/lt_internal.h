@@ -406,8 +406,9 @@ int lt_take_settle(struct locktable *t, struct node *n, struct lt_op *op);
 /* The lock named name in directory parent for c, as CREATE finds it: the
  * lock there (*ret_op NULL), or the free name acquired for c (flags: the
  * open's; *ret_op answers the acquisition, see lt_take; then
- * lt_acquired). -EEXIST for .lockfs, for a directory with O_EXCL and for a
- * held name with O_EXCL (counted as contended), -EISDIR for a directory,
+ * lt_acquired). -EEXIST for .lockfs, for a directory (or directory lock)
+ * with O_EXCL and for a held name with O_EXCL (counted as contended),
+ * -EISDIR for a directory or directory lock,
  * LT_NEED_SETTLED when the name's acquisition is with the store (wait,
  * then call again), LT_NEED_PROC (see lt_holder_ref), or
  * the directory's and room checks' -errno. */

@@ -154,7 +154,7 @@ int lt_lock_get_or_create(struct locktable *t, uint64_t parent, const char *name
         if (lt_name_is_meta(dir, name))
                 return -EEXIST;
         struct node *n = lt_child_get(t, dir, name);
-        if (n && n->kind == LT_DIR)
+        if (n && (n->kind == LT_DIR || lt_is_dirlock(n))) /* a directory lock too (R7.5) */
                 return (flags & O_EXCL) ? -EEXIST : -EISDIR;
         if (n && (flags & O_EXCL)) {
                 t->m.contended++; /* also while its acquisition is with the store */
