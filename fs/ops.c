@@ -59,19 +59,6 @@ static void ms_to_ts(int64_t ms, struct timespec *ts) {
         ts->tv_nsec = (ms % 1000) * 1000000;
 }
 
-static void ns_to_ts(int64_t ns, struct timespec *ts) {
-        ts->tv_sec = ns / 1000000000;
-        ts->tv_nsec = ns % 1000000000;
-        if (ts->tv_nsec < 0) { /* before the epoch */
-                ts->tv_sec--;
-                ts->tv_nsec += 1000000000;
-        }
-}
-
-static int64_t ts_to_ns(const struct timespec *ts) {
-        return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
-}
-
 static void attr_to_stat(const struct lt_attr *a, struct stat *st) {
         memset(st, 0, sizeof(*st));
         st->st_ino = a->ino;
@@ -87,8 +74,8 @@ static void attr_to_stat(const struct lt_attr *a, struct stat *st) {
         ms_to_ts(a->mtime_ms, &st->st_atim);
         ms_to_ts(a->ctime_ms, &st->st_ctim);
         if (a->times_set) { /* a directory's, exactly as set (SPEC R7.5) */
-                ns_to_ts(a->mtime_ns, &st->st_mtim);
-                ns_to_ts(a->atime_ns, &st->st_atim);
+                st->st_mtim = a->mtime;
+                st->st_atim = a->atime;
         }
 }
 
@@ -178,14 +165,14 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
         struct lt_times times = {
-                .atime = (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) != 0,
-                .mtime = (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) != 0,
+                .set_atime = (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) != 0,
+                .set_mtime = (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) != 0,
                 .explicit_time = ((to_set & FUSE_SET_ATTR_ATIME) &&
                                   !(to_set & FUSE_SET_ATTR_ATIME_NOW)) ||
                                  ((to_set & FUSE_SET_ATTR_MTIME) &&
                                   !(to_set & FUSE_SET_ATTR_MTIME_NOW)),
-                .atime_ns = ts_to_ns(to_set & FUSE_SET_ATTR_ATIME_NOW ? &now : &attr->st_atim),
-                .mtime_ns = ts_to_ns(to_set & FUSE_SET_ATTR_MTIME_NOW ? &now : &attr->st_mtim),
+                .atime = to_set & FUSE_SET_ATTR_ATIME_NOW ? now : attr->st_atim,
+                .mtime = to_set & FUSE_SET_ATTR_MTIME_NOW ? now : attr->st_mtim,
         };
         struct file *f = file_of(fi);
         struct lt_handle h = f && f->type == FILE_LOCK ? file_handle(f) : (struct lt_handle){ 0 };

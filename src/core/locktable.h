@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "caller.h"
 #include "lockview.h"
@@ -73,8 +74,8 @@ struct lt_attr {
         int64_t ctime_ms;
         bool raw;               /* a lock read back as its content (SPEC R4.4a) */
         bool times_set;         /* a directory's (or directory lock's) times set
-                                 * by utimens: atime_ns and mtime_ns, exactly */
-        int64_t atime_ns, mtime_ns; /* wall clock ns since the epoch */
+                                 * by utimens: atime and mtime, exactly */
+        struct timespec atime, mtime; /* wall clock */
         uint64_t size;          /* raw: the content's length; else 0 (R4.5) */
 };
 
@@ -180,13 +181,13 @@ ssize_t locktable_write(struct locktable *t, const struct lt_handle *h, const st
 int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle *h,
                       const struct caller *c, unsigned what, off_t size, struct lt_attr *ret);
 /* The times a SETATTR sets (with LT_SET_TIMES): which, and their values
- * (wall clock ns since the epoch; a *_NOW request resolved by the caller).
+ * (wall clock; a *_NOW request resolved by the caller).
  * explicit: a value given by the caller, not "now" (utimensat's rule: only
  * the owner or root may set one). */
 struct lt_times {
-        bool atime, mtime;
+        bool set_atime, set_mtime;
         bool explicit_time;
-        int64_t atime_ns, mtime_ns;
+        struct timespec atime, mtime;
 };
 /* locktable_setattr with the times asked for (NULL: none kept, as
  * locktable_setattr). Directories (SPEC R7.5): their times read back

@@ -210,6 +210,9 @@ class TestDirlock(DirlockCase):
         r = run(["touch", "-d", "2001-02-03 04:05:06.123456789 UTC", d])
         self.assertEqual(r.returncode, 0, r)
         self.assertEqual(os.stat(d).st_mtime_ns, 981173106123456789)
+        far = 32503680000 * 10**9 + 7  # the year 3000: past what ns in 64 bits hold
+        os.utime(d, ns=(far, far))
+        self.assertEqual(os.stat(d).st_mtime_ns, far)
         # a directory lock held by this process: its times too
         p = self.p("kd.lock")
         os.mkdir(p)

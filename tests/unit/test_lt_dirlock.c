@@ -78,6 +78,10 @@ static struct lock_view view_of(struct fixture *f, uint64_t ino) {
         return v;
 }
 
+static bool same_time(struct timespec a, struct timespec b) {
+        return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
 static bool listed_as_dir(struct fixture *f, uint64_t dir, const char *name) {
         struct lt_dirent *d;
         size_t n;
@@ -198,7 +202,8 @@ static void test_rmdir_by_others_is_ebusy(void **state) {
         locktable_metrics(f->t, &m);
         assert_int_equal(m.held, 1);
         /* also other times: only its holder may touch it */
-        struct lt_times times = { .mtime = true, .explicit_time = true, .mtime_ns = 1000000000 };
+        struct lt_times times = { .set_mtime = true, .explicit_time = true,
+                                  .mtime = { .tv_sec = 1 } };
         assert_int_equal(locktable_setattr_times(f->t, a.ino, NULL, &f->other, LT_SET_TIMES, 0,
                                                  &times, &a2),
                          -EPERM);
@@ -287,9 +292,9 @@ static void test_detached_dirlock(void **state) {
 static void test_times_read_back(void **state) {
         struct fixture *f = *state;
         struct lt_attr a, a2;
-        struct lt_times times = { .atime = true, .mtime = true, .explicit_time = true,
-                                  .atime_ns = 1500000000123456789LL,
-                                  .mtime_ns = 1600000000987654321LL };
+        struct lt_times times = { .set_atime = true, .set_mtime = true, .explicit_time = true,
+                                  .atime = { 1500000000, 123456789 },
+                                  .mtime = { 1600000000, 987654321 } };
         /* a plain directory: its creator's uid or root */
         assert_int_equal(mkdir_as(f, LT_INO_ROOT, "ns", &f->other, &a), 0);
         assert_int_equal(locktable_setattr_times(f->t, a.ino, NULL, &f->other, LT_SET_TIMES, 0,
@@ -297,34 +302,35 @@ static void test_times_read_back(void **state) {
                          0);
         assert_int_equal(locktable_getattr(f->t, a.ino, &a2), 0);
         assert_true(a2.times_set);
-        assert_int_equal(a2.atime_ns, times.atime_ns);
-        assert_int_equal(a2.mtime_ns, times.mtime_ns);
+        assert_true(same_time(a2.atime, times.atime));
+        assert_true(same_time(a2.mtime, times.mtime));
         struct caller stranger = f->other;
         stranger.uid = 2000;
         assert_int_equal(locktable_setattr_times(f->t, a.ino, NULL, &stranger, LT_SET_TIMES, 0,
                                                  &times, &a2),
                          -EPERM);
         /* "now" (touch without a time) is anyone's; only mtime: atime stays */
-        struct lt_times now = { .mtime = true, .mtime_ns = 1700000000000000001LL };
+        struct lt_times now = { .set_mtime = true, .mtime = { 1700000000, 1 } };
         assert_int_equal(locktable_setattr_times(f->t, a.ino, NULL, &stranger, LT_SET_TIMES, 0,
                                                  &now, &a2),
                          0);
         assert_int_equal(locktable_getattr(f->t, a.ino, &a2), 0);
-        assert_int_equal(a2.atime_ns, times.atime_ns);
-        assert_int_equal(a2.mtime_ns, now.mtime_ns);
+        assert_true(same_time(a2.atime, times.atime));
+        assert_true(same_time(a2.mtime, now.mtime));
 
         /* a directory lock: its holder's times are kept and renew it */
         assert_int_equal(mkdir_as(f, LT_INO_ROOT, "kd.lock", &f->self, &a), 0);
         unsigned updates = f->ts.updates;
-        times.mtime_ns = 1800000000000000005LL; /* proper-lockfile's probe: a future time */
+        times.mtime = (struct timespec){ 1800000000, 5000000 }; /* proper-lockfile's probe:
+                                                                 * a future time */
         assert_int_equal(locktable_setattr_times(f->t, a.ino, NULL, &f->self, LT_SET_TIMES, 0,
                                                  &times, &a2),
                          0);
         assert_int_equal(f->ts.updates, updates + 1);
         assert_int_equal(locktable_getattr(f->t, a.ino, &a2), 0);
         assert_true(a2.times_set);
-        assert_int_equal(a2.mtime_ns, times.mtime_ns);
-        assert_int_equal(a2.atime_ns, times.atime_ns);
+        assert_true(same_time(a2.mtime, times.mtime));
+        assert_true(same_time(a2.atime, times.atime));
         assert_int_equal(locktable_setattr_times(f->t, a.ino, NULL, &f->self, LT_SET_SIZE, 0,
                                                  NULL, &a2),
                          -EISDIR);

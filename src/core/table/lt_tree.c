@@ -246,8 +246,8 @@ void lt_fill_attr(const struct node *n, struct lt_attr *a) {
         }
         if (n->times_set) {
                 a->times_set = true;
-                a->atime_ns = n->atime_ns;
-                a->mtime_ns = n->mtime_ns;
+                a->atime = n->atime;
+                a->mtime = n->mtime;
         }
 }
 

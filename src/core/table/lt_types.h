@@ -54,7 +54,7 @@ struct node {
         uint64_t nlookup;        /* kernel references (LOOKUP minus FORGET) */
         int64_t ctime_ms;
         /* directories and directory locks: the times utimens set (SPEC R7.5) */
-        int64_t atime_ns, mtime_ns;
+        struct timespec atime, mtime;
         bool times_set;
         /* small fields together, so the struct packs tightly */
         enum lt_kind kind;

@@ -399,13 +399,15 @@ static void times_keep(struct node *n, const struct lt_times *times) {
         if (!n->times_set) {
                 struct lt_attr a;
                 lt_fill_attr(n, &a);
-                n->atime_ns = n->mtime_ns = a.mtime_ms * 1000000;
+                n->mtime = (struct timespec){ .tv_sec = a.mtime_ms / 1000,
+                                              .tv_nsec = a.mtime_ms % 1000 * 1000000 };
+                n->atime = n->mtime;
                 n->times_set = true;
         }
-        if (times->atime)
-                n->atime_ns = times->atime_ns;
-        if (times->mtime)
-                n->mtime_ns = times->mtime_ns;
+        if (times->set_atime)
+                n->atime = times->atime;
+        if (times->set_mtime)
+                n->mtime = times->mtime;
 }
 
 int locktable_setattr_times(struct locktable *t, uint64_t ino, const struct lt_handle *h,
@@ -420,7 +422,7 @@ int locktable_setattr_times(struct locktable *t, uint64_t ino, const struct lt_h
         int r = setattr_check(t, n, h, c, what, times);
         if (r == 0 && n->kind == LT_LOCK && (what & (LT_SET_SIZE | LT_SET_TIMES)))
                 r = setattr_change(t, n, what, size);
-        if (r == 0 && (what & LT_SET_TIMES) && times && (times->atime || times->mtime) &&
+        if (r == 0 && (what & LT_SET_TIMES) && times && (times->set_atime || times->set_mtime) &&
             (n->kind == LT_DIR || lt_is_dirlock(n)))
                 times_keep(n, times);
         if (r == 0)
