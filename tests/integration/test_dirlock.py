@@ -66,7 +66,7 @@ class DirlockCase(LockfsTestCase):
     def status_of(self, name):
         """The status of the held lock named /name in locks.json, or None."""
         for s in locks_json(self.m):
-            if json.dumps(s).find(f'"/{name}"') >= 0:
+            if s["lockfs"]["path"] == f"/{name}":
                 return s
         return None
 
