@@ -73,6 +73,10 @@ static void attr_to_stat(const struct lt_attr *a, struct stat *st) {
         ms_to_ts(a->mtime_ms, &st->st_mtim);
         ms_to_ts(a->mtime_ms, &st->st_atim);
         ms_to_ts(a->ctime_ms, &st->st_ctim);
+        if (a->times_set) { /* a directory's, exactly as set (SPEC R7.5) */
+                st->st_mtim = a->mtime;
+                st->st_atim = a->atime;
+        }
 }
 
 /* Entry and attribute timeouts stay 0. Cached entries would spare one
@@ -157,11 +161,25 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
                 what |= LT_SET_MODE;
         if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
                 what |= LT_SET_OWNER;
+        /* the times asked for, "now" resolved here (SPEC R7.5) */
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        struct lt_times times = {
+                .set_atime = (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW)) != 0,
+                .set_mtime = (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)) != 0,
+                .explicit_time = ((to_set & FUSE_SET_ATTR_ATIME) &&
+                                  !(to_set & FUSE_SET_ATTR_ATIME_NOW)) ||
+                                 ((to_set & FUSE_SET_ATTR_MTIME) &&
+                                  !(to_set & FUSE_SET_ATTR_MTIME_NOW)),
+                .atime = to_set & FUSE_SET_ATTR_ATIME_NOW ? now : attr->st_atim,
+                .mtime = to_set & FUSE_SET_ATTR_MTIME_NOW ? now : attr->st_mtim,
+        };
         struct file *f = file_of(fi);
         struct lt_handle h = f && f->type == FILE_LOCK ? file_handle(f) : (struct lt_handle){ 0 };
         struct lt_attr a;
-        int r = locktable_setattr(ctx_of(req)->table, ino, f && f->type == FILE_LOCK ? &h : NULL, &c,
-                                  what, attr->st_size, &a);
+        int r = locktable_setattr_times(ctx_of(req)->table, ino,
+                                        f && f->type == FILE_LOCK ? &h : NULL, &c, what,
+                                        attr->st_size, &times, &a);
         if (r < 0) {
                 fuse_reply_err(req, -r);
                 return;
@@ -437,10 +455,18 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
         fs_count_request(ctx_of(req), FS_OP_MKDIR);
         (void)mode;
-        const struct fuse_ctx *fc = fuse_req_ctx(req);
-        struct caller c = { .uid = fc->uid, .gid = fc->gid };
+        /* a directory lock's mkdir acquires (SPEC R7.5): who asks, as for
+         * an exclusive create */
+        struct caller c;
+        if (caller_quick_of(req, false, &c) < 0)
+                return;
         struct lt_attr a;
         int r = locktable_mkdir(ctx_of(req)->table, parent, name, &c, &a);
+        if (r > 0) { /* a process new to the table */
+                if (caller_more_of(req, r, &c) < 0)
+                        return;
+                r = locktable_mkdir(ctx_of(req)->table, parent, name, &c, &a);
+        }
         if (r < 0)
                 fuse_reply_err(req, -r);
         else
@@ -449,9 +475,19 @@ static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
         fs_count_request(ctx_of(req), FS_OP_RMDIR);
-        const struct fuse_ctx *fc = fuse_req_ctx(req);
-        struct caller c = { .uid = fc->uid, .gid = fc->gid };
-        fuse_reply_err(req, -locktable_rmdir(ctx_of(req)->table, parent, name, &c));
+        struct caller c;
+        if (caller_quick_of(req, false, &c) < 0)
+                return;
+        struct lock_view forced;
+        int r = locktable_rmdir_lock(ctx_of(req)->table, parent, name, &c, &forced);
+        if (r > 0) { /* a directory lock, not its holder itself: its lineage */
+                if (caller_more_of(req, r, &c) < 0)
+                        return;
+                r = locktable_rmdir_lock(ctx_of(req)->table, parent, name, &c, &forced);
+        }
+        if (r == 0 && forced.path)
+                log_forced(&forced, &c);
+        fuse_reply_err(req, -r);
 }
 
 /* Symlinks are not locks (SPEC R1.5). */
@@ -545,7 +581,8 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino) {
         fuse_reply_statfs(req, &sv);
 }
 
-/* LOCKFS_IOC_BREAK on an open lock (lockfs_ioctl.h); every other command,
+/* LOCKFS_IOC_BREAK on an open lock or directory lock (lockfs_ioctl.h; a
+ * plain directory gets EISDIR); every other command,
  * and any command on .lockfs files, gets ENOTTY as from a file system
  * without ioctls. */
 static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
@@ -557,7 +594,9 @@ static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg
         struct lockfs_ctx *ctx = ctx_of(req);
         struct file *f = file_of(fi);
         struct lockfs_break_arg a;
-        if (cmd != LOCKFS_IOC_BREAK || (flags & FUSE_IOCTL_DIR) || !f || f->type != FILE_LOCK) {
+        /* a directory lock (SPEC R7.5) is broken through its open directory */
+        enum file_type want = (flags & FUSE_IOCTL_DIR) ? FILE_DIR : FILE_LOCK;
+        if (cmd != LOCKFS_IOC_BREAK || !f || f->type != want || ino == LT_INO_META_DIR) {
                 fuse_reply_err(req, ENOTTY);
                 return;
         }

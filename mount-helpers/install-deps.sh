@@ -4,7 +4,7 @@
 # skipping the update when everything is present already.
 set -euo pipefail
 packages=(gcc meson ninja-build pkg-config fuse3 libfuse3-dev libcjson-dev libcmocka-dev
-          python3 nodejs jq inotify-tools util-linux valgrind strace
+          python3 nodejs npm jq inotify-tools util-linux valgrind strace
           liblockfile-bin lockfile-progs procmail golang-go e2fsprogs groff-base
           systemd man-db mount clang libclang-rt-14-dev
           etcd-server etcd-client libcurl4-openssl-dev

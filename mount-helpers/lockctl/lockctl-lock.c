@@ -163,7 +163,8 @@ int lc_read_locks(const char *root, char **ret, size_t *ret_len) {
 }
 
 /* The status of the lock at path as its mount's locks.json lists it: for
- * a lock that reads back as its content (-o raw=, SPEC R4.4a). Sets
+ * a lock that reads back as its content (-o raw=, SPEC R4.4a) and for a
+ * directory lock (-o dirlocks=, R7.5). Sets
  * *ret_doc (the whole list, malloc'd) and *ret_obj (the lock's element in
  * it). Returns 0, -ENOENT when the list has no such lock, or -errno. */
 static int status_listed(const char *path, char **ret_doc, struct lc_span *ret_obj) {
@@ -214,9 +215,20 @@ int lc_status_open(const char *path, int *ret_fd, char **ret_doc, struct lc_span
                 close(fd);
                 return r;
         }
+        if (S_ISDIR(st.st_mode)) {
+                /* a directory lock (-o dirlocks=, SPEC R7.5): its status is
+                 * in the mount's list; any other directory is no lock */
+                r = fstatfs(fd, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC
+                            ? status_listed(path, &doc, &obj) : -EISDIR;
+                if (r < 0) {
+                        close(fd);
+                        return r == -ENOENT ? -EISDIR : r;
+                }
+                goto found;
+        }
         if (!S_ISREG(st.st_mode)) {
                 close(fd);
-                return S_ISDIR(st.st_mode) ? -EISDIR : -EBADMSG;
+                return -EBADMSG;
         }
         r = lc_read_all(fd, STATUS_MAX, &doc, &len);
         if (r < 0) {
@@ -244,6 +256,7 @@ int lc_status_open(const char *path, int *ret_fd, char **ret_doc, struct lc_span
                         return r == -ENOENT ? -ENOENT : -EBADMSG;
                 }
         }
+found:
         if (ret_fd)
                 *ret_fd = fd;
         else

@@ -11,6 +11,7 @@ static const char *const lock_how_names[] = {
         [LOCK_HOW_FLOCK] = "flock",
         [LOCK_HOW_DETACHED] = "detached",
         [LOCK_HOW_FCNTL] = "fcntl",
+        [LOCK_HOW_MKDIR] = "mkdir",
 };
 
 #define N_LOCK_HOW (sizeof(lock_how_names) / sizeof(lock_how_names[0]))

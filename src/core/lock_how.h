@@ -6,8 +6,8 @@
 
 #include "lockview.h"
 
-/* "creator", "claim", "flock", "detached" or "fcntl"; "unknown" for a value that is
- * none of the enum's. Never NULL; a static string. */
+/* "creator", "claim", "flock", "detached", "fcntl" or "mkdir"; "unknown"
+ * for a value that is none of the enum's. Never NULL; a static string. */
 const char *lock_how_name(enum lock_how how);
 
 /* The lock_how that name names (exactly, case-sensitive) into *ret.

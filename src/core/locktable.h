@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "caller.h"
 #include "lockview.h"
@@ -55,6 +56,9 @@ struct locktable_config {
         const struct globs *raw; /* locks whose own name matches read back as
                                   * their content (SPEC R4.4a); NULL = none.
                                   * The caller's, unchanged while t lives */
+        const struct globs *dirlocks; /* directories whose name matches are
+                                       * locks, taken by mkdir (SPEC R7.5);
+                                       * NULL = none. The caller's, as raw */
 };
 
 enum lt_kind { LT_DIR, LT_LOCK, LT_META_FILE };
@@ -69,6 +73,9 @@ struct lt_attr {
         int64_t mtime_ms;       /* wall clock: last renewal (locks) */
         int64_t ctime_ms;
         bool raw;               /* a lock read back as its content (SPEC R4.4a) */
+        bool times_set;         /* a directory's (or directory lock's) times set
+                                 * by utimens: atime and mtime, exactly */
+        struct timespec atime, mtime; /* wall clock */
         uint64_t size;          /* raw: the content's length; else 0 (R4.5) */
 };
 
@@ -173,6 +180,26 @@ ssize_t locktable_write(struct locktable *t, const struct lt_handle *h, const st
 #define LT_SET_OWNER 0x8
 int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle *h,
                       const struct caller *c, unsigned what, off_t size, struct lt_attr *ret);
+/* The times a SETATTR sets (with LT_SET_TIMES): which, and their values
+ * (wall clock; a *_NOW request resolved by the caller).
+ * explicit: a value given by the caller, not "now" (utimensat's rule: only
+ * the owner or root may set one). */
+struct lt_times {
+        bool set_atime, set_mtime;
+        bool explicit_time;
+        struct timespec atime, mtime;
+};
+/* locktable_setattr with the times asked for (NULL: none kept, as
+ * locktable_setattr). Directories (SPEC R7.5): their times read back
+ * exactly what was set (in memory only, not recorded by the store);
+ * explicit times need the directory's creator uid or root (-EPERM), "now"
+ * anyone (a namespace is writable by all). A directory lock (see
+ * locktable_mkdir) is a lock: its holder's times renew it, as touch renews
+ * a lock file, and read back exactly; anyone else gets -EPERM, a size
+ * -EISDIR. A lock file's mtime stays its last renewal (R4.5). */
+int locktable_setattr_times(struct locktable *t, uint64_t ino, const struct lt_handle *h,
+                            const struct caller *c, unsigned what, off_t size,
+                            const struct lt_times *times, struct lt_attr *ret);
 
 /* UNLINK (SPEC R3.4): the holder or a descendant releases; anyone else,
  * root included, gets -EBUSY while the lock has a holder (a live lock is
@@ -229,11 +256,35 @@ int locktable_link(struct locktable *t, uint64_t ino, uint64_t newparent, const 
 /* MKDIR / RMDIR of namespaces. mkdir counts one lookup. rmdir (and rename
  * of a directory) is for the directory's creator uid or root (-EPERM), like
  * a sticky directory; a directory holding anything can be renamed by root
- * only, so nobody moves the locks of others. */
+ * only, so nobody moves the locks of others.
+ *
+ * Directory locks (SPEC R7.5): mkdir of a name matching the dirlocks globs
+ * acquires a lock for c as an exclusive create does (-EEXIST when the name
+ * exists; holder, fence, TTL, store record, status, break, death release
+ * as for any lock; c may be partial and without its cmdline: then
+ * LT_NEED_CMDLINE, nothing changed, as for locktable_create). Its holder is
+ * c, except that mkdir(1) (comm "mkdir", a tool that exits at once) takes
+ * it for its parent process, the script that ran it, when a pid claim of
+ * c could name that parent (alive, not init, c's uid unless c is root);
+ * for that a partial c gets LT_NEED_LINEAGE, nothing changed. It presents
+ * as an empty directory (mode 0755, the holder's uid) that holds nothing:
+ * creating anything in it fails with -EACCES, lookups in it with -ENOENT.
+ * rmdir of it by its holder or a descendant releases it (the creator's uid
+ * for a detached one); by anyone else, root included, -EBUSY while it has
+ * a holder (a live lock is never stale: lockctl break it), and root's
+ * rmdir of another uid's detached one is a break (*ret_forced as for
+ * locktable_unlink; c must be a full identity). unlink of it: -EISDIR;
+ * rename of it: -EBUSY; link: -EPERM; renaming a plain directory onto a
+ * name the globs match: -EPERM (it would be a lock nobody holds). */
 int locktable_mkdir(struct locktable *t, uint64_t parent, const char *name,
                     const struct caller *c, struct lt_attr *ret);
 int locktable_rmdir(struct locktable *t, uint64_t parent, const char *name,
                     const struct caller *c);
+/* locktable_rmdir, and the lock as it was when root broke a detached
+ * directory lock by rmdir (ret_forced->path non-NULL; clear it with
+ * lock_view_clear), to be logged. */
+int locktable_rmdir_lock(struct locktable *t, uint64_t parent, const char *name,
+                         const struct caller *c, struct lock_view *ret_forced);
 
 /* A directory listing, taken at once (served later by offset). */
 struct lt_dirent {

@@ -19,6 +19,8 @@ enum lock_how {
         LOCK_HOW_FLOCK,    /* granted through flock(2) */
         LOCK_HOW_DETACHED, /* no process holds it: content "0" or pid unknown */
         LOCK_HOW_FCNTL,    /* granted through an fcntl/lockf/OFD record lock (R7.4) */
+        LOCK_HOW_MKDIR,    /* a directory lock, taken by mkdir (R7.5): presents as a
+                            * directory, also when detached */
         LOCK_HOW_COUNT     /* not a value: the number of them */
 };
 

@@ -36,6 +36,7 @@ struct daemon {
         struct store *store;
         struct locktable *table;
         struct globs *raw;             /* -o raw=: names read back as content */
+        struct globs *dirlocks;        /* -o dirlocks=: directories that are locks */
         struct lockfs_ctx ctx;         /* what the FUSE handlers reach */
         struct fuse_args args;
         struct fuse_session *se;
@@ -79,6 +80,13 @@ static int create_table(struct daemon *d) {
                 log_msg(LOG_ERR, "cannot use raw=%s: %s", o->raw, strerror(-r));
                 return r;
         }
+        r = globs_parse(o->dirlocks, &d->dirlocks);
+        if (r < 0) {
+                log_msg(LOG_ERR, "cannot use dirlocks=%s: %s", o->dirlocks, strerror(-r));
+                globs_free(d->raw);
+                d->raw = NULL;
+                return r;
+        }
         const struct locktable_config cfg = {
                 .default_ttl_s = o->ttl_s,
                 .holder_ttl_s = o->holder_ttl_s,
@@ -91,12 +99,15 @@ static int create_table(struct daemon *d) {
                 .user_break = o->user_break,
                 .shared = o->backend_etcd,
                 .raw = d->raw,
+                .dirlocks = d->dirlocks,
         };
         r = locktable_new(&cfg, d->store, &d->table);
         if (r < 0) {
                 log_msg(LOG_ERR, "cannot set up the lock table: %s", strerror(-r));
                 globs_free(d->raw);
                 d->raw = NULL;
+                globs_free(d->dirlocks);
+                d->dirlocks = NULL;
         }
         d->ctx.table = d->table;
         return r;
@@ -307,6 +318,7 @@ out_budget:
 out_table:
         locktable_free(d.table);
         globs_free(d.raw);
+        globs_free(d.dirlocks);
 out_store:
         store_free(d.store);
 out_mnt:

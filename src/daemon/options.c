@@ -149,6 +149,7 @@ static const struct option_key option_keys[] = {
         STRING("state_dir", state_dir),
         STRING("fence_file", fence_file),
         { "raw", VALUE_TAKEN, parse_globs, FIELD(raw), 0, 0, NULL },
+        { "dirlocks", VALUE_TAKEN, parse_globs, FIELD(dirlocks), 0, 0, NULL },
         { "backend", VALUE_TAKEN, parse_backend, 0, 0, 0, 0, NULL },
         STRING("endpoints", endpoints),
         STRING("prefix", prefix),
@@ -312,6 +313,7 @@ int options_parse(int argc, char **argv, struct lockfs_options *o, char *err, si
                 .prefix = LOCKFS_DEFAULT_PREFIX,
                 .lease_ttl_s = LOCKFS_DEFAULT_LEASE_TTL_S,
                 .raw = LOCKFS_DEFAULT_RAW,
+                .dirlocks = LOCKFS_DEFAULT_DIRLOCKS,
         };
         err[0] = '\0';
         for (int i = 1; i < argc; i++) {
@@ -399,6 +401,10 @@ void options_usage(FILE *f, const char *prog) {
                 "                       wrote, as pid files must; their status is in\n"
                 "                       .lockfs/locks.json and lockctl show (default\n"
                 "                       " LOCKFS_DEFAULT_RAW "; raw= for none: every lock reads as JSON)\n"
+                "  dirlocks=GLOB[:GLOB...]  directories whose name matches a glob are locks,\n"
+                "                       taken by mkdir, held by its process, released by\n"
+                "                       rmdir or its death, for mkdir-based tools (default\n"
+                "                       " LOCKFS_DEFAULT_DIRLOCKS "; dirlocks= for none: plain directories)\n"
                 "  allow_other          let users other than root use the mount\n"
                 "  user_break           the uid a lock belongs to may break it (lockctl\n"
                 "                       break), as root may; logged\n"

@@ -27,6 +27,7 @@
 /* Names read back as the bytes their holder wrote, not as the JSON status
  * (SPEC R4.4a): pid files, whose readers all expect a number. */
 #define LOCKFS_DEFAULT_RAW "*.pid"
+#define LOCKFS_DEFAULT_DIRLOCKS "*.lock"
 
 struct lockfs_options {
         const char *mountpoint;   /* points into argv */
@@ -54,6 +55,8 @@ struct lockfs_options {
         char fence_file[LOCKFS_PATH_MAX]; /* -o fence_file=, "" = the default */
         char raw[LOCKFS_PATH_MAX];        /* -o raw=GLOB[:GLOB...], "" = none
                                            * (globs.h; default LOCKFS_DEFAULT_RAW) */
+        char dirlocks[LOCKFS_PATH_MAX];   /* -o dirlocks=GLOB[:GLOB...], "" = none
+                                           * (default LOCKFS_DEFAULT_DIRLOCKS) */
         /* cluster mode: -o backend=etcd,endpoints=URL[,URL...],prefix=,lease_ttl= */
         bool backend_etcd;
         char endpoints[LOCKFS_PATH_MAX];  /* comma-separated URLs */

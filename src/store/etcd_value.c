@@ -197,7 +197,9 @@ static int fill_view(const struct value_fields *f, struct lock_view *v) {
         snprintf(v->comm, sizeof(v->comm), "%s", f->comm);
         snprintf(v->cmdline, sizeof(v->cmdline), "%s", f->cmdline);
         v->how = f->how;
-        v->detached = f->how == LOCK_HOW_DETACHED;
+        /* a directory lock keeps its how when no process holds it (R7.5) */
+        v->detached = f->how == LOCK_HOW_DETACHED ||
+                      (f->how == LOCK_HOW_MKDIR && !f->liveness_known);
         v->liveness_known = f->liveness_known;
         v->acquired_at_ms = f->acquired;
         v->renewed_at_ms = f->renewed;

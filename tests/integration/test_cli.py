@@ -99,7 +99,8 @@ class HelpVersion(unittest.TestCase):
     def test_help_exits_0_and_lists_options(self):
         rc, out, err = run_daemon(["--help"])
         self.assertEqual(rc, 0, f"--help exit status; stderr: {err}")
-        for opt in ("ttl", "holder_ttl", "max_locks", "max_content", "allow_other", "raw="):
+        for opt in ("ttl", "holder_ttl", "max_locks", "max_content", "allow_other", "raw=",
+                    "dirlocks="):
             self.assertIn(opt, out, f"--help output (stdout) does not mention {opt}:\n{out}")
         self.assertRegex(out.lower(), r"usage", "--help prints a usage line")
 

@@ -396,9 +396,11 @@ class TestShell(CompatCase):
         self.assert_released_at_once(p, sh)
 
     def test_mkdir(self):
-        """mkdir as a lock: atomic (a second mkdir fails, "File exists"), but
-        a directory is a namespace, not a lock: it has no holder and no
-        status, and it is NOT released when its maker dies."""
+        """mkdir as a lock of a name -o dirlocks= does not match (job.lck;
+        *.lock names are directory locks, test_dirlock.py): atomic (a second
+        mkdir fails, "File exists"), but such a directory is a namespace, not
+        a lock: it has no holder and no status, and it is NOT released when
+        its maker dies."""
         p = self.p("job.lck")
         sh, out = self.shell(MKDIR, p)
         self.took(out, sh)

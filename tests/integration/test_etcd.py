@@ -627,6 +627,31 @@ class TestHolderDeath(ClusterCase):
             f"p90 {ms[int(len(ms) * 0.9) - 1]:.1f} ms, max {ms[-1]:.1f} ms")
 
 
+class TestDirlocks(ClusterCase):
+    """Directory locks (SPEC R7.5) across mounts: a mkdir on A is a
+    directory held on every mount, refused there, and gone everywhere when
+    its holder dies."""
+    N_MOUNTS = 2
+
+    def test_mkdir_on_a_is_held_everywhere(self):
+        rel = "kd.lock"
+        sh = subprocess.Popen(["bash", "-c", 'mkdir "$1" && echo OK && read -r _', "bash",
+                               self.A.path(rel)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: (sh.poll() is None and sh.kill(), sh.wait(timeout=20),
+                                 sh.stdin.close(), sh.stdout.close()))
+        self.assertEqual(sh.stdout.readline().strip(), "OK")
+        self.wait_visible(self.B, rel)
+        self.assertTrue(os.path.isdir(self.B.path(rel)), "a directory on B too")
+        self.assertEqual(errno_of(os.mkdir, self.B.path(rel)), errno.EEXIST)
+        self.assertEqual(errno_of(os.rmdir, self.B.path(rel)), errno.EBUSY)
+        sh.kill()
+        sh.wait(timeout=20)
+        self.wait_vanished(self.B, rel)
+        os.mkdir(self.B.path(rel))  # B takes the released name
+        os.rmdir(self.B.path(rel))
+
+
 class TestDaemonDeath(ClusterCase):
     LEASE_TTL = 2
 

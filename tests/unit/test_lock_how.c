@@ -16,6 +16,7 @@ static void test_names(void **state) {
         assert_string_equal(lock_how_name(LOCK_HOW_FLOCK), "flock");
         assert_string_equal(lock_how_name(LOCK_HOW_DETACHED), "detached");
         assert_string_equal(lock_how_name(LOCK_HOW_FCNTL), "fcntl");
+        assert_string_equal(lock_how_name(LOCK_HOW_MKDIR), "mkdir");
         assert_string_equal(lock_how_name(LOCK_HOW_COUNT), "unknown");
         assert_string_equal(lock_how_name((enum lock_how)-1), "unknown");
 }

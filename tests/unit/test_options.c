@@ -101,6 +101,24 @@ static void test_mount_helper_form_and_fstab_words(void **state) {
         assert_int_equal(parse(&o, err, 4, "-o", "nosuid=1", "/m"), -EINVAL);
 }
 
+/* SPEC R7.5: dirlocks= takes globs as raw= does, "" for none; *.lock by
+ * default. */
+static void test_dirlocks_globs(void **state) {
+        (void)state;
+        struct lockfs_options o;
+        char err[256];
+        assert_int_equal(parse(&o, err, 2, "/m"), 0);
+        assert_string_equal(o.dirlocks, "*.lock");
+        assert_int_equal(parse(&o, err, 4, "-o", "dirlocks=*.lock:*.lck,raw=", "/m"), 0);
+        assert_string_equal(o.dirlocks, "*.lock:*.lck");
+        assert_string_equal(o.raw, "");
+        assert_int_equal(parse(&o, err, 4, "-o", "dirlocks=", "/m"), 0);
+        assert_string_equal(o.dirlocks, "");
+        static const char *const bad[] = { "dirlocks", "dirlocks=a::b", "dirlocks=x/*.lock" };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+                assert_int_equal(parse(&o, err, 4, "-o", bad[i], "/m"), -EINVAL);
+}
+
 /* SPEC R4.4a: raw= takes globs separated by ':', "" for none; *.pid by
  * default. */
 static void test_raw_globs(void **state) {
@@ -340,6 +358,7 @@ int main(void) {
                 cmocka_unit_test(test_bad_input_is_rejected_with_a_reason),
                 cmocka_unit_test(test_mount_helper_form_and_fstab_words),
                 cmocka_unit_test(test_raw_globs),
+                cmocka_unit_test(test_dirlocks_globs),
                 cmocka_unit_test(test_cluster_options),
                 cmocka_unit_test(test_etcd_security_options),
                 cmocka_unit_test(test_help_and_version_need_no_mountpoint),

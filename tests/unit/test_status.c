@@ -272,7 +272,8 @@ static void test_render_detached(void **state) {
 }
 
 static void test_render_how_names(void **state) {
-        static const char *const names[] = {"creator", "claim", "flock", "detached", "fcntl"};
+        static const char *const names[] = {"creator", "claim", "flock", "detached", "fcntl",
+                                             "mkdir"};
         enum lock_how how;
 
         (void)state;

@@ -330,6 +330,10 @@ static void test_how_written_and_read(void **state) {
                                      "\"cmdline\":\"sh\",\"how\":\"detached\",\"liveness_known\":true,"
                                      "\"acquired_at_ms\":5,\"renewed_at_ms\":6,\"ttl_s\":30,"
                                      "\"content\":\"\"}" },
+                { LOCK_HOW_MKDIR, "{\"host\":\"db-1\",\"pid\":7,\"uid\":1,\"gid\":2,\"comm\":\"sh\","
+                                  "\"cmdline\":\"sh\",\"how\":\"mkdir\",\"liveness_known\":true,"
+                                  "\"acquired_at_ms\":5,\"renewed_at_ms\":6,\"ttl_s\":30,"
+                                  "\"content\":\"\"}" },
         };
         for (size_t i = 0; i < sizeof(hows) / sizeof(hows[0]); i++) {
                 struct lock_view in = {
@@ -348,6 +352,19 @@ static void test_how_written_and_read(void **state) {
                 lock_view_clear(&out);
                 free(text);
         }
+        /* a directory lock nobody's process holds stays one, detached (R7.5) */
+        struct lock_view in = { .how = LOCK_HOW_MKDIR, .liveness_known = false, .uid = 1,
+                                .gid = 2, .comm = "sh", .cmdline = "sh", .acquired_at_ms = 5,
+                                .renewed_at_ms = 6, .ttl_s = 30 };
+        size_t len;
+        char *text = store_etcd_value_encode(&in, "db-1", &len), why[128];
+        assert_non_null(text);
+        struct lock_view out;
+        assert_int_equal(decode(text, &out, why), 0);
+        assert_int_equal(out.how, LOCK_HOW_MKDIR);
+        assert_true(out.detached);
+        lock_view_clear(&out);
+        free(text);
         /* only the exact names: no other case, no padding, no prefix */
         expect("how", "\"Creator\"", false);
         expect("how", "\"FLOCK\"", false);

@@ -126,7 +126,9 @@ int locktable_lookup(struct locktable *t, uint64_t parent, const char *name, str
                 return r;
         pthread_mutex_lock(&t->mu);
         struct node *dir, *n = NULL;
-        r = lt_dir_get(t, parent, &dir);
+        const struct node *p = lt_node_by_ino(t, parent);
+        /* a directory lock holds nothing (SPEC R7.5) */
+        r = p && lt_is_dirlock(p) ? -ENOENT : lt_dir_get(t, parent, &dir);
         if (r == 0 && lt_name_is_meta(dir, name)) {
                 lt_fill_meta_attr(LT_INO_META_DIR, ret);
         } else if (r == 0) {
@@ -284,7 +286,7 @@ int locktable_open(struct locktable *t, uint64_t ino, const struct caller *c, in
         while ((n = lt_node_by_ino(t, ino)) && n->busy)
                 lt_wait_settled(t);
         int r = 0;
-        if (n && !n->linked && n->kind == LT_LOCK) {
+        if (n && !n->linked && n->kind == LT_LOCK && !lt_is_dirlock(n)) {
                 /* Released since the kernel looked it up: this open happened
                  * before the release. A writer is a contender of the old
                  * acquisition (writes: EEXIST), a reader reads nothing, and
@@ -293,7 +295,7 @@ int locktable_open(struct locktable *t, uint64_t ino, const struct caller *c, in
                 *ret = lt_handle_of(n, lt_open_kind(flags, LT_HANDLE_CONTENDER), 0);
         } else if (!n || !n->linked) {
                 r = -ESTALE;
-        } else if (n->kind == LT_DIR) {
+        } else if (n->kind == LT_DIR || lt_is_dirlock(n)) {
                 r = -EISDIR;
         } else {
                 r = lock_open(t, n, c, flags, ret);
@@ -329,8 +331,14 @@ static int readdir_meta(struct lt_dirent **v, size_t *n, size_t *cap) {
 /* The listing of directory ino, under the lock. */
 static int readdir_tree(struct locktable *t, uint64_t ino, struct lt_dirent **v, size_t *n,
                         size_t *cap) {
-        struct node *dir;
-        int r = lt_dir_get(t, ino, &dir);
+        struct node *dir = lt_node_by_ino(t, ino);
+        int r;
+        if (dir && dir->linked && lt_is_dirlock(dir)) { /* empty (SPEC R7.5) */
+                if ((r = dirents_add(v, n, cap, dir->ino, LT_DIR, ".")) < 0)
+                        return r;
+                return dirents_add(v, n, cap, dir->parent->ino, LT_DIR, "..");
+        }
+        r = lt_dir_get(t, ino, &dir);
         if (r == 0)
                 r = dirents_add(v, n, cap, dir->ino, LT_DIR, ".");
         if (r == 0)
@@ -343,7 +351,7 @@ static int readdir_tree(struct locktable *t, uint64_t ino, struct lt_dirent **v,
                 list_for_each(l, &dir->children) {
                         struct node *c = list_entry(l, struct node, sib);
                         r = dirents_add(v, n, cap, c->target ? c->target->ino : c->ino,
-                                        c->kind, c->name);
+                                        lt_is_dirlock(c) ? LT_DIR : c->kind, c->name);
                         if (r < 0)
                                 break;
                 }

@@ -31,7 +31,7 @@ static int lock_target(struct locktable *t, uint64_t ino, const struct caller *c
                 struct node *now = dir && dir->kind == LT_DIR ? lt_name_get(t, dir, n->name) : NULL;
                 if (now && now->target)
                         now = now->target;
-                if (!now || now->kind != LT_LOCK)
+                if (!now || now->kind != LT_LOCK || lt_is_dirlock(now)) /* no file's */
                         return -ENOENT;
                 *ret = now;
                 return 0;

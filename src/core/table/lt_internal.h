@@ -175,7 +175,8 @@ unsigned lt_node_depth(const struct node *n);
 bool lt_ino_is_meta_file(uint64_t ino);
 /* True when name in dir is the .lockfs directory. */
 bool lt_name_is_meta(const struct node *dir, const char *name);
-/* The directory ino, or -ENOENT/-ENOTDIR/-EACCES (inside .lockfs). */
+/* The directory ino, or -ENOENT/-ENOTDIR/-EACCES (inside .lockfs or a
+ * directory lock). */
 int lt_dir_get(struct locktable *t, uint64_t ino, struct node **ret);
 /* The directory parent for removing name from it: -EACCES for .lockfs. */
 int lt_dir_for_removal(struct locktable *t, uint64_t parent, const char *name,
@@ -189,6 +190,12 @@ void lt_fill_attr(const struct node *n, struct lt_attr *a);
 /* True when lock n reads back as its content: it is held and its own name
  * matches the mount's raw globs (SPEC R4.4a). */
 bool lt_is_raw(const struct locktable *t, const struct node *n);
+/* True when n is a directory lock (SPEC R7.5): a lock taken by mkdir,
+ * presented as an empty directory. Any lock context that keeps n. */
+bool lt_is_dirlock(const struct node *n);
+/* True when mkdir of name makes a directory lock (the dirlocks globs). No
+ * lock needed. */
+bool lt_dirlock_name(const struct locktable *t, const char *name);
 /* lt_fill_attr, and for a raw lock its content's length as the size. */
 void lt_fill_lock_attr(const struct locktable *t, const struct node *n, struct lt_attr *a);
 void lt_fill_meta_attr(uint64_t ino, struct lt_attr *a);
@@ -433,8 +440,9 @@ int lt_take_settle(struct locktable *t, struct node *n, struct lt_op *op);
 /* The lock named name in directory parent for c, as CREATE finds it: the
  * lock there (*ret_op NULL), or the free name acquired for c (flags: the
  * open's; *ret_op answers the acquisition, see lt_take; then
- * lt_acquired). -EEXIST for .lockfs, for a directory with O_EXCL and for a
- * held name with O_EXCL (counted as contended), -EISDIR for a directory,
+ * lt_acquired). -EEXIST for .lockfs, for a directory (or directory lock)
+ * with O_EXCL and for a held name with O_EXCL (counted as contended),
+ * -EISDIR for a directory or directory lock,
  * LT_NEED_SETTLED when the name's acquisition is with the store (wait,
  * then call again), LT_NEED_PROC (see lt_holder_ref), or
  * the directory's and room checks' -errno. */

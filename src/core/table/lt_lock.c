@@ -24,7 +24,8 @@ static int acquisition_view(struct locktable *t, const struct node *n, const str
         if (r < 0)
                 return r;
         v->liveness_known = h != NULL;
-        v->how = h ? how : LOCK_HOW_DETACHED;
+        /* a directory lock stays one when detached (SPEC R7.5) */
+        v->how = h || how == LOCK_HOW_MKDIR ? how : LOCK_HOW_DETACHED;
         v->pid = h ? h->proc.pid : 0;
         v->start_time = h ? h->proc.start_time : 0;
         v->uid = c->uid; /* the requester's, whoever's record h was made by */
@@ -154,7 +155,7 @@ int lt_lock_get_or_create(struct locktable *t, uint64_t parent, const char *name
         if (lt_name_is_meta(dir, name))
                 return -EEXIST;
         struct node *n = lt_child_get(t, dir, name);
-        if (n && n->kind == LT_DIR)
+        if (n && (n->kind == LT_DIR || lt_is_dirlock(n))) /* a directory lock too (R7.5) */
                 return (flags & O_EXCL) ? -EEXIST : -EISDIR;
         if (n && (flags & O_EXCL)) {
                 t->m.contended++; /* also while its acquisition is with the store */

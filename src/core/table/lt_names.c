@@ -116,7 +116,7 @@ static int name_remove(struct locktable *t, struct node *raw) {
 static int unlink_name(struct locktable *t, struct node *raw, const struct caller *c,
                        struct lock_view *ret_forced) {
         struct node *n = raw->target ? raw->target : raw;
-        if (n->kind == LT_DIR)
+        if (n->kind == LT_DIR || lt_is_dirlock(n))
                 return -EISDIR;
         if (c->partial && n->holder && !lt_is_holder(n, c))
                 return LT_NEED_LINEAGE; /* may be a descendant: needs the ancestry */
@@ -174,6 +174,8 @@ static int link_check(struct locktable *t, struct node *n, uint64_t newparent,
                       const char *newname, const struct caller *c, struct node **ret_dir) {
         if (!n || !n->linked || n->kind != LT_LOCK)
                 return n && n->kind == LT_DIR ? -EPERM : -ENOENT;
+        if (lt_is_dirlock(n))
+                return -EPERM; /* no hard links to a directory */
         if (1 + n->n_aliases >= (t->cfg.max_names ? t->cfg.max_names : LT_MAX_NAMES_DEFAULT))
                 return -EMLINK; /* the cap keeps the journal record bounded */
         struct node *newdir;
@@ -275,6 +277,8 @@ static int rename_check(struct locktable *t, struct node *n, struct node *newdir
                         const char *newname, const struct caller *c) {
         if (n->target) /* a second name stays where link(2) put it */
                 return -EPERM;
+        if (lt_is_dirlock(n))
+                return -EBUSY; /* in use as a lock: mkdir-based tools never move theirs */
         struct node *target = lt_name_get(t, newdir, newname);
         if (target == n)
                 return 1;
@@ -288,6 +292,8 @@ static int rename_check(struct locktable *t, struct node *n, struct node *newdir
         if (t->cfg.shared && (n->kind == LT_LOCK || n->n_children))
                 return -EXDEV; /* a name in a shared store: take the new one instead */
         int r;
+        if (n->kind == LT_DIR && lt_dirlock_name(t, newname))
+                return -EPERM; /* it would be a directory lock that nobody holds */
         if (n->kind == LT_DIR && (r = dir_may_change(n, c)) < 0)
                 return r;
         if (n->kind == LT_DIR && n->n_children && c->uid != 0)
@@ -392,11 +398,119 @@ static int mkdir_check(struct locktable *t, const struct node *dir, const char *
         return r;
 }
 
+/* The done() of a directory lock's mkdir: as a create's, settle, and on
+ * failure the name goes. */
+static void dirlock_done(struct locktable *t, struct lt_op *op) {
+        struct node *n = op->arg;
+        if (lt_take_settle(t, n, op) < 0)
+                lt_lock_remove(t, n, &t->late); /* others may have looked it up */
+}
+
+/* mkdir of directory lock name in parent for c (SPEC R7.5), under the
+ * lock: taken as an exclusive create takes a lock file, answered through
+ * *ret_op (see lt_take). LT_NEED_SETTLED, LT_NEED_PROC, LT_NEED_CMDLINE
+ * or the request's -errno, nothing changed. */
+static int dirlock_create(struct locktable *t, uint64_t parent, const char *name,
+                          const struct caller *c, struct lt_prep *prep, struct node **ret,
+                          struct lt_op **ret_op) {
+        struct node *dir;
+        int r = lt_dir_get(t, parent, &dir);
+        if (r < 0)
+                return r;
+        if (lt_name_is_meta(dir, name))
+                return -EEXIST;
+        struct node *old = lt_child_get(t, dir, name);
+        if (old) {
+                if (old->kind == LT_LOCK)
+                        t->m.contended++; /* also while its acquisition is with the store */
+                return -EEXIST;
+        }
+        if (dir->renaming)
+                return LT_NEED_SETTLED; /* a refused rename must find its name free */
+        if ((r = lt_room_check(t, dir, name)) < 0)
+                return r;
+        struct node *n = lt_node_new(t, LT_LOCK, name);
+        if (!n)
+                return -ENOMEM;
+        lt_node_link(t, dir, n);
+        r = lt_take(t, n, c, LOCK_HOW_MKDIR, prep, dirlock_done, n, true, ret_op);
+        if (r != 0) {
+                lt_node_unlink(t, n);
+                lt_node_maybe_free(t, n);
+                return r;
+        }
+        lt_lock_list_add(t, n);
+        *ret = n;
+        return 0;
+}
+
+/* True when c is mkdir(1): a tool that exits at once, run by the script
+ * that wants the lock (SPEC R7.5). */
+static bool is_mkdir_tool(const struct caller *c) {
+        return c->self.pid && strcmp(c->comm, "mkdir") == 0;
+}
+
+/* mkdir of a directory lock (locktable_mkdir). The holder is c, or when c
+ * is mkdir(1) its parent process (the script running it, as `echo $$ >`
+ * names the shell), checked as a pid claim naming it would be (lt_claim:
+ * alive, not init, c's uid unless c is root); else c itself. */
+static int dirlock_mkdir(struct locktable *t, uint64_t parent, const char *name,
+                         const struct caller *c, struct lt_attr *ret) {
+        if (is_mkdir_tool(c) && c->partial)
+                return LT_NEED_LINEAGE; /* its parent is the holder: the ancestry */
+        struct lt_prep own_prep = { .pidfd = -1 }, *prep = &own_prep;
+        struct lt_claim cl = { .prep = { .pidfd = -1 } };
+        const struct caller *taker = c;
+        if (is_mkdir_tool(c) && c->n_ancestors > 0) { /* outside the lock: /proc */
+                lt_claim_prepare(&cl, c, c->ancestors[0].pid);
+                if (cl.valid && cl.proc) {
+                        taker = cl.proc;
+                        prep = &cl.prep;
+                }
+        }
+        struct node *n = NULL;
+        struct lt_op *op = NULL;
+        int r;
+        for (;;) {
+                pthread_mutex_lock(&t->mu);
+                r = dirlock_create(t, parent, name, taker, prep, &n, &op);
+                if (r == LT_NEED_SETTLED) {
+                        lt_wait_settled(t);
+                        pthread_mutex_unlock(&t->mu);
+                        continue;
+                }
+                if (r != LT_NEED_PROC || prep->ready)
+                        break;
+                pthread_mutex_unlock(&t->mu);
+                lt_prep_proc(prep, &taker->self); /* outside the lock */
+        }
+        if (r == LT_NEED_PROC)
+                r = -ESRCH;
+        if (r == 0) {
+                n->nlookup++; /* the kernel's, once answered; holds n until then */
+                lt_fill_attr(n, ret);
+        }
+        lt_unlock(t); /* makes the acquisition's store call */
+        lt_prep_done(&own_prep);
+        lt_claim_done(&cl);
+        if (r != 0)
+                return r;
+        pthread_mutex_lock(&t->mu);
+        struct lt_handle h;
+        r = lt_acquired(t, n, op, &h);
+        if (r == 0)
+                lt_fill_attr(n, ret);
+        pthread_mutex_unlock(&t->mu);
+        return r;
+}
+
 int locktable_mkdir(struct locktable *t, uint64_t parent, const char *name,
                     const struct caller *c, struct lt_attr *ret) {
         int r = lt_name_check(name);
         if (r < 0)
                 return r;
+        if (lt_dirlock_name(t, name))
+                return dirlock_mkdir(t, parent, name, c, ret);
         pthread_mutex_lock(&t->mu);
         struct node *dir, *n = NULL;
         r = lt_dir_get(t, parent, &dir);
@@ -427,28 +541,50 @@ int locktable_mkdir(struct locktable *t, uint64_t parent, const char *name,
         return r;
 }
 
-int locktable_rmdir(struct locktable *t, uint64_t parent, const char *name,
-                    const struct caller *c) {
+/* rmdir of directory lock n by c (SPEC R7.5): as unlink of a lock file.
+ * 0, LT_NEED_LINEAGE, -EBUSY or -EPERM. */
+static int dirlock_rmdir(struct locktable *t, struct node *n, const struct caller *c,
+                         struct lock_view *ret_forced) {
+        if (c->partial && n->holder && !lt_is_holder(n, c))
+                return LT_NEED_LINEAGE; /* may be a descendant: needs the ancestry */
+        return release_or_break(t, n, c, true, ret_forced, NULL);
+}
+
+int locktable_rmdir_lock(struct locktable *t, uint64_t parent, const char *name,
+                         const struct caller *c, struct lock_view *ret_forced) {
+        memset(ret_forced, 0, sizeof(*ret_forced));
         int r = lt_name_check(name);
         if (r < 0)
                 return r;
         pthread_mutex_lock(&t->mu);
         struct node *raw, *n = NULL;
-        r = removal_target(t, parent, name, false, &raw);
+        r = removal_target(t, parent, name, true, &raw);
         if (r == 0) {
                 n = raw->target ? raw->target : raw;
-                if (n->kind != LT_DIR)
+                if (lt_is_dirlock(n)) {
+                        r = dirlock_rmdir(t, n, c, ret_forced);
+                        n = NULL; /* released (or handed on) by lt_release */
+                } else if (n->kind != LT_DIR) {
                         r = -ENOTDIR;
-                else if (n->n_children)
+                } else if (n->n_children) {
                         r = -ENOTEMPTY;
-                else
+                } else {
                         r = dir_may_change(n, c);
+                }
         }
-        if (r == 0) {
+        if (r == 0 && n) {
                 lt_op_remove_dir(t, n);
                 lt_dir_remove(t, n);
                 lt_node_maybe_free(t, n);
         }
-        lt_unlock(t);
+        lt_unlock(t); /* a release may have handed the lock on */
+        return r;
+}
+
+int locktable_rmdir(struct locktable *t, uint64_t parent, const char *name,
+                    const struct caller *c) {
+        struct lock_view forced;
+        int r = locktable_rmdir_lock(t, parent, name, c, &forced);
+        lock_view_clear(&forced);
         return r;
 }

@@ -186,6 +186,8 @@ int lt_dir_get(struct locktable *t, uint64_t ino, struct node **ret) {
         struct node *d = lt_node_by_ino(t, ino);
         if (!d || (!d->linked && d != t->root))
                 return -ENOENT;
+        if (lt_is_dirlock(d))
+                return -EACCES; /* a directory lock holds nothing (SPEC R7.5) */
         if (d->kind != LT_DIR)
                 return -ENOTDIR;
         *ret = d;
@@ -233,15 +235,34 @@ void lt_fill_attr(const struct node *n, struct lt_attr *a) {
                 a->mode = S_IFDIR | 01777;
                 a->nlink = live ? 2 : 0;
                 a->mtime_ms = n->ctime_ms;
+        } else if (lt_is_dirlock(n)) { /* an empty directory of its holder's */
+                a->kind = LT_DIR;
+                a->mode = S_IFDIR | 0755;
+                a->nlink = live ? 2 : 0;
+                a->mtime_ms = n->renewed_at_ms;
         } else {
                 a->mode = S_IFREG | 0644;
                 a->nlink = live ? 1 + n->n_aliases : 0;
                 a->mtime_ms = n->renewed_at_ms;
         }
+        if (n->times_set) {
+                a->times_set = true;
+                a->atime = n->atime;
+                a->mtime = n->mtime;
+        }
+}
+
+bool lt_is_dirlock(const struct node *n) {
+        return n->kind == LT_LOCK && n->how == LOCK_HOW_MKDIR;
+}
+
+bool lt_dirlock_name(const struct locktable *t, const char *name) {
+        return globs_match(t->cfg.dirlocks, name);
 }
 
 bool lt_is_raw(const struct locktable *t, const struct node *n) {
-        return n->kind == LT_LOCK && n->linked && globs_match(t->cfg.raw, n->name);
+        return n->kind == LT_LOCK && n->linked && !lt_is_dirlock(n) &&
+               globs_match(t->cfg.raw, n->name);
 }
 
 void lt_fill_lock_attr(const struct locktable *t, const struct node *n, struct lt_attr *a) {

@@ -54,6 +54,9 @@ struct node {
         char *name;
         uint64_t nlookup;        /* kernel references (LOOKUP minus FORGET) */
         int64_t ctime_ms;
+        /* directories and directory locks: the times utimens set (SPEC R7.5) */
+        struct timespec atime, mtime;
+        bool times_set;
         /* small fields together, so the struct packs tightly */
         enum lt_kind kind;
         uid_t charged_uid;       /* counted in t->uid_counts as this uid (charged) */

@@ -309,14 +309,24 @@ static bool setattr_may(struct locktable *t, struct node *n, const struct lt_han
 /* Who may change node n (NULL: unknown) as asked: 0 (also for a
  * directory: nothing to change), or the request's -errno. */
 static int setattr_check(struct locktable *t, struct node *n, const struct lt_handle *h,
-                         const struct caller *c, unsigned what) {
+                         const struct caller *c, unsigned what, const struct lt_times *times) {
         if (n && !n->linked && n->kind == LT_LOCK) /* a descriptor of a lost lock
                                                      * (futimens comes without a handle) */
                 return (what & LT_SET_SIZE) ? -EEXIST : -EPERM;
         if (!n || (!n->linked && n != t->root))
                 return -ENOENT;
-        if (n->kind == LT_DIR) /* mode and times of a namespace mean nothing: accepted */
-                return (what & LT_SET_SIZE) ? -EISDIR : 0;
+        if (n->kind == LT_DIR && (what & LT_SET_SIZE))
+                return -EISDIR;
+        /* a namespace's mode means nothing (accepted); its times are kept:
+         * explicit ones for its creator's uid or root, "now" for anyone,
+         * as utimensat(2) would on a directory writable by all */
+        if (n->kind == LT_DIR)
+                return (what & LT_SET_TIMES) && times && times->explicit_time && c->uid != 0 &&
+                                       c->uid != n->uid
+                               ? -EPERM
+                               : 0;
+        if (lt_is_dirlock(n) && (what & LT_SET_SIZE))
+                return -EISDIR;
         if (!setattr_may(t, n, h, c, what)) {
                 if (what & LT_SET_SIZE)
                         t->m.contended++;
@@ -383,19 +393,45 @@ static int setattr_change(struct locktable *t, struct node *n, unsigned what, of
         return r;
 }
 
-int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle *h,
-                      const struct caller *c, unsigned what, off_t size, struct lt_attr *ret) {
+/* Keep the times set on directory (or directory lock) n, exactly (SPEC
+ * R7.5); in memory only. The time not set keeps what it showed. */
+static void times_keep(struct node *n, const struct lt_times *times) {
+        if (!n->times_set) {
+                struct lt_attr a;
+                lt_fill_attr(n, &a);
+                n->mtime = (struct timespec){ .tv_sec = a.mtime_ms / 1000,
+                                              .tv_nsec = a.mtime_ms % 1000 * 1000000 };
+                n->atime = n->mtime;
+                n->times_set = true;
+        }
+        if (times->set_atime)
+                n->atime = times->atime;
+        if (times->set_mtime)
+                n->mtime = times->mtime;
+}
+
+int locktable_setattr_times(struct locktable *t, uint64_t ino, const struct lt_handle *h,
+                            const struct caller *c, unsigned what, off_t size,
+                            const struct lt_times *times, struct lt_attr *ret) {
         if (ino == LT_INO_META_DIR || lt_ino_is_meta_file(ino))
                 return -EACCES;
         pthread_mutex_lock(&t->mu);
         struct node *n;
         while ((n = lt_node_by_ino(t, ino)) && n->busy)
                 lt_wait_settled(t);
-        int r = setattr_check(t, n, h, c, what);
+        int r = setattr_check(t, n, h, c, what, times);
         if (r == 0 && n->kind == LT_LOCK && (what & (LT_SET_SIZE | LT_SET_TIMES)))
                 r = setattr_change(t, n, what, size);
+        if (r == 0 && (what & LT_SET_TIMES) && times && (times->set_atime || times->set_mtime) &&
+            (n->kind == LT_DIR || lt_is_dirlock(n)))
+                times_keep(n, times);
         if (r == 0)
                 lt_fill_lock_attr(t, n, ret);
         lt_unlock(t);
         return r;
+}
+
+int locktable_setattr(struct locktable *t, uint64_t ino, const struct lt_handle *h,
+                      const struct caller *c, unsigned what, off_t size, struct lt_attr *ret) {
+        return locktable_setattr_times(t, ino, h, c, what, size, NULL, ret);
 }
