@@ -10,5 +10,8 @@
  * with all its names, so the cap bounds that cost: at most about 265
  * bytes a name. */
 #define LOCKFS_MAX_NAMES_LIMIT 1024
+/* The most holders a shared lock has besides its recorded holder (SPEC
+ * R7.3): a request beyond gets ENOLCK, and every store records them all. */
+#define LOCKFS_SHARES_MAX 4096
 
 #endif

@@ -71,7 +71,9 @@ struct lock_alias {
  * status lists them (SPEC R7.3, issue 13 point 4). */
 struct lock_party {
         pid_t pid;               /* 0 when not visible */
+        uint64_t start_time;     /* its start time (clock ticks since boot) */
         uid_t uid;
+        gid_t gid;
         enum lock_how how;       /* LOCK_HOW_FLOCK or LOCK_HOW_FCNTL */
         bool shared;             /* a waiter: what it asks */
         int64_t since_ms;        /* wall clock: shared, or parked, since */
@@ -98,10 +100,13 @@ struct lock_view {
         size_t content_len;
         bool raw;                /* read back as content, not status (R4.4a):
                                   * set by locktable_view only */
-        /* Filled for status only: */
-        bool shared;             /* held shared (R7.3) */
+        /* A shared lock (R7.3), for status (at most LOCK_PARTIES_MAX listed)
+         * and for persistent stores (all of them, so that a restart gives
+         * every live sharer its share back): */
+        bool shared;             /* held shared */
         struct lock_party *sharers; /* malloc'd: holders besides pid, oldest first */
-        size_t n_sharers, sharers_total; /* listed (at most LOCK_PARTIES_MAX), all */
+        size_t n_sharers, sharers_total; /* listed, all */
+        /* Filled for status only: */
         struct lock_party *waiters; /* malloc'd: parked requests, in queue order */
         size_t n_waiters, waiters_total;
         /* Filled for persistent stores only (store acquire/update, restore): */

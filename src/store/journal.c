@@ -9,7 +9,9 @@
  * i32 pid, u64 start time, u32 uid, u32 gid, i64 acquired, i64 renewed,
  * u32 ttl, i64 deadline, i32 claim-ignored pid (JOURNAL_LOCK_FIXED bytes),
  * name (u16 length + bytes), alias count (version 1: u16, 2: u32), that
- * many (u64 parent, name), u32 content length, content. */
+ * many (u64 parent, name), u32 content length, content; from version 3,
+ * u32 sharer count, that many (i32 pid, u64 start time, u32 uid, u32 gid,
+ * u8 how, i64 since), a shared lock's holders besides the recorded one. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +83,12 @@ static bool valid_name(const char *name, size_t len) {
         return len > 0 && len <= JOURNAL_NAME_MAX && !memchr(name, '/', len);
 }
 
+/* What decode_lock() accepts of a sharer: a visible process, holding by
+ * flock or a record lock. */
+static bool valid_sharer(const struct lock_party *s) {
+        return s->pid > 0 && (s->how == LOCK_HOW_FLOCK || s->how == LOCK_HOW_FCNTL);
+}
+
 /* What decode_lock() accepts of the holder fields. */
 static bool valid_holder(enum lock_how how, bool detached, pid_t pid) {
         return (unsigned)how < LOCK_HOW_COUNT && pid >= 0 && (detached || pid != 0);
@@ -90,13 +98,20 @@ int journal_put_lock(struct buf *b, const struct lock_view *v) {
         if (!v->path || v->ino == 0 || !valid_holder(v->how, v->detached, v->pid) ||
             (v->content_len && !v->content) || (v->n_aliases && !v->aliases))
                 return -EINVAL;
-        if (v->n_aliases > JOURNAL_ALIASES_MAX || v->content_len > JOURNAL_CONTENT_MAX)
+        if (v->n_aliases > JOURNAL_ALIASES_MAX || v->content_len > JOURNAL_CONTENT_MAX ||
+            v->n_sharers > JOURNAL_SHARERS_MAX)
                 return -EMSGSIZE;
+        if (v->n_sharers && !v->sharers)
+                return -EINVAL;
+        for (size_t i = 0; i < v->n_sharers; i++)
+                if (!valid_sharer(&v->sharers[i]))
+                        return -EINVAL;
         const char *name = last_name(v->path);
         size_t name_len = strlen(name);
         if (!valid_name(name, name_len))
                 return -EINVAL;
-        size_t n = JOURNAL_LOCK_FIXED + 2 + name_len + 4 + 4 + v->content_len;
+        size_t n = JOURNAL_LOCK_FIXED + 2 + name_len + 4 + 4 + v->content_len + 4 +
+                   v->n_sharers * JOURNAL_SHARER_SIZE;
         for (size_t i = 0; i < v->n_aliases; i++) {
                 const char *a = v->aliases[i].name;
                 size_t l = a ? strlen(a) : 0;
@@ -135,7 +150,17 @@ int journal_put_lock(struct buf *b, const struct lock_view *v) {
         }
         p = PUT(p, uint32_t, v->content_len);
         if (v->content_len)
-                put(p, v->content, v->content_len);
+                p = put(p, v->content, v->content_len);
+        p = PUT(p, uint32_t, v->n_sharers);
+        for (size_t i = 0; i < v->n_sharers; i++) {
+                const struct lock_party *s = &v->sharers[i];
+                p = PUT(p, int32_t, s->pid);
+                p = PUT(p, uint64_t, s->start_time);
+                p = PUT(p, uint32_t, s->uid);
+                p = PUT(p, uint32_t, s->gid);
+                p = PUT(p, uint8_t, s->how);
+                p = PUT(p, int64_t, s->since_ms);
+        }
         frame_close(b, n);
         return 0;
 }
@@ -240,6 +265,16 @@ static void decode_lock(struct reader *r, uint32_t version, struct jrec *ret) {
         ret->content = take(r, ret->content_len);
         if (ret->content_len > JOURNAL_CONTENT_MAX || !valid_holder(how, ret->detached, ret->pid))
                 r->bad = true;
+        ret->n_sharers = version >= 3 ? GET(r, uint32_t) : 0;
+        if (ret->n_sharers > JOURNAL_SHARERS_MAX)
+                r->bad = true;
+        ret->sharers = r->bad ? NULL : take(r, ret->n_sharers * JOURNAL_SHARER_SIZE);
+        for (size_t i = 0; ret->sharers && i < ret->n_sharers; i++) {
+                struct lock_party s;
+                jrec_sharer(ret, i, &s);
+                if (!valid_sharer(&s))
+                        r->bad = true;
+        }
 }
 
 int journal_next(const void *data, size_t len, uint32_t version, size_t *off,
@@ -283,6 +318,21 @@ int journal_next(const void *data, size_t len, uint32_t version, size_t *off,
                 return -EBADMSG;
         *off = at + FRAME + n;
         return 1;
+}
+
+void jrec_sharer(const struct jrec *r, size_t i, struct lock_party *ret) {
+        const uint8_t *p = r->sharers + i * JOURNAL_SHARER_SIZE;
+        int32_t pid;
+        uint8_t how;
+        *ret = (struct lock_party){ .shared = true };
+        memcpy(&pid, p, 4);
+        memcpy(&ret->start_time, p + 4, 8);
+        memcpy(&ret->uid, p + 12, 4);
+        memcpy(&ret->gid, p + 16, 4);
+        memcpy(&how, p + 20, 1);
+        memcpy(&ret->since_ms, p + 21, 8);
+        ret->pid = pid;
+        ret->how = (enum lock_how)how;
 }
 
 const uint8_t *jrec_alias_next(const uint8_t *p, uint64_t *parent, const char **name,

@@ -25,7 +25,7 @@
 #include "buf.h"
 #include "lockview.h"
 
-#define JOURNAL_VERSION 2         /* what is written */
+#define JOURNAL_VERSION 3         /* what is written (3: sharers) */
 #define JOURNAL_VERSION_OLDEST 1  /* the oldest still read */
 #define JOURNAL_BOOT_ID_LEN 36   /* /proc/sys/kernel/random/boot_id without '\n' */
 #define JOURNAL_HEADER_SIZE 52
@@ -39,10 +39,14 @@
                                               * version 1 journal could hold */
 #define JOURNAL_LOCK_FIXED 79u               /* a lock body's fixed-width fields */
 #define JOURNAL_ALIAS_MAX_SIZE (8u + 2u + JOURNAL_NAME_MAX)
+#define JOURNAL_SHARERS_MAX 4096u            /* other holders of a shared lock */
+#define JOURNAL_SHARER_SIZE 29u              /* i32 pid, u64 start time, u32 uid,
+                                              * u32 gid, u8 how, i64 since */
 /* Records longer than this are corrupt: the largest lock record. */
 #define JOURNAL_RECORD_MAX                                                          \
         ((size_t)JOURNAL_LOCK_FIXED + 2 + JOURNAL_NAME_MAX + 4 +                    \
-         (size_t)JOURNAL_ALIASES_MAX * JOURNAL_ALIAS_MAX_SIZE + 4 + JOURNAL_CONTENT_MAX)
+         (size_t)JOURNAL_ALIASES_MAX * JOURNAL_ALIAS_MAX_SIZE + 4 + JOURNAL_CONTENT_MAX + \
+         4 + (size_t)JOURNAL_SHARERS_MAX * JOURNAL_SHARER_SIZE)
 
 enum journal_type { JOURNAL_DIR = 1, JOURNAL_LOCK = 2, JOURNAL_DEL = 3 };
 
@@ -64,6 +68,8 @@ struct jrec {
         const uint8_t *aliases;      /* n_aliases x (u64 parent, u16 len, name) */
         const uint8_t *content;
         size_t content_len;
+        size_t n_sharers;            /* version 3: a shared lock's other holders */
+        const uint8_t *sharers;      /* n_sharers x JOURNAL_SHARER_SIZE bytes */
         /* the whole framed record */
         const uint8_t *raw;
         size_t raw_len;
@@ -104,5 +110,8 @@ int journal_next(const void *buf, size_t len, uint32_t version, size_t *off,
  * Returns the position of the next alias. */
 const uint8_t *jrec_alias_next(const uint8_t *p, uint64_t *parent, const char **name,
                                size_t *name_len);
+/* Read sharer i (< r->n_sharers, validated by journal_next) of r into *ret
+ * (pid, start time, uid, gid, how, since). */
+void jrec_sharer(const struct jrec *r, size_t i, struct lock_party *ret);
 
 #endif

@@ -40,6 +40,7 @@
 _Static_assert(LOCKFS_MAX_CONTENT_LIMIT <= JOURNAL_CONTENT_MAX, "content must fit a record");
 _Static_assert(LT_NAME_MAX <= JOURNAL_NAME_MAX, "names must fit a record");
 _Static_assert(LOCKFS_MAX_NAMES_LIMIT - 1 <= JOURNAL_ALIASES_MAX, "names must fit a record");
+_Static_assert(LOCKFS_SHARES_MAX <= JOURNAL_SHARERS_MAX, "sharers must fit a record");
 
 struct store_local {
         struct store base;
@@ -271,6 +272,15 @@ static int loaded_lock_view(struct store_local *s, const struct jrec *r, struct 
                         return -ENOMEM;
                 memcpy(v->content, r->content, r->content_len);
                 v->content_len = r->content_len;
+        }
+        if (r->n_sharers) {
+                v->sharers = calloc(r->n_sharers, sizeof(*v->sharers));
+                if (!v->sharers)
+                        return -ENOMEM;
+                for (size_t i = 0; i < r->n_sharers; i++)
+                        jrec_sharer(r, i, &v->sharers[i]);
+                v->n_sharers = v->sharers_total = r->n_sharers;
+                v->shared = true;
         }
         if (r->n_aliases) {
                 v->aliases = calloc(r->n_aliases, sizeof(*v->aliases));

@@ -95,9 +95,11 @@ DESCRIPTOR_METHODS = {
 RECORD_METHODS = ("fcntl", "fcntl_rd", "lockf")
 # Shared requests (SPEC R7.3): their critical sections may overlap each
 # other's, never an exclusive one's. A share is released by its unlock or
-# close only (unlink of a lock others share is EBUSY), and is not restored
-# by a daemon restart (README): a section that a restart cut is counted,
-# not judged.
+# close, or after a daemon restart (which restores it, its descriptor
+# dead) by unlink, which ends the caller's hold only. A share granted just
+# before a crash can miss the journal (its grant is sent before the
+# record is written): a shared section that a restart cut and whose share
+# did not come back is counted ("shared sections cut"), not judged.
 SHARED_METHODS = ("flock_sh", "fcntl_rd")
 # The matching unlock of each (closing the descriptor also ends each of them).
 UNLOCKS = {
@@ -274,8 +276,13 @@ class Client:
             return json.loads(data) if data else None
 
     def holds(self, path):
+        """Whether the status names us: as the holder, or as one of the
+        holders of a shared lock."""
         st = self.read_status(path)
-        return st is not None and st["lockfs"]["pid"] == self.pid
+        if st is None:
+            return False
+        lk = st["lockfs"]
+        return lk["pid"] == self.pid or self.pid in [h["pid"] for h in lk.get("holders", [])]
 
     def backoff(self):
         time.sleep(self.rng.uniform(*BACKOFF_S))
@@ -365,7 +372,7 @@ class Client:
         the new mount."""
         way = self.rng.random()
         if method in SHARED_METHODS and fd is not None and self.gate.generation() == fd_gen:
-            way *= 0.5 if method not in RECORD_METHODS else 0.7  # never by unlink (EBUSY)
+            way *= 0.5 if method not in RECORD_METHODS else 0.7  # by its own descriptor
         if fd is not None and way < 0.5 and self.gate.generation() == fd_gen:
             try:
                 self.on_mount(UNLOCKS[method], fd, strict=True)

@@ -158,5 +158,55 @@ class SharedLocks(LockfsTestCase):
         self.assertEqual(w.wait(timeout=T), 0)
 
 
+class SharedLocksAcrossRestarts(LockfsTestCase):
+    """A restart gives every live sharer its share back (R7.3, R8.2): the
+    journal keeps them all, so a writer cannot take the lock beside a
+    reader whose descriptor died with the old mount."""
+
+    def restart(self):
+        n = len(self.m.log_lines)
+        self.m.crash()
+        self.m.start()
+        return "\n".join(self.m.log_lines[n:])
+
+    def test_sharers_come_back_and_keep_out_a_writer(self):
+        p = self.p("r.lock")
+        a = Locker(self, p, "rdlock")
+        self.assertEqual(a.errno(), 0)
+        b = Locker(self, p, "rdlock")
+        self.assertEqual(b.errno(), 0)
+        fence = lockinfo(p)["fence"]
+        self.restart()
+        info = lockinfo(p)
+        self.assertEqual((info["pid"], info["fence"]), (a.pid, fence))
+        self.assertEqual(holder_pids(p), sorted([a.pid, b.pid]))
+        w = Locker(self, p, "flock")                      # a writer, LOCK_NB
+        self.assertEqual(w.errno(), errno.EWOULDBLOCK)
+        a.kill()
+        wait_until(lambda: lockinfo(p).get("pid") == b.pid, T, "b holds it")
+        self.assertEqual(w.do("lock flock")["errno"], errno.EWOULDBLOCK)
+        b.kill()
+        wait_until(lambda: gone(p), T, "the lock gone with its last sharer")
+        self.assertEqual(w.do("lock flock"), {"ok": True, "value": None})
+
+    def test_a_sharer_holds_it_when_the_holder_died_meanwhile(self):
+        p = self.p("r.lock")
+        a = Locker(self, p, "rdlock")
+        self.assertEqual(a.errno(), 0)
+        b = Locker(self, p, "rdlock")
+        self.assertEqual(b.errno(), 0)
+        self.m.crash()
+        a.kill()
+        n = len(self.m.log_lines)
+        self.m.start()
+        log = "\n".join(self.m.log_lines[n:])
+        self.assertIn(f"holder pid {a.pid} is gone, its sharer pid {b.pid} holds it now", log)
+        info = lockinfo(p)
+        self.assertEqual((info["pid"], info["how"]), (b.pid, "fcntl"))
+        self.assertFalse(info.get("shared", False))       # b alone: exclusive now
+        b.kill()
+        wait_until(lambda: gone(p), T, "the lock gone with b")
+
+
 if __name__ == "__main__":
     harness.main()

@@ -326,6 +326,14 @@ static void rand_view(struct lock_view *v, size_t max_aliases, size_t max_conten
         v->content = malloc(v->content_len ? v->content_len : 1);
         for (size_t i = 0; i < v->content_len; i++)
                 v->content[i] = (char)rand();
+        v->n_sharers = (size_t)rand() % 4;
+        v->sharers = calloc(v->n_sharers ? v->n_sharers : 1, sizeof(*v->sharers));
+        for (size_t i = 0; i < v->n_sharers; i++)
+                v->sharers[i] = (struct lock_party){
+                        .pid = 1 + rand() % INT32_MAX, .start_time = pick64(),
+                        .uid = (uid_t)pick64(), .gid = (gid_t)pick64(), .shared = true,
+                        .how = rand() % 2 ? LOCK_HOW_FLOCK : LOCK_HOW_FCNTL,
+                        .since_ms = (int64_t)pick64() };
 }
 
 static void assert_round_trip(const struct lock_view *v, struct buf *b) {
@@ -363,6 +371,15 @@ static void assert_round_trip(const struct lock_view *v, struct buf *b) {
         assert_int_equal(r.content_len, v->content_len);
         if (v->content_len)
                 assert_memory_equal(r.content, v->content, v->content_len);
+        assert_int_equal(r.n_sharers, v->n_sharers);
+        for (size_t i = 0; i < v->n_sharers; i++) {
+                struct lock_party s;
+                jrec_sharer(&r, i, &s);
+                const struct lock_party *w = &v->sharers[i];
+                assert_true(s.pid == w->pid && s.start_time == w->start_time &&
+                            s.uid == w->uid && s.gid == w->gid && s.how == w->how &&
+                            s.since_ms == w->since_ms);
+        }
         assert_int_equal(journal_next(b->data, b->len, JOURNAL_VERSION, &off, &r), 0);
 }
 
@@ -372,6 +389,7 @@ static void free_view(struct lock_view *v) {
         free(v->aliases);
         free(v->content);
         free(v->path);
+        free(v->sharers);
 }
 
 /* Random views within the daemon's limits round-trip exactly: 2000 small
@@ -412,6 +430,11 @@ static void test_random_views_round_trip(void **state) {
         v.content_len = JOURNAL_CONTENT_MAX;
         v.content = malloc(v.content_len);
         memset(v.content, 0xa5, v.content_len);
+        free(v.sharers);
+        v.n_sharers = JOURNAL_SHARERS_MAX;
+        v.sharers = calloc(v.n_sharers, sizeof(*v.sharers));
+        for (size_t i = 0; i < v.n_sharers; i++)
+                v.sharers[i] = (struct lock_party){ .pid = (pid_t)(i + 1), .how = LOCK_HOW_FCNTL };
         assert_round_trip(&v, &b);
         assert_int_equal(b.len, 8 + JOURNAL_RECORD_MAX);
         free_view(&v);
@@ -420,11 +443,13 @@ static void test_random_views_round_trip(void **state) {
 
 /* ---- version 1 ------------------------------------------------------------ */
 
-/* The record of v as version 1 wrote it: the alias count in a u16 (the
- * low bits of n when n is given, as the old writer wrapped it). */
+/* The record of v (no sharers) as version 1 wrote it: the alias count in a
+ * u16 (the low bits of n when n is given, as the old writer wrapped it),
+ * and no sharer count. */
 static void put_v1(struct buf *b, const struct lock_view *v, long count) {
         struct buf v2 = { 0 };
         assert_int_equal(journal_put_lock(&v2, v), 0);
+        v2.len -= 4; /* the sharer count (version 3) */
         size_t at = 8 + JOURNAL_LOCK_FIXED + 2 + strlen(strrchr(v->path, '/') + 1);
         uint32_t n = (uint32_t)(v2.len - 8 - 2), crc;
         uint16_t c16 = (uint16_t)(count < 0 ? (long)v->n_aliases : count);
@@ -460,7 +485,7 @@ static void test_version_1_records_still_decode(void **state) {
         /* read as version 2 it does not decode (the count is 2 bytes short) */
         off = 0;
         assert_int_equal(journal_next(b.data, b.len, 2, &off, &r), -EBADMSG);
-        assert_int_equal(journal_next(b.data, b.len, 3, &off, &r), -EBADMSG);
+        assert_int_equal(journal_next(b.data, b.len, JOURNAL_VERSION + 1, &off, &r), -EBADMSG);
         assert_int_equal(journal_next(b.data, b.len, 0, &off, &r), -EBADMSG);
         /* the review's record: more names than the u16 said (valid CRC) */
         b.len = 0;
@@ -488,6 +513,64 @@ static void test_version_2_count_is_capped(void **state) {
         buf_free(&b);
 }
 
+/* Re-frame the record at the start of b after its body was changed. */
+static void reframe(struct buf *b, size_t body_len) {
+        uint32_t n = (uint32_t)body_len, crc = crc32c(0, b->data + 8, body_len);
+        memcpy(b->data, &n, 4);
+        memcpy(b->data + 4, &crc, 4);
+        b->len = 8 + body_len;
+}
+
+/* Version 3's sharers (SPEC R7.3): the encoder refuses a sharer the
+ * decoder would (pid 0, a way of holding other than flock or fcntl) and
+ * more than JOURNAL_SHARERS_MAX; the decoder refuses a count over the cap
+ * and a bad sharer even under a valid checksum; a version 2 record (no
+ * sharer count) still decodes, without sharers. */
+static void test_sharers_are_checked(void **state) {
+        (void)state;
+        struct lock_view v = sample_view();
+        struct lock_party one = { .pid = 7, .how = LOCK_HOW_FLOCK, .shared = true };
+        v.sharers = &one;
+        v.n_sharers = 1;
+        one.pid = 0;
+        assert_refused(&v, -EINVAL);
+        one.pid = 7;
+        one.how = LOCK_HOW_CREATOR;
+        assert_refused(&v, -EINVAL);
+        one.how = LOCK_HOW_FLOCK;
+        v.n_sharers = JOURNAL_SHARERS_MAX + 1;
+        assert_refused(&v, -EMSGSIZE);
+        v.n_sharers = 1;
+
+        struct buf b = { 0 };
+        assert_int_equal(journal_put_lock(&b, &v), 0);
+        size_t body = b.len - 8, off = 0;
+        struct jrec r;
+        assert_int_equal(journal_next(b.data, b.len, JOURNAL_VERSION, &off, &r), 1);
+        assert_int_equal(r.n_sharers, 1);
+        uint8_t *sharer = (uint8_t *)b.data + b.len - JOURNAL_SHARER_SIZE;
+        sharer[20] = LOCK_HOW_DETACHED; /* its how */
+        reframe(&b, body);
+        off = 0;
+        assert_int_equal(journal_next(b.data, b.len, JOURNAL_VERSION, &off, &r), -EBADMSG);
+        sharer[20] = LOCK_HOW_FCNTL;
+        uint32_t big = JOURNAL_SHARERS_MAX + 1;
+        memcpy(sharer - 4, &big, 4);
+        reframe(&b, body);
+        off = 0;
+        assert_int_equal(journal_next(b.data, b.len, JOURNAL_VERSION, &off, &r), -EBADMSG);
+
+        b.len = 0; /* version 2: the same record without its sharer count */
+        v.n_sharers = 0;
+        assert_int_equal(journal_put_lock(&b, &v), 0);
+        reframe(&b, b.len - 8 - 4);
+        off = 0;
+        assert_int_equal(journal_next(b.data, b.len, 2, &off, &r), 1);
+        assert_int_equal(r.n_sharers, 0);
+        assert_int_equal(off, b.len);
+        buf_free(&b);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_header_round_trip_and_checks),
@@ -500,6 +583,7 @@ int main(void) {
                 cmocka_unit_test(test_random_views_round_trip),
                 cmocka_unit_test(test_version_1_records_still_decode),
                 cmocka_unit_test(test_version_2_count_is_capped),
+                cmocka_unit_test(test_sharers_are_checked),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -264,9 +264,12 @@ static void test_conversions(void **state) {
 }
 
 /* A cancelled writer no longer holds back the shared requests behind it;
- * unlink by the recorded holder of a lock others share gets -EBUSY; one
- * lock takes at most LT_SHARES_MAX sharers (4096), then -ENOLCK. */
-static void test_cancel_unlink_and_cap(void **state) {
+ * one lock takes at most LT_SHARES_MAX sharers (4096), then -ENOLCK;
+ * unlink by one of the holders of a shared lock ends that holder's holds
+ * only (the recorded holder's place goes to the oldest sharer), and the
+ * name goes with the last; unlink by a process that holds none is
+ * -EBUSY. */
+static void test_cancel_cap_and_unlink(void **state) {
         struct fixture *f = *state;
         struct lt_handle h = open_name(f, &f->self), got;
         assert_int_equal(locktable_flock(f->t, h.ino, &h, 1, 0, &f->self, SH | NB, 1, &got), 0);
@@ -282,10 +285,6 @@ static void test_cancel_unlink_and_cap(void **state) {
         assert_int_equal(f->grants[0].err, 0);
         assert_int_equal(f->grants[0].kind, LT_HANDLE_CONTENDER);
 
-        struct lock_view forced;
-        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "s.lock", &f->self, &forced), -EBUSY);
-        assert_true(exists(f));
-
         for (uint64_t owner = 100; owner < 100 + 4095; owner++)
                 assert_int_equal(locktable_flock(f->t, ho.ino, &ho, owner, 0, &f->other, SH | NB,
                                                  owner, &got),
@@ -297,10 +296,17 @@ static void test_cancel_unlink_and_cap(void **state) {
         assert_int_equal(v.sharers_total, 4096);
         assert_int_equal(v.n_sharers, LOCK_PARTIES_MAX);
         lock_view_clear(&v);
-        locktable_flock_unlock(f->t, h.ino, 2, NULL, NULL);
-        for (uint64_t owner = 100; owner < 100 + 4095; owner++)
-                locktable_flock_unlock(f->t, h.ino, owner, NULL, NULL);
+
+        struct lock_view forced;
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "s.lock", &f->third, &forced), -EBUSY);
         assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "s.lock", &f->self, &forced), 0);
+        assert_true(exists(f)); /* the other's now */
+        v = view_of(f, h.ino);
+        assert_int_equal(v.pid, f->other_pid);
+        assert_int_equal(v.sharers_total, 4095);
+        lock_view_clear(&v);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "s.lock", &f->self, &forced), -EBUSY);
+        assert_int_equal(locktable_unlink(f->t, LT_INO_ROOT, "s.lock", &f->other, &forced), 0);
         assert_false(exists(f));
 }
 
@@ -311,7 +317,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_death_ends_a_share_or_promotes_one, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_conversions, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_cancel_unlink_and_cap, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_cancel_cap_and_unlink, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

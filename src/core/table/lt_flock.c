@@ -154,7 +154,7 @@ static int other_request(struct locktable *t, struct node *n, const struct lt_lo
                         t->m.contended++;
                         return -EAGAIN;
                 }
-                lt_share_free(t, share);
+                lt_share_end(t, share);
                 if (!rq->posix && rq->nonblock) { /* flock(2): the share is gone */
                         t->m.contended++;
                         return -EWOULDBLOCK;
@@ -168,8 +168,10 @@ static int other_request(struct locktable *t, struct node *n, const struct lt_lo
                 r = lt_share_add(t, n, rq, c, hd);
                 if (hd)
                         lt_holder_unref(t, hd); /* the share holds its own */
-                if (r == 0)
+                if (r == 0) {
                         *ret = lt_share_handle(n, rq);
+                        lt_share_record(t, n);
+                }
                 return r;
         }
         return lock_wait(t, n, rq, c, prep);
@@ -317,7 +319,7 @@ static void unlock(struct locktable *t, uint64_t ino, enum unlock_by by, uint64_
                                                             by == BY_POSIX_FILE ? key : 0)
                                             : NULL;
         if (s)
-                lt_share_free(t, s); /* one of its sharers: the others keep it */
+                lt_share_end(t, s); /* one of its sharers: the others keep it */
         if (match) {
                 if (by == BY_FLOCK_OWNER)
                         n->flock_owner = 0;

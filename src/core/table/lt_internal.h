@@ -46,6 +46,7 @@
 
 #include <fcntl.h>
 
+#include "lock_limits.h"
 #include "lt_types.h"
 
 /* Positive answers of internal steps: prepare this outside the mutex,
@@ -320,8 +321,10 @@ int lt_apply_claim(struct locktable *t, struct node *n, const struct caller *c,
 enum lt_view_parts {
         LT_VIEW_CONTENT = 1,      /* a copy of the content */
         LT_VIEW_STORE_EXTRAS = 2, /* what persistent stores need besides:
-                                   * parent, start time, deadline, other names */
-        LT_VIEW_PARTIES = 4,      /* its sharers and waiters (status only) */
+                                   * parent, start time, deadline, other
+                                   * names, every sharer */
+        LT_VIEW_PARTIES = 4,      /* its sharers and waiters, as many as
+                                   * status lists */
 };
 /* Fill v from lock n (parts: an OR of enum lt_view_parts). 0 or -ENOMEM
  * (v cleared). */
@@ -385,7 +388,7 @@ struct node *lt_waiter_remove(struct locktable *t, uint64_t id);
  * holder (see the file's contract). All with t->mu held. ==== */
 /* The most holders a lock may have besides its recorded one: a request
  * beyond gets -ENOLCK (one user cannot make a lock's status unbounded). */
-#define LT_SHARES_MAX 4096
+#define LT_SHARES_MAX LOCKFS_SHARES_MAX
 /* The handle a share of n granted to rq gets: rq's own kind, a reader's or
  * a contender's (a share may not write the lock's content). */
 struct lt_handle lt_share_handle(const struct node *n, const struct lt_lock_req *rq);
@@ -401,9 +404,21 @@ struct lt_share *lt_share_of(const struct node *n, const struct lt_lock_req *rq,
 struct lt_share *lt_share_find(const struct node *n, bool posix, uint64_t owner, uint64_t file);
 /* n's oldest share, or NULL. */
 struct lt_share *lt_share_first(const struct node *n);
-/* End share s, dropping its holder reference. */
+/* End share s, dropping its holder reference. lt_share_end also records
+ * the lock's new set of holders with the store (lt_share_add's callers do
+ * the same with lt_share_record); lt_share_free is for a lock that goes or
+ * is taken anew, which the store learns otherwise. */
 void lt_share_free(struct locktable *t, struct lt_share *s);
-/* End every share of lock n; every share of holder h. */
+void lt_share_end(struct locktable *t, struct lt_share *s);
+/* Queue the store update of lock n's holders (its sharers changed); not
+ * while its acquisition is with the store (n->fence 0): that answer
+ * records them (handoff_done). */
+void lt_share_record(struct locktable *t, const struct node *n);
+/* End the shares of lock n that c's process holds (as lt_share_end):
+ * false when it holds none. */
+bool lt_shares_end_of(struct locktable *t, struct node *n, const struct caller *c);
+/* End every share of lock n (lt_share_free); every share of holder h
+ * (lt_share_end). */
 void lt_shares_drop(struct locktable *t, struct node *n);
 void lt_shares_drop_of(struct locktable *t, struct holder *h);
 /* Shared lock n (settled) takes in the shared requests at the head of its

@@ -295,8 +295,12 @@ static void handoff_done(struct locktable *t, struct lt_op *op) {
                 bool held = n->linked && n->fence == op->fence;
                 if (!ho->promoted) /* else released meanwhile: its grant is moot */
                         owe_grant(t, ho->rq.id, held ? 0 : LT_WAITER_ORPHANED, n);
-                if (held)
-                        lt_shares_grant_waiting(t, n); /* when shared */
+                if (held && n->shared) {
+                        /* the shares that came or went while the store was
+                         * asked, and those let in now */
+                        lt_share_record(t, n);
+                        lt_shares_grant_waiting(t, n);
+                }
         } else {
                 /* the store refused: the name ends, with its other waiters
                  * and sharers */

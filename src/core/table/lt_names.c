@@ -36,17 +36,34 @@ static int unlink_may(const struct node *n, const struct caller *c) {
         return c->uid == 0 ? 0 : -EPERM;
 }
 
+/* unlink of shared lock n by one of its holders (SPEC R7.3): it ends the
+ * holds of c (its shares; as the recorded holder, its place goes to the
+ * oldest sharer), and the name goes with the last holder only. False when
+ * c holds none of n. */
+static bool shared_unlink(struct locktable *t, struct node *n, const struct caller *c,
+                          struct removals *report) {
+        bool recorded = lt_may_release(n, c);
+        if (!lt_shares_end_of(t, n, c) && !recorded)
+                return false;
+        if (recorded) {
+                lt_lock_refs_clear(n);
+                /* with sharers left, a release that leaves it to them */
+                lt_release(t, n, n->n_shares ? CAUSE_UNLOCK : CAUSE_UNLINK, report);
+        }
+        return true;
+}
+
 /* Release lock n for c: as its holder (or a detached lock's creator uid),
  * or else as a break (may_break; by unlink, only root's of a detached
- * lock), for which *ret_forced receives the lock as it was. 0, -EBUSY
- * (unlink of a held lock, also by its holder while others share it) or
- * -EPERM. Names that go are queued in report. */
+ * lock), for which *ret_forced receives the lock as it was; unlink of a
+ * shared lock by one of its holders ends that holder's holds only
+ * (shared_unlink). 0, -EBUSY (unlink of a held lock) or -EPERM. Names that go are queued in report. */
 static int release_or_break(struct locktable *t, struct node *n, const struct caller *c,
                             bool by_unlink, struct lock_view *ret_forced,
                             struct removals *report) {
+        if (by_unlink && n->n_shares && shared_unlink(t, n, c, report))
+                return 0;
         if (lt_may_release(n, c)) {
-                if (by_unlink && n->n_shares)
-                        return -EBUSY; /* its sharers hold it still (SPEC R7.3) */
                 lt_release(t, n, n->holder ? CAUSE_UNLINK : CAUSE_DETACHED, report);
                 return 0;
         }

@@ -2,7 +2,10 @@
 /* Restoring the lock table from a persistent store at start (SPEC R8.2):
  * a lock comes back only while its holder is the same live process (pid
  * and start time; the store already dropped locks of another boot) and its
- * TTL has not run out; detached locks come back until their TTL ends.
+ * TTL has not run out; detached locks come back until their TTL ends. A
+ * shared lock's other holders come back while they live (SPEC R7.3, R8.2),
+ * released by their death only (their descriptors died with the old
+ * mount); when the recorded holder is gone, the oldest live one holds it.
  * Each dropped lock is logged. */
 #include <errno.h>
 #include <inttypes.h>
@@ -43,16 +46,17 @@ static int restore_dir(void *arg, const char *path, uid_t uid, gid_t gid) {
         return 0;
 }
 
-/* The holder of v if it is the same live process, with a reference. */
-static int restored_holder(struct locktable *t, const struct lock_view *v, struct holder **ret) {
-        struct caller c = { .self = { .pid = v->pid, .start_time = v->start_time } };
+/* The record of process pid (started at start) for uid/gid if it is the
+ * same live process, with a reference. */
+static int restored_process(struct locktable *t, pid_t pid, uint64_t start, uid_t uid, gid_t gid,
+                            struct holder **ret) {
+        struct caller c = { .self = { .pid = pid, .start_time = start } };
         if (!lt_holder_find(t, &c.self)) {
-                if (holder_identify_process(v->pid, &c) < 0 ||
-                    c.self.start_time != v->start_time)
+                if (holder_identify_process(pid, &c) < 0 || c.self.start_time != start)
                         return -ESRCH;
         }
-        c.uid = v->uid;
-        c.gid = v->gid;
+        c.uid = uid;
+        c.gid = gid;
         /* restore runs before the mount serves: its /proc reads and pidfd
          * opens cannot hold up any request */
         struct lt_prep prep = { .pidfd = -1 };
@@ -61,6 +65,36 @@ static int restored_holder(struct locktable *t, const struct lock_view *v, struc
         int r = lt_holder_ref(t, &c, &prep, ret);
         lt_prep_done(&prep);
         return r > 0 ? -ESRCH : r; /* prep is ready: no positive answer is due */
+}
+
+/* The first live sharer of v from i on, its record referenced in *ret:
+ * its index, or v->n_sharers when none lives. */
+static size_t live_sharer(struct locktable *t, const struct lock_view *v, size_t i,
+                          struct holder **ret) {
+        for (; i < v->n_sharers; i++) {
+                const struct lock_party *s = &v->sharers[i];
+                if (restored_process(t, s->pid, s->start_time, s->uid, s->gid, ret) == 0)
+                        return i;
+        }
+        return v->n_sharers;
+}
+
+/* Give n the live sharers of v but the one at index skip (its holder now). */
+static void restore_shares(struct locktable *t, struct node *n, const struct lock_view *v,
+                           size_t skip) {
+        struct holder *h;
+        for (size_t i = live_sharer(t, v, 0, &h); i < v->n_sharers;
+             i = live_sharer(t, v, i + 1, &h)) {
+                const struct lock_party *s = &v->sharers[i];
+                struct lt_lock_req rq = { .posix = s->how == LOCK_HOW_FCNTL, .shared = true,
+                                          .kind = LT_HANDLE_READER };
+                struct caller c = { .uid = s->uid, .gid = s->gid };
+                if (i != skip && lt_share_add(t, n, &rq, &c, h) < 0)
+                        log_msg(LOG_WARNING, "%s: sharer pid %d not restored", v->path,
+                                (int)s->pid);
+                lt_holder_unref(t, h); /* a share holds its own */
+        }
+        n->shared = n->n_shares > 0;
 }
 
 /* Give lock n the other name path (link(2)). */
@@ -101,10 +135,13 @@ static struct restored_ttl restore_ttl(const struct locktable *t, const struct l
 }
 
 /* Whether lock v comes back: not when its TTL (tl) ran out meanwhile or
- * its holder is not the same live process (each logged and counted). 0
- * with the holder's record referenced in *ret_h (NULL: detached), or 1. */
+ * neither its holder nor a sharer is the same live process (each logged
+ * and counted). 0 with the holder's record referenced in *ret_h (NULL:
+ * detached) and in *ret_promoted the index of the sharer that holds it now
+ * (SIZE_MAX: its holder), or 1. */
 static int restore_check(struct restore *rs, const struct lock_view *v,
-                         const struct restored_ttl *tl, struct holder **ret_h) {
+                         const struct restored_ttl *tl, struct holder **ret_h,
+                         size_t *ret_promoted) {
         *ret_h = NULL;
         if (tl->ttl_s && tl->deadline_mono_ms <= clock_mono_ms()) {
                 log_msg(LOG_NOTICE, "dropped %s (fence %" PRIu64 "): its TTL ran out meanwhile",
@@ -112,13 +149,21 @@ static int restore_check(struct restore *rs, const struct lock_view *v,
                 rs->stats->expired++;
                 return 1;
         }
-        if (!v->detached && restored_holder(rs->t, v, ret_h) < 0) {
-                log_msg(LOG_NOTICE, "dropped %s (fence %" PRIu64 "): holder pid %d is gone",
-                        v->path, v->fence, (int)v->pid);
-                rs->stats->holder_gone++;
-                return 1;
+        *ret_promoted = SIZE_MAX;
+        if (v->detached ||
+            restored_process(rs->t, v->pid, v->start_time, v->uid, v->gid, ret_h) == 0)
+                return 0;
+        *ret_promoted = live_sharer(rs->t, v, 0, ret_h);
+        if (*ret_promoted < v->n_sharers) {
+                log_msg(LOG_NOTICE, "%s (fence %" PRIu64 "): holder pid %d is gone, its sharer "
+                        "pid %d holds it now", v->path, v->fence, (int)v->pid,
+                        (int)v->sharers[*ret_promoted].pid);
+                return 0;
         }
-        return 0;
+        log_msg(LOG_NOTICE, "dropped %s (fence %" PRIu64 "): holder pid %d is gone",
+                v->path, v->fence, (int)v->pid);
+        rs->stats->holder_gone++;
+        return 1;
 }
 
 /* A new node for lock v at its path, not linked yet, with v's content
@@ -151,7 +196,8 @@ static int restore_lock(void *arg, const struct lock_view *v) {
         struct locktable *t = rs->t;
         struct holder *h;
         struct restored_ttl tl = restore_ttl(t, v);
-        if (restore_check(rs, v, &tl, &h))
+        size_t promoted;
+        if (restore_check(rs, v, &tl, &h, &promoted))
                 return 0;
         struct node *dir, *n;
         int r = restore_node(t, v, &dir, &n);
@@ -166,6 +212,14 @@ static int restore_lock(void *arg, const struct lock_view *v) {
         lt_node_link(t, dir, n);
         lt_set_holder(t, n, h);
         lt_view_to_node(v, n);
+        if (promoted != SIZE_MAX) { /* the sharer's now, as a promotion makes it */
+                const struct lock_party *s = &v->sharers[promoted];
+                n->uid = s->uid;
+                n->gid = s->gid;
+                n->how = s->how;
+                n->content_len = 0;
+        }
+        restore_shares(t, n, v, promoted);
         n->ttl_s = tl.ttl_s;
         lt_lock_list_add(t, n);
         lt_quota_charge(t, n); /* restored over the cap if need be: never dropped for it */

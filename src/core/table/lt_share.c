@@ -91,6 +91,33 @@ void lt_share_free(struct locktable *t, struct lt_share *s) {
         free(s);
 }
 
+void lt_share_record(struct locktable *t, const struct node *n) {
+        if (n->fence && n->linked)
+                lt_op_update(t, n);
+}
+
+void lt_share_end(struct locktable *t, struct lt_share *s) {
+        struct node *n = s->n;
+        lt_share_free(t, s);
+        lt_share_record(t, n);
+}
+
+bool lt_shares_end_of(struct locktable *t, struct node *n, const struct caller *c) {
+        bool ended = false;
+        struct list *l, *next;
+        list_for_each_safe(l, next, &n->shares) {
+                struct lt_share *s = list_entry(l, struct lt_share, link);
+                if (s->h && c->self.pid == s->h->proc.pid &&
+                    c->self.start_time == s->h->proc.start_time) {
+                        lt_share_free(t, s);
+                        ended = true;
+                }
+        }
+        if (ended)
+                lt_share_record(t, n);
+        return ended;
+}
+
 void lt_shares_drop(struct locktable *t, struct node *n) {
         struct lt_share *s;
         while ((s = lt_share_first(n)))
@@ -99,11 +126,12 @@ void lt_shares_drop(struct locktable *t, struct node *n) {
 
 void lt_shares_drop_of(struct locktable *t, struct holder *h) {
         while (!list_empty(&h->shares))
-                lt_share_free(t, list_entry(h->shares.next, struct lt_share, h_link));
+                lt_share_end(t, list_entry(h->shares.next, struct lt_share, h_link));
 }
 
 void lt_shares_grant_waiting(struct locktable *t, struct node *n) {
         struct lt_waiter *w;
+        bool granted = false;
         while (n->shared && !n->busy && (w = lt_waiter_first(n)) && w->rq.shared) {
                 if (w->h && lt_holder_dead(w->h)) { /* never to a dead or dying process */
                         lt_waiter_cancel(t, w, LT_WAITER_ORPHANED);
@@ -117,5 +145,8 @@ void lt_shares_grant_waiting(struct locktable *t, struct node *n) {
                 struct lt_handle h = lt_share_handle(n, &w->rq);
                 lt_owe_grant(t, w->rq.id, 0, &h);
                 lt_waiter_free(t, w);
+                granted = true;
         }
+        if (granted)
+                lt_share_record(t, n);
 }

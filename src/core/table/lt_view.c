@@ -20,6 +20,36 @@ void lt_view_derive(struct lock_view *v, bool detached) {
         v->expires_at_ms = v->renewed_at_ms + (int64_t)v->ttl_s * 1000;
 }
 
+/* Fill p from a holder record (NULL: a process not visible). */
+static void party_of(const struct holder *h, uid_t uid, gid_t gid, const struct lt_lock_req *rq,
+                     int64_t since_ms, struct lock_party *p) {
+        *p = (struct lock_party){ .pid = h ? h->proc.pid : 0,
+                                  .start_time = h ? h->proc.start_time : 0, .uid = uid,
+                                  .gid = gid, .how = rq->posix ? LOCK_HOW_FCNTL : LOCK_HOW_FLOCK,
+                                  .shared = rq->shared, .since_ms = since_ms };
+        if (h)
+                memcpy(p->comm, h->comm, sizeof(p->comm));
+}
+
+/* n's sharers (the first max of them, not again when v has them). */
+static int sharers_to_view(const struct node *n, size_t max, struct lock_view *v) {
+        v->shared = n->shared;
+        v->sharers_total = n->n_shares;
+        size_t ns = n->n_shares < max ? n->n_shares : max;
+        if (v->sharers || !ns)
+                return 0;
+        if (!(v->sharers = calloc(ns, sizeof(*v->sharers))))
+                return -ENOMEM;
+        const struct list *l;
+        list_for_each(l, &n->shares) {
+                if (v->n_sharers == ns)
+                        break;
+                const struct lt_share *s = list_entry(l, struct lt_share, link);
+                party_of(s->h, s->uid, s->gid, &s->rq, s->since_ms, &v->sharers[v->n_sharers++]);
+        }
+        return 0;
+}
+
 /* The holder process's identity: this host's record h, else another
  * host's (n->remote); neither for a detached lock. */
 static int identity_to_view(const struct node *n, struct lock_view *v) {
@@ -45,6 +75,9 @@ static int store_extras_to_view(const struct node *n, struct lock_view *v) {
         v->parent_ino = n->parent ? n->parent->ino : 0;
         v->start_time = n->holder ? n->holder->proc.start_time : 0;
         v->deadline_mono_ms = lt_deadline_key(n);
+        int r = sharers_to_view(n, SIZE_MAX, v);
+        if (r < 0)
+                return r;
         if (!n->n_aliases)
                 return 0;
         v->aliases = calloc(n->n_aliases, sizeof(*v->aliases));
@@ -74,41 +107,25 @@ static int content_to_view(const struct node *n, struct lock_view *v) {
         return 0;
 }
 
-/* Fill p from a holder record (NULL: a process not visible). */
-static void party_of(const struct holder *h, uid_t uid, const struct lt_lock_req *rq,
-                     int64_t since_ms, struct lock_party *p) {
-        *p = (struct lock_party){ .pid = h ? h->proc.pid : 0, .uid = uid,
-                                  .how = rq->posix ? LOCK_HOW_FCNTL : LOCK_HOW_FLOCK,
-                                  .shared = rq->shared, .since_ms = since_ms };
-        if (h)
-                memcpy(p->comm, h->comm, sizeof(p->comm));
-}
-
 /* n's sharers and waiters, the first LOCK_PARTIES_MAX of each. */
 static int parties_to_view(const struct node *n, struct lock_view *v) {
-        v->shared = n->shared;
-        v->sharers_total = n->n_shares;
+        int r = sharers_to_view(n, LOCK_PARTIES_MAX, v);
+        if (r < 0)
+                return r;
         size_t waiting = 0;
         const struct list *l;
         list_for_each(l, &n->wq)
                 waiting++;
         v->waiters_total = waiting;
-        size_t ns = v->sharers_total < LOCK_PARTIES_MAX ? v->sharers_total : LOCK_PARTIES_MAX;
         size_t nw = waiting < LOCK_PARTIES_MAX ? waiting : LOCK_PARTIES_MAX;
-        if ((ns && !(v->sharers = calloc(ns, sizeof(*v->sharers)))) ||
-            (nw && !(v->waiters = calloc(nw, sizeof(*v->waiters)))))
+        if (nw && !(v->waiters = calloc(nw, sizeof(*v->waiters))))
                 return -ENOMEM;
-        list_for_each(l, &n->shares) {
-                if (v->n_sharers == ns)
-                        break;
-                const struct lt_share *s = list_entry(l, struct lt_share, link);
-                party_of(s->h, s->uid, &s->rq, s->since_ms, &v->sharers[v->n_sharers++]);
-        }
         list_for_each(l, &n->wq) {
                 if (v->n_waiters == nw)
                         break;
                 const struct lt_waiter *w = list_entry(l, struct lt_waiter, link);
-                party_of(w->h, w->who.uid, &w->rq, w->since_ms, &v->waiters[v->n_waiters]);
+                party_of(w->h, w->who.uid, w->who.gid, &w->rq, w->since_ms,
+                         &v->waiters[v->n_waiters]);
                 if (!w->h) /* a caller whose pid is not visible */
                         memcpy(v->waiters[v->n_waiters].comm, w->who.comm, sizeof(w->who.comm));
                 v->n_waiters++;
