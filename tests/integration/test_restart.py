@@ -63,9 +63,10 @@ HEADER_SIZE = 52
 FRAME = 8
 # offsets in a LOCK record's body: type u8, key u64, parent u64, fence u64,
 # how u8, flags u8, pid i32, start_time u64, ... (79 bytes), then the name
-# (u16 length + bytes), then the count of other names (version 2: u32,
-# version 1: u16)
-JOURNAL_VERSION = 2
+# (u16 length + bytes), then the count of other names (version 2 and 3:
+# u32, version 1: u16), their names, the content, and (version 3) the
+# count of a shared lock's other holders and theirs
+JOURNAL_VERSION = 3
 LOCK_PID_AT = 27
 LOCK_START_AT = 31
 LOCK_NAME_AT = 79
@@ -849,6 +850,8 @@ class TestDamagedJournal(RestartCase):
                         count = 0      # fewer than it holds: as 65,536 more names wrapped it
                         at = len(out)
                     body[c:c + 4] = struct.pack("=H", count)
+                    assert body[-4:] == b"\0\0\0\0"   # no sharers: version 3's count
+                    del body[-4:]
                 out += struct.pack("=II", len(body), crc32c(bytes(body))) + body
             return out, at
 

@@ -523,7 +523,8 @@ static void test_unjournaled_acquisition_fails(void **state) {
 enum rewrite { KEEP, DROP, TO_V1, TO_V1_WRAPPED, BAD_COUNT, FENCE_MAX };
 
 /* Rewrite f's journal record by record: what(rec, ctx) says what becomes
- * of each. TO_V1 writes a lock record as version 1 did (u16 alias count),
+ * of each. TO_V1 writes a lock record as version 1 did (u16 alias count,
+ * no sharer count),
  * TO_V1_WRAPPED with the count the old writer wrapped (n - 65536: here
  * n - 2, as if 65536 more names followed), BAD_COUNT (version 2) one too
  * many; each with a valid checksum. version: the header's. */
@@ -556,7 +557,8 @@ static void rewrite_journal(struct fixture *f, uint32_t version,
                         uint16_t c16 = (uint16_t)(r.n_aliases - (w == TO_V1_WRAPPED ? 2 : 0));
                         memcpy(o + at, &c16, 2);
                         memmove(o + at + 2, r.raw + at + 4, r.raw_len - at - 4);
-                        n -= 2;
+                        assert_int_equal(r.n_sharers, 0);
+                        n -= 2 + 4; /* and version 3's sharer count, at the end */
                 } else if (r.type == JOURNAL_LOCK && w == FENCE_MAX) {
                         uint64_t fence = UINT64_MAX;
                         memcpy(o + 8 + 1 + 8 + 8, &fence, 8);
