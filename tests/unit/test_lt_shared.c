@@ -310,6 +310,101 @@ static void test_cancel_cap_and_unlink(void **state) {
         assert_false(exists(f));
 }
 
+/* Found by the adversarial review of shared locks (each a reproduction):
+ * a sharer at its uid's quota is still promoted (its hold is never lost
+ * to the quota); the names of a shared lock stay while others share it
+ * (rename, link and unlink of one of several names: -EBUSY); F_GETLK
+ * names another process than the caller's. */
+static void test_review_quota_names_and_getlk(void **state) {
+        struct fixture *f = *state;
+        locktable_free(f->t);
+        struct locktable_config cfg = { .max_locks = 100, .max_content = 64, .max_depth = 4,
+                                        .max_locks_per_uid = 1 };
+        assert_int_equal(locktable_new(&cfg, f->store, &f->t), 0);
+        locktable_set_grant_fn(f->t, note_grant, f);
+        struct caller user;
+        assert_int_equal(holder_identify(f->other_pid, 1000, 1000, &user), 0);
+        struct lt_handle mine;
+        assert_int_equal(take(f->t, "own.lock", &user, &mine), 0); /* its quota: full */
+        struct lt_handle h = open_name(f, &f->self), got;
+        assert_int_equal(locktable_flock(f->t, h.ino, &h, 1, 0, &f->self, SH | NB, 1, &got), 0);
+        struct lt_handle ho = open_name(f, &user);
+        assert_int_equal(locktable_flock(f->t, ho.ino, &ho, 2, 0, &user, SH | NB, 2, &got), 0);
+        pid_t pid = 0;
+        assert_int_equal(locktable_posix_test(f->t, h.ino, &h, 100, 9, &f->self, 0, &pid), 2);
+        assert_int_equal(pid, f->other_pid); /* the sharer, not the caller itself */
+
+        struct lt_attr a;
+        assert_int_equal(locktable_rename(f->t, LT_INO_ROOT, "s.lock", LT_INO_ROOT, "t.lock", 0,
+                                          &f->self),
+                         -EBUSY);
+        assert_int_equal(locktable_link(f->t, h.ino, LT_INO_ROOT, "t.lock", &f->self, &a),
+                         -EBUSY);
+        locktable_flock_unlock(f->t, h.ino, 1, NULL, NULL);
+        struct lock_view v = view_of(f, h.ino);
+        assert_int_equal(v.pid, f->other_pid); /* promoted over its quota */
+        lock_view_clear(&v);
+        struct lt_handle h3 = open_name(f, &f->third);
+        assert_int_equal(locktable_flock(f->t, h3.ino, &h3, 3, 0, &f->third, NB, 3, &got),
+                         -EWOULDBLOCK);
+        locktable_flock_unlock(f->t, h.ino, 2, NULL, NULL);
+        assert_false(exists(f));
+}
+
+/* One open file's OFD read lock asked again by another process that has
+ * it (a forked child), and two threads' requests through one open file,
+ * are one hold: its unlock ends it. An exclusive request of a process
+ * that shares the lock through the other API gets -EDEADLK at once. When
+ * a holder's write lock goes and its LOCK_SH stays, the lock is shared
+ * again and lets the waiting reader in. */
+static void test_review_one_hold_deadlock_and_mode(void **state) {
+        struct fixture *f = *state;
+        struct lt_handle h = open_name(f, &f->self), got;
+        assert_int_equal(locktable_flock(f->t, h.ino, &h, 1, 0, &f->self, SH | NB, 1, &got), 0);
+        struct lt_handle ho = open_name(f, &f->other);
+        assert_int_equal(locktable_posix_lock(f->t, ho.ino, &ho, 77, 7, &f->other, SH | NB, 2,
+                                              &got),
+                         0);
+        assert_int_equal(locktable_posix_lock(f->t, ho.ino, &ho, 77, 7, &f->third, SH | NB, 3,
+                                              &got),
+                         0); /* the same OFD owner and file, from another process */
+        struct lock_view v = view_of(f, h.ino);
+        assert_int_equal(v.sharers_total, 1);
+        lock_view_clear(&v);
+        assert_int_equal(locktable_flock(f->t, ho.ino, &ho, 8, 0, &f->other, SH | NB, 4, &got),
+                         0);
+        assert_int_equal(locktable_posix_lock(f->t, ho.ino, &ho, 77, 7, &f->other, 0, 5, &got),
+                         -EDEADLK); /* its flock share would hold it back for ever */
+        locktable_flock_unlock(f->t, h.ino, 8, NULL, NULL);
+        locktable_posix_unlock(f->t, h.ino, 77, NULL, NULL);
+        v = view_of(f, h.ino);
+        assert_int_equal(v.sharers_total, 0);
+        lock_view_clear(&v);
+
+        /* the holder's own write lock over its LOCK_SH, then F_UNLCK */
+        assert_int_equal(locktable_posix_lock(f->t, h.ino, &h, 100, 1, &f->self, NB, 6, &got), 0);
+        v = view_of(f, h.ino);
+        assert_false(v.shared);
+        lock_view_clear(&v);
+        assert_int_equal(locktable_flock(f->t, ho.ino, &ho, 2, 0, &f->other, SH, 7, &got),
+                         LT_PARKED);
+        assert_int_equal(locktable_flock(f->t, ho.ino, &ho, 9, 0, &f->other, SH, 8, &got),
+                         LT_PARKED);
+        locktable_posix_unlock(f->t, h.ino, 100, NULL, NULL);
+        assert_int_equal(f->n_grants, 2);
+        assert_int_equal(f->grants[0].id, 7);
+        assert_int_equal(f->grants[1].id, 8);
+        assert_int_equal(f->grants[0].err, 0);
+        v = view_of(f, h.ino);
+        assert_true(v.shared);
+        assert_int_equal(v.sharers_total, 2);
+        lock_view_clear(&v);
+        locktable_flock_unlock(f->t, h.ino, 2, NULL, NULL);
+        locktable_flock_unlock(f->t, h.ino, 9, NULL, NULL);
+        locktable_flock_unlock(f->t, h.ino, 1, NULL, NULL);
+        assert_false(exists(f));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_sharers_share_and_a_writer_goes_first, setup,
@@ -318,6 +413,10 @@ int main(void) {
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_conversions, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_cancel_cap_and_unlink, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_review_quota_names_and_getlk, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_review_one_hold_deadlock_and_mode, setup,
+                                                teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

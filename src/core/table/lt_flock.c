@@ -115,9 +115,10 @@ static void drop_own_hold(struct locktable *t, struct node *n, const struct lt_l
  * n through the other API too (it would wait on itself). */
 static int holder_request(struct locktable *t, struct node *n, const struct lt_lock_req *rq) {
         uint64_t other = rq->posix ? n->flock_owner : n->posix_owner;
+        bool other_shared = n->refs_shared & (rq->posix ? LT_REF_FLOCK : LT_REF_POSIX);
         if (rq->shared) {
                 lt_lock_ref_set(n, rq);
-                if (!n->shared && !other) {
+                if (!n->shared && (!other || other_shared)) {
                         n->shared = true;
                         lt_shares_grant_waiting(t, n);
                 }
@@ -138,10 +139,26 @@ static int holder_request(struct locktable *t, struct node *n, const struct lt_l
         return 0;
 }
 
+/* Whether c's process shares n through the API other than rq's: an
+ * exclusive rq would wait on that share. */
+static bool shares_through_other_api(const struct node *n, const struct lt_lock_req *rq,
+                                     const struct caller *c) {
+        const struct list *l;
+        list_for_each(l, &n->shares) {
+                const struct lt_share *s = list_entry(l, struct lt_share, link);
+                if (s->rq.posix != rq->posix && s->h && c->self.pid == s->h->proc.pid &&
+                    c->self.start_time == s->h->proc.start_time)
+                        return true;
+        }
+        return false;
+}
+
 /* Request rq of c on n, held by another or shared by c (share): joins a
  * shared lock when nobody waits (a queued writer goes first), converts
  * c's share to an exclusive request (a release and a new request), or
- * waits. Returns 0 (granted, *ret set), LT_PARKED or -errno. */
+ * waits; -EDEADLK for a waiting exclusive request of a process that
+ * shares n through the other API (it would wait on itself). Returns 0 (granted,
+ * *ret set), LT_PARKED or -errno. */
 static int other_request(struct locktable *t, struct node *n, const struct lt_lock_req *rq,
                          const struct caller *c, struct lt_share *share, struct lt_prep *prep,
                          struct lt_handle *ret) {
@@ -149,6 +166,8 @@ static int other_request(struct locktable *t, struct node *n, const struct lt_lo
                 *ret = lt_share_handle(n, rq);
                 return 0;
         }
+        if (!rq->shared && !rq->nonblock && shares_through_other_api(n, rq, c))
+                return -EDEADLK;
         if (share) { /* to exclusive */
                 if (rq->posix && rq->nonblock) {
                         t->m.contended++;
@@ -314,19 +333,22 @@ static void unlock(struct locktable *t, uint64_t ino, enum unlock_by by, uint64_
         bool match = held && (by == BY_FLOCK_OWNER   ? n->flock_owner == key
                               : by == BY_POSIX_OWNER ? n->posix_owner == key
                                                      : n->posix_file == key);
-        struct lt_share *s = held && !match ? lt_share_find(n, by != BY_FLOCK_OWNER,
-                                                            by == BY_POSIX_FILE ? 0 : key,
-                                                            by == BY_POSIX_FILE ? key : 0)
-                                            : NULL;
-        if (s)
+        struct lt_share *s;
+        while (held && (s = lt_share_find(n, by != BY_FLOCK_OWNER, by == BY_POSIX_FILE ? 0 : key,
+                                          by == BY_POSIX_FILE ? key : 0)))
                 lt_share_end(t, s); /* one of its sharers: the others keep it */
         if (match) {
+                unsigned left = by == BY_FLOCK_OWNER ? LT_REF_POSIX : LT_REF_FLOCK;
                 if (by == BY_FLOCK_OWNER)
                         n->flock_owner = 0;
                 else
                         n->posix_owner = n->posix_file = 0;
-                if (!n->flock_owner && !n->posix_owner)
+                if (!n->flock_owner && !n->posix_owner) {
                         lt_release(t, n, CAUSE_UNLOCK, &gone);
+                } else if (!n->shared && (n->refs_shared & left)) {
+                        n->shared = true; /* what it still holds is shared */
+                        lt_shares_grant_waiting(t, n);
+                }
         }
         lt_unlock(t);
         lt_removals_report(&gone, fn, ctx);
@@ -347,6 +369,21 @@ void locktable_posix_file_closed(struct locktable *t, uint64_t ino, uint64_t fil
         unlock(t, ino, BY_POSIX_FILE, file, fn, ctx);
 }
 
+/* The pid F_GETLK names for c's conflict on n: the recorded holder's, or
+ * when that is c's process, a sharer's of another process (0: none
+ * visible). */
+static pid_t conflict_pid(const struct node *n, const struct caller *c) {
+        if (n->holder && !is_holder_process(n, c))
+                return n->holder->proc.pid;
+        const struct list *l;
+        list_for_each(l, &n->shares) {
+                const struct lt_share *s = list_entry(l, struct lt_share, link);
+                if (s->h && s->h->proc.pid != c->self.pid)
+                        return s->h->proc.pid;
+        }
+        return n->holder ? n->holder->proc.pid : 0;
+}
+
 int locktable_posix_test(struct locktable *t, uint64_t ino, const struct lt_handle *h,
                          uint64_t owner, uint64_t file, const struct caller *c, unsigned mode,
                          pid_t *ret_pid) {
@@ -358,9 +395,11 @@ int locktable_posix_test(struct locktable *t, uint64_t ino, const struct lt_hand
         int r = lock_target(t, ino, c, false, NULL, &n, &op);
         bool joins = r == 0 && rq.shared && n->shared && list_empty(&n->wq) && !n->remote;
         bool own = r == 0 && may_hold(n, &rq, h, c) && (rq.shared || !n->n_shares);
-        bool free_for_c = r == 0 && !n->busy && (own || joins || lt_share_of(n, &rq, c));
-        if (r == 0 && !free_for_c) {
-                *ret_pid = n->holder ? n->holder->proc.pid : 0;
+        bool mine = r == 0 && rq.shared && lt_share_of(n, &rq, c);
+        if (r == 0 && !n->busy && (own || joins || mine))
+                r = 0;
+        else if (r == 0) {
+                *ret_pid = conflict_pid(n, c);
                 r = n->shared ? 2 : 1;
         }
         pthread_mutex_unlock(&t->mu);

@@ -68,18 +68,24 @@ static inline struct lt_handle lt_handle_of(const struct node *n, enum lt_handle
 }
 
 /* What holds lock n through a lock API (SPEC §7): a flock, a record lock,
- * or both when its holder took both. Plain data; with t->mu held. */
+ * or both when its holder took both, each shared or not (R7.3). Plain
+ * data; with t->mu held. */
+#define LT_REF_FLOCK 1u
+#define LT_REF_POSIX 2u
 static inline void lt_lock_ref_set(struct node *n, const struct lt_lock_req *rq) {
+        unsigned bit = rq->posix ? LT_REF_POSIX : LT_REF_FLOCK;
         if (rq->posix) {
                 n->posix_owner = rq->owner;
                 n->posix_file = rq->file;
         } else {
                 n->flock_owner = rq->owner;
         }
+        n->refs_shared = (uint8_t)(rq->shared ? n->refs_shared | bit : n->refs_shared & ~bit);
 }
 
 static inline void lt_lock_refs_clear(struct node *n) {
         n->flock_owner = n->posix_owner = n->posix_file = 0;
+        n->refs_shared = 0;
 }
 
 /* The handle kind an open by flags gets: a reader for a read-only open,
@@ -443,9 +449,11 @@ void lt_order_remove(struct node *n);
  * runs under the lock with op->arg = arg: it must call lt_take_settle().
  * With waited, the requester reads op's answer after lt_unlock() and frees
  * op (*ret). how applies when c's pid is known (else the lock is
- * detached). 0, LT_NEED_PROC or -errno (n unchanged). */
+ * detached). With sharer, c shares n already (a promotion, R7.3): its
+ * quota is not checked (a live holder never loses its hold to it). 0,
+ * LT_NEED_PROC or -errno (n unchanged). */
 int lt_take(struct locktable *t, struct node *n, const struct caller *c, enum lock_how how,
-            struct lt_prep *prep, lt_op_done_fn done, void *arg, bool waited,
+            bool sharer, struct lt_prep *prep, lt_op_done_fn done, void *arg, bool waited,
             struct lt_op **ret);
 /* The store answered acquisition op of lock n: on success n gets its fence
  * and TTL, is counted, and a release deferred meanwhile happens now

@@ -64,11 +64,11 @@ static void take_apply(struct locktable *t, struct node *n, struct holder *h,
 }
 
 int lt_take(struct locktable *t, struct node *n, const struct caller *c, enum lock_how how,
-            struct lt_prep *prep, lt_op_done_fn done, void *arg, bool waited,
+            bool sharer, struct lt_prep *prep, lt_op_done_fn done, void *arg, bool waited,
             struct lt_op **ret) {
         struct holder *h = NULL;
         int r = c->self.pid ? lt_holder_ref(t, c, prep, &h) : 0;
-        if (r == 0)
+        if (r == 0 && !sharer)
                 r = lt_quota_check(t, n, c->uid);
         struct lock_view v;
         if (r == 0)
@@ -132,7 +132,7 @@ static int lock_create(struct locktable *t, struct node *dir, const char *name,
                 return -ENOMEM;
         lt_node_link(t, dir, n);
         struct lt_op *op;
-        r = lt_take(t, n, c, LOCK_HOW_CREATOR, prep, create_done, n, true, &op);
+        r = lt_take(t, n, c, LOCK_HOW_CREATOR, false, prep, create_done, n, true, &op);
         if (r != 0) {
                 lt_node_unlink(t, n);
                 lt_node_maybe_free(t, n);
@@ -326,7 +326,7 @@ static int handoff_to(struct locktable *t, struct node *n, const struct caller *
                 return -ENOMEM;
         *ho = (struct handoff){ .n = n, .rq = *rq, .old_fence = n->fence, .promoted = promoted };
         enum lock_how how = rq->posix ? LOCK_HOW_FCNTL : LOCK_HOW_FLOCK;
-        int r = lt_take(t, n, who, how, NULL, handoff_done, ho, false, NULL);
+        int r = lt_take(t, n, who, how, promoted, NULL, handoff_done, ho, false, NULL);
         if (r != 0) {
                 free(ho);
                 /* no pidfd may be opened here, and a waiter is fully identified */
@@ -408,6 +408,8 @@ int lt_await_record(struct locktable *t, struct node *n, struct lt_op *op, int *
         *ret_doomed = n->doomed;
         n->doomed = 0;
         pthread_cond_broadcast(&t->settled);
+        if (n->kind == LT_LOCK && n->linked)
+                lt_shares_grant_waiting(t, n); /* a waiter ahead of them went meanwhile */
         return r;
 }
 

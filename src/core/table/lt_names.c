@@ -138,7 +138,7 @@ static int unlink_name(struct locktable *t, struct node *raw, const struct calle
         if (c->partial && n->holder && !lt_is_holder(n, c))
                 return LT_NEED_LINEAGE; /* may be a descendant: needs the ancestry */
         if (n->n_aliases) { /* one of several names: the lock stays */
-                int r = unlink_may(n, c);
+                int r = n->n_shares ? -EBUSY : unlink_may(n, c); /* its sharers' names stay */
                 return r < 0 ? r : name_remove(t, raw);
         }
         return release_or_break(t, n, c, true, ret_forced, NULL);
@@ -193,6 +193,8 @@ static int link_check(struct locktable *t, struct node *n, uint64_t newparent,
                 return n && n->kind == LT_DIR ? -EPERM : -ENOENT;
         if (lt_is_dirlock(n))
                 return -EPERM; /* no hard links to a directory */
+        if (n->n_shares)
+                return -EBUSY; /* its names stay while others share it (R7.3) */
         if (1 + n->n_aliases >= (t->cfg.max_names ? t->cfg.max_names : LT_MAX_NAMES_DEFAULT))
                 return -EMLINK; /* the cap keeps the journal record bounded */
         struct node *newdir;
@@ -296,6 +298,8 @@ static int rename_check(struct locktable *t, struct node *n, struct node *newdir
                 return -EPERM;
         if (lt_is_dirlock(n))
                 return -EBUSY; /* in use as a lock: mkdir-based tools never move theirs */
+        if (n->kind == LT_LOCK && n->n_shares)
+                return -EBUSY; /* its sharers hold it by its name (R7.3) */
         struct node *target = lt_name_get(t, newdir, newname);
         if (target == n)
                 return 1;
@@ -450,7 +454,7 @@ static int dirlock_create(struct locktable *t, uint64_t parent, const char *name
         if (!n)
                 return -ENOMEM;
         lt_node_link(t, dir, n);
-        r = lt_take(t, n, c, LOCK_HOW_MKDIR, prep, dirlock_done, n, true, ret_op);
+        r = lt_take(t, n, c, LOCK_HOW_MKDIR, false, prep, dirlock_done, n, true, ret_op);
         if (r != 0) {
                 lt_node_unlink(t, n);
                 lt_node_maybe_free(t, n);

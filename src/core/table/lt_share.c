@@ -44,16 +44,32 @@ int lt_share_add(struct locktable *t, struct node *n, const struct lt_lock_req *
 
 /* Whether share s is the hold of request rq by c: the same open file for
  * flock (its id is never reused); the same kernel owner for a record lock,
- * in c's own process (an owner's address may be reused by another). */
+ * through the same open file (an OFD lock's owner, in any process that has
+ * it) or in c's own process (a POSIX owner: its address may be reused by
+ * another process, through another open). */
 static bool share_is(const struct lt_share *s, const struct lt_lock_req *rq,
                      const struct caller *c) {
         if (s->rq.posix != rq->posix || s->rq.owner != rq->owner)
                 return false;
-        if (!rq->posix)
+        if (!rq->posix || s->rq.file == rq->file)
                 return true;
         if (!s->h)
                 return c->self.pid == 0;
         return c->self.pid == s->h->proc.pid && c->self.start_time == s->h->proc.start_time;
+}
+
+/* Whether rq's owner holds n already: as its recorded holder's hold
+ * through rq's API, or as a share. */
+static bool holds_already(const struct node *n, const struct lt_lock_req *rq,
+                          const struct caller *c) {
+        if (!rq->posix && n->flock_owner == rq->owner)
+                return true;
+        if (rq->posix && n->posix_owner == rq->owner &&
+            (n->posix_file == rq->file ||
+             (n->holder && c->self.pid == n->holder->proc.pid &&
+              c->self.start_time == n->holder->proc.start_time)))
+                return true;
+        return lt_share_of(n, rq, c) != NULL;
 }
 
 struct lt_share *lt_share_of(const struct node *n, const struct lt_lock_req *rq,
@@ -137,7 +153,10 @@ void lt_shares_grant_waiting(struct locktable *t, struct node *n) {
                         lt_waiter_cancel(t, w, LT_WAITER_ORPHANED);
                         continue;
                 }
-                int r = lt_share_add(t, n, &w->rq, &w->who, w->h);
+                /* two threads' requests through one open file are one hold */
+                int r = holds_already(n, &w->rq, &w->who) ? 0
+                                                          : lt_share_add(t, n, &w->rq, &w->who,
+                                                                         w->h);
                 if (r < 0) {
                         lt_waiter_cancel(t, w, r);
                         continue;

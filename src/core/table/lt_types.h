@@ -73,6 +73,8 @@ struct node {
         bool lost;               /* local lock whose backing the store lost */
         bool shared;             /* held in shared mode (SPEC R7.3): its holder
                                   * and its sharers (shares) hold it together */
+        uint8_t refs_shared;     /* which of the holder's holds are shared:
+                                  * LT_REF_FLOCK, LT_REF_POSIX (lt_internal.h) */
         bool busy;               /* its acquisition waits for the store: other
                                   * requests wait (lt_wait_settled), releases
                                   * are deferred to the answer (doomed) */

@@ -111,6 +111,8 @@ static void write_done(struct locktable *t, struct lt_op *op) {
         }
         if (doomed && n->linked)
                 lt_release(t, n, (enum release_cause)(doomed - 1), &t->late);
+        else if (n->linked)
+                lt_shares_grant_waiting(t, n); /* a waiter ahead of them went meanwhile */
         free(w->old_content);
         w->old_content = NULL;
         if (w->old_holder)
