@@ -405,6 +405,54 @@ static void test_review_one_hold_deadlock_and_mode(void **state) {
         assert_false(exists(f));
 }
 
+/* A store that records: the shared requests let in from the queue are
+ * answered once their record is made (a restart reads it), and a record
+ * the store refuses ends them with -EIO, the lock as before. */
+static void test_let_in_shares_wait_for_their_record(void **state) {
+        struct fixture *f = *state;
+        locktable_free(f->t);
+        store_free(f->store);
+        static struct test_store store; /* teardown's store_free leaves it */
+        struct test_store *ts = &store;
+        test_store_init(ts, &test_store_ops);
+        f->store = &ts->base;
+        struct locktable_config cfg = { .max_locks = 100, .max_content = 64, .max_depth = 4 };
+        assert_int_equal(locktable_new(&cfg, f->store, &f->t), 0);
+        locktable_set_grant_fn(f->t, note_grant, f);
+
+        struct lt_handle h = open_name(f, &f->self), got;
+        assert_int_equal(locktable_flock(f->t, h.ino, &h, 1, 0, &f->self, NB, 1, &got), 0);
+        struct lt_handle ho = open_name(f, &f->other);
+        assert_int_equal(locktable_flock(f->t, ho.ino, &ho, 2, 0, &f->other, SH, 10, &got),
+                         LT_PARKED);
+        assert_int_equal(locktable_flock(f->t, ho.ino, &ho, 3, 0, &f->other, SH, 11, &got),
+                         LT_PARKED);
+        unsigned updates = ts->updates;
+        assert_int_equal(locktable_flock(f->t, h.ino, &h, 1, 0, &f->self, SH | NB, 2, &got), 0);
+        assert_int_equal(f->n_grants, 2); /* a downgrade lets both in, once recorded */
+        assert_true(ts->updates > updates);
+        assert_int_equal(f->grants[0].err, 0);
+        assert_int_equal(f->grants[1].err, 0);
+        locktable_flock_unlock(f->t, h.ino, 2, NULL, NULL);
+        locktable_flock_unlock(f->t, h.ino, 3, NULL, NULL);
+
+        /* now refused by the store: the waiter gets -EIO and holds nothing */
+        assert_int_equal(locktable_flock(f->t, h.ino, &h, 1, 0, &f->self, NB, 3, &got), 0);
+        assert_int_equal(locktable_flock(f->t, ho.ino, &ho, 4, 0, &f->other, SH, 12, &got),
+                         LT_PARKED);
+        ts->fail_update = -EIO;
+        assert_int_equal(locktable_flock(f->t, h.ino, &h, 1, 0, &f->self, SH | NB, 4, &got), 0);
+        ts->fail_update = 0;
+        assert_int_equal(f->n_grants, 3);
+        assert_int_equal(f->grants[2].id, 12);
+        assert_int_equal(f->grants[2].err, -EIO);
+        struct lock_view v = view_of(f, h.ino);
+        assert_int_equal(v.sharers_total, 0);
+        lock_view_clear(&v);
+        locktable_flock_unlock(f->t, h.ino, 1, NULL, NULL);
+        assert_false(exists(f));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_sharers_share_and_a_writer_goes_first, setup,
@@ -416,6 +464,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_review_quota_names_and_getlk, setup,
                                                 teardown),
                 cmocka_unit_test_setup_teardown(test_review_one_hold_deadlock_and_mode, setup,
+                                                teardown),
+                cmocka_unit_test_setup_teardown(test_let_in_shares_wait_for_their_record, setup,
                                                 teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -145,27 +145,97 @@ void lt_shares_drop_of(struct locktable *t, struct holder *h) {
                 lt_share_end(t, list_entry(h->shares.next, struct lt_share, h_link));
 }
 
+/* The shares let in from n's queue, answered once the store recorded
+ * them (a reply is never ahead of the record a restart reads). */
+struct let_in {
+        struct node *n;          /* pinned (nlookup) until answered */
+        size_t count;
+        struct let_in_one {
+                uint64_t id;
+                bool added;      /* a share was made for it (else it held n already) */
+                struct lt_handle handle;
+        } v[];
+};
+
+/* The store answered the record of let-in shares: grant each still
+ * there; on failure, end those it made and answer -EIO. */
+static void let_in_recorded(struct locktable *t, struct lt_op *op) {
+        struct let_in *li = op->arg;
+        struct node *n = li->n;
+        for (size_t i = 0; i < li->count; i++) {
+                const struct let_in_one *g = &li->v[i];
+                struct lt_share *s = NULL;
+                const struct list *l;
+                list_for_each(l, &n->shares) {
+                        struct lt_share *x = list_entry(l, struct lt_share, link);
+                        if (g->added && x->rq.id == g->id) {
+                                s = x;
+                                break;
+                        }
+                }
+                int err = g->added && !s ? LT_WAITER_ORPHANED : 0; /* its process died */
+                if (op->err < 0 && s)
+                        lt_share_free(t, s);
+                lt_owe_grant(t, g->id, op->err < 0 ? -EIO : err, &g->handle);
+        }
+        if (op->err < 0)
+                lt_share_record(t, n);
+        n->nlookup--;
+        lt_node_maybe_free(t, n);
+        free(li);
+}
+
+/* Answer the let-in shares li (li->count of them): after the store
+ * recorded them when it keeps records, else now. Frees li. */
+static void let_in_answer(struct locktable *t, struct let_in *li) {
+        struct lt_op *op = li->n->fence && li->n->linked ? lt_op_update(t, li->n) : NULL;
+        if (op) {
+                op->done = let_in_recorded;
+                op->arg = li;
+                li->n->nlookup++;
+                return;
+        }
+        for (size_t i = 0; i < li->count; i++)
+                lt_owe_grant(t, li->v[i].id, 0, &li->v[i].handle);
+        free(li);
+}
+
 void lt_shares_grant_waiting(struct locktable *t, struct node *n) {
         struct lt_waiter *w;
-        bool granted = false;
+        struct let_in *li = NULL;
+        size_t cap = 0;
         while (n->shared && !n->busy && (w = lt_waiter_first(n)) && w->rq.shared) {
                 if (w->h && lt_holder_dead(w->h)) { /* never to a dead or dying process */
                         lt_waiter_cancel(t, w, LT_WAITER_ORPHANED);
                         continue;
                 }
+                size_t k = li ? li->count : 0;
+                if (k == cap) {
+                        size_t ncap = cap ? 2 * cap : 4;
+                        struct let_in *grown = realloc(li, sizeof(*li) + ncap * sizeof(li->v[0]));
+                        if (!grown) {
+                                lt_waiter_cancel(t, w, -ENOMEM);
+                                continue;
+                        }
+                        if (!li)
+                                grown->count = 0;
+                        li = grown;
+                        li->n = n;
+                        cap = ncap;
+                }
                 /* two threads' requests through one open file are one hold */
-                int r = holds_already(n, &w->rq, &w->who) ? 0
-                                                          : lt_share_add(t, n, &w->rq, &w->who,
-                                                                         w->h);
+                bool added = !holds_already(n, &w->rq, &w->who);
+                int r = added ? lt_share_add(t, n, &w->rq, &w->who, w->h) : 0;
                 if (r < 0) {
                         lt_waiter_cancel(t, w, r);
                         continue;
                 }
-                struct lt_handle h = lt_share_handle(n, &w->rq);
-                lt_owe_grant(t, w->rq.id, 0, &h);
+                li->v[li->count++] = (struct let_in_one){ .id = w->rq.id, .added = added,
+                                                          .handle = lt_share_handle(n, &w->rq) };
                 lt_waiter_free(t, w);
-                granted = true;
         }
-        if (granted)
-                lt_share_record(t, n);
+        if (li && li->count)
+                let_in_answer(t, li);
+        else
+                free(li);
 }
