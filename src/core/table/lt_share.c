@@ -151,14 +151,23 @@ struct let_in {
         struct node *n;          /* pinned (nlookup) until answered */
         size_t count;
         struct let_in_one {
-                uint64_t id;
+                struct lt_lock_req rq;
                 bool added;      /* a share was made for it (else it held n already) */
                 struct lt_handle handle;
         } v[];
 };
 
+/* Whether request rq's hold is n's recorded holder's now (its share was
+ * promoted, lt_lock.c). */
+static bool holds_as_recorded(const struct node *n, const struct lt_lock_req *rq) {
+        return n->linked && (rq->posix ? n->posix_owner == rq->owner && n->posix_file == rq->file
+                                       : n->flock_owner == rq->owner);
+}
+
 /* The store answered the record of let-in shares: grant each still
- * there; on failure, end those it made and answer -EIO. */
+ * there (or promoted meanwhile); on failure, end those it made and answer
+ * -EIO. One whose share is gone (its process died, the lock went) gets
+ * LT_WAITER_ORPHANED. */
 static void let_in_recorded(struct locktable *t, struct lt_op *op) {
         struct let_in *li = op->arg;
         struct node *n = li->n;
@@ -168,15 +177,21 @@ static void let_in_recorded(struct locktable *t, struct lt_op *op) {
                 const struct list *l;
                 list_for_each(l, &n->shares) {
                         struct lt_share *x = list_entry(l, struct lt_share, link);
-                        if (g->added && x->rq.id == g->id) {
+                        if (g->added && x->rq.id == g->rq.id) {
                                 s = x;
                                 break;
                         }
                 }
-                int err = g->added && !s ? LT_WAITER_ORPHANED : 0; /* its process died */
+                int err = 0;
+                if (g->added && !s && holds_as_recorded(n, &g->rq))
+                        err = 0; /* promoted: its acquisition is recorded on its own */
+                else if (g->added && !s)
+                        err = LT_WAITER_ORPHANED;
+                else if (op->err < 0)
+                        err = -EIO;
                 if (op->err < 0 && s)
                         lt_share_free(t, s);
-                lt_owe_grant(t, g->id, op->err < 0 ? -EIO : err, &g->handle);
+                lt_owe_grant(t, g->rq.id, err, &g->handle);
         }
         if (op->err < 0)
                 lt_share_record(t, n);
@@ -196,7 +211,7 @@ static void let_in_answer(struct locktable *t, struct let_in *li) {
                 return;
         }
         for (size_t i = 0; i < li->count; i++)
-                lt_owe_grant(t, li->v[i].id, 0, &li->v[i].handle);
+                lt_owe_grant(t, li->v[i].rq.id, 0, &li->v[i].handle);
         free(li);
 }
 
@@ -230,7 +245,7 @@ void lt_shares_grant_waiting(struct locktable *t, struct node *n) {
                         lt_waiter_cancel(t, w, r);
                         continue;
                 }
-                li->v[li->count++] = (struct let_in_one){ .id = w->rq.id, .added = added,
+                li->v[li->count++] = (struct let_in_one){ .rq = w->rq, .added = added,
                                                           .handle = lt_share_handle(n, &w->rq) };
                 lt_waiter_free(t, w);
         }
