@@ -96,10 +96,8 @@ RECORD_METHODS = ("fcntl", "fcntl_rd", "lockf")
 # Shared requests (SPEC R7.3): their critical sections may overlap each
 # other's, never an exclusive one's. A share is released by its unlock or
 # close, or after a daemon restart (which restores it, its descriptor
-# dead) by unlink, which ends the caller's hold only. A share granted just
-# before a crash can miss the journal (its grant is sent before the
-# record is written): a shared section that a restart cut and whose share
-# did not come back is counted ("shared sections cut"), not judged.
+# dead) by unlink, which ends the caller's hold only. A share is answered
+# only once it is journaled, so every live sharer's share comes back.
 SHARED_METHODS = ("flock_sh", "fcntl_rd")
 # The matching unlock of each (closing the descriptor also ends each of them).
 UNLOCKS = {
@@ -429,9 +427,6 @@ class Client:
                 data = self.on_mount(os.pread, fd, 1 << 20, 0)
                 st = json.loads(data) if data else None
             except Restarted:
-                if method in SHARED_METHODS and not self.holds(path):
-                    self.report("share_cut")    # a restart ended the share: not restored
-                    return None
                 st = self.read_status(path)
         else:
             st = self.read_status(path)
@@ -441,9 +436,6 @@ class Client:
         lk = st["lockfs"]
         holders = [h["pid"] for h in lk.get("holders", [])]
         named = lk["pid"] == self.pid or (method in SHARED_METHODS and self.pid in holders)
-        if not named and method in SHARED_METHODS and self.gate.generation() != fd_gen:
-            self.report("share_cut")            # a restart ended the share: not restored
-            return None
         if not named:
             self.report("holder", f"{path}: took it by {method} but its status names "
                         f"pid {lk['pid']} (how {lk.get('how')}, fence {lk.get('fence')})")
@@ -483,8 +475,8 @@ class Client:
 
     def sharer_conflicts(self, name, fence):
         """After linking the exclusive marker: False (reported) when a live
-        sharer is inside whose section no restart cut; dead ones' markers
-        are removed."""
+        sharer is inside (a restart gives every live sharer its share back,
+        so none may be); dead ones' markers are removed."""
         ok = True
         for path, owner in self.shared_markers(name):
             if not owner_alive(owner):
@@ -492,8 +484,6 @@ class Client:
                     os.unlink(path)
                 except FileNotFoundError:
                     pass
-            elif int(owner.split()[3]) != self.gate.generation():
-                self.report("share_cut")
             else:
                 self.report("overlap", f"{name}: entering with fence {fence} while sharer "
                             f"pid {owner.split()[0]} (fence {owner.split()[2]}) is inside")
@@ -615,7 +605,8 @@ class Client:
         time.sleep(self.rng.uniform(*HOLD_S))
         ours = self.gate.generation() == held_gen or self.holds(path)
         if not ours:
-            self.report("share_cut")
+            self.report("lost", f"{path}: shared (fence {fence}) across a daemon restart, "
+                        "then not named by its status")
         self.leave_shared(name)
         return True, ours
 
@@ -770,7 +761,6 @@ class Driver:
         self.restarts = 0
         self.stuck_kills = 0           # killed daemons that needed their successor
         self.restored = 0           # holders inside across a restart, lock back
-        self.shares_cut = 0         # shared sections a restart cut (not judged)
         self.mu = threading.Lock()  # counts, failures, last_acq, restored
         self.last_acq = time.monotonic()
         self.up_since = time.monotonic()
@@ -792,9 +782,7 @@ class Driver:
                     if kind == "restored":
                         self.restored += 1
                         continue
-                    if kind == "share_cut":
-                        self.shares_cut += 1
-                        continue
+
                 self.fail(kind if kind in FAILURE_KINDS else "error", f"pid {pid}: {text}")
 
     def fail(self, kind, text):
@@ -1023,7 +1011,7 @@ class Driver:
                 + ", ".join(f"{m} {c[m]}" for m in METHODS)
                 + f"), client kills {self.client_kills}, "
                 f"daemon restarts {self.restarts} ({self.restored} locks held across "
-                f"one, {self.shares_cut} shared sections cut by one; {self.stuck_kills} killed daemons ended only when their successor "
+                f"one; {self.stuck_kills} killed daemons ended only when their successor "
                 f"aborted the connection), overlaps {f['overlap']}, fence "
                 f"regressions {f['fence']}, lost locks {f['lost']}, holder mismatches "
                 f"{f['holder']}, errors {f['error']}")
