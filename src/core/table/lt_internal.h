@@ -460,6 +460,13 @@ int lt_take(struct locktable *t, struct node *n, const struct caller *c, enum lo
  * (returns 0); on failure returns op->err and n is left for the caller to
  * remove or hand on (its holder and quota dropped). */
 int lt_take_settle(struct locktable *t, struct node *n, struct lt_op *op);
+/* Create lock name in dir (no such name there) for c, held as how (a
+ * create's, a directory lock's); the acquisition is answered through
+ * *ret_op (see lt_take; then lt_acquired). LT_NEED_SETTLED while a rename
+ * in dir is in flight, the room checks' -errno, or lt_take's answers. */
+int lt_lock_create(struct locktable *t, struct node *dir, const char *name,
+                   const struct caller *c, enum lock_how how, struct lt_prep *prep,
+                   struct node **ret, struct lt_op **ret_op);
 /* The lock named name in directory parent for c, as CREATE finds it: the
  * lock there (*ret_op NULL), or the free name acquired for c (flags: the
  * open's; *ret_op answers the acquisition, see lt_take; then

@@ -117,11 +117,9 @@ static void create_done(struct locktable *t, struct lt_op *op) {
                 lt_lock_remove(t, n, &t->late); /* others may have looked it up */
 }
 
-/* Create lock name in dir for caller c; the acquisition is answered
- * through *ret_op (see lt_take). */
-static int lock_create(struct locktable *t, struct node *dir, const char *name,
-                       const struct caller *c, struct lt_prep *prep, struct node **ret,
-                       struct lt_op **ret_op) {
+int lt_lock_create(struct locktable *t, struct node *dir, const char *name,
+                   const struct caller *c, enum lock_how how, struct lt_prep *prep,
+                   struct node **ret, struct lt_op **ret_op) {
         if (dir->renaming)
                 return LT_NEED_SETTLED; /* a refused rename must find its name free */
         int r = lt_room_check(t, dir, name);
@@ -132,7 +130,7 @@ static int lock_create(struct locktable *t, struct node *dir, const char *name,
                 return -ENOMEM;
         lt_node_link(t, dir, n);
         struct lt_op *op;
-        r = lt_take(t, n, c, LOCK_HOW_CREATOR, false, prep, create_done, n, true, &op);
+        r = lt_take(t, n, c, how, false, prep, create_done, n, true, &op);
         if (r != 0) {
                 lt_node_unlink(t, n);
                 lt_node_maybe_free(t, n);
@@ -164,7 +162,7 @@ int lt_lock_get_or_create(struct locktable *t, uint64_t parent, const char *name
         if (n && n->busy)
                 return LT_NEED_SETTLED;
         if (!n)
-                return lock_create(t, dir, name, c, prep, ret, ret_op);
+                return lt_lock_create(t, dir, name, c, LOCK_HOW_CREATOR, prep, ret, ret_op);
         *ret = n;
         return 0;
 }

@@ -419,14 +419,6 @@ static int mkdir_check(struct locktable *t, const struct node *dir, const char *
         return r;
 }
 
-/* The done() of a directory lock's mkdir: as a create's, settle, and on
- * failure the name goes. */
-static void dirlock_done(struct locktable *t, struct lt_op *op) {
-        struct node *n = op->arg;
-        if (lt_take_settle(t, n, op) < 0)
-                lt_lock_remove(t, n, &t->late); /* others may have looked it up */
-}
-
 /* mkdir of directory lock name in parent for c (SPEC R7.5), under the
  * lock: taken as an exclusive create takes a lock file, answered through
  * *ret_op (see lt_take). LT_NEED_SETTLED, LT_NEED_PROC, LT_NEED_CMDLINE
@@ -446,23 +438,7 @@ static int dirlock_create(struct locktable *t, uint64_t parent, const char *name
                         t->m.contended++; /* also while its acquisition is with the store */
                 return -EEXIST;
         }
-        if (dir->renaming)
-                return LT_NEED_SETTLED; /* a refused rename must find its name free */
-        if ((r = lt_room_check(t, dir, name)) < 0)
-                return r;
-        struct node *n = lt_node_new(t, LT_LOCK, name);
-        if (!n)
-                return -ENOMEM;
-        lt_node_link(t, dir, n);
-        r = lt_take(t, n, c, LOCK_HOW_MKDIR, false, prep, dirlock_done, n, true, ret_op);
-        if (r != 0) {
-                lt_node_unlink(t, n);
-                lt_node_maybe_free(t, n);
-                return r;
-        }
-        lt_lock_list_add(t, n);
-        *ret = n;
-        return 0;
+        return lt_lock_create(t, dir, name, c, LOCK_HOW_MKDIR, prep, ret, ret_op);
 }
 
 /* True when c is mkdir(1): a tool that exits at once, run by the script
